@@ -1,0 +1,1 @@
+"""Messaging over NATS JetStream: connection, streams, durable consumers and the outbox relay."""

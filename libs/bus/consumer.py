@@ -1,0 +1,108 @@
+"""Durable JetStream pull consumers shared by every instance of a service."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from libs.bus.nats import Bus
+from libs.bus.tracing import context_from_headers
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("cogwheel.bus")
+
+
+@dataclass
+class ReceivedMessage:
+    subject: str
+    data: bytes
+    headers: dict[str, str]
+    num_delivered: int
+    _msg: Msg
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+    async def in_progress(self) -> None:
+        """Tell JetStream the handler is still working, so it does not redeliver yet."""
+        await self._msg.in_progress()
+
+
+Handler = Callable[[ReceivedMessage], Awaitable[None]]
+
+
+class Retry(Exception):
+    """Raised by a handler to have the message redelivered after `delay` seconds, without logging an error."""
+
+    def __init__(self, reason: str, delay: float = 0.05) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+async def run_consumer(
+    bus: Bus,
+    *,
+    stream: str,
+    durable: str,
+    subject: str,
+    handler: Handler,
+    stop: asyncio.Event,
+    batch: int = 16,
+    ack_wait: float = 30.0,
+    max_ack_pending: int = 256,
+    fetch_timeout: float = 1.0,
+) -> None:
+    """Fetch and handle messages until `stop` is set: return means ack, an exception means redeliver.
+
+    Instances of a service share `durable`, so JetStream spreads messages across them; `max_ack_pending`
+    is the back-pressure bound on work handed out but not yet acknowledged.
+    """
+    config = ConsumerConfig(
+        durable_name=durable,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=ack_wait,
+        max_ack_pending=max_ack_pending,
+        filter_subject=subject,
+    )
+    subscription = await bus.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+    try:
+        while not stop.is_set():
+            try:
+                messages = await subscription.fetch(batch, timeout=fetch_timeout)
+            except (NatsTimeoutError, asyncio.TimeoutError):
+                continue
+            for msg in messages:
+                await _handle_one(msg, handler, durable)
+    finally:
+        await subscription.unsubscribe()
+
+
+async def _handle_one(msg: Msg, handler: Handler, durable: str) -> None:
+    headers = dict(msg.headers or {})
+    received = ReceivedMessage(msg.subject, msg.data, headers, msg.metadata.num_delivered, msg)
+    token = otel_context.attach(context_from_headers(headers))
+    try:
+        with tracer.start_as_current_span(f"consume {msg.subject}", kind=trace.SpanKind.CONSUMER):
+            await handler(received)
+    except Retry as retry:
+        await msg.nak(delay=retry.delay)
+        return
+    except Exception:
+        delay = min(0.1 * 2 ** min(received.num_delivered, 6), 10.0)
+        log.exception("consumer %s failed on %s (delivery %s)", durable, msg.subject, received.num_delivered)
+        await msg.nak(delay=delay)
+        return
+    finally:
+        otel_context.detach(token)
+    await msg.ack()

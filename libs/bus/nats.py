@@ -1,0 +1,83 @@
+"""NATS connection with JetStream: idempotent stream setup and de-duplicated publishing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import RetentionPolicy, StreamConfig
+from nats.js.errors import BadRequestError
+
+from libs.bus.subjects import ALL_STREAMS, StreamSpec
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_WINDOW_SECONDS = 120.0
+
+
+class Bus:
+    """One NATS connection per process, shared by publishers and consumers."""
+
+    def __init__(self, nc: Client) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream()
+
+    async def ensure_streams(self, specs: tuple[StreamSpec, ...] = ALL_STREAMS) -> None:
+        for spec in specs:
+            await self.ensure_stream(spec)
+
+    async def ensure_stream(self, spec: StreamSpec) -> None:
+        config = StreamConfig(
+            name=spec.name,
+            subjects=list(spec.subjects),
+            retention=RetentionPolicy.WORK_QUEUE if spec.work_queue else RetentionPolicy.LIMITS,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        )
+        try:
+            await self.js.add_stream(config)
+        except BadRequestError:
+            # Another process created it first with the same config, or it exists: both are fine.
+            await self.js.stream_info(spec.name)
+
+    async def publish(
+        self,
+        subject: str,
+        data: bytes,
+        *,
+        msg_id: str,
+        headers: dict[str, str] | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        """Publish to JetStream and wait for the stream's ack; `msg_id` makes re-publishing harmless."""
+        all_headers = {"Nats-Msg-Id": msg_id}
+        if headers:
+            all_headers.update(headers)
+        if "traceparent" not in all_headers:
+            from libs.bus.tracing import current_traceparent
+
+            traceparent = current_traceparent()
+            if traceparent:
+                all_headers["traceparent"] = traceparent
+        await self.js.publish(subject, data, timeout=timeout, headers=all_headers)
+
+    async def close(self) -> None:
+        if not self.nc.is_closed:
+            await self.nc.drain()
+
+
+async def connect(url: str, *, name: str, attempts: int = 30) -> Bus:
+    """Connect, retrying briefly so that services may start before NATS is ready."""
+    last_error: Exception | None = None
+    for _ in range(attempts):
+        try:
+            nc = await nats.connect(
+                url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=2
+            )
+            return Bus(nc)
+        except Exception as exc:  # noqa: BLE001 - any connect failure is retried, then reported
+            last_error = exc
+            await asyncio.sleep(0.5)
+    raise ConnectionError(f"cannot reach NATS at {url}: {last_error}")

@@ -1,0 +1,25 @@
+"""Async SQLAlchemy engines over psycopg 3."""
+
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+def sqlalchemy_url(database_url: str) -> str:
+    """Accept plain `postgresql://` URLs (what operators pass around) and pick the psycopg driver."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if database_url.startswith(prefix):
+            return "postgresql+psycopg://" + database_url[len(prefix) :]
+    raise ValueError(f"not a PostgreSQL URL: {database_url!r}")
+
+
+def libpq_url(database_url: str) -> str:
+    """The same URL in the form psycopg's own `connect()` takes."""
+    return "postgresql://" + sqlalchemy_url(database_url)[len("postgresql+psycopg://") :]
+
+
+def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        sqlalchemy_url(database_url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+    )

@@ -1,0 +1,196 @@
+"""PostgreSQL event store: events, outbox and tracking written in one transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from libs.events import Envelope
+from libs.eventstore.errors import ConcurrencyError
+
+SubjectFor = Callable[[Envelope], str | None]
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A message to publish once the transaction that wrote it commits."""
+
+    subject: str
+    payload: bytes
+    msg_id: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _row_to_envelope(row: Any) -> Envelope:
+    return Envelope(
+        id=str(row.event_id),
+        type=row.type,
+        schema_version=row.schema_version,
+        stream_id=row.stream_id,
+        stream_version=row.stream_version,
+        position=row.position,
+        occurred_at=row.occurred_at,
+        data=row.data,
+        metadata=row.metadata,
+    )
+
+
+class Transaction:
+    """One unit of work against a service's schema."""
+
+    def __init__(self, conn: AsyncConnection, schema: str, subject_for: SubjectFor) -> None:
+        self.conn = conn
+        self._schema = schema
+        self._subject_for = subject_for
+        self.appended: list[Envelope] = []
+        self.enqueued = 0
+
+    async def stream_version(self, stream_id: str) -> int:
+        result = await self.conn.execute(
+            text(f"SELECT max(stream_version) FROM {self._schema}.events WHERE stream_id = :s"),
+            {"s": stream_id},
+        )
+        return result.scalar() or 0
+
+    async def append(
+        self, stream_id: str, events: list[Envelope], expected_version: int | None
+    ) -> list[Envelope]:
+        """Append after `expected_version` (0 for a new stream, None for wherever the stream is now)."""
+        current = await self.stream_version(stream_id)
+        if expected_version is not None and current != expected_version:
+            raise ConcurrencyError(stream_id, expected_version, current)
+        stored: list[Envelope] = []
+        for offset, event in enumerate(events, start=1):
+            versioned = event.model_copy(update={"stream_id": stream_id, "stream_version": current + offset})
+            try:
+                async with self.conn.begin_nested():
+                    position = await self._insert(versioned)
+            except IntegrityError as exc:
+                raise ConcurrencyError(stream_id, current, None) from exc
+            stored.append(versioned.model_copy(update={"position": position}))
+        for event in stored:
+            subject = self._subject_for(event)
+            if subject is not None:
+                await self.enqueue(OutboxMessage(subject, event.to_json(), event.id, _trace_headers(event)))
+        self.appended.extend(stored)
+        return stored
+
+    async def _insert(self, event: Envelope) -> int:
+        result = await self.conn.execute(
+            text(
+                f"INSERT INTO {self._schema}.events (event_id, stream_id, stream_version, type,"
+                " schema_version, data, metadata, occurred_at)"
+                " VALUES (:id, :stream_id, :version, :type, :schema_version,"
+                " CAST(:data AS jsonb), CAST(:metadata AS jsonb), :occurred_at) RETURNING position"
+            ),
+            {
+                "id": event.id,
+                "stream_id": event.stream_id,
+                "version": event.stream_version,
+                "type": event.type,
+                "schema_version": event.schema_version,
+                "data": json.dumps(event.data),
+                "metadata": event.metadata.model_dump_json(),
+                "occurred_at": event.occurred_at,
+            },
+        )
+        return int(result.scalar_one())
+
+    async def enqueue(self, message: OutboxMessage) -> None:
+        await self.conn.execute(
+            text(
+                f"INSERT INTO {self._schema}.outbox (msg_id, subject, payload, headers)"
+                " VALUES (:msg_id, :subject, :payload, CAST(:headers AS jsonb))"
+            ),
+            {
+                "msg_id": message.msg_id,
+                "subject": message.subject,
+                "payload": message.payload,
+                "headers": json.dumps(message.headers),
+            },
+        )
+        self.enqueued += 1
+
+    async def track(self, consumer: str, message_id: str) -> bool:
+        """Record that `consumer` processed `message_id`; False when it already had (a redelivery)."""
+        result = await self.conn.execute(
+            text(
+                f"INSERT INTO {self._schema}.tracking (consumer, message_id) VALUES (:c, :m)"
+                " ON CONFLICT DO NOTHING"
+            ),
+            {"c": consumer, "m": message_id},
+        )
+        return result.rowcount == 1
+
+    async def read_stream(self, stream_id: str) -> list[Envelope]:
+        return await read_stream(self.conn, self._schema, stream_id)
+
+
+def _trace_headers(event: Envelope) -> dict[str, str]:
+    traceparent = event.metadata.traceparent
+    return {"traceparent": traceparent} if traceparent else {}
+
+
+async def read_stream(conn: AsyncConnection, schema: str, stream_id: str) -> list[Envelope]:
+    result = await conn.execute(
+        text(f"SELECT * FROM {schema}.events WHERE stream_id = :s ORDER BY stream_version"),
+        {"s": stream_id},
+    )
+    return [_row_to_envelope(row) for row in result]
+
+
+class EventStore:
+    """A service's event log; `on_commit` wakes the outbox relay so publishing adds no polling delay."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        schema: str,
+        *,
+        subject_for: SubjectFor = lambda _event: None,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.schema = schema
+        self._subject_for = subject_for
+        self._on_commit = on_commit
+
+    def set_on_commit(self, callback: Callable[[], None]) -> None:
+        self._on_commit = callback
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self.engine.begin() as conn:
+            tx = Transaction(conn, self.schema, self._subject_for)
+            yield tx
+        if tx.enqueued and self._on_commit is not None:
+            self._on_commit()
+
+    async def read_stream(self, stream_id: str) -> list[Envelope]:
+        async with self.engine.connect() as conn:
+            return await read_stream(conn, self.schema, stream_id)
+
+    async def read_all(self, after: int = 0, limit: int = 1000) -> list[Envelope]:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                text(
+                    f"SELECT * FROM {self.schema}.events WHERE position > :after"
+                    " ORDER BY position LIMIT :limit"
+                ),
+                {"after": after, "limit": limit},
+            )
+            return [_row_to_envelope(row) for row in result]
+
+    async def iterate_all(self, batch: int = 1000) -> AsyncIterator[Envelope]:
+        after = 0
+        while events := await self.read_all(after, batch):
+            for event in events:
+                yield event
+            after = events[-1].position or after

@@ -1,0 +1,116 @@
+"""Folding prediction lifecycle events into a view, and rendering that view as Replicate's JSON.
+
+The gateway's read model and the webhook dispatcher both need the body of `GET /v1/predictions/{id}`;
+keeping the fold and the rendering here means a webhook can never disagree with the API.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from libs.events import Envelope
+
+TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled"})
+
+_STATUS_BY_TYPE = {
+    "prediction.created": "starting",
+    "prediction.started": "processing",
+    "prediction.succeeded": "succeeded",
+    "prediction.failed": "failed",
+    "prediction.canceled": "canceled",
+}
+_COPIED_FIELDS = ("output", "logs", "error", "started_at", "completed_at", "predict_time")
+
+
+def apply_event(view: dict[str, Any] | None, event: Envelope) -> dict[str, Any]:
+    """Return the view after `event`; unknown event types leave it unchanged."""
+    data = event.data
+    if event.type == "prediction.created":
+        view = {
+            "id": data["id"],
+            "model": data["model"],
+            "version": data["version"],
+            "input": data.get("input", {}),
+            "output": None,
+            "logs": "",
+            "error": None,
+            "status": "starting",
+            "created_at": data["created_at"],
+            "started_at": None,
+            "completed_at": None,
+            "predict_time": None,
+            "source": data.get("source", "api"),
+            "webhook": data.get("webhook"),
+            "webhook_events_filter": data.get("webhook_events_filter"),
+            "account": data.get("account"),
+        }
+    if view is None:
+        raise ValueError(f"{event.type} for {event.stream_id} arrived before prediction.created")
+    if event.type not in _STATUS_BY_TYPE or event.type == "prediction.created":
+        return {**view, "stream_version": event.stream_version}
+    updated = {**view, "status": _STATUS_BY_TYPE[event.type], "stream_version": event.stream_version}
+    for key in _COPIED_FIELDS:
+        if key in data and data[key] is not None:
+            updated[key] = data[key]
+    return updated
+
+
+def _timestamp(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    text = str(value)
+    return text.replace("+00:00", "Z")
+
+
+def _seconds_between(start: Any, end: Any) -> float | None:
+    if start is None or end is None:
+        return None
+    parse = datetime.fromisoformat
+    begin = start if isinstance(start, datetime) else parse(str(start).replace("Z", "+00:00"))
+    finish = end if isinstance(end, datetime) else parse(str(end).replace("Z", "+00:00"))
+    return max((finish - begin).total_seconds(), 0.0)
+
+
+def render_prediction(view: dict[str, Any], public_url: str) -> dict[str, Any]:
+    """The JSON body of `GET /v1/predictions/{id}` for this view."""
+    base = public_url.rstrip("/")
+    prediction_id = view["id"]
+    metrics: dict[str, float] = {}
+    if view.get("predict_time") is not None:
+        metrics["predict_time"] = float(view["predict_time"])
+    total_time = _seconds_between(view.get("created_at"), view.get("completed_at"))
+    if total_time is not None:
+        metrics["total_time"] = total_time
+    body: dict[str, Any] = {
+        "id": prediction_id,
+        "model": view["model"],
+        "version": view["version"],
+        "input": view.get("input") or {},
+        "output": view.get("output"),
+        "logs": view.get("logs") or "",
+        "error": view.get("error"),
+        "status": view["status"],
+        "source": view.get("source") or "api",
+        "data_removed": False,
+        "created_at": _timestamp(view.get("created_at")),
+        "started_at": _timestamp(view.get("started_at")),
+        "completed_at": _timestamp(view.get("completed_at")),
+        "urls": {
+            "get": f"{base}/v1/predictions/{prediction_id}",
+            "cancel": f"{base}/v1/predictions/{prediction_id}/cancel",
+            "web": f"{base}/p/{prediction_id}",
+        },
+        "metrics": metrics,
+    }
+    if view.get("webhook"):
+        body["webhook"] = view["webhook"]
+        body["webhook_events_filter"] = view.get("webhook_events_filter") or [
+            "start",
+            "output",
+            "logs",
+            "completed",
+        ]
+    return body

@@ -1,0 +1,38 @@
+"""Process lifecycle shared by every service: signals, background tasks, orderly shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Coroutine
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def run_until_stopped(stop: asyncio.Event, *workers: Coroutine[Any, Any, None]) -> None:
+    """Run workers until `stop` is set or one of them dies; a dead worker stops the process (the supervisor restarts it)."""
+    tasks = [asyncio.create_task(worker) for worker in workers]
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    failed = [task for task in done if task is not stopper and task.exception() is not None]
+    for task in failed:
+        log.error("worker died", exc_info=task.exception())
+    await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=15)
+    if failed:
+        raise SystemExit(1)

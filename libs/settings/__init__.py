@@ -1,0 +1,22 @@
+"""Settings shared by every service process, read from COGWHEEL_* environment variables."""
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ServiceSettings"]
+
+
+class ServiceSettings(BaseSettings):
+    """Base settings; each service subclasses it and adds its own fields."""
+
+    model_config = SettingsConfigDict(env_prefix="COGWHEEL_", extra="ignore")
+
+    service_name: str = "cogwheel"
+    # No defaults: a service must never silently attach to whatever server happens to listen locally.
+    nats_url: str
+    database_url: str
+    instance_id: str = ""
+    health_port: int = 0
+    data_dir: str = ".cogwheel"
+    log_level: str = "INFO"
+    otlp_endpoint: str | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")

@@ -1,0 +1,1 @@
+"""Cogwheel services; each runs as `python -m services.<name>`."""

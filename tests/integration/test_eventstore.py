@@ -1,0 +1,244 @@
+"""The event log against a real PostgreSQL and NATS JetStream: concurrency, outbox relay, tracking, rebuild."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from sqlalchemy import text
+
+from libs.bus.nats import Bus, connect
+from libs.bus.relay import OutboxRelay
+from libs.bus.subjects import StreamSpec
+from libs.db import create_engine
+from libs.db.migrations import migrate
+from libs.events import Envelope, new_event
+from libs.eventstore import ConcurrencyError, EventStore
+from libs.eventstore.projections import rebuild_from_log
+from libs.eventstore.retry import retry_on_conflict
+
+
+@pytest.fixture
+async def schema(database_url: str) -> str:
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    await migrate(database_url, name)
+    return name
+
+
+@pytest.fixture
+async def engine(database_url: str):
+    engine = create_engine(database_url, pool_size=4)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def bus(nats_url: str):
+    bus = await connect(nats_url, name="test")
+    yield bus
+    await bus.close()
+
+
+def _store(engine, schema: str) -> EventStore:
+    return EventStore(engine, schema, subject_for=lambda event: f"{schema}.events.{event.type}")
+
+
+async def _stream(bus: Bus, schema: str) -> StreamSpec:
+    spec = StreamSpec(schema.upper(), (f"{schema}.events.>",))
+    await bus.ensure_stream(spec)
+    return spec
+
+
+async def _messages(bus: Bus, spec: StreamSpec) -> list[Envelope]:
+    info = await bus.js.stream_info(spec.name)
+    result: list[Envelope] = []
+    if info.state.messages == 0:
+        return result
+    for sequence in range(info.state.first_seq, info.state.last_seq + 1):
+        raw = await bus.js.get_msg(spec.name, sequence)
+        result.append(Envelope.from_json(raw.data))
+    return result
+
+
+async def test_two_writers_racing_on_one_stream_one_wins(engine, schema: str) -> None:
+    store = _store(engine, schema)
+    gate = asyncio.Event()
+
+    async def writer(label: str) -> str:
+        async with store.transaction() as tx:
+            await gate.wait()
+            await tx.append("account-1", [new_event("account.opened", "account-1", {"by": label})], 0)
+        return label
+
+    tasks = [asyncio.create_task(writer("a")), asyncio.create_task(writer("b"))]
+    await asyncio.sleep(0.05)
+    gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+
+    winners = [r for r in results if isinstance(r, str)]
+    losers = [r for r in results if isinstance(r, ConcurrencyError)]
+    assert len(winners) == 1 and len(losers) == 1
+    events = await store.read_stream("account-1")
+    assert [e.data["by"] for e in events] == winners
+
+
+async def test_stale_expected_version_is_refused_and_retry_reloads(engine, schema: str) -> None:
+    store = _store(engine, schema)
+    async with store.transaction() as tx:
+        await tx.append("s", [new_event("thing.happened", "s", {"n": 1})], 0)
+    with pytest.raises(ConcurrencyError):
+        async with store.transaction() as tx:
+            await tx.append("s", [new_event("thing.happened", "s", {"n": 2})], 0)
+
+    async def append_next() -> None:
+        async with store.transaction() as tx:
+            version = await tx.stream_version("s")
+            await tx.append("s", [new_event("thing.happened", "s", {"n": version + 1})], version)
+
+    await asyncio.gather(*(retry_on_conflict(append_next) for _ in range(5)))
+    events = await store.read_stream("s")
+    assert [e.stream_version for e in events] == [1, 2, 3, 4, 5, 6]
+    assert [e.data["n"] for e in events] == [1, 2, 3, 4, 5, 6]
+
+
+async def test_events_committed_while_no_relay_runs_are_published_later(
+    engine, schema: str, bus: Bus, database_url: str
+) -> None:
+    spec = await _stream(bus, schema)
+    store = _store(engine, schema)
+    for n in range(3):
+        async with store.transaction() as tx:
+            await tx.append("p-1", [new_event("thing.happened", "p-1", {"n": n})], n)
+    assert await _messages(bus, spec) == []
+
+    relay = OutboxRelay(engine, schema, bus, database_url=database_url)
+    assert await relay.drain() == 3
+
+    published = await _messages(bus, spec)
+    assert [e.data["n"] for e in published] == [0, 1, 2]
+    async with engine.connect() as conn:
+        assert (await conn.execute(text(f"SELECT count(*) FROM {schema}.outbox"))).scalar() == 0
+
+
+async def test_relay_killed_between_publish_and_delete_publishes_each_event_once(
+    engine, schema: str, bus: Bus, database_url: str
+) -> None:
+    spec = await _stream(bus, schema)
+    store = _store(engine, schema)
+    async with store.transaction() as tx:
+        await tx.append("p-2", [new_event("thing.happened", "p-2", {"n": n}) for n in range(4)], 0)
+
+    class Killed(Exception):
+        pass
+
+    published: list[str] = []
+
+    async def die_after_second(msg_id: str) -> None:
+        published.append(msg_id)
+        if len(published) == 2:
+            raise Killed
+
+    crashing = OutboxRelay(engine, schema, bus, database_url=database_url, after_publish=die_after_second)
+    with pytest.raises(Killed):
+        await crashing.drain()
+
+    survivor = OutboxRelay(engine, schema, bus, database_url=database_url)
+    assert await survivor.drain() == 4
+
+    events = await _messages(bus, spec)
+    assert [e.data["n"] for e in events] == [0, 1, 2, 3]
+    assert len({e.id for e in events}) == 4
+
+
+async def test_running_relay_publishes_right_after_commit(engine, schema: str, bus: Bus, database_url: str) -> None:
+    spec = await _stream(bus, schema)
+    store = _store(engine, schema)
+    # A long poll interval proves delivery comes from the commit wake-up, not from polling.
+    relay = OutboxRelay(engine, schema, bus, database_url=database_url, poll_interval=30)
+    store.set_on_commit(relay.wake)
+    received: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def collect(msg) -> None:
+        await received.put(msg.data)
+
+    subscription = await bus.nc.subscribe(f"{schema}.events.>", cb=collect)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.sleep(0.1)
+        async with store.transaction() as tx:
+            await tx.append("p-3", [new_event("thing.happened", "p-3", {"n": 7})], 0)
+        data = await asyncio.wait_for(received.get(), timeout=2)
+        assert Envelope.from_json(data).data == {"n": 7}
+
+        # A commit made by another process (no in-process wake-up) arrives through LISTEN/NOTIFY.
+        other_store = _store(engine, schema)
+        async with other_store.transaction() as tx:
+            await tx.append("p-3", [new_event("thing.happened", "p-3", {"n": 8})], 1)
+        data = await asyncio.wait_for(received.get(), timeout=2)
+        assert Envelope.from_json(data).data == {"n": 8}
+    finally:
+        stop.set()
+        await task
+        await subscription.unsubscribe()
+    assert len(await _messages(bus, spec)) == 2
+
+
+async def test_tracking_makes_redelivery_a_no_op(engine, schema: str) -> None:
+    store = _store(engine, schema)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"CREATE TABLE {schema}.totals (id int PRIMARY KEY, total int NOT NULL)"))
+        await conn.execute(text(f"INSERT INTO {schema}.totals VALUES (1, 0)"))
+
+    async def handle(message_id: str, amount: int) -> None:
+        async with store.transaction() as tx:
+            if not await tx.track("totals", message_id):
+                return
+            await tx.conn.execute(text(f"UPDATE {schema}.totals SET total = total + :a"), {"a": amount})
+
+    for _ in range(3):  # the same message delivered three times
+        await handle("m-1", 5)
+    await handle("m-2", 1)
+    async with engine.connect() as conn:
+        assert (await conn.execute(text(f"SELECT total FROM {schema}.totals"))).scalar() == 6
+
+
+class CountsByType:
+    name = "counts"
+    tables = ("counts",)
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+
+    async def apply(self, tx, event: Envelope) -> None:
+        await tx.conn.execute(
+            text(
+                f"INSERT INTO {self.schema}.counts (type, n) VALUES (:t, 1)"
+                " ON CONFLICT (type) DO UPDATE SET n = counts.n + 1"
+            ),
+            {"t": event.type},
+        )
+
+
+async def test_projection_rebuild_gives_the_same_state(engine, schema: str) -> None:
+    store = _store(engine, schema)
+    projection = CountsByType(schema)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"CREATE TABLE {schema}.counts (type text PRIMARY KEY, n int NOT NULL)"))
+    for n in range(10):
+        async with store.transaction() as tx:
+            event_type = "a.done" if n % 3 else "b.done"
+            for stored in await tx.append(f"s-{n}", [new_event(event_type, f"s-{n}", {})], 0):
+                await projection.apply(tx, stored)
+
+    async def snapshot() -> list[tuple[str, int]]:
+        async with engine.connect() as conn:
+            rows = await conn.execute(text(f"SELECT type, n FROM {schema}.counts ORDER BY type"))
+            return [tuple(row) for row in rows]
+
+    before = await snapshot()
+    async with engine.begin() as conn:
+        await conn.execute(text(f"UPDATE {schema}.counts SET n = 0"))  # a corrupted read model
+    assert await rebuild_from_log(store, [projection]) == 10
+    assert await snapshot() == before == [("a.done", 6), ("b.done", 4)]
