@@ -1,0 +1,1 @@
+"""Gateway: the public, Replicate-compatible HTTP API."""

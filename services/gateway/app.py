@@ -1,0 +1,42 @@
+"""The FastAPI application: routes, error mapping, tracing, and the background consumers' lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from libs.telemetry import TraceMiddleware
+from services.gateway import errors
+from services.gateway.bootstrap import Deps, bootstrap
+from services.gateway.routes import account, models, predictions
+from services.gateway.settings import GatewaySettings
+from services.gateway.subscribers import consume_prediction_events
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        deps: Deps = await bootstrap(settings)
+        app.state.deps = deps
+        stop = asyncio.Event()
+        await deps.waiters.start()
+        consumer = asyncio.create_task(consume_prediction_events(deps.bus, deps.projection, stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.gather(consumer, return_exceptions=True)
+            await deps.waiters.stop()
+            await deps.bus.close()
+            await deps.engine.dispose()
+
+    app = FastAPI(title="Cogwheel", version="0.1.0", lifespan=lifespan, openapi_url="/openapi.json", docs_url=None, redoc_url=None)
+    errors.install(app)
+    app.include_router(predictions.router)
+    app.include_router(models.router)
+    app.include_router(account.router)
+    app.add_middleware(TraceMiddleware)
+    return app

@@ -1,0 +1,52 @@
+"""Composition root of the gateway."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from libs.bus.nats import Bus, connect
+from libs.db import create_engine
+from libs.db.migrations import migrate
+from libs.eventstore import EventStore
+from libs.rpc import create_channel
+from services.gateway.adapters.registry_grpc import GrpcRegistryClient
+from services.gateway.adapters.scheduler_grpc import GrpcSchedulerClient
+from services.gateway.projection import SCHEMA, PredictionProjection
+from services.gateway.settings import GatewaySettings
+from services.gateway.waiters import PredictionWaiters
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass(frozen=True)
+class Deps:
+    settings: GatewaySettings
+    engine: AsyncEngine
+    bus: Bus
+    store: EventStore
+    projection: PredictionProjection
+    waiters: PredictionWaiters
+    registry: GrpcRegistryClient
+    scheduler: GrpcSchedulerClient
+
+
+async def bootstrap(settings: GatewaySettings) -> Deps:
+    await migrate(settings.database_url, SCHEMA, MIGRATIONS)
+    engine = create_engine(settings.database_url)
+    bus = await connect(settings.nats_url, name=f"gateway-{settings.instance_id}")
+    await bus.ensure_streams()
+    store = EventStore(engine, SCHEMA)
+    projection = PredictionProjection(store)
+    return Deps(
+        settings=settings,
+        engine=engine,
+        bus=bus,
+        store=store,
+        projection=projection,
+        waiters=PredictionWaiters(bus, projection),
+        registry=GrpcRegistryClient(create_channel(settings.registry_addr), settings.auth_cache_seconds),
+        scheduler=GrpcSchedulerClient(create_channel(settings.scheduler_addr)),
+    )

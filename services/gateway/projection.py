@@ -1,0 +1,110 @@
+"""The gateway's prediction read model: lifecycle events applied in stream order, each exactly once."""
+
+from __future__ import annotations
+
+import enum
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+
+from libs.events import Envelope
+from libs.eventstore import EventStore
+from libs.predictions import apply_event
+
+CONSUMER = "gateway-predictions"
+SCHEMA = "gateway"
+
+
+class Outcome(enum.Enum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    GAP = "gap"  # an earlier event of this prediction has not been applied yet
+
+
+class PredictionProjection:
+    name = "gateway-predictions"
+    tables = ("predictions", "tracking")
+
+    def __init__(self, store: EventStore) -> None:
+        self._store = store
+
+    async def apply(self, event: Envelope) -> Outcome:
+        if not event.type.startswith("prediction."):
+            return Outcome.DUPLICATE
+        async with self._store.transaction() as tx:
+            return await self.apply_in(tx.conn, tx, event)
+
+    async def apply_in(self, conn: Any, tx: Any, event: Envelope) -> Outcome:
+        prediction_id = event.data["id"]
+        row = (
+            await conn.execute(
+                text(f"SELECT stream_version, view FROM {SCHEMA}.predictions WHERE id = :id FOR UPDATE"),
+                {"id": prediction_id},
+            )
+        ).first()
+        current = row.stream_version if row else 0
+        if event.stream_version <= current:
+            return Outcome.DUPLICATE
+        if event.stream_version != current + 1:
+            return Outcome.GAP
+        if not await tx.track(CONSUMER, event.id):
+            return Outcome.DUPLICATE
+        view = apply_event(row.view if row else None, event)
+        await conn.execute(
+            text(
+                f"INSERT INTO {SCHEMA}.predictions (id, account, stream_version, status, created_at, view)"
+                " VALUES (:id, :account, :v, :status, :created_at, CAST(:view AS jsonb))"
+                " ON CONFLICT (id) DO UPDATE SET stream_version = :v, status = :status, view = CAST(:view AS jsonb)"
+            ),
+            {
+                "id": prediction_id,
+                "account": view.get("account") or "",
+                "v": event.stream_version,
+                "status": view["status"],
+                "created_at": datetime.fromisoformat(view["created_at"]),
+                "view": json.dumps(view),
+            },
+        )
+        return Outcome.APPLIED
+
+    async def apply_created(self, view: dict[str, Any]) -> None:
+        """Read-your-writes: store a just-created prediction before its event comes back over NATS."""
+        async with self._store.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    f"INSERT INTO {SCHEMA}.predictions (id, account, stream_version, status, created_at, view)"
+                    " VALUES (:id, :account, 1, :status, :created_at, CAST(:view AS jsonb))"
+                    " ON CONFLICT (id) DO NOTHING"
+                ),
+                {
+                    "id": view["id"],
+                    "account": view.get("account") or "",
+                    "status": view["status"],
+                    "created_at": datetime.fromisoformat(view["created_at"]),
+                    "view": json.dumps({**view, "stream_version": 1}),
+                },
+            )
+
+    async def get(self, prediction_id: str) -> dict[str, Any] | None:
+        async with self._store.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(f"SELECT view FROM {SCHEMA}.predictions WHERE id = :id"), {"id": prediction_id}
+                )
+            ).first()
+        return dict(row.view) if row else None
+
+    async def list_for_account(
+        self, account: str, *, before: tuple[datetime, str] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        query = f"SELECT view FROM {SCHEMA}.predictions WHERE account = :account"
+        params: dict[str, Any] = {"account": account, "limit": limit}
+        if before is not None:
+            query += " AND (created_at, id) < (:created_at, :id)"
+            params.update(created_at=before[0], id=before[1])
+        query += " ORDER BY created_at DESC, id DESC LIMIT :limit"
+        async with self._store.engine.connect() as conn:
+            rows = (await conn.execute(text(query), params)).all()
+        return [dict(row.view) for row in rows]

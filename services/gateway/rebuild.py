@@ -1,0 +1,68 @@
+"""Rebuilding the prediction read model by replaying the scheduler's event stream from JetStream."""
+
+from __future__ import annotations
+
+import asyncio
+
+from nats.js.api import DeliverPolicy
+from sqlalchemy import text
+
+from libs.bus.nats import connect
+from libs.bus.subjects import PREDICTION_EVENTS, SCHEDULER_EVENTS
+from libs.db import create_engine
+from libs.db.migrations import migrate
+from libs.events import Envelope
+from libs.eventstore import EventStore
+from services.gateway.bootstrap import MIGRATIONS
+from services.gateway.projection import SCHEMA, PredictionProjection
+from services.gateway.settings import GatewaySettings
+
+
+async def rebuild_projections(settings: GatewaySettings) -> int:
+    """Replay every lifecycle event in one transaction: readers see the old view until the new one is whole."""
+    await migrate(settings.database_url, SCHEMA, MIGRATIONS)
+    engine = create_engine(settings.database_url, pool_size=2)
+    bus = await connect(settings.nats_url, name="gateway-rebuild")
+    try:
+        await bus.ensure_streams()
+        info = await bus.js.stream_info(SCHEDULER_EVENTS.name)
+        last_sequence = info.state.last_seq
+        projection = PredictionProjection(EventStore(engine, SCHEMA))
+        subscription = await bus.js.subscribe(
+            PREDICTION_EVENTS, stream=SCHEDULER_EVENTS.name, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+        )
+        count = 0
+        async with engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {SCHEMA}.predictions"))
+            await conn.execute(text(f"DELETE FROM {SCHEMA}.tracking WHERE consumer = 'gateway-predictions'"))
+            tx = _ConnTracking(conn)
+            while last_sequence:
+                try:
+                    msg = await subscription.next_msg(timeout=5)
+                except asyncio.TimeoutError:
+                    break
+                await projection.apply_in(conn, tx, Envelope.from_json(msg.data))
+                count += 1
+                if msg.metadata.sequence.stream >= last_sequence:
+                    break
+        await subscription.unsubscribe()
+        return count
+    finally:
+        await bus.close()
+        await engine.dispose()
+
+
+class _ConnTracking:
+    """The tracking half of a Transaction, bound to an already open connection."""
+
+    def __init__(self, conn) -> None:  # type: ignore[no-untyped-def]
+        self._conn = conn
+
+    async def track(self, consumer: str, message_id: str) -> bool:
+        result = await self._conn.execute(
+            text(
+                f"INSERT INTO {SCHEMA}.tracking (consumer, message_id) VALUES (:c, :m) ON CONFLICT DO NOTHING"
+            ),
+            {"c": consumer, "m": message_id},
+        )
+        return result.rowcount == 1

@@ -1,0 +1,34 @@
+"""`/v1/account`, `/v1/hardware` and the health check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from services.gateway.adapters.registry_grpc import Account
+from services.gateway.auth import current_account
+
+router = APIRouter()
+
+HARDWARE = [{"sku": "cpu", "name": "CPU"}]
+
+
+@router.get("/v1/account")
+async def get_account(account: Account = Depends(current_account)) -> dict[str, Any]:
+    return {
+        "type": account.type or "user",
+        "username": account.username,
+        "name": account.name or account.username,
+        "github_url": None,
+    }
+
+
+@router.get("/v1/hardware")
+async def list_hardware(_: Account = Depends(current_account)) -> list[dict[str, str]]:
+    return HARDWARE
+
+
+@router.get("/healthz", include_in_schema=False)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok", "service": "gateway"}

@@ -1,0 +1,1 @@
+"""Scheduler: owns each prediction's lifecycle, queues work for runners, records their results."""

@@ -1,0 +1,47 @@
+"""`python -m services.scheduler`: serve scheduler.v1 over gRPC and record runner reports."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from libs import telemetry
+from libs.health import serve_health
+from libs.rpc import create_server
+from libs.runtime import configure_logging, run_until_stopped, stop_on_signals
+from services.scheduler import rpc
+from services.scheduler.bootstrap import bootstrap
+from services.scheduler.settings import SchedulerSettings
+from services.scheduler.subscribers import consume_runner_events
+
+
+async def serve(settings: SchedulerSettings) -> None:
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    deps = await bootstrap(settings)
+    server = create_server(settings.grpc_port)
+    service_name = rpc.register(server.server, deps)
+    await server.start([service_name])
+    health = await serve_health("scheduler", settings.health_port, lambda: not stop.is_set())
+    try:
+        await run_until_stopped(stop, deps.relay.run(stop), consume_runner_events(deps, stop))
+    finally:
+        await server.stop()
+        if health is not None:
+            health.close()
+        await deps.bus.close()
+        await deps.engine.dispose()
+
+
+def main() -> None:
+    settings = SchedulerSettings()
+    configure_logging("scheduler", settings.log_level)
+    telemetry.setup("scheduler", settings.otlp_endpoint)
+    if sys.argv[1:] == ["rebuild-projections"]:
+        # The scheduler reads its aggregates straight from the log; it keeps no read model to rebuild.
+        return
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

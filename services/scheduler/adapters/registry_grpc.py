@@ -1,0 +1,40 @@
+"""Registry lookups over gRPC; versions are immutable, so they are cached for the process's life."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import grpc
+
+from libs.pb.cogwheel.registry.v1 import registry_pb2, registry_pb2_grpc
+from libs.rpc import RpcNotFound
+from services.scheduler.domain.errors import VersionNotFound
+from services.scheduler.ports import VersionInfo
+
+
+class GrpcRegistryClient:
+    def __init__(self, channel: grpc.aio.Channel, cache_size: int = 4096) -> None:
+        self._stub = registry_pb2_grpc.RegistryServiceStub(channel)
+        self._cache: OrderedDict[str, VersionInfo] = OrderedDict()
+        self._cache_size = cache_size
+
+    async def get_version(self, version_id: str) -> VersionInfo:
+        cached = self._cache.get(version_id)
+        if cached is not None:
+            self._cache.move_to_end(version_id)
+            return cached
+        try:
+            reply = await self._stub.GetVersion(registry_pb2.GetVersionRequest(version_id=version_id))
+        except RpcNotFound as exc:
+            raise VersionNotFound(f"version {version_id} not found") from exc
+        info = VersionInfo(
+            id=reply.id,
+            model=f"{reply.owner}/{reply.name}",
+            hardware=reply.hardware or "cpu",
+            package_key=reply.package_key,
+            predictor_ref=reply.predictor_ref,
+        )
+        self._cache[version_id] = info
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return info

@@ -1,0 +1,48 @@
+"""Composition root of the scheduler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from libs.bus.nats import Bus, connect
+from libs.bus.relay import OutboxRelay
+from libs.bus.subjects import event_subject
+from libs.db import create_engine
+from libs.db.migrations import migrate
+from libs.eventstore import EventStore
+from libs.rpc import create_channel
+from services.scheduler.adapters.clock import SystemClock
+from services.scheduler.adapters.registry_grpc import GrpcRegistryClient
+from services.scheduler.adapters.runner_control import NatsRunnerControl
+from services.scheduler.ports import Clock, RegistryClient, RunnerControl
+from services.scheduler.settings import SchedulerSettings
+
+SCHEMA = "scheduler"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass(frozen=True)
+class Deps:
+    settings: SchedulerSettings
+    engine: AsyncEngine
+    bus: Bus
+    store: EventStore
+    relay: OutboxRelay
+    registry: RegistryClient
+    runners: RunnerControl
+    clock: Clock
+
+
+async def bootstrap(settings: SchedulerSettings) -> Deps:
+    await migrate(settings.database_url, SCHEMA, MIGRATIONS)
+    engine = create_engine(settings.database_url)
+    bus = await connect(settings.nats_url, name=f"scheduler-{settings.instance_id}")
+    await bus.ensure_streams()
+    store = EventStore(engine, SCHEMA, subject_for=lambda event: event_subject(SCHEMA, event.type))
+    relay = OutboxRelay(engine, SCHEMA, bus, database_url=settings.database_url)
+    store.set_on_commit(relay.wake)
+    registry = GrpcRegistryClient(create_channel(settings.registry_addr))
+    return Deps(settings, engine, bus, store, relay, registry, NatsRunnerControl(bus), SystemClock())

@@ -1,0 +1,1 @@
+"""The prediction lifecycle, free of I/O."""

@@ -1,0 +1,171 @@
+"""Prediction aggregate: starting → processing → succeeded | failed | canceled.
+
+`decide_*` functions take the current state and return the events to record (possibly none, which makes
+every transition idempotent: a duplicate or late runner report changes nothing); `evolve` folds events.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from libs.events import EventMetadata, Envelope, new_event
+
+TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+
+
+def new_prediction_id() -> str:
+    """26 lowercase base32 characters, the shape of Replicate's ids."""
+    return base64.b32encode(secrets.token_bytes(16)).decode().lower().rstrip("=")
+
+
+def stream_id(prediction_id: str) -> str:
+    return f"prediction-{prediction_id}"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    id: str
+    version: int = 0
+    status: str = "new"
+    model: str = ""
+    version_id: str = ""
+    hardware: str = "cpu"
+    input: dict[str, Any] = field(default_factory=dict)
+    account: str = ""
+    created_at: str | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
+    output: Any = None
+    logs: str = ""
+    error: str | None = None
+    predict_time: float | None = None
+    webhook: str | None = None
+    webhook_events_filter: list[str] | None = None
+    source: str = "api"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+def evolve(state: Prediction, event: Envelope) -> Prediction:
+    data = event.data
+    kind = event.type.removeprefix("prediction.")
+    common = {"version": event.stream_version}
+    if kind == "created":
+        return replace(
+            state,
+            **common,
+            status="starting",
+            model=data["model"],
+            version_id=data["version"],
+            hardware=data.get("hardware", "cpu"),
+            input=data.get("input", {}),
+            account=data.get("account", ""),
+            created_at=data["created_at"],
+            webhook=data.get("webhook"),
+            webhook_events_filter=data.get("webhook_events_filter"),
+            source=data.get("source", "api"),
+        )
+    if kind == "started":
+        return replace(state, **common, status="processing", started_at=data["started_at"])
+    if kind in TERMINAL:
+        return replace(
+            state,
+            **common,
+            status=kind,
+            started_at=data.get("started_at") or state.started_at,
+            completed_at=data["completed_at"],
+            output=data.get("output"),
+            logs=data.get("logs") or state.logs,
+            error=data.get("error"),
+            predict_time=data.get("predict_time"),
+        )
+    return replace(state, **common)
+
+
+def load(prediction_id: str, events: list[Envelope]) -> Prediction:
+    state = Prediction(id=prediction_id)
+    for event in events:
+        state = evolve(state, event)
+    return state
+
+
+def _event(state: Prediction, kind: str, data: dict[str, Any], metadata: EventMetadata) -> Envelope:
+    return new_event(f"prediction.{kind}", stream_id(state.id), {"id": state.id, **data}, metadata=metadata)
+
+
+def decide_create(
+    prediction_id: str,
+    *,
+    model: str,
+    version_id: str,
+    hardware: str,
+    input: dict[str, Any],
+    account: str,
+    created_at: datetime,
+    webhook: str | None,
+    webhook_events_filter: list[str] | None,
+    source: str,
+    metadata: EventMetadata,
+) -> list[Envelope]:
+    state = Prediction(id=prediction_id)
+    data = {
+        "model": model,
+        "version": version_id,
+        "hardware": hardware,
+        "input": input,
+        "account": account,
+        "created_at": created_at.isoformat(),
+        "webhook": webhook,
+        "webhook_events_filter": webhook_events_filter,
+        "source": source,
+    }
+    return [_event(state, "created", data, metadata)]
+
+
+def decide_start(state: Prediction, *, started_at: str, runner_id: str, metadata: EventMetadata) -> list[Envelope]:
+    if state.status != "starting":
+        return []
+    return [_event(state, "started", {"started_at": started_at, "runner_id": runner_id}, metadata)]
+
+
+def decide_complete(
+    state: Prediction,
+    *,
+    status: str,
+    output: Any,
+    logs: str,
+    error: str | None,
+    started_at: str | None,
+    completed_at: str,
+    predict_time: float | None,
+    runner_id: str,
+    metadata: EventMetadata,
+) -> list[Envelope]:
+    """A runner's result; ignored once the prediction is terminal (e.g. canceled while it ran)."""
+    if state.is_terminal or status not in TERMINAL:
+        return []
+    events: list[Envelope] = []
+    if state.status == "starting" and started_at is not None:
+        events += decide_start(state, started_at=started_at, runner_id=runner_id, metadata=metadata)
+    data = {
+        "output": output,
+        "logs": logs,
+        "error": error,
+        "started_at": started_at or state.started_at,
+        "completed_at": completed_at,
+        "predict_time": predict_time,
+    }
+    return events + [_event(state, status, data, metadata)]
+
+
+def decide_cancel(state: Prediction, *, completed_at: str, metadata: EventMetadata) -> list[Envelope]:
+    if state.is_terminal:
+        return []
+    data = {"logs": state.logs, "started_at": state.started_at, "completed_at": completed_at, "predict_time": None}
+    return [_event(state, "canceled", data, metadata)]

@@ -1,0 +1,30 @@
+"""What the scheduler's handlers may touch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    id: str
+    model: str
+    hardware: str
+    package_key: str
+    predictor_ref: str
+
+
+class RegistryClient(Protocol):
+    async def get_version(self, version_id: str) -> VersionInfo:
+        """Raises services.scheduler.domain.errors.VersionNotFound."""
+        ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class RunnerControl(Protocol):
+    async def request_cancel(self, prediction_id: str) -> None: ...

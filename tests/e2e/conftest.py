@@ -1,0 +1,88 @@
+"""The six real service processes on a real NATS and PostgreSQL, two schedulers and two runners among them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import nats
+import pytest
+
+from cogwheel.seed import seed
+from cogwheel.stack import Stack
+from libs.infra import free_port
+from libs.modelpkg import push_model_dir
+from libs.pb.cogwheel.registry.v1 import registry_pb2 as pb
+from libs.pb.cogwheel.registry.v1 import registry_pb2_grpc
+from libs.rpc import RpcAlreadyExists, create_channel
+
+
+
+@dataclass
+class Platform:
+    stack: Stack
+    nats_url: str
+    database_url: str
+    token: str
+    hello_version: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.stack.base_url, headers=self.headers, timeout=70)
+
+    async def push(self, owner: str, name: str, model_dir: Path) -> str:
+        """Register `owner/name` (public, cpu) and push `model_dir` as its version."""
+        channel = create_channel(self.stack.registry_addr, default_timeout=30)
+        try:
+            registry = registry_pb2_grpc.RegistryServiceStub(channel)
+            try:
+                await registry.CreateModel(
+                    pb.CreateModelRequest(owner=owner, name=name, visibility="public", hardware="cpu")
+                )
+            except RpcAlreadyExists:
+                pass
+            nc = await nats.connect(self.nats_url)
+            try:
+                pushed = await push_model_dir(nc.jetstream(), model_dir)
+            finally:
+                await nc.close()
+            await registry.CreateVersion(
+                pb.CreateVersionRequest(
+                    owner=owner,
+                    name=name,
+                    version_id=pushed.version_id,
+                    openapi_schema_json=json.dumps(pushed.openapi_schema),
+                    cog_version=pushed.cog_version,
+                    package_key=pushed.package_key,
+                    predictor_ref=pushed.predictor_ref,
+                )
+            )
+            return pushed.version_id
+        finally:
+            await channel.close()
+
+
+@pytest.fixture(scope="session")
+async def platform(
+    nats_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Platform]:
+    stack = Stack(
+        nats_url,
+        database_url,
+        tmp_path_factory.mktemp("stack"),
+        gateway_port=free_port(),
+        replicas={"scheduler": 2, "runner": 2, "gateway": 2},
+        notify=lambda line: None,
+    )
+    await stack.start(timeout=120)
+    try:
+        seeded = await seed(stack.registry_addr, nats_url)
+        yield Platform(stack, nats_url, database_url, seeded.token, seeded.version_id)
+    finally:
+        await stack.stop()

@@ -1,0 +1,186 @@
+"""A hello-world prediction through all six service processes, and back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from libs.db.engine import libpq_url
+from libs.testing.polling import wait_until
+
+PREDICTORS = Path(__file__).parents[1] / "fixtures" / "predictors"
+
+REPLICATE_KEYS = {
+    "id", "model", "version", "input", "output", "logs", "error", "status",
+    "created_at", "started_at", "completed_at", "urls", "metrics",
+}
+
+
+async def test_sync_prediction_returns_output(platform) -> None:
+    async with platform.client() as client:
+        response = await client.post(
+            "/v1/predictions",
+            json={"version": platform.hello_version, "input": {"text": "world"}},
+            headers={"Prefer": "wait"},
+        )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert REPLICATE_KEYS <= body.keys()
+    assert body["status"] == "succeeded"
+    assert body["output"] == "hello world"
+    assert body["model"] == "cogwheel/hello-world"
+    assert body["version"] == platform.hello_version
+    assert body["urls"]["get"] == f"{platform.stack.base_url}/v1/predictions/{body['id']}"
+    assert body["metrics"]["predict_time"] >= 0
+    assert response.headers["preference-applied"] == "wait"
+
+
+async def test_async_prediction_is_readable_and_completes(platform) -> None:
+    async with platform.client() as client:
+        created = await client.post(
+            "/v1/models/cogwheel/hello-world/predictions", json={"input": {"text": "async"}}
+        )
+        assert created.status_code == 201, created.text
+        prediction_id = created.json()["id"]
+        assert created.json()["status"] in ("starting", "processing", "succeeded")
+
+        async def finished() -> dict | None:
+            body = (await client.get(f"/v1/predictions/{prediction_id}")).json()
+            return body if body["status"] == "succeeded" else None
+
+        body = await wait_until(finished, timeout=15)
+    assert body["output"] == "hello async"
+    assert body["started_at"] and body["completed_at"]
+
+
+async def test_event_history_is_ordered_and_shares_one_trace(platform) -> None:
+    trace_id = os.urandom(16).hex()
+    traceparent = f"00-{trace_id}-{os.urandom(8).hex()}-01"
+    async with platform.client() as client:
+        response = await client.post(
+            "/v1/predictions",
+            json={"version": platform.hello_version, "input": {"text": "trace"}},
+            headers={"Prefer": "wait=10", "traceparent": traceparent},
+        )
+        prediction_id = response.json()["id"]
+        events = (await client.get(f"/v1/predictions/{prediction_id}/events")).json()["results"]
+    assert [e["type"] for e in events] == ["prediction.created", "prediction.started", "prediction.succeeded"]
+    assert [e["stream_version"] for e in events] == [1, 2, 3]
+    # HTTP → gRPC → scheduler's events; the runner's reports (over NATS) caused the later ones.
+    for event in events:
+        assert event["metadata"]["traceparent"].split("-")[1] == trace_id, event
+    assert events[1]["metadata"]["causation_id"] and events[2]["metadata"]["causation_id"]
+
+
+async def test_billing_and_webhook_dispatcher_see_the_prediction(platform) -> None:
+    received: asyncio.Queue[dict] = asyncio.Queue()
+
+    async def receiver(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+        )
+        import json
+
+        await received.put(json.loads(await reader.readexactly(length)))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(receiver, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with platform.client() as client:
+            response = await client.post(
+                "/v1/predictions",
+                json={
+                    "version": platform.hello_version,
+                    "input": {"text": "hook"},
+                    "webhook": f"http://127.0.0.1:{port}/hook",
+                    "webhook_events_filter": ["completed"],
+                },
+                headers={"Prefer": "wait"},
+            )
+        prediction_id = response.json()["id"]
+        delivered = await asyncio.wait_for(received.get(), timeout=15)
+        assert delivered["id"] == prediction_id
+        assert delivered["status"] == "succeeded"
+        assert delivered["output"] == "hello hook"
+    finally:
+        server.close()
+
+    async def usage() -> tuple | None:
+        async with await psycopg.AsyncConnection.connect(libpq_url(platform.database_url)) as conn:
+            cursor = await conn.execute(
+                "SELECT account, predict_time FROM billing.usage WHERE prediction_id = %s", (prediction_id,)
+            )
+            return await cursor.fetchone()
+
+    account, predict_time = await wait_until(usage, timeout=15)
+    assert account == "cogwheel"
+    assert predict_time >= 0
+
+
+async def test_unknown_token_is_refused(platform) -> None:
+    async with httpx.AsyncClient(base_url=platform.stack.base_url) as client:
+        response = await client.get("/v1/predictions", headers={"Authorization": "Bearer nope"})
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["title"] == "Unauthenticated"
+
+
+@pytest.mark.timeout(180)
+async def test_two_runners_share_the_work_and_survive_losing_one(platform) -> None:
+    sleeper = await platform.push("cogwheel", "sleeper", PREDICTORS / "sleeper")
+    async with platform.client() as client:
+
+        async def run(seconds: float) -> dict:
+            response = await client.post(
+                "/v1/predictions",
+                json={"version": sleeper, "input": {"seconds": seconds}},
+                headers={"Prefer": "wait=60"},
+            )
+            return response.json()
+
+        # Warm both runners' workers so the timing below measures sharing, not model loading.
+        await asyncio.gather(*(run(0.1) for _ in range(4)))
+        began = time.monotonic()
+        results = await asyncio.gather(*(run(1.0) for _ in range(4)))
+        elapsed = time.monotonic() - began
+        assert [r["status"] for r in results] == ["succeeded"] * 4
+        # One runner alone would need at least 4 s.
+        assert elapsed < 3.9, elapsed
+
+        await platform.stack.kill("runner-1", restart=False)
+        after = await asyncio.gather(*(run(0.1) for _ in range(3)))
+        assert [r["status"] for r in after] == ["succeeded"] * 3
+        await platform.stack.start_process("runner-1")
+        await platform.stack.wait_healthy(["runner-1"])
+
+
+@pytest.mark.timeout(180)
+async def test_losing_a_scheduler_loses_no_prediction(platform) -> None:
+    await platform.stack.kill("scheduler-1", restart=False)
+    try:
+        async with platform.client() as client:
+            responses = await asyncio.gather(
+                *(
+                    client.post(
+                        "/v1/predictions",
+                        json={"version": platform.hello_version, "input": {"text": str(n)}},
+                        headers={"Prefer": "wait=30"},
+                    )
+                    for n in range(5)
+                )
+            )
+        assert [r.json()["output"] for r in responses] == [f"hello {n}" for n in range(5)]
+    finally:
+        await platform.stack.start_process("scheduler-1")
+        await platform.stack.wait_healthy(["scheduler-1"])
+
