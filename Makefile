@@ -1,0 +1,48 @@
+# The only entry point: `make up` runs everything locally, `make test` is what CI runs.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: up install test test-unit test-integration test-e2e proto proto-check bench clean
+
+up: install
+	$(VENV)/bin/cogwheel up
+
+install: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the dependency list changes.
+$(STAMP): pyproject.toml | $(PY)
+	$(PIP) install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+test: install
+	$(PY) -m pytest tests -q
+
+test-unit: install
+	$(PY) -m pytest tests -q -m 'not integration and not e2e'
+
+test-integration: install
+	$(PY) -m pytest tests/integration -q
+
+test-e2e: install
+	$(PY) -m pytest tests/e2e -q
+
+proto: install
+	$(PY) scripts/gen_proto.py
+
+proto-check: proto
+	git diff --exit-code -- libs/pb
+	@new="$$(git status --porcelain --untracked-files=all -- libs/pb | grep -v __pycache__ || true)"; \
+	  if [ -n "$$new" ]; then echo "$$new"; echo "libs/pb: files from make proto are not committed"; exit 1; fi
+
+bench: install
+	@if [ -d benchmarks ]; then $(PY) -m benchmarks; else echo "no benchmarks yet"; fi
+
+clean:
+	rm -rf .cogwheel .pytest_cache build dist *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +

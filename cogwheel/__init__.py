@@ -1,0 +1,1 @@
+"""The ``cogwheel`` command line: run a whole installation locally and operate on it."""

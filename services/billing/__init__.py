@@ -1,0 +1,1 @@
+"""Billing: meters the predict time of finished predictions per account and hardware."""

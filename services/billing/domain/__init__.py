@@ -1,0 +1,1 @@
+"""Pure billing rules: which events bill, and what a usage record holds."""

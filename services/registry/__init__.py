@@ -1,0 +1,1 @@
+"""Registry service: accounts, API tokens, models and their immutable versions."""

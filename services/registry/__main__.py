@@ -1,0 +1,72 @@
+"""`python -m services.registry [rebuild-projections]`: serve the registry over gRPC, or rebuild its read models."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from libs import telemetry
+from libs.bus.nats import connect
+from libs.health import serve_health
+from libs.runtime import configure_logging, run_until_stopped, stop_on_signals
+from services.registry.bootstrap import bootstrap, migrate_schema, rebuild_projections
+from services.registry.rpc import SERVICE_NAME, create_rpc_server
+from services.registry.settings import Settings
+
+log = logging.getLogger("services.registry")
+
+
+async def serve(settings: Settings) -> None:
+    if not settings.nats_url:
+        raise SystemExit("COGWHEEL_NATS_URL is required to serve the registry")
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    ready = False
+    health = await serve_health(settings.service_name, settings.health_port, lambda: ready)
+    await migrate_schema(settings.database_url)
+    bus = await connect(settings.nats_url, name=f"registry-{settings.instance_id or 'main'}")
+    await bus.ensure_streams()
+    deps = bootstrap(settings, bus=bus)
+    assert deps.relay is not None
+    server = create_rpc_server(deps, settings.grpc_port, settings.grpc_host)
+    await server.start([SERVICE_NAME])
+    ready = True
+    try:
+        await run_until_stopped(stop, deps.relay.run(stop))
+    finally:
+        ready = False
+        await server.stop()
+        await bus.close()
+        await deps.close()
+        if health is not None:
+            health.close()
+
+
+async def rebuild(settings: Settings) -> None:
+    await migrate_schema(settings.database_url)
+    deps = bootstrap(settings)
+    try:
+        count = await rebuild_projections(deps)
+    finally:
+        await deps.close()
+    log.info("rebuilt registry read models from %d events", count)
+
+
+def main(argv: list[str]) -> None:
+    settings = Settings()
+    configure_logging(settings.service_name, settings.log_level)
+    if argv == ["rebuild-projections"]:
+        asyncio.run(rebuild(settings))
+        return
+    if argv:
+        raise SystemExit(f"usage: python -m services.registry [rebuild-projections], not {' '.join(argv)}")
+    provider = telemetry.setup(settings.service_name, settings.otlp_endpoint)
+    try:
+        asyncio.run(serve(settings))
+    finally:
+        provider.shutdown()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""Pure registry domain: aggregates, commands, events and errors, free of I/O."""

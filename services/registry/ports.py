@@ -1,0 +1,52 @@
+"""What the registry's handlers may touch: a unit of work over the event log, read views and a clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Protocol
+
+from libs.events import EventMetadata
+from services.registry.domain.accounts import Account
+from services.registry.domain.events import RegistryEvent
+from services.registry.domain.models import Model, Version
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction: reads see its own writes, and everything commits (or not) together on exit."""
+
+    async def load(self, stream_id: str) -> tuple[list[RegistryEvent], int]:
+        """The stream's events and its version (0 when it does not exist yet)."""
+        ...
+
+    async def append(self, stream_id: str, events: Sequence[RegistryEvent], expected_version: int) -> None:
+        """Record events after `expected_version`; raises ConcurrencyError when someone else wrote first."""
+        ...
+
+    async def version_owner(self, version_id: str) -> str | None:
+        """`owner/name` of the model that holds `version_id`, if any."""
+        ...
+
+
+UnitOfWorkFactory = Callable[[EventMetadata], AbstractAsyncContextManager[UnitOfWork]]
+
+
+class RegistryViews(Protocol):
+    """Read models; they are updated in the transaction of the events they derive from."""
+
+    async def account_for_token(self, token_hash: str) -> tuple[Account, str] | None:
+        """The account and token id of an enabled token with this hash."""
+        ...
+
+    async def get_model(self, owner: str, name: str) -> Model | None: ...
+
+    async def get_version(self, version_id: str) -> Version | None: ...
+
+    async def list_versions(self, owner: str, name: str) -> list[Version]:
+        """Newest first."""
+        ...

@@ -1,0 +1,12 @@
+"""Registry settings, read from COGWHEEL_* environment variables."""
+
+from libs.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service_name: str = "registry"
+    # Optional only so that `rebuild-projections`, which never touches NATS, runs with just a database URL;
+    # serving refuses to start without it.
+    nats_url: str | None = None  # type: ignore[assignment]
+    grpc_host: str = "0.0.0.0"
+    grpc_port: int = 50051

@@ -1,0 +1,35 @@
+"""`python -m services.runner`: run predictions from `runner.jobs.<hardware>` in model worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from libs import telemetry
+from libs.health import serve_health
+from libs.runtime import configure_logging, run_until_stopped, stop_on_signals
+from services.runner.bootstrap import bootstrap
+from services.runner.settings import RunnerSettings
+
+
+async def serve(settings: RunnerSettings) -> None:
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    deps = await bootstrap(settings)
+    health = await serve_health("runner", settings.health_port, lambda: deps.worker.ready and not stop.is_set())
+    try:
+        await run_until_stopped(stop, deps.worker.run(stop))
+    finally:
+        if health is not None:
+            health.close()
+        await deps.bus.close()
+
+
+def main() -> None:
+    settings = RunnerSettings()
+    configure_logging("runner", settings.log_level)
+    telemetry.setup("runner", settings.otlp_endpoint)
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Outbound adapters of the runner: the model worker process and its supervisor."""

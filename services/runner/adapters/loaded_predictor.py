@@ -1,0 +1,114 @@
+"""A user's Cog predictor loaded inside the worker process: inputs in, JSON-ready outputs out."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+import importlib.util
+import inspect
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import PurePath
+from typing import Any
+
+
+class LoadedPredictor:
+    """Imports ``predict.py:Predictor`` (or a plain function) and describes it with cog's own inspector."""
+
+    def __init__(self, predictor_ref: str) -> None:
+        from cog import _inspector
+
+        module_path, _, attr = predictor_ref.partition(":")
+        module_name = os.path.basename(module_path).removesuffix(".py")
+        spec = importlib.util.spec_from_file_location(module_name, module_path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load module from {module_path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+        attr = attr or ("Runner" if hasattr(module, "Runner") else "Predictor")
+        target = getattr(module, attr, None)
+        if target is None:
+            raise ImportError(f"{module_path} defines no {attr!r}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.info = _inspector.create_predictor(module_name, attr)
+        self.instance: Any = target() if inspect.isclass(target) else None
+        self.fn: Callable[..., Any] = target if self.instance is None else self._method(target)
+        self._inspector = _inspector
+
+    def _method(self, cls: type) -> Callable[..., Any]:
+        from cog.predictor import _user_method_owner
+
+        name = "run" if _user_method_owner(cls, "run") is not None else "predict"
+        return getattr(self.instance, name)  # type: ignore[no-any-return]
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.fn) or inspect.isasyncgenfunction(self.fn)
+
+    def setup_call(self, weights: str | None) -> Any:
+        """Call setup() the way coglet does: ``weights`` only if the signature names it."""
+        setup = getattr(self.instance, "setup", None)
+        if setup is None:
+            return None
+        if "weights" in inspect.signature(setup).parameters:
+            return setup(weights=weights if weights is not None else os.environ.get("COG_WEIGHTS"))
+        return setup()
+
+    def prepare_input(self, raw: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+        """Fill Input() defaults, coerce and check constraints; URL inputs for Path fields are downloaded.
+
+        Returns the keyword arguments and the temporary paths to remove afterwards.
+        """
+        from cog.types import URLPath
+
+        kwargs = self._inspector.check_input(self.info.inputs, raw)
+        temps: list[Any] = []
+        for name, value in kwargs.items():
+            if isinstance(value, URLPath):
+                kwargs[name] = value.convert()
+                temps.append(kwargs[name])
+            elif isinstance(value, list) and any(isinstance(v, URLPath) for v in value):
+                kwargs[name] = [v.convert() if isinstance(v, URLPath) else v for v in value]
+                temps.extend(kwargs[name])
+        return kwargs, temps
+
+    def encode(self, value: Any, *, item: bool = False) -> Any:
+        """JSON-ready form of a whole output or one iterator element."""
+        from cog import _adt as adt
+
+        output = self.info.output
+        if item or output.kind in (adt.OutputKind.ITERATOR, adt.OutputKind.CONCAT_ITERATOR):
+            value = output.type.json_encode(value) if output.type is not None else value
+        else:
+            value = output.json_encode(value)
+        return jsonable(value)
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON types; file outputs become their local path string (no upload yet)."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (PurePath, os.PathLike)):
+        return os.fspath(value)
+    if isinstance(value, enum.Enum):
+        return jsonable(value.value)
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if hasattr(value, "model_dump"):
+        return jsonable(value.model_dump())
+    if hasattr(value, "tolist"):
+        return jsonable(value.tolist())
+    if hasattr(value, "get_secret_value"):
+        return value.get_secret_value()
+    return str(value)

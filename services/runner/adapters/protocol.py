@@ -1,0 +1,106 @@
+"""Messages between the runner and its model worker process, one JSON object per line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+PredictionStatus = Literal["succeeded", "failed", "canceled"]
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Parent → child: load the predictor (weights as cog passes them: a plain string or None)."""
+
+    weights: str | None = None
+
+
+@dataclass(frozen=True)
+class Ready:
+    """Child → parent: setup() finished."""
+
+    setup_time: float = 0.0
+
+
+@dataclass(frozen=True)
+class SetupFailed:
+    """Child → parent: importing or setting up the predictor raised; the child exits next."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    """Parent → child: run one prediction."""
+
+    id: str
+    input: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Log:
+    """Child → parent: text written by user code; ``id`` is None during setup."""
+
+    id: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class Output:
+    """Child → parent: a JSON-ready output; ``item`` marks one element of an iterator output."""
+
+    id: str
+    value: Any
+    item: bool = False
+
+
+@dataclass(frozen=True)
+class Done:
+    """Child → parent: the prediction ended; ``predict_time`` covers only the user's predict()."""
+
+    id: str
+    status: PredictionStatus
+    error: str | None = None
+    predict_time: float = 0.0
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """Parent → child: stop the prediction ``id`` if it is still running."""
+
+    id: str
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """Parent → child: exit after the current prediction."""
+
+
+Message = Setup | Ready | SetupFailed | PredictRequest | Log | Output | Done | Cancel | Shutdown
+
+_TYPES: dict[str, type[Any]] = {
+    cls.__name__: cls for cls in (Setup, Ready, SetupFailed, PredictRequest, Log, Output, Done, Cancel, Shutdown)
+}
+
+
+class ProtocolError(ValueError):
+    """A line that is not a known message."""
+
+
+def encode(message: Message) -> bytes:
+    """One newline-terminated JSON line; ``value`` fields must already be JSON-ready."""
+    body = {"type": type(message).__name__, **dataclasses.asdict(message)}
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+def decode(line: bytes | str) -> Message:
+    """Parse one line produced by :func:`encode`."""
+    try:
+        body = json.loads(line)
+        cls = _TYPES[body.pop("type")]
+        message: Message = cls(**body)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ProtocolError(f"bad worker message {line[:200]!r}: {exc}") from None
+    return message

@@ -1,0 +1,65 @@
+"""`python -m services.webhook_dispatcher [rebuild-projections]`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from libs import telemetry
+from libs.db.migrations import migrate
+from libs.eventstore.projections import rebuild_from_log
+from libs.health import serve_health
+from libs.runtime import configure_logging, run_until_stopped, stop_on_signals
+from services.webhook_dispatcher.adapters.postgres import SCHEMA
+from services.webhook_dispatcher.bootstrap import MIGRATIONS, bootstrap, offline_store
+from services.webhook_dispatcher.projections import PROJECTIONS
+from services.webhook_dispatcher.settings import OfflineSettings, Settings
+from services.webhook_dispatcher.subscribers import consume_prediction_events
+from services.webhook_dispatcher.worker import run_senders
+
+log = logging.getLogger("services.webhook_dispatcher")
+
+
+async def serve(settings: Settings) -> None:
+    telemetry.setup(settings.service_name, settings.otlp_endpoint)
+    deps = await bootstrap(settings)
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    health = await serve_health(settings.service_name, settings.health_port, lambda: deps.bus.nc.is_connected)
+    try:
+        await run_until_stopped(
+            stop, deps.relay.run(stop), consume_prediction_events(deps, stop), run_senders(deps, stop)
+        )
+    finally:
+        if health is not None:
+            health.close()
+        await deps.close()
+
+
+async def rebuild(settings: Settings) -> None:
+    """Nothing is derived from this service's own log (see projections.py); kept for the common CLI."""
+    await migrate(settings.database_url, SCHEMA, MIGRATIONS)
+    if not PROJECTIONS:
+        log.info("the webhook log has no projections; the predictions view is a cache of scheduler events")
+        return
+    store = offline_store(settings)
+    try:
+        await rebuild_from_log(store, PROJECTIONS)
+    finally:
+        await store.engine.dispose()
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["rebuild-projections"]:
+        settings: Settings = OfflineSettings()
+        configure_logging(settings.service_name, settings.log_level)
+        asyncio.run(rebuild(settings))
+        return
+    settings = Settings()
+    configure_logging(settings.service_name, settings.log_level)
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,84 @@
+"""Composition root of the webhook dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from libs.bus.nats import Bus, connect
+from libs.bus.relay import OutboxRelay
+from libs.bus.subjects import event_subject
+from libs.db import create_engine
+from libs.db.migrations import migrate
+from libs.events import Envelope
+from libs.eventstore import EventStore
+from services.webhook_dispatcher.adapters.http import HttpxWebhookClient
+from services.webhook_dispatcher.adapters.postgres import (
+    DELIVERY_ATTEMPTED,
+    SCHEMA,
+    delivery_unit_of_work_factory,
+    prediction_unit_of_work_factory,
+)
+from services.webhook_dispatcher.ports import (
+    DeliveryUnitOfWorkFactory,
+    PredictionUnitOfWorkFactory,
+    WebhookClient,
+)
+from services.webhook_dispatcher.settings import Settings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def subject_for(event: Envelope) -> str | None:
+    if event.type == DELIVERY_ATTEMPTED:
+        return event_subject("webhook_dispatcher", "delivery_attempted")
+    return None
+
+
+@dataclass(frozen=True)
+class Deps:
+    settings: Settings
+    engine: AsyncEngine
+    store: EventStore
+    bus: Bus
+    relay: OutboxRelay
+    client: WebhookClient
+    prediction_unit_of_work: PredictionUnitOfWorkFactory
+    delivery_unit_of_work: DeliveryUnitOfWorkFactory
+    # Set when a delivery is queued in this process, so the senders need not wait for their next poll.
+    deliveries_queued: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def close(self) -> None:
+        aclose = getattr(self.client, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        await self.bus.close()
+        await self.engine.dispose()
+
+
+async def bootstrap(settings: Settings, *, bus: Bus | None = None, client: WebhookClient | None = None) -> Deps:
+    await migrate(settings.database_url, SCHEMA, MIGRATIONS)
+    if bus is None:
+        bus = await connect(settings.nats_url, name=f"webhook_dispatcher{settings.instance_id}")
+    await bus.ensure_streams()
+    engine = create_engine(settings.database_url)
+    relay = OutboxRelay(engine, SCHEMA, bus, database_url=settings.database_url)
+    store = EventStore(engine, SCHEMA, subject_for=subject_for, on_commit=relay.wake)
+    return Deps(
+        settings=settings,
+        engine=engine,
+        store=store,
+        bus=bus,
+        relay=relay,
+        client=client or HttpxWebhookClient(timeout=settings.webhook_timeout),
+        prediction_unit_of_work=prediction_unit_of_work_factory(store),
+        delivery_unit_of_work=delivery_unit_of_work_factory(store),
+    )
+
+
+def offline_store(settings: Settings) -> EventStore:
+    """The event store alone, for `rebuild-projections` without NATS."""
+    return EventStore(create_engine(settings.database_url), SCHEMA)

@@ -1,0 +1,98 @@
+"""The embedded launchers: real servers on loopback, JetStream on, data kept across restarts."""
+
+import os
+import signal
+import socket
+from pathlib import Path
+
+import nats
+import psycopg
+import pytest
+
+from libs.infra import EmbeddedNats, EmbeddedPostgres, InfraError, create_database, drop_database
+
+
+@pytest.fixture
+def pg(tmp_path: Path):
+    server = EmbeddedPostgres(tmp_path / "pgdata", durable=False)
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_nats_has_jetstream_and_keeps_streams_across_restart(tmp_path: Path) -> None:
+    server = EmbeddedNats(tmp_path / "nats")
+    url = await server.astart()
+    assert url.startswith("nats://127.0.0.1:")
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    await js.add_stream(name="INFRA_TEST", subjects=["infra.test.>"])
+    ack = await js.publish("infra.test.one", b"hello")
+    assert ack.seq == 1
+    await nc.close()
+    await server.astop()
+
+    url = await server.astart()
+    nc = await nats.connect(url)
+    msg = await nc.jetstream().get_msg("INFRA_TEST", 1)
+    assert msg.data == b"hello"
+    await nc.close()
+    await server.astop()
+
+
+def test_nats_reports_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(InfraError, match="already in use"):
+            EmbeddedNats(tmp_path / "nats", port=port).start()
+
+
+def test_postgres_serves_the_app_database_and_keeps_data_across_restart(pg: EmbeddedPostgres) -> None:
+    assert pg.url.endswith("/cogwheel")
+    with psycopg.connect(pg.url) as conn:
+        conn.execute("CREATE TABLE kept (v text)")
+        conn.execute("INSERT INTO kept VALUES ('still here')")
+    pg.stop()
+    assert not pg.running()
+
+    pg.start()
+    with psycopg.connect(pg.url) as conn:
+        assert conn.execute("SELECT v FROM kept").fetchone() == ("still here",)
+
+
+def test_postgres_recovers_from_a_stale_pid_file(tmp_path: Path) -> None:
+    pg = EmbeddedPostgres(tmp_path / "pgdata")
+    pg.start()
+    with psycopg.connect(pg.url) as conn:
+        conn.execute("CREATE TABLE survived (v int)")
+    assert pg.pid is not None
+    os.kill(pg.pid, signal.SIGKILL)
+    pg._proc.wait()  # type: ignore[union-attr]
+    assert (pg.data_dir / "postmaster.pid").exists()
+
+    pg.stop()
+    pg.start()
+    with psycopg.connect(pg.url) as conn:
+        assert conn.execute("SELECT count(*) FROM survived").fetchone() == (0,)
+    pg.stop()
+
+
+def test_create_database_gives_an_isolated_database(pg: EmbeddedPostgres) -> None:
+    first, second = create_database(pg.url), create_database(pg.url)
+    assert first != second
+    with psycopg.connect(first) as conn:
+        conn.execute("CREATE TABLE only_here (v int)")
+    with psycopg.connect(second) as conn:
+        assert conn.execute("SELECT to_regclass('only_here')").fetchone() == (None,)
+    drop_database(first)
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(first, connect_timeout=2).close()
+
+
+def test_session_fixtures_answer(nats_url: str, database_url: str) -> None:
+    assert database_url.startswith("postgresql://")
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT current_database()").fetchone()[0].startswith("cogwheel_test_")
+    assert nats_url.startswith("nats://")

@@ -1,0 +1,242 @@
+"""The registry over real gRPC, PostgreSQL and NATS JetStream, served in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from libs.bus.nats import Bus, connect
+from libs.events import Envelope
+from libs.pb.cogwheel.registry.v1 import registry_pb2 as pb
+from libs.pb.cogwheel.registry.v1 import registry_pb2_grpc as pb_grpc
+from libs.rpc import RpcAlreadyExists, RpcInvalidArgument, RpcNotFound, RpcUnauthenticated, create_channel
+from services.registry import handlers
+from services.registry.bootstrap import Deps, bootstrap, migrate_schema
+from services.registry.domain.commands import DisableToken
+from services.registry.rpc import SERVICE_NAME, create_rpc_server
+from services.registry.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = {"type": "object", "components": {"schemas": {"Input": {"type": "object"}}}}
+
+
+@dataclass
+class Registry:
+    stub: pb_grpc.RegistryServiceStub
+    deps: Deps
+    bus: Bus
+
+
+@pytest.fixture(scope="module")
+async def registry(database_url: str, nats_url: str) -> AsyncIterator[Registry]:
+    await migrate_schema(database_url)
+    bus = await connect(nats_url, name="registry-test")
+    await bus.ensure_streams()
+    deps = bootstrap(Settings(database_url=database_url, nats_url=nats_url), bus=bus)
+    assert deps.relay is not None
+    stop = asyncio.Event()
+    relay = asyncio.create_task(deps.relay.run(stop))
+    server = create_rpc_server(deps, 0, "127.0.0.1")
+    await server.start([SERVICE_NAME])
+    channel = create_channel(f"127.0.0.1:{server.port}")
+    try:
+        yield Registry(pb_grpc.RegistryServiceStub(channel), deps, bus)
+    finally:
+        await channel.close()
+        await server.stop(grace=1)
+        stop.set()
+        await relay
+        await bus.close()
+        await deps.close()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+async def given_model(stub: pb_grpc.RegistryServiceStub, hardware: str = "cpu") -> tuple[str, str]:
+    owner, name = unique("user"), unique("model")
+    await stub.EnsureAccount(pb.EnsureAccountRequest(username=owner, type="user", name="Someone"))
+    await stub.CreateModel(pb.CreateModelRequest(owner=owner, name=name, visibility="public", hardware=hardware))
+    return owner, name
+
+
+def version_request(owner: str, name: str, version_id: str) -> pb.CreateVersionRequest:
+    return pb.CreateVersionRequest(
+        owner=owner,
+        name=name,
+        version_id=version_id,
+        openapi_schema_json=json.dumps(SCHEMA),
+        cog_version="0.16.0",
+        package_key=version_id,
+        predictor_ref="predict.py:Predictor",
+    )
+
+
+async def test_accounts_tokens_models_and_versions(registry: Registry) -> None:
+    stub, owner = registry.stub, unique("user")
+    account = await stub.EnsureAccount(pb.EnsureAccountRequest(username=owner, type="organization", name="Org"))
+    assert (account.username, account.type, account.name) == (owner, "organization", "Org")
+    assert account.created_at.endswith("Z")
+    assert await stub.EnsureAccount(pb.EnsureAccountRequest(username=owner)) == account
+
+    issued = await stub.CreateToken(pb.CreateTokenRequest(username=owner, name="ci"))
+    assert issued.token.startswith("cwk_") and len(issued.token) == 44
+    authed = await stub.AuthenticateToken(pb.AuthenticateTokenRequest(token=issued.token))
+    assert (authed.account, authed.token_id) == (account, issued.token_id)
+
+    model = await stub.CreateModel(
+        pb.CreateModelRequest(owner=owner, name="hello", visibility="private", hardware="gpu-t4", description="hi")
+    )
+    assert (model.visibility, model.hardware, model.description, model.latest_version_id) == (
+        "private", "gpu-t4", "hi", ""
+    )
+    assert await stub.GetModel(pb.GetModelRequest(owner=owner, name="hello")) == model
+
+    first = await stub.CreateVersion(version_request(owner, "hello", "a" * 64))
+    second = await stub.CreateVersion(version_request(owner, "hello", "b" * 64))
+    assert first.hardware == "gpu-t4" and json.loads(first.openapi_schema_json) == SCHEMA
+    assert await stub.GetVersion(pb.GetVersionRequest(version_id="a" * 64)) == first
+    listed = await stub.ListVersions(pb.ListVersionsRequest(owner=owner, name="hello"))
+    assert list(listed.versions) == [second, first]
+    reloaded = await stub.GetModel(pb.GetModelRequest(owner=owner, name="hello"))
+    assert reloaded.latest_version_id == "b" * 64
+
+
+async def test_errors_carry_the_right_status(registry: Registry) -> None:
+    stub = registry.stub
+    owner, name = await given_model(stub)
+    with pytest.raises(RpcUnauthenticated):
+        await stub.AuthenticateToken(pb.AuthenticateTokenRequest(token="cwk_" + "0" * 40))
+    with pytest.raises(RpcNotFound):
+        await stub.CreateModel(pb.CreateModelRequest(owner=unique("ghost"), name="m"))
+    with pytest.raises(RpcNotFound):
+        await stub.GetModel(pb.GetModelRequest(owner=owner, name="missing"))
+    with pytest.raises(RpcNotFound):
+        await stub.GetVersion(pb.GetVersionRequest(version_id="f" * 64))
+    with pytest.raises(RpcInvalidArgument):
+        await stub.CreateModel(pb.CreateModelRequest(owner=owner, name="Bad Name"))
+    with pytest.raises(RpcInvalidArgument):
+        await stub.CreateVersion(pb.CreateVersionRequest(owner=owner, name=name, version_id="c1", openapi_schema_json="{"))
+    with pytest.raises(RpcAlreadyExists):
+        await stub.CreateModel(pb.CreateModelRequest(owner=owner, name=name))
+
+
+async def test_disabled_tokens_stop_authenticating(registry: Registry) -> None:
+    owner = unique("user")
+    await registry.stub.EnsureAccount(pb.EnsureAccountRequest(username=owner))
+    issued = await registry.stub.CreateToken(pb.CreateTokenRequest(username=owner))
+    deps = registry.deps
+    await handlers.disable_token(DisableToken(username=owner, token_id=issued.token_id), deps.uow, deps.clock)
+    with pytest.raises(RpcUnauthenticated):
+        await registry.stub.AuthenticateToken(pb.AuthenticateTokenRequest(token=issued.token))
+
+
+async def test_racing_create_model_has_one_winner(registry: Registry) -> None:
+    owner, name = unique("user"), unique("model")
+    await registry.stub.EnsureAccount(pb.EnsureAccountRequest(username=owner))
+    request = pb.CreateModelRequest(owner=owner, name=name, visibility="public", hardware="cpu")
+    results = await asyncio.gather(*(registry.stub.CreateModel(request) for _ in range(8)), return_exceptions=True)
+    winners = [r for r in results if isinstance(r, pb.Model)]
+    assert len(winners) == 1, results
+    assert all(isinstance(r, RpcAlreadyExists) for r in results if not isinstance(r, pb.Model)), results
+
+
+async def test_create_version_is_idempotent_even_when_racing(registry: Registry) -> None:
+    owner, name = await given_model(registry.stub)
+    request = version_request(owner, name, "d" * 64)
+    results = await asyncio.gather(*(registry.stub.CreateVersion(request) for _ in range(6)))
+    assert all(r == results[0] for r in results)
+    assert await registry.stub.CreateVersion(request) == results[0]
+    listed = await registry.stub.ListVersions(pb.ListVersionsRequest(owner=owner, name=name))
+    assert [v.id for v in listed.versions] == ["d" * 64]
+
+
+async def test_a_version_id_belongs_to_one_model(registry: Registry) -> None:
+    owner, name = await given_model(registry.stub)
+    await registry.stub.CreateModel(pb.CreateModelRequest(owner=owner, name="other"))
+    version_id = uuid.uuid4().hex * 2
+    await registry.stub.CreateVersion(version_request(owner, name, version_id))
+    with pytest.raises(RpcAlreadyExists):
+        await registry.stub.CreateVersion(version_request(owner, "other", version_id))
+
+
+async def test_registry_events_are_published_to_nats(registry: Registry) -> None:
+    received: list[tuple[str, Envelope, dict[str, str]]] = []
+
+    async def collect(msg: Any) -> None:
+        received.append((msg.subject, Envelope.from_json(msg.data), dict(msg.headers or {})))
+
+    subscription = await registry.bus.nc.subscribe("registry.events.>", cb=collect)
+    try:
+        owner = unique("user")
+        await registry.stub.EnsureAccount(pb.EnsureAccountRequest(username=owner))
+        issued = await registry.stub.CreateToken(pb.CreateTokenRequest(username=owner))
+        await registry.stub.CreateModel(pb.CreateModelRequest(owner=owner, name="pub"))
+        await registry.stub.CreateVersion(version_request(owner, "pub", uuid.uuid4().hex * 2))
+        ours = await _wait_for(received, owner, count=4)
+    finally:
+        await subscription.unsubscribe()
+    assert [(subject, env.type) for subject, env, _ in ours] == [
+        ("registry.events.account.created", "account.created"),
+        ("registry.events.token.created", "token.created"),
+        ("registry.events.model.created", "model.created"),
+        ("registry.events.version.created", "version.created"),
+    ]
+    assert [env.stream_id for _, env, _ in ours] == [f"account-{owner}"] * 2 + [f"model-{owner}/pub"] * 2
+    assert all(headers.get("Nats-Msg-Id") == env.id for _, env, headers in ours)
+    token_event = ours[1][1]
+    assert issued.token not in token_event.to_json().decode()
+    assert len(token_event.data["token_hash"]) == 64
+
+
+async def _wait_for(
+    received: list[tuple[str, Envelope, dict[str, str]]], owner: str, count: int
+) -> list[tuple[str, Envelope, dict[str, str]]]:
+    streams = (f"account-{owner}", f"model-{owner}/")
+    for _ in range(100):
+        ours = [item for item in received if item[1].stream_id.startswith(streams)]
+        if len(ours) >= count:
+            return ours
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"only {len(received)} registry events arrived")
+
+
+async def _snapshot(deps: Deps) -> dict[str, list[tuple[Any, ...]]]:
+    orders = {"accounts": "username", "tokens": "token_id", "models": "owner, name", "versions": "id"}
+    async with deps.engine.connect() as conn:
+        return {
+            table: [tuple(row) for row in await conn.execute(text(f"SELECT * FROM registry.{table} ORDER BY {key}"))]
+            for table, key in orders.items()
+        }
+
+
+async def test_rebuild_projections_restores_the_same_read_models(registry: Registry) -> None:
+    owner, name = await given_model(registry.stub)
+    issued = await registry.stub.CreateToken(pb.CreateTokenRequest(username=owner))
+    deps = registry.deps
+    await handlers.disable_token(DisableToken(username=owner, token_id=issued.token_id), deps.uow, deps.clock)
+    await registry.stub.CreateVersion(version_request(owner, name, uuid.uuid4().hex * 2))
+    before = await _snapshot(deps)
+    assert all(before.values())
+    async with deps.engine.begin() as conn:
+        await conn.execute(text("DELETE FROM registry.versions"))
+        await conn.execute(text("UPDATE registry.tokens SET disabled_at = NULL"))
+
+    env = {k: v for k, v in os.environ.items() if k != "COGWHEEL_NATS_URL"}
+    env["COGWHEEL_DATABASE_URL"] = deps.settings.database_url
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.registry", "rebuild-projections", cwd=REPO_ROOT, env=env
+    )
+    assert await asyncio.wait_for(process.wait(), timeout=60) == 0
+    assert await _snapshot(deps) == before

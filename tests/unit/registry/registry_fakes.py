@@ -1,0 +1,112 @@
+"""In-memory fakes of the registry's ports: an event log with optimistic concurrency, views folded from it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+from libs.events import Envelope, EventMetadata
+from libs.eventstore import ConcurrencyError
+from services.registry.domain import accounts, models
+from services.registry.domain.accounts import Account
+from services.registry.domain.events import RegistryEvent, VersionCreated, from_envelope, to_envelope
+from services.registry.domain.models import Model, Version
+
+
+class FakeClock:
+    """Ticks one second per reading, so ordering by time is unambiguous."""
+
+    def __init__(self, start: datetime = datetime(2026, 1, 1, tzinfo=UTC)) -> None:
+        self.current = start
+
+    def now(self) -> datetime:
+        self.current += timedelta(seconds=1)
+        return self.current
+
+
+class InMemoryEventLog:
+    def __init__(self) -> None:
+        self.streams: dict[str, list[Envelope]] = {}
+        self.log: list[Envelope] = []
+
+    def version(self, stream_id: str) -> int:
+        return len(self.streams.get(stream_id, []))
+
+    def events(self, stream_id: str) -> list[RegistryEvent]:
+        return [from_envelope(e) for e in self.streams.get(stream_id, [])]
+
+    def all_events(self) -> list[RegistryEvent]:
+        return [from_envelope(e) for e in self.log]
+
+    def commit(self, staged: list[tuple[str, int, list[Envelope]]]) -> None:
+        for stream_id, expected, _ in staged:
+            if self.version(stream_id) != expected:
+                raise ConcurrencyError(stream_id, expected, self.version(stream_id))
+        for stream_id, _, envelopes in staged:
+            stream = self.streams.setdefault(stream_id, [])
+            for envelope in envelopes:
+                stored = envelope.model_copy(
+                    update={"stream_version": len(stream) + 1, "position": len(self.log) + 1}
+                )
+                stream.append(stored)
+                self.log.append(stored)
+
+    @asynccontextmanager
+    async def uow(self, metadata: EventMetadata) -> AsyncIterator[InMemoryUnitOfWork]:
+        work = InMemoryUnitOfWork(self, metadata)
+        yield work
+        self.commit(work.staged)
+
+
+class InMemoryUnitOfWork:
+    def __init__(self, log: InMemoryEventLog, metadata: EventMetadata) -> None:
+        self._log = log
+        self._metadata = metadata
+        self.staged: list[tuple[str, int, list[Envelope]]] = []
+
+    async def load(self, stream_id: str) -> tuple[list[RegistryEvent], int]:
+        # Yield to the loop so concurrent units of work interleave as they would against a database.
+        await asyncio.sleep(0)
+        return self._log.events(stream_id), self._log.version(stream_id)
+
+    async def append(self, stream_id: str, events: Sequence[RegistryEvent], expected_version: int) -> None:
+        if events:
+            self.staged.append((stream_id, expected_version, [to_envelope(e, self._metadata) for e in events]))
+
+    async def version_owner(self, version_id: str) -> str | None:
+        for event in self._log.all_events():
+            if isinstance(event, VersionCreated) and event.id == version_id:
+                return f"{event.owner}/{event.name}"
+        return None
+
+
+class FakeViews:
+    """Answers queries by folding the in-memory log with the domain's own evolve functions."""
+
+    def __init__(self, log: InMemoryEventLog) -> None:
+        self._log = log
+
+    async def account_for_token(self, token_hash: str) -> tuple[Account, str] | None:
+        for stream_id in self._log.streams:
+            account = accounts.replay(self._log.events(stream_id)) if stream_id.startswith("account-") else None
+            for token in account.tokens if account else ():
+                if token.token_hash == token_hash and not token.disabled:
+                    assert account is not None
+                    return account.model_copy(update={"tokens": ()}), token.id
+        return None
+
+    async def get_model(self, owner: str, name: str) -> Model | None:
+        model = models.replay(self._log.events(f"model-{owner}/{name}"))
+        return model.model_copy(update={"versions": {}}) if model else None
+
+    async def get_version(self, version_id: str) -> Version | None:
+        for event in self._log.all_events():
+            if isinstance(event, VersionCreated) and event.id == version_id:
+                return Version.model_validate(event.model_dump())
+        return None
+
+    async def list_versions(self, owner: str, name: str) -> list[Version]:
+        model = models.replay(self._log.events(f"model-{owner}/{name}"))
+        return list(reversed(model.versions.values())) if model else []
