@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cogwheel.servers import database_for_command
+from cogwheel.servers import database_for_command, servers_for_command
 from cogwheel.state import State, data_dir
 
 __all__ = ["app", "main"]
@@ -85,15 +85,16 @@ def rebuild_projections(
 ) -> None:
     """Drop and replay read models from the event store."""
 
-    async def run() -> None:
+    async def run() -> int:
         from libs.eventstore.projections import rebuild_all
 
-        async with database_for_command(data_dir()) as url:
-            result = await rebuild_all(url, service=service)
-        if result is not None:
-            typer.echo(str(result))
+        async with servers_for_command(data_dir()) as servers:
+            codes = await rebuild_all(servers.database_url, service=service, nats_url=servers.nats_url)
+        for name, code in codes.items():
+            typer.echo(f"{name}: {'rebuilt' if code == 0 else f'failed (exit {code})'}")
+        return 0 if all(code == 0 for code in codes.values()) else 1
 
-    asyncio.run(run())
+    raise typer.Exit(asyncio.run(run()))
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from cogwheel.state import State
 from libs.infra import EmbeddedNats, EmbeddedPostgres
 
-__all__ = ["Servers", "database_for_command"]
+__all__ = ["Servers", "database_for_command", "servers_for_command"]
 
 
 @dataclass
@@ -43,6 +43,21 @@ class Servers:
             "nats": self._nats.pid if self._nats else None,
             "postgres": self._postgres.pid if self._postgres else None,
         }
+
+
+@contextlib.asynccontextmanager
+async def servers_for_command(data_dir: Path) -> AsyncIterator[Servers]:
+    """Both servers for a one-off command: those of a running ``cogwheel up``, else given or embedded ones."""
+    state = State.load(data_dir)
+    if state.running() and state.database_url and state.nats_url:
+        yield Servers(data_dir, nats_url=state.nats_url, database_url=state.database_url)
+        return
+    servers = Servers(data_dir)
+    await servers.start()
+    try:
+        yield servers
+    finally:
+        await servers.stop()
 
 
 @contextlib.asynccontextmanager

@@ -34,13 +34,15 @@ async def rebuild_from_log(store: EventStore, projections: list[Projection]) -> 
     return count
 
 
-async def rebuild_all(database_url: str, service: str | None = None) -> dict[str, int]:
+async def rebuild_all(database_url: str, service: str | None = None, nats_url: str | None = None) -> dict[str, int]:
     """Run `python -m services.<svc> rebuild-projections` for each service (or one): each knows its own views."""
     from libs.db.migrations import service_schemas
 
     services = [service] if service else list(service_schemas())
     results: dict[str, int] = {}
     env = {**os.environ, "COGWHEEL_DATABASE_URL": database_url}
+    if nats_url:
+        env["COGWHEEL_NATS_URL"] = nats_url
     for name in services:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", f"services.{name}", "rebuild-projections", env=env

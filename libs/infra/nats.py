@@ -1,6 +1,9 @@
 """Launcher for an embedded ``nats-server -js`` bound to loopback."""
 
 import asyncio
+import os
+import signal
+import time
 import shutil
 import subprocess
 import sys
@@ -8,7 +11,7 @@ from pathlib import Path
 
 from libs.infra.errors import InfraError
 from libs.infra.net import LOOPBACK, free_port, port_in_use, wait_for_port
-from libs.infra.process import last_log_line, stop_process
+from libs.infra.process import last_log_line, pid_alive, stop_process
 
 __all__ = ["EmbeddedNats", "find_nats_server"]
 
@@ -50,6 +53,10 @@ class EmbeddedNats:
         return self.data_dir / "nats.log"
 
     @property
+    def pid_path(self) -> Path:
+        return self.data_dir / "nats.pid"
+
+    @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
@@ -60,6 +67,7 @@ class EmbeddedNats:
         if port_in_use(port):
             raise InfraError(f"nats-server: port {LOOPBACK}:{port} is already in use")
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._stop_orphan()
         args = [str(binary), "-js", "-sd", str(self.data_dir / "jetstream"), "-a", LOOPBACK, "-p", str(port)]
         with self.log_path.open("ab") as log:
             # Own session: a terminal Ctrl-C reaches only the supervisor, which then stops servers in order.
@@ -74,7 +82,22 @@ class EmbeddedNats:
             reason = f"exited with code {code}" if code is not None else f"not ready after {timeout:.0f}s"
             raise InfraError(f"nats-server {reason}: {last_log_line(self.log_path)}")
         self.port = port
+        self.pid_path.write_text(str(proc.pid))
         return self.url
+
+    def _stop_orphan(self) -> None:
+        # A server left by a supervisor that was SIGKILLed still holds the JetStream store; stop it first.
+        try:
+            pid = int(self.pid_path.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return
+        if b"nats-server" in cmdline and str(self.data_dir).encode() in cmdline:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        self.pid_path.unlink(missing_ok=True)
 
     def stop(self, grace: float = 10.0) -> None:
         """Stop the server (SIGTERM lets JetStream flush); idempotent."""
@@ -82,6 +105,7 @@ class EmbeddedNats:
             stop_process(self._proc, grace=grace)
         self._proc = None
         self.port = None
+        self.pid_path.unlink(missing_ok=True)
 
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None

@@ -54,7 +54,7 @@ async def rebuild(settings: Settings) -> None:
 
 
 def main(argv: list[str]) -> None:
-    settings = Settings()
+    settings = Settings()  # type: ignore[call-arg]  # filled from the environment
     configure_logging(settings.service_name, settings.log_level)
     if argv == ["rebuild-projections"]:
         asyncio.run(rebuild(settings))

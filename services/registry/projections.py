@@ -22,8 +22,8 @@ SCHEMA = "registry"
 
 
 class RegistryProjection:
-    name = "registry-read-models"
-    tables = ("accounts", "tokens", "models", "versions")
+    name: str = "registry-read-models"
+    tables: tuple[str, ...] = ("accounts", "tokens", "models", "versions")
 
     def __init__(self, schema: str = SCHEMA) -> None:
         self.schema = schema

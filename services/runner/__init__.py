@@ -1,0 +1,1 @@
+"""The runner service: executes prediction jobs in Cog-compatible model worker processes."""

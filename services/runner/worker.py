@@ -98,11 +98,11 @@ class RunnerWorker:
         prediction_id: str = job["prediction_id"]
         traceparent: str | None = job.get("traceparent")
         started_at = datetime.now(UTC)
-        self._current = (prediction_id, None)
         if prediction_id in self._canceled:
             await self._publish(events.completed(
                 prediction_id, self.runner_id, _ended(started_at, "canceled", None), traceparent))
             return
+        self._current = (prediction_id, None)
         await self._publish(events.started(prediction_id, self.runner_id, started_at, traceparent))
         heartbeat = asyncio.create_task(self._keep_alive(message))
         try:
@@ -112,7 +112,7 @@ class RunnerWorker:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
-        if self._stopping and result.status != "succeeded":
+        if self._stopping and result.status == "failed":
             raise Retry("runner stopped during the prediction; another runner takes the job", delay=0)
         await self._publish(events.completed(prediction_id, self.runner_id, result, traceparent))
 

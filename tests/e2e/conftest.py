@@ -68,7 +68,7 @@ class Platform:
             await channel.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def platform(
     nats_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Platform]:

@@ -65,18 +65,36 @@ def test_postgres_serves_the_app_database_and_keeps_data_across_restart(pg: Embe
 def test_postgres_recovers_from_a_stale_pid_file(tmp_path: Path) -> None:
     pg = EmbeddedPostgres(tmp_path / "pgdata")
     pg.start()
-    with psycopg.connect(pg.url) as conn:
-        conn.execute("CREATE TABLE survived (v int)")
-    assert pg.pid is not None
-    os.kill(pg.pid, signal.SIGKILL)
-    pg._proc.wait()  # type: ignore[union-attr]
-    assert (pg.data_dir / "postmaster.pid").exists()
+    try:
+        with psycopg.connect(pg.url) as conn:
+            conn.execute("CREATE TABLE survived (v int)")
+        assert pg.pid is not None
+        os.kill(pg.pid, signal.SIGKILL)
+        pg._proc.wait()  # type: ignore[union-attr]
+        assert (pg.data_dir / "postmaster.pid").exists()
 
-    pg.stop()
-    pg.start()
-    with psycopg.connect(pg.url) as conn:
-        assert conn.execute("SELECT count(*) FROM survived").fetchone() == (0,)
-    pg.stop()
+        pg.stop()
+        pg.start()
+        with psycopg.connect(pg.url) as conn:
+            assert conn.execute("SELECT count(*) FROM survived").fetchone() == (0,)
+    finally:
+        pg.stop()
+
+
+def test_nats_stops_a_server_left_behind_by_a_killed_supervisor(tmp_path: Path) -> None:
+    first = EmbeddedNats(tmp_path / "nats")
+    first.start()
+    orphan = first._proc
+    assert orphan is not None
+    first._proc = None  # forget it, as a SIGKILLed supervisor would
+    second = EmbeddedNats(tmp_path / "nats")
+    try:
+        second.start()
+        assert orphan.wait(timeout=10) is not None
+    finally:
+        second.stop()
+        if orphan.poll() is None:
+            orphan.kill()
 
 
 def test_create_database_gives_an_isolated_database(pg: EmbeddedPostgres) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -12,11 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 
 from libs.bus.nats import Bus, connect
 from libs.events import Envelope
+from libs.infra import free_port
 from libs.pb.cogwheel.registry.v1 import registry_pb2 as pb
 from libs.pb.cogwheel.registry.v1 import registry_pb2_grpc as pb_grpc
 from libs.rpc import RpcAlreadyExists, RpcInvalidArgument, RpcNotFound, RpcUnauthenticated, create_channel
@@ -99,7 +102,10 @@ async def test_accounts_tokens_models_and_versions(registry: Registry) -> None:
         pb.CreateModelRequest(owner=owner, name="hello", visibility="private", hardware="gpu-t4", description="hi")
     )
     assert (model.visibility, model.hardware, model.description, model.latest_version_id) == (
-        "private", "gpu-t4", "hi", ""
+        "private",
+        "gpu-t4",
+        "hi",
+        "",
     )
     assert await stub.GetModel(pb.GetModelRequest(owner=owner, name="hello")) == model
 
@@ -127,7 +133,9 @@ async def test_errors_carry_the_right_status(registry: Registry) -> None:
     with pytest.raises(RpcInvalidArgument):
         await stub.CreateModel(pb.CreateModelRequest(owner=owner, name="Bad Name"))
     with pytest.raises(RpcInvalidArgument):
-        await stub.CreateVersion(pb.CreateVersionRequest(owner=owner, name=name, version_id="c1", openapi_schema_json="{"))
+        await stub.CreateVersion(
+            pb.CreateVersionRequest(owner=owner, name=name, version_id="c1", openapi_schema_json="{")
+        )
     with pytest.raises(RpcAlreadyExists):
         await stub.CreateModel(pb.CreateModelRequest(owner=owner, name=name))
 
@@ -240,3 +248,41 @@ async def test_rebuild_projections_restores_the_same_read_models(registry: Regis
     )
     assert await asyncio.wait_for(process.wait(), timeout=60) == 0
     assert await _snapshot(deps) == before
+
+
+async def test_the_service_process_serves_until_sigterm(database_url: str, nats_url: str) -> None:
+    grpc_port, health_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "COGWHEEL_DATABASE_URL": database_url,
+        "COGWHEEL_NATS_URL": nats_url,
+        "COGWHEEL_GRPC_PORT": str(grpc_port),
+        "COGWHEEL_GRPC_HOST": "127.0.0.1",
+        "COGWHEEL_HEALTH_PORT": str(health_port),
+    }
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.registry", cwd=REPO_ROOT, env=env)
+    try:
+        async with httpx.AsyncClient() as http:
+            for _ in range(200):
+                try:
+                    response = await http.get(f"http://127.0.0.1:{health_port}/healthz")
+                    if response.status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert process.returncode is None, "registry exited during startup"
+                await asyncio.sleep(0.1)
+            assert response.json() == {"status": "ok", "service": "registry"}
+        channel = create_channel(f"127.0.0.1:{grpc_port}")
+        try:
+            owner = unique("proc")
+            account = await pb_grpc.RegistryServiceStub(channel).EnsureAccount(pb.EnsureAccountRequest(username=owner))
+            assert account.username == owner
+        finally:
+            await channel.close()
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), timeout=20) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

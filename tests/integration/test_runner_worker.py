@@ -206,7 +206,11 @@ async def _until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
 
 
 async def test_worker_runs_jobs_and_reports(bus: Bus, nats_url: str, tmp_path: Path) -> None:
-    settings = RunnerSettings(nats_url=nats_url, data_dir=str(tmp_path), instance_id="runner-test-1")
+    # A hardware class of its own: runners of other tests sharing this NATS server must not take these jobs.
+    hardware = f"test{uuid.uuid4().hex[:8]}"
+    settings = RunnerSettings(
+        nats_url=nats_url, data_dir=str(tmp_path), instance_id="runner-test-1", hardware=hardware
+    )
     deps = await bootstrap(settings, bus=bus)
     hello = await push_model_dir(bus.js, ROOT / "examples" / "hello-world")
     sleeper = await push_model_dir(bus.js, FIXTURES / "sleeper")
@@ -223,7 +227,7 @@ async def test_worker_runs_jobs_and_reports(bus: Bus, nats_url: str, tmp_path: P
         ):
             job = {"prediction_id": pid, "version_id": version, "input": job_input,
                    "created_at": "2024-01-01T00:00:00+00:00", "traceparent": None}
-            await bus.publish("runner.jobs.cpu", json.dumps(job).encode(), msg_id=pid)
+            await bus.publish(f"runner.jobs.{hardware}", json.dumps(job).encode(), msg_id=pid)
         await _until(lambda: len(seen[ok_id]) == 2)
         await _until(lambda: len(seen[cancel_id]) == 1)
         await asyncio.sleep(0.3)

@@ -80,9 +80,7 @@ def replay(events: Iterable[RegistryEvent]) -> Model | None:
     return state
 
 
-def create_model(
-    state: Model | None, cmd: CreateModel, *, owner: Account | None, now: datetime
-) -> list[RegistryEvent]:
+def create_model(state: Model | None, cmd: CreateModel, *, owner: Account | None, now: datetime) -> list[RegistryEvent]:
     names.username(cmd.owner)
     names.model_name(cmd.name)
     if owner is None:

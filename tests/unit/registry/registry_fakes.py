@@ -47,9 +47,7 @@ class InMemoryEventLog:
         for stream_id, _, envelopes in staged:
             stream = self.streams.setdefault(stream_id, [])
             for envelope in envelopes:
-                stored = envelope.model_copy(
-                    update={"stream_version": len(stream) + 1, "position": len(self.log) + 1}
-                )
+                stored = envelope.model_copy(update={"stream_version": len(stream) + 1, "position": len(self.log) + 1})
                 stream.append(stored)
                 self.log.append(stored)
 

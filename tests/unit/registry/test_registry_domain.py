@@ -27,9 +27,7 @@ from services.registry.domain.events import (
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ALICE = AccountCreated(username="alice", type="user", name="Alice", created_at=NOW)
-HELLO = ModelCreated(
-    owner="alice", name="hello", visibility="public", hardware="cpu", description="", created_at=NOW
-)
+HELLO = ModelCreated(owner="alice", name="hello", visibility="public", hardware="cpu", description="", created_at=NOW)
 
 
 def version_created(version_id: str, model: str = "hello") -> VersionCreated:

@@ -1,0 +1,115 @@
+"""RunnerWorker job handling with fakes for the bus, the package store and the model process."""
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from libs.bus.consumer import ReceivedMessage
+from libs.events import Envelope
+from libs.modelpkg import ModelPackageError
+from services.runner.adapters.supervisor import PredictionResult, WorkerSetupError
+from services.runner.worker import RunnerWorker
+
+
+class FakeBus:
+    def __init__(self) -> None:
+        self.js = object()
+        self.published: list[tuple[str, Envelope, str]] = []
+
+    async def publish(self, subject: str, data: bytes, *, msg_id: str, headers: dict[str, str] | None = None) -> None:
+        self.published.append((subject, Envelope.from_json(data), msg_id))
+
+
+class FakeSupervisor:
+    instances: list["FakeSupervisor"] = []
+
+    def __init__(self, model_dir: Path, predictor_ref: str, fail_setup: bool = False) -> None:
+        self.model_dir, self.predictor_ref, self.fail_setup = model_dir, predictor_ref, fail_setup
+        self.stopped = False
+        self.calls: list[str] = []
+        FakeSupervisor.instances.append(self)
+
+    async def predict(self, prediction_id: str, input: dict[str, Any]) -> PredictionResult:
+        if self.fail_setup:
+            raise WorkerSetupError("setup of predict.py:Predictor failed: boom", "loading\n")
+        self.calls.append(prediction_id)
+        now = datetime.now(UTC)
+        return PredictionResult("succeeded", "hello " + input["text"], "log\n", None, now, now, 0.01)
+
+    async def cancel(self, prediction_id: str) -> bool:
+        return False
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def fake_fetch(js: Any, version_id: str, cache_dir: Path) -> Path:
+    if version_id == "missing":
+        raise ModelPackageError(f"version {version_id} is not in bucket cogwheel-versions")
+    return cache_dir / version_id
+
+
+def _message(job: dict[str, Any]) -> ReceivedMessage:
+    return ReceivedMessage("runner.jobs.cpu", json.dumps(job).encode(), {}, 1, None)  # type: ignore[arg-type]
+
+
+def _job(pid: str, version: str = "v1") -> dict[str, Any]:
+    return {"prediction_id": pid, "version_id": version, "predictor_ref": "predict.py:Predictor",
+            "input": {"text": "world"}, "created_at": "2024-01-01T00:00:00Z", "traceparent": None}
+
+
+@pytest.fixture
+def worker(tmp_path: Path) -> tuple[RunnerWorker, FakeBus]:
+    FakeSupervisor.instances.clear()
+    bus = FakeBus()
+    runner = RunnerWorker(bus, runner_id="r1", cache_dir=tmp_path, fetch_package=fake_fetch,  # type: ignore[arg-type]
+                          max_loaded=2, supervisor_factory=FakeSupervisor)
+    return runner, bus
+
+
+async def test_publishes_started_then_completed(worker: tuple[RunnerWorker, FakeBus]) -> None:
+    runner, bus = worker
+    await runner.handle_job(_message(_job("p1")))
+    (s_subject, started, s_id), (c_subject, completed, c_id) = bus.published
+    assert s_subject == "runner.events.prediction.started" and started.type == "prediction.started"
+    assert c_subject == "runner.events.prediction.completed" and completed.stream_version == 2
+    assert started.stream_id == completed.stream_id == "runner-prediction-p1"
+    assert s_id == started.id and c_id == completed.id != started.id
+    assert completed.data["output"] == "hello world" and completed.data["runner_id"] == "r1"
+
+
+async def test_reuses_and_evicts_loaded_versions(worker: tuple[RunnerWorker, FakeBus]) -> None:
+    runner, _ = worker
+    for pid, version in (("a", "v1"), ("b", "v1"), ("c", "v2"), ("d", "v3")):
+        await runner.handle_job(_message(_job(pid, version)))
+    first, second, third = FakeSupervisor.instances
+    assert first.calls == ["a", "b"] and first.stopped
+    assert not second.stopped and not third.stopped
+
+
+async def test_missing_package_fails_prediction(worker: tuple[RunnerWorker, FakeBus]) -> None:
+    runner, bus = worker
+    await runner.handle_job(_message(_job("p1", "missing")))
+    completed = bus.published[-1][1]
+    assert completed.data["status"] == "failed" and "not in bucket" in completed.data["error"]
+
+
+async def test_setup_failure_fails_and_unloads(worker: tuple[RunnerWorker, FakeBus], tmp_path: Path) -> None:
+    runner, bus = worker
+    runner._factory = lambda d, r: FakeSupervisor(d, r, fail_setup=True)
+    await runner.handle_job(_message(_job("p1")))
+    completed = bus.published[-1][1].data
+    assert completed["status"] == "failed" and completed["error"].endswith("boom")
+    assert completed["logs"] == "loading\n"
+    assert FakeSupervisor.instances[0].stopped
+
+
+async def test_cancel_before_job_arrives(worker: tuple[RunnerWorker, FakeBus]) -> None:
+    runner, bus = worker
+    await runner.cancel("p1")
+    await runner.handle_job(_message(_job("p1")))
+    assert [env.data["status"] for _, env, _ in bus.published] == ["canceled"]
+    assert not FakeSupervisor.instances
