@@ -36,7 +36,8 @@ def env() -> None:
         typer.echo(f"cogwheel is not running (no live state in {directory / 'state.json'}); start it with: make up",
                    err=True)
         raise typer.Exit(1)
-    typer.echo(f"export REPLICATE_BASE_URL={state.api_url}")
+    # Replicate's Python client 1.x writes every path as /v1/..., so its base URL is the origin alone.
+    typer.echo(f"export REPLICATE_BASE_URL={state.base_url}")
     typer.echo(f"export REPLICATE_API_TOKEN={state.token}")
 
 

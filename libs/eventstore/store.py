@@ -62,19 +62,23 @@ class Transaction:
     async def append(
         self, stream_id: str, events: list[Envelope], expected_version: int | None
     ) -> list[Envelope]:
-        """Append after `expected_version` (0 for a new stream, None for wherever the stream is now)."""
-        current = await self.stream_version(stream_id)
-        if expected_version is not None and current != expected_version:
-            raise ConcurrencyError(stream_id, expected_version, current)
-        stored: list[Envelope] = []
-        for offset, event in enumerate(events, start=1):
-            versioned = event.model_copy(update={"stream_id": stream_id, "stream_version": current + offset})
-            try:
-                async with self.conn.begin_nested():
-                    position = await self._insert(versioned)
-            except IntegrityError as exc:
-                raise ConcurrencyError(stream_id, current, None) from exc
-            stored.append(versioned.model_copy(update={"position": position}))
+        """Append after `expected_version` (0 for a new stream, None for wherever the stream is now).
+
+        A stale `expected_version` always collides with the `(stream_id, stream_version)` key, because
+        version `expected_version + 1` then exists already; the database decides, so there is no race.
+        """
+        current = await self.stream_version(stream_id) if expected_version is None else expected_version
+        versioned = [
+            event.model_copy(update={"stream_id": stream_id, "stream_version": current + offset})
+            for offset, event in enumerate(events, start=1)
+        ]
+        if not versioned:
+            return []
+        try:
+            positions = await self._insert(versioned)
+        except IntegrityError as exc:
+            raise ConcurrencyError(stream_id, current, None) from exc
+        stored = [event.model_copy(update={"position": position}) for event, position in zip(versioned, positions)]
         for event in stored:
             subject = self._subject_for(event)
             if subject is not None:
@@ -82,14 +86,8 @@ class Transaction:
         self.appended.extend(stored)
         return stored
 
-    async def _insert(self, event: Envelope) -> int:
-        result = await self.conn.execute(
-            text(
-                f"INSERT INTO {self._schema}.events (event_id, stream_id, stream_version, type,"
-                " schema_version, data, metadata, occurred_at)"
-                " VALUES (:id, :stream_id, :version, :type, :schema_version,"
-                " CAST(:data AS jsonb), CAST(:metadata AS jsonb), :occurred_at) RETURNING position"
-            ),
+    async def _insert(self, events: list[Envelope]) -> list[int]:
+        rows = [
             {
                 "id": event.id,
                 "stream_id": event.stream_id,
@@ -99,9 +97,23 @@ class Transaction:
                 "data": json.dumps(event.data),
                 "metadata": event.metadata.model_dump_json(),
                 "occurred_at": event.occurred_at,
-            },
+            }
+            for event in events
+        ]
+        values = ", ".join(
+            f"(:id{i}, :stream_id{i}, :version{i}, :type{i}, :schema_version{i},"
+            f" CAST(:data{i} AS jsonb), CAST(:metadata{i} AS jsonb), :occurred_at{i})"
+            for i in range(len(rows))
         )
-        return int(result.scalar_one())
+        params = {f"{key}{i}": value for i, row in enumerate(rows) for key, value in row.items()}
+        result = await self.conn.execute(
+            text(
+                f"INSERT INTO {self._schema}.events (event_id, stream_id, stream_version, type,"
+                f" schema_version, data, metadata, occurred_at) VALUES {values} RETURNING position"
+            ),
+            params,
+        )
+        return sorted(int(position) for position in result.scalars())
 
     async def enqueue(self, message: OutboxMessage) -> None:
         await self.conn.execute(

@@ -30,13 +30,16 @@ class PredictionProjection:
     def __init__(self, store: EventStore) -> None:
         self._store = store
 
-    async def apply(self, event: Envelope) -> Outcome:
+    async def apply(self, event: Envelope) -> tuple[Outcome, dict[str, Any] | None]:
+        """Apply one event; returns what happened and, when applied, the view it produced."""
         if not event.type.startswith("prediction."):
-            return Outcome.DUPLICATE
+            return Outcome.DUPLICATE, None
         async with self._store.transaction() as tx:
+            # A read model can be rebuilt, so its commits need not wait for the disk.
+            await tx.conn.execute(text("SET LOCAL synchronous_commit = off"))
             return await self.apply_in(tx.conn, tx, event)
 
-    async def apply_in(self, conn: Any, tx: Any, event: Envelope) -> Outcome:
+    async def apply_in(self, conn: Any, tx: Any, event: Envelope) -> tuple[Outcome, dict[str, Any] | None]:
         prediction_id = event.data["id"]
         row = (
             await conn.execute(
@@ -46,11 +49,11 @@ class PredictionProjection:
         ).first()
         current = row.stream_version if row else 0
         if event.stream_version <= current:
-            return Outcome.DUPLICATE
+            return Outcome.DUPLICATE, None
         if event.stream_version != current + 1:
-            return Outcome.GAP
+            return Outcome.GAP, None
         if not await tx.track(CONSUMER, event.id):
-            return Outcome.DUPLICATE
+            return Outcome.DUPLICATE, None
         view = apply_event(row.view if row else None, event)
         await conn.execute(
             text(
@@ -67,7 +70,7 @@ class PredictionProjection:
                 "view": json.dumps(view),
             },
         )
-        return Outcome.APPLIED
+        return Outcome.APPLIED, view
 
     async def apply_created(self, view: dict[str, Any]) -> None:
         """Read-your-writes: store a just-created prediction before its event comes back over NATS."""

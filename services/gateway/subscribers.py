@@ -12,7 +12,7 @@ from services.gateway.projection import CONSUMER, Outcome, PredictionProjection
 
 async def consume_prediction_events(bus, projection: PredictionProjection, stop: asyncio.Event) -> None:  # type: ignore[no-untyped-def]
     async def on_message(message: ReceivedMessage) -> None:
-        outcome = await projection.apply(Envelope.from_json(message.data))
+        outcome, _ = await projection.apply(Envelope.from_json(message.data))
         if outcome is Outcome.GAP:
             raise Retry("an earlier event of this prediction is still in flight")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from typing import Any
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -29,6 +30,8 @@ class Waiter:
     def __init__(self) -> None:
         self.changed = asyncio.Event()
         self.saw_terminal = False
+        # The view as of the latest event this gateway applied, sparing a read of the read model.
+        self.latest_view: dict[str, Any] | None = None
 
 
 class PredictionWaiters:
@@ -78,10 +81,13 @@ class PredictionWaiters:
         waiters = self._waiters.get(prediction_id)
         if not waiters:
             return
+        view = None
         try:
-            await self._projection.apply(event)
+            _, view = await self._projection.apply(event)
         except Exception:  # noqa: BLE001 - the durable consumer applies it too; waiters can ask the scheduler
             log.warning("could not apply %s for waiters", event.type, exc_info=True)
         for waiter in list(waiters):
             waiter.saw_terminal = waiter.saw_terminal or terminal
+            if view is not None:
+                waiter.latest_view = view
             waiter.changed.set()

@@ -103,7 +103,10 @@ class RunnerWorker:
                 prediction_id, self.runner_id, _ended(started_at, "canceled", None), traceparent))
             return
         self._current = (prediction_id, None)
-        await self._publish(events.started(prediction_id, self.runner_id, started_at, traceparent))
+        # Announcing the start overlaps with running: the completion is published only after it is stored.
+        announced = asyncio.create_task(
+            self._publish(events.started(prediction_id, self.runner_id, started_at, traceparent))
+        )
         heartbeat = asyncio.create_task(self._keep_alive(message))
         try:
             result = await self._run(job, started_at)
@@ -112,6 +115,7 @@ class RunnerWorker:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+            await announced
         if self._stopping and result.status == "failed":
             raise Retry("runner stopped during the prediction; another runner takes the job", delay=0)
         await self._publish(events.completed(prediction_id, self.runner_id, result, traceparent))

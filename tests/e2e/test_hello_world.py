@@ -184,3 +184,27 @@ async def test_losing_a_scheduler_loses_no_prediction(platform) -> None:
         await platform.stack.start_process("scheduler-1")
         await platform.stack.wait_healthy(["scheduler-1"])
 
+
+
+def _official_client_calls(base_url: str, token: str, version: str) -> dict:
+    import replicate
+
+    client = replicate.Client(api_token=token, base_url=base_url)
+    by_model = client.run("cogwheel/hello-world", input={"text": "model"})
+    by_version = client.run(f"cogwheel/hello-world:{version}", input={"text": "version"})
+    created = client.predictions.create(version=version, input={"text": "poll"})
+    created.wait()
+    fetched = client.predictions.get(created.id)
+    return {"by_model": by_model, "by_version": by_version, "polled": fetched.output, "status": fetched.status}
+
+
+async def test_official_python_client_runs_the_model(platform) -> None:
+    result = await asyncio.to_thread(
+        _official_client_calls, platform.stack.base_url, platform.token, platform.hello_version
+    )
+    assert result == {
+        "by_model": "hello model",
+        "by_version": "hello version",
+        "polled": "hello poll",
+        "status": "succeeded",
+    }

@@ -70,7 +70,9 @@ async def wait_for_prediction(deps: Any, view: dict[str, Any], seconds: int) -> 
     waiter = deps.waiters.register(prediction_id)
     try:
         while True:
-            current = await deps.projection.get(prediction_id) or view
+            current = waiter.latest_view
+            if current is None or current["status"] not in TERMINAL_STATUSES:
+                current = await deps.projection.get(prediction_id) or view
             if current["status"] in TERMINAL_STATUSES:
                 return current
             if waiter.saw_terminal:
