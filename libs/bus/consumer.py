@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -57,15 +57,18 @@ async def run_consumer(
     subject: str,
     handler: Handler,
     stop: asyncio.Event,
+    mode: Literal["push", "pull"] = "push",
     batch: int = 16,
     ack_wait: float = 30.0,
     max_ack_pending: int = 256,
     fetch_timeout: float = 1.0,
 ) -> None:
-    """Fetch and handle messages until `stop` is set: return means ack, an exception means redeliver.
+    """Handle messages until `stop` is set: return means ack, an exception means redeliver.
 
-    Instances of a service share `durable`, so JetStream spreads messages across them; `max_ack_pending`
-    is the back-pressure bound on work handed out but not yet acknowledged.
+    Instances of a service share `durable`, so JetStream spreads messages across them. `push` (a queue
+    group) delivers as soon as a message is stored, with no request per message, and suits event consumers;
+    `pull` takes only `batch` messages when the instance asks, which suits work queues whose instances
+    should take a job only when free. `max_ack_pending` bounds the work handed out but not yet acknowledged.
     """
     config = ConsumerConfig(
         durable_name=durable,
@@ -75,6 +78,47 @@ async def run_consumer(
         max_ack_pending=max_ack_pending,
         filter_subject=subject,
     )
+    if mode == "pull":
+        await _run_pull(bus, stream, durable, subject, handler, stop, config, batch, fetch_timeout)
+    else:
+        await _run_push(bus, stream, durable, subject, handler, stop, config, fetch_timeout)
+
+
+async def _run_push(
+    bus: Bus,
+    stream: str,
+    durable: str,
+    subject: str,
+    handler: Handler,
+    stop: asyncio.Event,
+    config: ConsumerConfig,
+    idle_timeout: float,
+) -> None:
+    subscription = await bus.js.subscribe(
+        subject, queue=durable, durable=durable, stream=stream, manual_ack=True, config=config
+    )
+    try:
+        while not stop.is_set():
+            try:
+                msg = await subscription.next_msg(timeout=idle_timeout)
+            except (NatsTimeoutError, asyncio.TimeoutError):
+                continue
+            await _handle_one(msg, handler, durable)
+    finally:
+        await subscription.unsubscribe()
+
+
+async def _run_pull(
+    bus: Bus,
+    stream: str,
+    durable: str,
+    subject: str,
+    handler: Handler,
+    stop: asyncio.Event,
+    config: ConsumerConfig,
+    batch: int,
+    fetch_timeout: float,
+) -> None:
     subscription = await bus.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
     try:
         while not stop.is_set():

@@ -9,6 +9,7 @@ killed after publishing but before deleting re-publishes with the same `Nats-Msg
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import zlib
 from collections.abc import Awaitable, Callable
@@ -42,6 +43,8 @@ class OutboxRelay:
         self._database_url = database_url
         self._poll_interval = poll_interval
         self._wakeup = asyncio.Event()
+        self._recently_published: collections.deque[int] = collections.deque(maxlen=4096)
+        self._recently_published_set: set[int] = set()
         self._lock_key = zlib.crc32(f"cogwheel-outbox-{schema}".encode())
         # Test hook: lets a test kill the relay between publish and delete.
         self._after_publish = after_publish
@@ -76,10 +79,25 @@ class OutboxRelay:
                 await self._bus.publish(row.subject, bytes(row.payload), msg_id=row.msg_id, headers=row.headers)
                 if self._after_publish is not None:
                     await self._after_publish(row.msg_id)
+                self._remember(row.position)
             if rows:
                 # Losing this commit in a crash only means publishing again, which JetStream de-duplicates.
                 await conn.execute(text("SET LOCAL synchronous_commit = off"))
             return len(rows)
+
+    def _remember(self, position: int) -> None:
+        if len(self._recently_published) == self._recently_published.maxlen:
+            self._recently_published_set.discard(self._recently_published[0])
+        self._recently_published.append(position)
+        self._recently_published_set.add(position)
+
+    def _on_notify(self, payload: str) -> None:
+        try:
+            if int(payload) in self._recently_published_set:
+                return  # our own commit, already published
+        except ValueError:
+            pass
+        self._wakeup.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         listener = asyncio.create_task(self._listen(stop))
@@ -113,8 +131,8 @@ class OutboxRelay:
                     libpq_url(self._database_url), autocommit=True
                 ) as conn:
                     await conn.execute(f'LISTEN "{channel}"')
-                    async for _ in conn.notifies():
-                        self._wakeup.set()
+                    async for notification in conn.notifies():
+                        self._on_notify(notification.payload)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - fall back on polling until LISTEN works again

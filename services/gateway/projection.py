@@ -11,9 +11,10 @@ from sqlalchemy import text
 
 from libs.events import Envelope
 from libs.eventstore import EventStore
-from libs.predictions import apply_event
+from libs.predictions import TERMINAL_STATUSES, apply_event
 
 CONSUMER = "gateway-predictions"
+TERMINAL_EVENT_TYPES = frozenset(f"prediction.{status}" for status in TERMINAL_STATUSES)
 SCHEMA = "gateway"
 
 
@@ -50,7 +51,10 @@ class PredictionProjection:
         current = row.stream_version if row else 0
         if event.stream_version <= current:
             return Outcome.DUPLICATE, None
-        if event.stream_version != current + 1:
+        # A terminal event carries every field a finished prediction shows, so it may overtake the events
+        # before it; those then count as already applied.
+        skips_ahead = row is not None and event.type in TERMINAL_EVENT_TYPES
+        if event.stream_version != current + 1 and not skips_ahead:
             return Outcome.GAP, None
         if not await tx.track(CONSUMER, event.id):
             return Outcome.DUPLICATE, None

@@ -18,12 +18,10 @@ from nats.aio.subscription import Subscription
 from libs.bus.nats import Bus
 from libs.bus.subjects import PREDICTION_EVENTS
 from libs.events import Envelope
-from libs.predictions import TERMINAL_STATUSES
-from services.gateway.projection import PredictionProjection
+from services.gateway.projection import TERMINAL_EVENT_TYPES, PredictionProjection
 
 log = logging.getLogger(__name__)
 
-_TERMINAL_TYPES = frozenset(f"prediction.{status}" for status in TERMINAL_STATUSES)
 
 
 class Waiter:
@@ -73,21 +71,22 @@ class PredictionWaiters:
         except Exception:  # noqa: BLE001 - a malformed message must not stop the subscription
             log.warning("ignoring malformed lifecycle message on %s", msg.subject)
             return
-        terminal = event.type in _TERMINAL_TYPES
-        if terminal:
-            self._recent_terminal[prediction_id] = event
-            if len(self._recent_terminal) > self._recent_size:
-                self._recent_terminal.popitem(last=False)
+        if event.type not in TERMINAL_EVENT_TYPES:
+            return  # waiters only care about the end; the durable consumer records the rest
+        self._recent_terminal[prediction_id] = event
+        if len(self._recent_terminal) > self._recent_size:
+            self._recent_terminal.popitem(last=False)
         waiters = self._waiters.get(prediction_id)
         if not waiters:
             return
         view = None
         try:
+            # Applied before answering, so a GET right after the answer already shows the result.
             _, view = await self._projection.apply(event)
         except Exception:  # noqa: BLE001 - the durable consumer applies it too; waiters can ask the scheduler
             log.warning("could not apply %s for waiters", event.type, exc_info=True)
         for waiter in list(waiters):
-            waiter.saw_terminal = waiter.saw_terminal or terminal
+            waiter.saw_terminal = True
             if view is not None:
                 waiter.latest_view = view
             waiter.changed.set()

@@ -75,7 +75,7 @@ class RunnerWorker:
             await run_consumer(
                 self.bus, stream="RUNNER_JOBS", durable=f"runner-{self.hardware}",
                 subject=f"runner.jobs.{self.hardware}", handler=self.handle_job, stop=stop,
-                batch=1, ack_wait=self._ack_wait,
+                mode="pull", batch=1, ack_wait=self._ack_wait,
             )
         finally:
             self.ready = False

@@ -30,9 +30,12 @@ async def handle_prediction_event(
     """
     prediction_id = prediction_id_of(event.stream_id, event.data)
     async with unit_of_work() as uow:
+        stored = await uow.load_view(prediction_id)
+        if stored is not None and not stored.view.get("webhook"):
+            # Most predictions have no webhook: once that is known, their later events need no write at all.
+            return False
         if not await uow.track(event.id):
             return False
-        stored = await uow.load_view(prediction_id)
         placement = place(event.type, event.stream_version, stored.stream_version if stored else None)
         if placement is Placement.GAP:
             raise EventOutOfOrder(f"{event.type} v{event.stream_version} of {prediction_id}")
