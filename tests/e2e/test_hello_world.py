@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -208,3 +209,32 @@ async def test_official_python_client_runs_the_model(platform) -> None:
         "polled": "hello poll",
         "status": "succeeded",
     }
+
+
+async def test_gateway_read_model_rebuilds_to_the_same_state(platform) -> None:
+    async def snapshot() -> list[tuple]:
+        async with await psycopg.AsyncConnection.connect(libpq_url(platform.database_url)) as conn:
+            cursor = await conn.execute("SELECT id, stream_version, status, view FROM gateway.predictions ORDER BY id")
+            return await cursor.fetchall()
+
+    async with platform.client() as client:
+        await client.post(
+            "/v1/predictions",
+            json={"version": platform.hello_version, "input": {"text": "rebuild"}},
+            headers={"Prefer": "wait"},
+        )
+    before = await snapshot()
+    assert before and all(row[2] == "succeeded" for row in before)
+    async with await psycopg.AsyncConnection.connect(libpq_url(platform.database_url), autocommit=True) as conn:
+        await conn.execute("UPDATE gateway.predictions SET status = 'starting', view = '{}'::jsonb")
+
+    env = {
+        **os.environ,
+        "COGWHEEL_DATABASE_URL": platform.database_url,
+        "COGWHEEL_NATS_URL": platform.nats_url,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.gateway", "rebuild-projections", env=env
+    )
+    assert await process.wait() == 0
+    assert await snapshot() == before
