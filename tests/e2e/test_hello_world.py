@@ -238,3 +238,24 @@ async def test_gateway_read_model_rebuilds_to_the_same_state(platform) -> None:
     )
     assert await process.wait() == 0
     assert await snapshot() == before
+
+
+async def test_bad_requests_get_replicate_style_errors(platform) -> None:
+    async with platform.client() as client:
+        unknown_field = await client.post(
+            "/v1/predictions", json={"version": platform.hello_version, "input": {}, "model": "x"}
+        )
+        malformed = await client.post(
+            "/v1/predictions", content=b"{not json", headers={"Content-Type": "application/json"}
+        )
+        unknown_version = await client.post("/v1/predictions", json={"version": "a" * 64, "input": {}})
+        missing = await client.get("/v1/predictions/doesnotexist")
+    assert unknown_field.status_code == 422
+    assert "Additional property model is not allowed" in unknown_field.json()["detail"]
+    assert malformed.status_code == 400
+    assert unknown_version.status_code == 422
+    assert unknown_version.json()["title"] == "Invalid version or not permitted"
+    assert missing.status_code == 404
+    for response in (unknown_field, malformed, unknown_version, missing):
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["status"] == response.status_code
