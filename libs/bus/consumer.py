@@ -16,7 +16,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from libs.bus.nats import Bus
-from libs.bus.tracing import context_from_headers
+from libs.telemetry import extract_context
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("cogwheel.bus")
@@ -135,7 +135,7 @@ async def _run_pull(
 async def _handle_one(msg: Msg, handler: Handler, durable: str) -> None:
     headers = dict(msg.headers or {})
     received = ReceivedMessage(msg.subject, msg.data, headers, msg.metadata.num_delivered, msg)
-    token = otel_context.attach(context_from_headers(headers))
+    token = otel_context.attach(extract_context(headers))
     try:
         with tracer.start_as_current_span(f"consume {msg.subject}", kind=trace.SpanKind.CONSUMER):
             await handler(received)

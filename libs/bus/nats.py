@@ -12,6 +12,7 @@ from nats.js.api import RetentionPolicy, StreamConfig
 from nats.js.errors import BadRequestError
 
 from libs.bus.subjects import ALL_STREAMS, StreamSpec
+from libs.telemetry import current_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,6 @@ class Bus:
         if headers:
             all_headers.update(headers)
         if "traceparent" not in all_headers:
-            from libs.bus.tracing import current_traceparent
-
             traceparent = current_traceparent()
             if traceparent:
                 all_headers["traceparent"] = traceparent

@@ -59,40 +59,13 @@ class PredictionProjection:
         if not await tx.track(CONSUMER, event.id):
             return Outcome.DUPLICATE, None
         view = apply_event(row.view if row else None, event)
-        await conn.execute(
-            text(
-                f"INSERT INTO {SCHEMA}.predictions (id, account, stream_version, status, created_at, view)"
-                " VALUES (:id, :account, :v, :status, :created_at, CAST(:view AS jsonb))"
-                " ON CONFLICT (id) DO UPDATE SET stream_version = :v, status = :status, view = CAST(:view AS jsonb)"
-            ),
-            {
-                "id": prediction_id,
-                "account": view.get("account") or "",
-                "v": event.stream_version,
-                "status": view["status"],
-                "created_at": datetime.fromisoformat(view["created_at"]),
-                "view": json.dumps(view),
-            },
-        )
+        await _upsert(conn, view, event.stream_version, replace=True)
         return Outcome.APPLIED, view
 
     async def apply_created(self, view: dict[str, Any]) -> None:
         """Read-your-writes: store a just-created prediction before its event comes back over NATS."""
         async with self._store.engine.begin() as conn:
-            await conn.execute(
-                text(
-                    f"INSERT INTO {SCHEMA}.predictions (id, account, stream_version, status, created_at, view)"
-                    " VALUES (:id, :account, 1, :status, :created_at, CAST(:view AS jsonb))"
-                    " ON CONFLICT (id) DO NOTHING"
-                ),
-                {
-                    "id": view["id"],
-                    "account": view.get("account") or "",
-                    "status": view["status"],
-                    "created_at": datetime.fromisoformat(view["created_at"]),
-                    "view": json.dumps({**view, "stream_version": 1}),
-                },
-            )
+            await _upsert(conn, view, 1, replace=False)
 
     async def get(self, prediction_id: str) -> dict[str, Any] | None:
         async with self._store.engine.connect() as conn:
@@ -115,3 +88,23 @@ class PredictionProjection:
         async with self._store.engine.connect() as conn:
             rows = (await conn.execute(text(query), params)).all()
         return [dict(row.view) for row in rows]
+
+
+async def _upsert(conn: Any, view: dict[str, Any], stream_version: int, *, replace: bool) -> None:
+    on_conflict = (
+        "DO UPDATE SET stream_version = :v, status = :status, view = CAST(:view AS jsonb)" if replace else "DO NOTHING"
+    )
+    await conn.execute(
+        text(
+            f"INSERT INTO {SCHEMA}.predictions (id, account, stream_version, status, created_at, view)"
+            f" VALUES (:id, :account, :v, :status, :created_at, CAST(:view AS jsonb)) ON CONFLICT (id) {on_conflict}"
+        ),
+        {
+            "id": view["id"],
+            "account": view.get("account") or "",
+            "v": stream_version,
+            "status": view["status"],
+            "created_at": datetime.fromisoformat(view["created_at"]),
+            "view": json.dumps({**view, "stream_version": stream_version}),
+        },
+    )

@@ -12,7 +12,7 @@ from libs.bus.subjects import PREDICTION_EVENTS, SCHEDULER_EVENTS
 from libs.db import create_engine
 from libs.db.migrations import migrate
 from libs.events import Envelope
-from libs.eventstore import EventStore
+from libs.eventstore import EventStore, Transaction
 from services.gateway.bootstrap import MIGRATIONS
 from services.gateway.projection import SCHEMA, PredictionProjection
 from services.gateway.settings import GatewaySettings
@@ -35,7 +35,7 @@ async def rebuild_projections(settings: GatewaySettings) -> int:
         async with engine.begin() as conn:
             await conn.execute(text(f"TRUNCATE {SCHEMA}.predictions"))
             await conn.execute(text(f"DELETE FROM {SCHEMA}.tracking WHERE consumer = 'gateway-predictions'"))
-            tx = _ConnTracking(conn)
+            tx = Transaction(conn, SCHEMA, lambda _event: None)
             while last_sequence:
                 try:
                     msg = await subscription.next_msg(timeout=5)
@@ -51,18 +51,3 @@ async def rebuild_projections(settings: GatewaySettings) -> int:
         await bus.close()
         await engine.dispose()
 
-
-class _ConnTracking:
-    """The tracking half of a Transaction, bound to an already open connection."""
-
-    def __init__(self, conn) -> None:  # type: ignore[no-untyped-def]
-        self._conn = conn
-
-    async def track(self, consumer: str, message_id: str) -> bool:
-        result = await self._conn.execute(
-            text(
-                f"INSERT INTO {SCHEMA}.tracking (consumer, message_id) VALUES (:c, :m) ON CONFLICT DO NOTHING"
-            ),
-            {"c": consumer, "m": message_id},
-        )
-        return result.rowcount == 1

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from libs.bus.subjects import runner_jobs
-from libs.bus.tracing import current_traceparent
+from libs.telemetry import current_traceparent
 from libs.events import Envelope, EventMetadata
 from libs.eventstore import EventStore, OutboxMessage
 from libs.eventstore.retry import retry_on_conflict
