@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from libs.blobs import absolutize_outputs
 from libs.events import Envelope
 
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled"})
@@ -47,12 +48,30 @@ def apply_event(view: dict[str, Any] | None, event: Envelope) -> dict[str, Any]:
         }
     if view is None:
         raise ValueError(f"{event.type} for {event.stream_id} arrived before prediction.created")
+    if event.type == "prediction.progressed":
+        return _apply_progress(view, data, event.stream_version)
     if event.type not in _STATUS_BY_TYPE or event.type == "prediction.created":
         return {**view, "stream_version": event.stream_version}
     updated = {**view, "status": _STATUS_BY_TYPE[event.type], "stream_version": event.stream_version}
     for key in _COPIED_FIELDS:
         if key in data and data[key] is not None:
             updated[key] = data[key]
+    return updated
+
+
+def _apply_progress(view: dict[str, Any], data: dict[str, Any], stream_version: int) -> dict[str, Any]:
+    """Output items and log text produced so far are appended; a terminal view is left as it is."""
+    updated = {**view, "stream_version": stream_version}
+    if view["status"] in TERMINAL_STATUSES:
+        return updated
+    items = data.get("output_items")
+    if items:
+        current = view.get("output")
+        updated["output"] = (current if isinstance(current, list) else []) + list(items)
+    if data.get("logs"):
+        updated["logs"] = (view.get("logs") or "") + data["logs"]
+    if view["status"] == "starting":
+        updated["status"] = "processing"
     return updated
 
 
@@ -89,7 +108,7 @@ def render_prediction(view: dict[str, Any], public_url: str) -> dict[str, Any]:
         "model": view["model"],
         "version": view["version"],
         "input": view.get("input") or {},
-        "output": view.get("output"),
+        "output": absolutize_outputs(view.get("output"), base),
         "logs": view.get("logs") or "",
         "error": view.get("error"),
         "status": view["status"],

@@ -1,0 +1,37 @@
+"""Blobs every node can reach: uploaded files and prediction output files, in JetStream object stores.
+
+Two buckets:
+
+- ``cogwheel-files``: files uploaded through ``POST /v1/files``; key = file id.
+- ``cogwheel-outputs``: files a model returned (``cog.Path`` outputs); key = ``<prediction id>/<name>``.
+
+A prediction's output never holds a host name: the runner writes ``output_ref(key)`` (a
+``cogwheel-output:`` reference) and whoever renders the prediction turns it into an absolute URL on its own
+origin with ``absolutize_outputs`` (``{origin}/v1/outputs/<key>``), so every gateway replica and the
+webhook dispatcher serve working links.
+"""
+
+from libs.blobs.store import (
+    FILES_BUCKET,
+    OUTPUTS_BUCKET,
+    Blob,
+    BlobNotFound,
+    delete_blob,
+    get_blob,
+    put_blob,
+)
+from libs.blobs.urls import OUTPUT_REF_PREFIX, absolutize_outputs, output_ref, output_url
+
+__all__ = [
+    "FILES_BUCKET",
+    "OUTPUTS_BUCKET",
+    "OUTPUT_REF_PREFIX",
+    "Blob",
+    "BlobNotFound",
+    "absolutize_outputs",
+    "delete_blob",
+    "get_blob",
+    "output_ref",
+    "output_url",
+    "put_blob",
+]

@@ -1,0 +1,42 @@
+"""The shared prediction fold: lifecycle and progress events into the Replicate-shaped view."""
+
+from typing import Any
+
+from libs.blobs import output_ref
+from libs.events import Envelope, EventMetadata
+from libs.predictions import apply_event, render_prediction
+
+
+def _event(kind: str, version: int, **data: Any) -> Envelope:
+    return Envelope(id=f"e{version}", type=f"prediction.{kind}", stream_id="prediction-p1", stream_version=version,
+                    data={"id": "p1", **data}, metadata=EventMetadata())
+
+
+CREATED = _event("created", 1, model="acme/gen", version="v1", input={"prompt": "hi"},
+                 created_at="2026-01-01T00:00:00+00:00")
+
+
+def test_progress_appends_output_items_and_logs_and_marks_processing() -> None:
+    view = apply_event(None, CREATED)
+    view = apply_event(view, _event("progressed", 2, output_items=["Hel", "lo"], logs="step 1\n"))
+    view = apply_event(view, _event("progressed", 3, output_items=[" world"], logs="step 2\n"))
+    assert view["status"] == "processing"
+    assert view["output"] == ["Hel", "lo", " world"]
+    assert view["logs"] == "step 1\nstep 2\n"
+
+
+def test_progress_after_the_terminal_event_changes_nothing_but_the_version() -> None:
+    view = apply_event(None, CREATED)
+    view = apply_event(view, _event("succeeded", 2, output=["done"], logs="all\n",
+                                    completed_at="2026-01-01T00:00:01+00:00"))
+    late = apply_event(view, _event("progressed", 3, output_items=["late"], logs="late\n"))
+    assert (late["output"], late["logs"], late["status"]) == (["done"], "all\n", "succeeded")
+
+
+def test_rendered_output_files_are_absolute_urls_on_the_renderers_origin() -> None:
+    view = apply_event(None, CREATED)
+    view = apply_event(view, _event("succeeded", 2, output=[output_ref("p1/0-out.png")],
+                                    completed_at="2026-01-01T00:00:01+00:00"))
+    body = render_prediction(view, "http://gw.example:8000")
+    assert body["output"] == ["http://gw.example:8000/v1/outputs/p1/0-out.png"]
+    assert body["urls"]["get"] == "http://gw.example:8000/v1/predictions/p1"
