@@ -7,8 +7,8 @@ from libs.events import Envelope, EventMetadata
 from libs.predictions import apply_event, render_prediction
 
 
-def _event(kind: str, version: int, **data: Any) -> Envelope:
-    return Envelope(id=f"e{version}", type=f"prediction.{kind}", stream_id="prediction-p1", stream_version=version,
+def _event(kind: str, seq: int, **data: Any) -> Envelope:
+    return Envelope(id=f"e{seq}", type=f"prediction.{kind}", stream_id="prediction-p1", stream_version=seq,
                     data={"id": "p1", **data}, metadata=EventMetadata())
 
 
