@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from cogwheel.state import State, data_dir
 
@@ -62,7 +62,14 @@ def _show_account(account: dict[str, Any]) -> None:
 
 
 def _token_table(tokens: list[dict[str, Any]]) -> Table:
-    table = Table("id", "account", "name", "status", "created")
+    # Ids are what the other commands take, so they are never shortened; other values wrap rather than shrink.
+    table = Table(
+        Column("id", no_wrap=True, min_width=32),
+        Column("account", overflow="fold"),
+        Column("name", overflow="fold"),
+        "status",
+        Column("created", overflow="fold"),
+    )
     for token in tokens:
         table.add_row(token["id"], token["account"], token["name"], token["status"], token["created_at"])
     return table
