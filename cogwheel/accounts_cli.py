@@ -71,7 +71,7 @@ def _token_table(tokens: list[dict[str, Any]]) -> Table:
         Column("created", overflow="fold"),
     )
     for token in tokens:
-        table.add_row(token["id"], token["account"], token["name"], token["status"], token["created_at"])
+        table.add_row(token["id"], token["account"], token["name"], token["status"], token["created_at"][:19].replace("T", " "))
     return table
 
 
