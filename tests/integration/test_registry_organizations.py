@@ -1,4 +1,4 @@
-"""Organizations, administrators and token lifecycle through the registry's gRPC edge on real PostgreSQL."""
+"""Organizations, administrators and the token lifecycle through the registry's gRPC edge on real PostgreSQL."""
 
 from __future__ import annotations
 
