@@ -6,12 +6,15 @@ from typing import Annotated
 
 import typer
 
+from cogwheel.accounts_cli import account_app, token_app
 from cogwheel.servers import database_for_command, servers_for_command
 from cogwheel.state import State, data_dir
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(help="Run and operate a local Cogwheel installation.", no_args_is_help=True, add_completion=False)
+app.add_typer(account_app, name="account")
+app.add_typer(token_app, name="token")
 
 
 @app.command()
@@ -59,12 +62,13 @@ def migrate() -> None:
 
 @app.command("seed")
 def seed_command() -> None:
-    """Create the cogwheel organization, an API token and cogwheel/hello-world on a running deployment.
+    """Create the cogwheel organization, an API token, cogwheel/hello-world and the admin account on a deployment.
 
-    Reads COGWHEEL_REGISTRY_ADDR and COGWHEEL_NATS_URL (as in docker-compose); prints the token.
+    Reads COGWHEEL_REGISTRY_ADDR and COGWHEEL_NATS_URL (as in docker-compose); prints both tokens.
     """
     import os
 
+    from cogwheel.admin import ensure_admin
     from cogwheel.seed import seed
 
     directory = data_dir()
@@ -74,9 +78,12 @@ def seed_command() -> None:
         typer.echo("cogwheel seed needs COGWHEEL_REGISTRY_ADDR and COGWHEEL_NATS_URL", err=True)
         raise typer.Exit(1)
     result = asyncio.run(seed(registry, nats_url, token=state.token, token_id=state.token_id))
+    admin = asyncio.run(ensure_admin(registry, state.admin_token, state.admin_token_id))
     state.token, state.token_id, state.version_id = result.token, result.token_id, result.version_id
+    state.admin_token, state.admin_token_id = admin.token, admin.token_id
     state.save(directory)
     typer.echo(f"export REPLICATE_API_TOKEN={result.token}")
+    typer.echo(f"export COGWHEEL_ADMIN_TOKEN={admin.token}")
     typer.echo(f"# cogwheel/hello-world version {result.version_id}")
 
 

@@ -20,6 +20,9 @@ class State:
     base_url: str = ""
     token: str = ""
     token_id: str = ""
+    # Token of the `admin` account, used by `cogwheel account|token` (the admin HTTP API).
+    admin_token: str = ""
+    admin_token_id: str = ""
     version_id: str = ""
     nats_url: str = ""
     database_url: str = ""

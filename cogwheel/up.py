@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from cogwheel.admin import ensure_admin
 from cogwheel.seed import seed
 from cogwheel.servers import Servers
 from cogwheel.stack import Stack, StackError
@@ -81,8 +82,10 @@ async def run_up(data_dir: Path, port: int, replicas: dict[str, int] | None = No
     try:
         stack = await _bring_up(data_dir, port, servers, replicas or {})
         result = await seed(stack.registry_addr, servers.nats_url, token=state.token, token_id=state.token_id)
+        admin = await ensure_admin(stack.registry_addr, state.admin_token, state.admin_token_id)
         state = State(
             base_url=stack.base_url, token=result.token, token_id=result.token_id, version_id=result.version_id,
+            admin_token=admin.token, admin_token_id=admin.token_id,
             nats_url=servers.nats_url, database_url=servers.database_url, supervisor_pid=os.getpid(),
             pids=stack.pids() | servers.pids(),
         )
@@ -112,6 +115,7 @@ async def run_up(data_dir: Path, port: int, replicas: dict[str, int] | None = No
 def _banner(state: State) -> None:
     say(f"ready: API {state.api_url}")
     say(f"token: {state.token}")
+    say(f"admin token: {state.admin_token} (used by `cogwheel account` and `cogwheel token`)")
     say(f"model: cogwheel/hello-world version {state.version_id}")
     say("in another shell: eval $(.venv/bin/cogwheel env)")
 

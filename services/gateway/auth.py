@@ -1,13 +1,52 @@
-"""Bearer (and legacy `Token`) authentication against the registry."""
+"""Bearer (and legacy `Token`) authentication against the registry, per-token rate limits, admin checks."""
 
 from __future__ import annotations
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from services.gateway.adapters.registry_grpc import Account
 from services.gateway.errors import ApiError
+from services.gateway.ratelimit import Limit, RateLimiter
+from services.gateway.settings import GatewaySettings
 
 UNAUTHENTICATED = ApiError(401, "Unauthenticated", "You did not pass a valid authentication token")
+FORBIDDEN = ApiError(403, "Forbidden", "This endpoint needs an administrator's API token")
+
+PREDICTION_CREATION = "predictions"
+OTHER_REQUESTS = "requests"
+
+
+def rate_limiter(settings: GatewaySettings) -> RateLimiter:
+    return RateLimiter(
+        {
+            PREDICTION_CREATION: Limit(
+                settings.rate_limit_predictions_per_minute, settings.rate_limit_predictions_burst
+            ),
+            OTHER_REQUESTS: Limit(settings.rate_limit_requests_per_minute, settings.rate_limit_requests_burst),
+        }
+    )
+
+
+def _request_kind(request: Request) -> str:
+    # /v1/predictions, /v1/models/{o}/{n}/predictions, /v1/deployments/{o}/{n}/predictions
+    if request.method == "POST" and request.url.path.rstrip("/").endswith("/predictions"):
+        return PREDICTION_CREATION
+    return OTHER_REQUESTS
+
+
+def _enforce_rate_limit(request: Request, account: Account) -> None:
+    limiter: RateLimiter | None = getattr(request.app.state.deps, "rate_limiter", None)
+    if limiter is None:
+        return
+    decision = limiter.take(account.token_id or account.username, _request_kind(request))
+    if not decision.allowed:
+        seconds = decision.retry_after
+        raise ApiError(
+            429,
+            "Too many requests",
+            f"Request was throttled. Expected available in {seconds} second{'s' if seconds != 1 else ''}.",
+            headers={"Retry-After": str(seconds)},
+        )
 
 
 async def current_account(request: Request) -> Account:
@@ -19,4 +58,11 @@ async def current_account(request: Request) -> Account:
     if account is None:
         raise UNAUTHENTICATED
     request.state.account = account
+    _enforce_rate_limit(request, account)
+    return account
+
+
+async def admin_account(account: Account = Depends(current_account)) -> Account:
+    if not account.admin:
+        raise FORBIDDEN
     return account

@@ -14,7 +14,9 @@ from libs.eventstore import EventStore
 from libs.rpc import create_channel
 from services.gateway.adapters.registry_grpc import GrpcRegistryClient
 from services.gateway.adapters.scheduler_grpc import GrpcSchedulerClient
+from services.gateway.auth import rate_limiter
 from services.gateway.projection import SCHEMA, PredictionProjection
+from services.gateway.ratelimit import RateLimiter
 from services.gateway.settings import GatewaySettings
 from services.gateway.waiters import PredictionWaiters
 
@@ -31,6 +33,7 @@ class Deps:
     waiters: PredictionWaiters
     registry: GrpcRegistryClient
     scheduler: GrpcSchedulerClient
+    rate_limiter: RateLimiter
 
 
 async def bootstrap(settings: GatewaySettings) -> Deps:
@@ -40,6 +43,8 @@ async def bootstrap(settings: GatewaySettings) -> Deps:
     await bus.ensure_streams()
     store = EventStore(engine, SCHEMA)
     projection = PredictionProjection(store)
+    registry = GrpcRegistryClient(create_channel(settings.registry_addr), settings.auth_cache_seconds)
+    await registry.watch_auth_changes(bus.nc)
     return Deps(
         settings=settings,
         engine=engine,
@@ -47,6 +52,7 @@ async def bootstrap(settings: GatewaySettings) -> Deps:
         store=store,
         projection=projection,
         waiters=PredictionWaiters(bus, projection),
-        registry=GrpcRegistryClient(create_channel(settings.registry_addr), settings.auth_cache_seconds),
+        registry=registry,
         scheduler=GrpcSchedulerClient(create_channel(settings.scheduler_addr)),
+        rate_limiter=rate_limiter(settings),
     )

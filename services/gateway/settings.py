@@ -11,6 +11,12 @@ class GatewaySettings(ServiceSettings):
     registry_addr: str = "127.0.0.1:50051"
     scheduler_addr: str = "127.0.0.1:50052"
     auth_cache_seconds: float = 30.0
+    # Per API token, as Replicate: prediction creations and all other authenticated requests, each a token
+    # bucket refilled at `*_per_minute` holding up to `*_burst` requests. 0 turns a limit off.
+    rate_limit_predictions_per_minute: float = 600
+    rate_limit_predictions_burst: float = 600
+    rate_limit_requests_per_minute: float = 3000
+    rate_limit_requests_burst: float = 3000
 
     @property
     def origin(self) -> str:

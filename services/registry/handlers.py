@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from libs.events import EventMetadata
 from libs.eventstore.retry import retry_on_conflict
 from services.registry.domain import accounts, models, tokens
-from services.registry.domain.accounts import Account
-from services.registry.domain.commands import CreateModel, CreateToken, CreateVersion, DisableToken, EnsureAccount
-from services.registry.domain.errors import ModelNotFound, Unauthenticated, VersionNotFound
-from services.registry.domain.events import account_stream, model_stream
+from services.registry.domain.accounts import Account, Token
+from services.registry.domain.commands import (
+    AddMember,
+    CreateModel,
+    CreateToken,
+    CreateVersion,
+    DisableToken,
+    EnableToken,
+    EnsureAccount,
+    RemoveMember,
+    RevokeToken,
+    TokenCommand,
+)
+from services.registry.domain.errors import (
+    AccountNotFound,
+    ModelNotFound,
+    TokenNotFound,
+    Unauthenticated,
+    VersionNotFound,
+)
+from services.registry.domain.events import RegistryEvent, account_stream, model_stream
 from services.registry.domain.models import Model, Version
 from services.registry.ports import Clock, RegistryViews, UnitOfWork, UnitOfWorkFactory
 
@@ -19,6 +39,7 @@ from services.registry.ports import Clock, RegistryViews, UnitOfWork, UnitOfWork
 class IssuedToken:
     token: str
     token_id: str
+    info: Token
 
 
 async def _load_account(uow: UnitOfWork, username: str) -> tuple[Account | None, int]:
@@ -58,21 +79,101 @@ async def create_token(
                 state, cmd, token_id=token_id, token_hash=tokens.hash_token(secret), now=clock.now()
             )
             await tx.append(account_stream(cmd.username), new, version)
-            return IssuedToken(token=secret, token_id=token_id)
+            after = _folded_with_tokens(state, new)
+            info = after.token(token_id)
+            assert info is not None
+            return IssuedToken(token=secret, token_id=token_id, info=info)
+
+    return await retry_on_conflict(attempt)
+
+
+TokenDecision = Callable[[Account | None, Any, datetime], list[RegistryEvent]]
+
+
+async def _change_token(
+    cmd: TokenCommand, decide: TokenDecision, uow: UnitOfWorkFactory, clock: Clock, meta: EventMetadata | None
+) -> Token:
+    async def attempt() -> Token:
+        async with uow(meta or EventMetadata()) as tx:
+            username = cmd.username or await tx.token_owner(cmd.token_id)
+            if username is None:
+                raise TokenNotFound(cmd.token_id)
+            state, version = await _load_account(tx, username)
+            new = decide(state, cmd.model_copy(update={"username": username}), clock.now())
+            await tx.append(account_stream(username), new, version)
+            token = _folded_with_tokens(state, new).token(cmd.token_id)
+            assert token is not None
+            return token
 
     return await retry_on_conflict(attempt)
 
 
 async def disable_token(
     cmd: DisableToken, uow: UnitOfWorkFactory, clock: Clock, meta: EventMetadata | None = None
-) -> None:
-    async def attempt() -> None:
-        async with uow(meta or EventMetadata()) as tx:
-            state, version = await _load_account(tx, cmd.username)
-            new = accounts.disable_token(state, cmd, clock.now())
-            await tx.append(account_stream(cmd.username), new, version)
+) -> Token:
+    return await _change_token(cmd, accounts.disable_token, uow, clock, meta)
 
-    await retry_on_conflict(attempt)
+
+async def enable_token(
+    cmd: EnableToken, uow: UnitOfWorkFactory, clock: Clock, meta: EventMetadata | None = None
+) -> Token:
+    return await _change_token(cmd, accounts.enable_token, uow, clock, meta)
+
+
+async def revoke_token(
+    cmd: RevokeToken, uow: UnitOfWorkFactory, clock: Clock, meta: EventMetadata | None = None
+) -> Token:
+    return await _change_token(cmd, accounts.revoke_token, uow, clock, meta)
+
+
+async def add_member(cmd: AddMember, uow: UnitOfWorkFactory, clock: Clock, meta: EventMetadata | None = None) -> Account:
+    """Appends to the organization's stream only: a member account is never deleted, so reading it suffices."""
+
+    async def attempt() -> Account:
+        async with uow(meta or EventMetadata()) as tx:
+            organization, version = await _load_account(tx, cmd.organization)
+            member, _ = await _load_account(tx, cmd.member)
+            new = accounts.add_member(organization, member, cmd, clock.now())
+            await tx.append(account_stream(cmd.organization), new, version)
+            return _folded(organization, new)
+
+    return await retry_on_conflict(attempt)
+
+
+async def remove_member(
+    cmd: RemoveMember, uow: UnitOfWorkFactory, clock: Clock, meta: EventMetadata | None = None
+) -> Account:
+    async def attempt() -> Account:
+        async with uow(meta or EventMetadata()) as tx:
+            organization, version = await _load_account(tx, cmd.organization)
+            new = accounts.remove_member(organization, cmd, clock.now())
+            await tx.append(account_stream(cmd.organization), new, version)
+            return _folded(organization, new)
+
+    return await retry_on_conflict(attempt)
+
+
+def _folded_with_tokens(state: Account | None, new: list[RegistryEvent]) -> Account:
+    for event in new:
+        state = accounts.evolve(state, event)
+    assert state is not None
+    return state
+
+
+def _folded(state: Account | None, new: list[RegistryEvent]) -> Account:
+    return _folded_with_tokens(state, new).model_copy(update={"tokens": ()})
+
+
+async def get_account(username: str, views: RegistryViews) -> Account:
+    account = await views.get_account(username)
+    if account is None:
+        raise AccountNotFound(username)
+    return account
+
+
+async def list_tokens(username: str, views: RegistryViews) -> list[Token]:
+    await get_account(username, views)
+    return await views.list_tokens(username)
 
 
 async def authenticate_token(token: str, views: RegistryViews) -> tuple[Account, str]:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Protocol
 
 from libs.events import EventMetadata
-from services.registry.domain.accounts import Account
+from services.registry.domain.accounts import Account, Token
 from services.registry.domain.events import RegistryEvent
 from services.registry.domain.models import Model, Version
 
@@ -32,6 +32,10 @@ class UnitOfWork(Protocol):
         """`owner/name` of the model that holds `version_id`, if any."""
         ...
 
+    async def token_owner(self, token_id: str) -> str | None:
+        """Username of the account that issued `token_id`, if any."""
+        ...
+
 
 UnitOfWorkFactory = Callable[[EventMetadata], AbstractAsyncContextManager[UnitOfWork]]
 
@@ -41,6 +45,22 @@ class RegistryViews(Protocol):
 
     async def account_for_token(self, token_hash: str) -> tuple[Account, str] | None:
         """The account and token id of an enabled token with this hash."""
+        ...
+
+    async def get_account(self, username: str) -> Account | None:
+        """The account with its members (organizations); tokens are not included."""
+        ...
+
+    async def list_accounts(self) -> list[Account]:
+        """Every account, ordered by username, with members; no tokens."""
+        ...
+
+    async def organizations_of(self, username: str) -> list[str]:
+        """The organizations `username` is a member of, ordered by name."""
+        ...
+
+    async def list_tokens(self, username: str) -> list[Token]:
+        """The account's tokens, oldest first, revoked ones included; hashes are not returned."""
         ...
 
     async def get_model(self, owner: str, name: str) -> Model | None: ...

@@ -11,9 +11,13 @@ from libs.eventstore import Transaction
 from services.registry.domain.events import (
     EVENT_TYPES,
     AccountCreated,
+    MembershipAdded,
+    MembershipRemoved,
     ModelCreated,
     TokenCreated,
     TokenDisabled,
+    TokenEnabled,
+    TokenRevoked,
     VersionCreated,
     from_envelope,
 )
@@ -23,7 +27,7 @@ SCHEMA = "registry"
 
 class RegistryProjection:
     name: str = "registry-read-models"
-    tables: tuple[str, ...] = ("accounts", "tokens", "models", "versions")
+    tables: tuple[str, ...] = ("accounts", "memberships", "tokens", "models", "versions")
 
     def __init__(self, schema: str = SCHEMA) -> None:
         self.schema = schema
@@ -36,10 +40,23 @@ class RegistryProjection:
             case AccountCreated() as e:
                 await tx.conn.execute(
                     text(
-                        f"INSERT INTO {s}.accounts (username, type, name, created_at)"
-                        " VALUES (:username, :type, :name, :created_at)"
+                        f"INSERT INTO {s}.accounts (username, type, name, created_at, admin)"
+                        " VALUES (:username, :type, :name, :created_at, :admin)"
                     ),
                     e.model_dump(),
+                )
+            case MembershipAdded() as e:
+                await tx.conn.execute(
+                    text(
+                        f"INSERT INTO {s}.memberships (organization, member, added_at)"
+                        " VALUES (:organization, :member, :added_at)"
+                    ),
+                    e.model_dump(),
+                )
+            case MembershipRemoved() as e:
+                await tx.conn.execute(
+                    text(f"DELETE FROM {s}.memberships WHERE organization = :organization AND member = :member"),
+                    {"organization": e.organization, "member": e.member},
                 )
             case TokenCreated() as e:
                 await tx.conn.execute(
@@ -52,6 +69,16 @@ class RegistryProjection:
             case TokenDisabled() as e:
                 await tx.conn.execute(
                     text(f"UPDATE {s}.tokens SET disabled_at = :disabled_at WHERE token_id = :token_id"),
+                    e.model_dump(exclude={"username"}),
+                )
+            case TokenEnabled() as e:
+                await tx.conn.execute(
+                    text(f"UPDATE {s}.tokens SET disabled_at = NULL WHERE token_id = :token_id"),
+                    {"token_id": e.token_id},
+                )
+            case TokenRevoked() as e:
+                await tx.conn.execute(
+                    text(f"UPDATE {s}.tokens SET revoked_at = :revoked_at WHERE token_id = :token_id"),
                     e.model_dump(exclude={"username"}),
                 )
             case ModelCreated() as e:

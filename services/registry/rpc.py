@@ -16,7 +16,7 @@ from libs.telemetry import current_traceparent
 from services.registry import handlers
 from services.registry.bootstrap import Deps
 from services.registry.domain import commands, errors
-from services.registry.domain.accounts import Account
+from services.registry.domain.accounts import Account, Token
 from services.registry.domain.models import Model, Version
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RegistryService"].full_name
@@ -27,6 +27,7 @@ ERROR_MAP = {
     errors.ModelNotFound: grpc.StatusCode.NOT_FOUND,
     errors.VersionNotFound: grpc.StatusCode.NOT_FOUND,
     errors.TokenNotFound: grpc.StatusCode.NOT_FOUND,
+    errors.TokenRevoked: grpc.StatusCode.FAILED_PRECONDITION,
     errors.ModelAlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     errors.VersionAlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
@@ -37,9 +38,25 @@ def _timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _account(account: Account) -> pb.Account:
+def _account(account: Account, organizations: list[str] | None = None) -> pb.Account:
     return pb.Account(
-        username=account.username, type=account.type, name=account.name, created_at=_timestamp(account.created_at)
+        username=account.username,
+        type=account.type,
+        name=account.name,
+        created_at=_timestamp(account.created_at),
+        admin=account.admin,
+        members=list(account.members),
+        organizations=organizations or [],
+    )
+
+
+def _token_info(token: Token) -> pb.TokenInfo:
+    return pb.TokenInfo(
+        id=token.id,
+        username=token.username,
+        name=token.name,
+        created_at=_timestamp(token.created_at),
+        status=token.status,
     )
 
 
@@ -89,20 +106,58 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
+    async def _with_organizations(self, account: Account) -> pb.Account:
+        organizations = [] if account.is_organization else await self.deps.views.organizations_of(account.username)
+        return _account(account, organizations)
+
     async def EnsureAccount(self, request: pb.EnsureAccountRequest, context: Any) -> pb.Account:
-        cmd = commands.EnsureAccount(username=request.username, type=request.type, name=request.name)
-        return _account(await handlers.ensure_account(cmd, self.deps.uow, self.deps.clock, _metadata()))
+        cmd = commands.EnsureAccount(
+            username=request.username, type=request.type, name=request.name, admin=request.admin
+        )
+        account = await handlers.ensure_account(cmd, self.deps.uow, self.deps.clock, _metadata())
+        return await self._with_organizations(account.model_copy(update={"tokens": ()}))
 
     async def CreateToken(self, request: pb.CreateTokenRequest, context: Any) -> pb.CreateTokenResponse:
         cmd = commands.CreateToken(username=request.username, name=request.name)
         issued = await handlers.create_token(cmd, self.deps.uow, self.deps.clock, _metadata())
-        return pb.CreateTokenResponse(token=issued.token, token_id=issued.token_id)
+        return pb.CreateTokenResponse(token=issued.token, token_id=issued.token_id, info=_token_info(issued.info))
 
     async def AuthenticateToken(
         self, request: pb.AuthenticateTokenRequest, context: Any
     ) -> pb.AuthenticateTokenResponse:
         account, token_id = await handlers.authenticate_token(request.token, self.deps.views)
-        return pb.AuthenticateTokenResponse(account=_account(account), token_id=token_id)
+        return pb.AuthenticateTokenResponse(account=await self._with_organizations(account), token_id=token_id)
+
+    async def GetAccount(self, request: pb.GetAccountRequest, context: Any) -> pb.Account:
+        return await self._with_organizations(await handlers.get_account(request.username, self.deps.views))
+
+    async def ListAccounts(self, request: pb.ListAccountsRequest, context: Any) -> pb.ListAccountsResponse:
+        listed = await self.deps.views.list_accounts()
+        return pb.ListAccountsResponse(accounts=[await self._with_organizations(a) for a in listed])
+
+    async def AddMember(self, request: pb.MembershipRequest, context: Any) -> pb.Account:
+        cmd = commands.AddMember(organization=request.organization, member=request.member)
+        return _account(await handlers.add_member(cmd, self.deps.uow, self.deps.clock, _metadata()))
+
+    async def RemoveMember(self, request: pb.MembershipRequest, context: Any) -> pb.Account:
+        cmd = commands.RemoveMember(organization=request.organization, member=request.member)
+        return _account(await handlers.remove_member(cmd, self.deps.uow, self.deps.clock, _metadata()))
+
+    async def ListTokens(self, request: pb.ListTokensRequest, context: Any) -> pb.ListTokensResponse:
+        listed = await handlers.list_tokens(request.username, self.deps.views)
+        return pb.ListTokensResponse(tokens=[_token_info(t) for t in listed])
+
+    async def DisableToken(self, request: pb.TokenRequest, context: Any) -> pb.TokenInfo:
+        cmd = commands.DisableToken(token_id=request.token_id, username=request.username)
+        return _token_info(await handlers.disable_token(cmd, self.deps.uow, self.deps.clock, _metadata()))
+
+    async def EnableToken(self, request: pb.TokenRequest, context: Any) -> pb.TokenInfo:
+        cmd = commands.EnableToken(token_id=request.token_id, username=request.username)
+        return _token_info(await handlers.enable_token(cmd, self.deps.uow, self.deps.clock, _metadata()))
+
+    async def RevokeToken(self, request: pb.TokenRequest, context: Any) -> pb.TokenInfo:
+        cmd = commands.RevokeToken(token_id=request.token_id, username=request.username)
+        return _token_info(await handlers.revoke_token(cmd, self.deps.uow, self.deps.clock, _metadata()))
 
     async def CreateModel(self, request: pb.CreateModelRequest, context: Any) -> pb.Model:
         cmd = commands.CreateModel(

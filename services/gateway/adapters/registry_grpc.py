@@ -1,23 +1,61 @@
-"""Registry calls over gRPC: token authentication (briefly cached) and model/version lookups."""
+"""Registry calls over gRPC: token authentication (briefly cached), accounts, tokens, models and versions."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 
+from libs.events import Envelope
 from libs.pb.cogwheel.registry.v1 import registry_pb2, registry_pb2_grpc
 from libs.rpc import RpcUnauthenticated
+
+log = logging.getLogger(__name__)
+
+# Published by the registry's outbox; they change what a cached authentication would answer.
+AUTH_CHANGING_SUBJECTS = ("registry.events.token.>", "registry.events.membership.>")
+MAX_CACHED_TOKENS = 10_000
 
 
 @dataclass(frozen=True)
 class Account:
+    """The authenticated caller: the token's account, the organizations it belongs to, and which token it used."""
+
     username: str
     type: str
     name: str
+    organizations: tuple[str, ...] = ()
+    admin: bool = False
+    token_id: str = ""
+
+
+def account_view(message: registry_pb2.Account) -> dict[str, Any]:
+    return {
+        "username": message.username,
+        "type": message.type,
+        "name": message.name,
+        "created_at": message.created_at,
+        "admin": message.admin,
+        "members": list(message.members),
+        "organizations": list(message.organizations),
+    }
+
+
+def token_view(message: registry_pb2.TokenInfo) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "account": message.username,
+        "name": message.name,
+        "created_at": message.created_at,
+        "status": message.status,
+    }
 
 
 def version_view(message: registry_pb2.Version) -> dict[str, Any]:
@@ -43,26 +81,69 @@ def model_view(message: registry_pb2.Model) -> dict[str, Any]:
     }
 
 
+def _token_key(token: str) -> str:
+    # The cache holds digests, so a heap dump of a gateway does not hand out usable tokens.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 class GrpcRegistryClient:
     def __init__(self, channel: grpc.aio.Channel, auth_cache_seconds: float = 30.0) -> None:
         self._stub = registry_pb2_grpc.RegistryServiceStub(channel)
         self._auth_cache: dict[str, tuple[float, Account | None]] = {}
         self._auth_ttl = auth_cache_seconds
+        # Versions are immutable, so which model holds one never changes.
+        self._version_models: dict[str, tuple[str, str]] = {}
 
     async def authenticate(self, token: str) -> Account | None:
         now = time.monotonic()
-        cached = self._auth_cache.get(token)
+        key = _token_key(token)
+        cached = self._auth_cache.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]
         try:
             reply = await self._stub.AuthenticateToken(registry_pb2.AuthenticateTokenRequest(token=token))
-            account: Account | None = Account(reply.account.username, reply.account.type, reply.account.name)
+            account: Account | None = Account(
+                username=reply.account.username,
+                type=reply.account.type,
+                name=reply.account.name,
+                organizations=tuple(reply.account.organizations),
+                admin=reply.account.admin,
+                token_id=reply.token_id,
+            )
         except RpcUnauthenticated:
             account = None
-        if len(self._auth_cache) > 10_000:
+        if len(self._auth_cache) > MAX_CACHED_TOKENS:
             self._auth_cache.clear()
-        self._auth_cache[token] = (now + self._auth_ttl, account)
+        self._auth_cache[key] = (now + self._auth_ttl, account)
         return account
+
+    def forget(self, *, token_id: str | None = None, username: str | None = None) -> None:
+        """Drop cached authentications a registry change made stale; refusals are dropped too, being cheap."""
+        self._auth_cache = {
+            key: (expires, account)
+            for key, (expires, account) in self._auth_cache.items()
+            if account is not None and account.token_id != token_id and account.username != username
+        }
+
+    async def watch_auth_changes(self, nc: NatsClient) -> None:
+        """Forget cached authentications as soon as a token or membership changes, on every gateway.
+
+        Core NATS, no durable: a gateway that misses a message still forgets within the cache TTL.
+        """
+
+        async def on_message(msg: Msg) -> None:
+            try:
+                data = Envelope.from_json(msg.data).data
+            except ValueError:
+                log.warning("ignoring a malformed registry event on %s", msg.subject)
+                return
+            if msg.subject.startswith("registry.events.membership."):
+                self.forget(username=str(data.get("member", "")))
+            else:
+                self.forget(token_id=str(data.get("token_id", "")))
+
+        for subject in AUTH_CHANGING_SUBJECTS:
+            await nc.subscribe(subject, cb=on_message)
 
     async def get_model(self, owner: str, name: str) -> dict[str, Any]:
         return model_view(await self._stub.GetModel(registry_pb2.GetModelRequest(owner=owner, name=name)))
@@ -70,6 +151,57 @@ class GrpcRegistryClient:
     async def get_version(self, version_id: str) -> dict[str, Any]:
         return version_view(await self._stub.GetVersion(registry_pb2.GetVersionRequest(version_id=version_id)))
 
+    async def version_model(self, version_id: str) -> tuple[str, str]:
+        """`(owner, name)` of the model holding `version_id`; RpcNotFound when there is none."""
+        found = self._version_models.get(version_id)
+        if found is None:
+            version = await self.get_version(version_id)
+            found = (version["owner"], version["name"])
+            if len(self._version_models) > MAX_CACHED_TOKENS:
+                self._version_models.clear()
+            self._version_models[version_id] = found
+        return found
+
     async def list_versions(self, owner: str, name: str) -> list[dict[str, Any]]:
         reply = await self._stub.ListVersions(registry_pb2.ListVersionsRequest(owner=owner, name=name))
         return [version_view(version) for version in reply.versions]
+
+    # Accounts and tokens (admin and self-service routes).
+
+    async def ensure_account(self, username: str, type: str, name: str, admin: bool = False) -> dict[str, Any]:
+        request = registry_pb2.EnsureAccountRequest(username=username, type=type, name=name, admin=admin)
+        return account_view(await self._stub.EnsureAccount(request))
+
+    async def get_account(self, username: str) -> dict[str, Any]:
+        return account_view(await self._stub.GetAccount(registry_pb2.GetAccountRequest(username=username)))
+
+    async def list_accounts(self) -> list[dict[str, Any]]:
+        reply = await self._stub.ListAccounts(registry_pb2.ListAccountsRequest())
+        return [account_view(account) for account in reply.accounts]
+
+    async def add_member(self, organization: str, member: str) -> dict[str, Any]:
+        request = registry_pb2.MembershipRequest(organization=organization, member=member)
+        reply = await self._stub.AddMember(request)
+        self.forget(username=member)
+        return account_view(reply)
+
+    async def remove_member(self, organization: str, member: str) -> dict[str, Any]:
+        request = registry_pb2.MembershipRequest(organization=organization, member=member)
+        reply = await self._stub.RemoveMember(request)
+        self.forget(username=member)
+        return account_view(reply)
+
+    async def create_token(self, username: str, name: str) -> dict[str, Any]:
+        reply = await self._stub.CreateToken(registry_pb2.CreateTokenRequest(username=username, name=name))
+        return {**token_view(reply.info), "token": reply.token}
+
+    async def list_tokens(self, username: str) -> list[dict[str, Any]]:
+        reply = await self._stub.ListTokens(registry_pb2.ListTokensRequest(username=username))
+        return [token_view(token) for token in reply.tokens]
+
+    async def change_token(self, action: str, token_id: str, username: str = "") -> dict[str, Any]:
+        """`action` is disable, enable or revoke; with `username`, a token of another account is not found."""
+        rpc = {"disable": self._stub.DisableToken, "enable": self._stub.EnableToken, "revoke": self._stub.RevokeToken}
+        reply = await rpc[action](registry_pb2.TokenRequest(token_id=token_id, username=username))
+        self.forget(token_id=token_id)
+        return token_view(reply)

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from libs.rpc import RpcNotFound
+from services.gateway.access import can_access
 from services.gateway.adapters.registry_grpc import Account
 from services.gateway.auth import current_account
 from services.gateway.errors import not_found
@@ -51,7 +52,7 @@ async def _visible_model(request: Request, owner: str, name: str, account: Accou
         model = await request.app.state.deps.registry.get_model(owner, name)
     except RpcNotFound as exc:
         raise not_found() from exc
-    if model["visibility"] != "public" and model["owner"] != account.username:
+    if model["visibility"] != "public" and not can_access(account, model["owner"]):
         raise not_found()
     return model
 

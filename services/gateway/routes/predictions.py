@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from libs.predictions import TERMINAL_STATUSES, render_prediction
 from libs.rpc import RpcNotFound
+from services.gateway.access import can_access
 from services.gateway.adapters.registry_grpc import Account
 from services.gateway.auth import current_account
 from services.gateway.errors import ApiError, not_found
@@ -116,12 +117,24 @@ async def create_prediction(
     if match is None or not (match.group("id") or match.group("owner")):
         raise INVALID_VERSION
     version_id = match.group("id")
-    if version_id is None:
-        model = await _deps(request).registry.get_model(match.group("owner"), match.group("name"))
-        version_id = model["latest_version_id"]
-        if not version_id:
-            raise INVALID_VERSION
+    registry = _deps(request).registry
+    try:
+        if version_id is None:
+            model = await registry.get_model(match.group("owner"), match.group("name"))
+            version_id = model["latest_version_id"]
+        else:
+            owner, name = await registry.version_model(version_id)
+            # A version of one's own (or one's organization's) model needs no visibility lookup.
+            model = None if can_access(account, owner) else await registry.get_model(owner, name)
+    except RpcNotFound as exc:
+        raise INVALID_VERSION from exc
+    if not version_id or (model is not None and not _may_use(account, model)):
+        raise INVALID_VERSION
     return await _create(request, account, version_id, body)
+
+
+def _may_use(account: Account, model: dict[str, Any]) -> bool:
+    return model["visibility"] == "public" or can_access(account, model["owner"])
 
 
 @router.post("/models/{owner}/{name}/predictions", status_code=201)
@@ -132,6 +145,8 @@ async def create_model_prediction(
         model = await _deps(request).registry.get_model(owner, name)
     except RpcNotFound as exc:
         raise not_found() from exc
+    if not _may_use(account, model):
+        raise not_found()
     if not model["latest_version_id"]:
         raise ApiError(404, "Not found", f"Model {owner}/{name} has no versions yet")
     return await _create(request, account, model["latest_version_id"], body)
@@ -146,7 +161,7 @@ async def _owned_view(request: Request, prediction_id: str, account: Account) ->
             view = await deps.scheduler.get_prediction(prediction_id)
         except RpcNotFound as exc:
             raise not_found() from exc
-    if view.get("account") != account.username:
+    if not can_access(account, view.get("account")):
         raise not_found()
     return view
 

@@ -51,6 +51,12 @@ class PostgresUnitOfWork:
         )
         return result.scalar()
 
+    async def token_owner(self, token_id: str) -> str | None:
+        result = await self._tx.conn.execute(
+            text(f"SELECT username FROM {self._schema}.tokens WHERE token_id = :id"), {"id": token_id}
+        )
+        return result.scalar()
+
 
 def unit_of_work_factory(store: EventStore, projections: Sequence[Projection]) -> UnitOfWorkFactory:
     @asynccontextmanager

@@ -13,6 +13,17 @@ class EnsureAccount(Command):
     username: str
     type: str = "user"
     name: str = ""
+    admin: bool = False
+
+
+class AddMember(Command):
+    organization: str
+    member: str
+
+
+class RemoveMember(Command):
+    organization: str
+    member: str
 
 
 class CreateToken(Command):
@@ -20,9 +31,23 @@ class CreateToken(Command):
     name: str = ""
 
 
-class DisableToken(Command):
-    username: str
+class TokenCommand(Command):
+    """Acts on one token; `username` may be left empty and is then looked up from the token id."""
+
     token_id: str
+    username: str = ""
+
+
+class DisableToken(TokenCommand):
+    pass
+
+
+class EnableToken(TokenCommand):
+    pass
+
+
+class RevokeToken(TokenCommand):
+    pass
 
 
 class CreateModel(Command):

@@ -29,6 +29,13 @@ class TokenNotFound(RegistryError):
         super().__init__(f"token {token_id!r} not found")
 
 
+class TokenRevoked(RegistryError):
+    """Revocation is final: a revoked token cannot be enabled again."""
+
+    def __init__(self, token_id: str) -> None:
+        super().__init__(f"token {token_id!r} is revoked")
+
+
 class ModelAlreadyExists(RegistryError):
     def __init__(self, owner: str, name: str) -> None:
         super().__init__(f"model {owner}/{name} already exists")

@@ -37,10 +37,38 @@ class AccountCreated(RegistryEvent):
     type: str
     name: str
     created_at: datetime
+    # Administrators may use the admin HTTP API; absent (False) in events recorded before it existed.
+    admin: bool = False
 
     @property
     def stream_id(self) -> str:
         return account_stream(self.username)
+
+
+class MembershipAdded(RegistryEvent):
+    """A user joined an organization; recorded on the organization's stream, which owns its member list."""
+
+    TYPE: ClassVar[str] = "membership.added"
+
+    organization: str
+    member: str
+    added_at: datetime
+
+    @property
+    def stream_id(self) -> str:
+        return account_stream(self.organization)
+
+
+class MembershipRemoved(RegistryEvent):
+    TYPE: ClassVar[str] = "membership.removed"
+
+    organization: str
+    member: str
+    removed_at: datetime
+
+    @property
+    def stream_id(self) -> str:
+        return account_stream(self.organization)
 
 
 class TokenCreated(RegistryEvent):
@@ -65,6 +93,32 @@ class TokenDisabled(RegistryEvent):
     username: str
     token_id: str
     disabled_at: datetime
+
+    @property
+    def stream_id(self) -> str:
+        return account_stream(self.username)
+
+
+class TokenEnabled(RegistryEvent):
+    TYPE: ClassVar[str] = "token.enabled"
+
+    username: str
+    token_id: str
+    enabled_at: datetime
+
+    @property
+    def stream_id(self) -> str:
+        return account_stream(self.username)
+
+
+class TokenRevoked(RegistryEvent):
+    """Final: a revoked token never authenticates again, unlike a disabled one."""
+
+    TYPE: ClassVar[str] = "token.revoked"
+
+    username: str
+    token_id: str
+    revoked_at: datetime
 
     @property
     def stream_id(self) -> str:
@@ -105,7 +159,18 @@ class VersionCreated(RegistryEvent):
 
 
 EVENT_TYPES: dict[str, type[RegistryEvent]] = {
-    cls.TYPE: cls for cls in (AccountCreated, TokenCreated, TokenDisabled, ModelCreated, VersionCreated)
+    cls.TYPE: cls
+    for cls in (
+        AccountCreated,
+        MembershipAdded,
+        MembershipRemoved,
+        TokenCreated,
+        TokenDisabled,
+        TokenEnabled,
+        TokenRevoked,
+        ModelCreated,
+        VersionCreated,
+    )
 }
 
 

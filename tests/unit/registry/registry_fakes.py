@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from libs.events import Envelope, EventMetadata
 from libs.eventstore import ConcurrencyError
 from services.registry.domain import accounts, models
-from services.registry.domain.accounts import Account
-from services.registry.domain.events import RegistryEvent, VersionCreated, from_envelope, to_envelope
+from services.registry.domain.accounts import Account, Token
+from services.registry.domain.events import RegistryEvent, TokenCreated, VersionCreated, from_envelope, to_envelope
 from services.registry.domain.models import Model, Version
 
 
@@ -79,6 +79,12 @@ class InMemoryUnitOfWork:
                 return f"{event.owner}/{event.name}"
         return None
 
+    async def token_owner(self, token_id: str) -> str | None:
+        for event in self._log.all_events():
+            if isinstance(event, TokenCreated) and event.token_id == token_id:
+                return event.username
+        return None
+
 
 class FakeViews:
     """Answers queries by folding the in-memory log with the domain's own evolve functions."""
@@ -86,14 +92,30 @@ class FakeViews:
     def __init__(self, log: InMemoryEventLog) -> None:
         self._log = log
 
+    def _accounts(self) -> list[Account]:
+        folded = (accounts.replay(self._log.events(s)) for s in self._log.streams if s.startswith("account-"))
+        return sorted((a for a in folded if a is not None), key=lambda a: a.username)
+
     async def account_for_token(self, token_hash: str) -> tuple[Account, str] | None:
-        for stream_id in self._log.streams:
-            account = accounts.replay(self._log.events(stream_id)) if stream_id.startswith("account-") else None
-            for token in account.tokens if account else ():
-                if token.token_hash == token_hash and not token.disabled:
-                    assert account is not None
+        for account in self._accounts():
+            for token in account.tokens:
+                if token.token_hash == token_hash and token.status == "active":
                     return account.model_copy(update={"tokens": ()}), token.id
         return None
+
+    async def get_account(self, username: str) -> Account | None:
+        account = accounts.replay(self._log.events(f"account-{username}"))
+        return account.model_copy(update={"tokens": ()}) if account else None
+
+    async def list_accounts(self) -> list[Account]:
+        return [a.model_copy(update={"tokens": ()}) for a in self._accounts()]
+
+    async def organizations_of(self, username: str) -> list[str]:
+        return [a.username for a in self._accounts() if username in a.members]
+
+    async def list_tokens(self, username: str) -> list[Token]:
+        account = accounts.replay(self._log.events(f"account-{username}"))
+        return [t.model_copy(update={"token_hash": ""}) for t in account.tokens] if account else []
 
     async def get_model(self, owner: str, name: str) -> Model | None:
         model = models.replay(self._log.events(f"model-{owner}/{name}"))

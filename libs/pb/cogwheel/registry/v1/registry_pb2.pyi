@@ -8,26 +8,34 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Account(_message.Message):
-    __slots__ = ("username", "type", "name", "created_at")
+    __slots__ = ("username", "type", "name", "created_at", "admin", "members", "organizations")
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATIONS_FIELD_NUMBER: _ClassVar[int]
     username: str
     type: str
     name: str
     created_at: str
-    def __init__(self, username: _Optional[str] = ..., type: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[str] = ...) -> None: ...
+    admin: bool
+    members: _containers.RepeatedScalarFieldContainer[str]
+    organizations: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, username: _Optional[str] = ..., type: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[str] = ..., admin: _Optional[bool] = ..., members: _Optional[_Iterable[str]] = ..., organizations: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class EnsureAccountRequest(_message.Message):
-    __slots__ = ("username", "type", "name")
+    __slots__ = ("username", "type", "name", "admin")
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_FIELD_NUMBER: _ClassVar[int]
     username: str
     type: str
     name: str
-    def __init__(self, username: _Optional[str] = ..., type: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+    admin: bool
+    def __init__(self, username: _Optional[str] = ..., type: _Optional[str] = ..., name: _Optional[str] = ..., admin: _Optional[bool] = ...) -> None: ...
 
 class CreateTokenRequest(_message.Message):
     __slots__ = ("username", "name")
@@ -38,12 +46,14 @@ class CreateTokenRequest(_message.Message):
     def __init__(self, username: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class CreateTokenResponse(_message.Message):
-    __slots__ = ("token", "token_id")
+    __slots__ = ("token", "token_id", "info")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    INFO_FIELD_NUMBER: _ClassVar[int]
     token: str
     token_id: str
-    def __init__(self, token: _Optional[str] = ..., token_id: _Optional[str] = ...) -> None: ...
+    info: TokenInfo
+    def __init__(self, token: _Optional[str] = ..., token_id: _Optional[str] = ..., info: _Optional[_Union[TokenInfo, _Mapping]] = ...) -> None: ...
 
 class AuthenticateTokenRequest(_message.Message):
     __slots__ = ("token",)
@@ -158,3 +168,61 @@ class ListVersionsResponse(_message.Message):
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
     versions: _containers.RepeatedCompositeFieldContainer[Version]
     def __init__(self, versions: _Optional[_Iterable[_Union[Version, _Mapping]]] = ...) -> None: ...
+
+class GetAccountRequest(_message.Message):
+    __slots__ = ("username",)
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    username: str
+    def __init__(self, username: _Optional[str] = ...) -> None: ...
+
+class ListAccountsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListAccountsResponse(_message.Message):
+    __slots__ = ("accounts",)
+    ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
+    accounts: _containers.RepeatedCompositeFieldContainer[Account]
+    def __init__(self, accounts: _Optional[_Iterable[_Union[Account, _Mapping]]] = ...) -> None: ...
+
+class MembershipRequest(_message.Message):
+    __slots__ = ("organization", "member")
+    ORGANIZATION_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    organization: str
+    member: str
+    def __init__(self, organization: _Optional[str] = ..., member: _Optional[str] = ...) -> None: ...
+
+class ListTokensRequest(_message.Message):
+    __slots__ = ("username",)
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    username: str
+    def __init__(self, username: _Optional[str] = ...) -> None: ...
+
+class ListTokensResponse(_message.Message):
+    __slots__ = ("tokens",)
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    tokens: _containers.RepeatedCompositeFieldContainer[TokenInfo]
+    def __init__(self, tokens: _Optional[_Iterable[_Union[TokenInfo, _Mapping]]] = ...) -> None: ...
+
+class TokenInfo(_message.Message):
+    __slots__ = ("id", "username", "name", "created_at", "status")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    username: str
+    name: str
+    created_at: str
+    status: str
+    def __init__(self, id: _Optional[str] = ..., username: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[str] = ..., status: _Optional[str] = ...) -> None: ...
+
+class TokenRequest(_message.Message):
+    __slots__ = ("token_id", "username")
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    token_id: str
+    username: str
+    def __init__(self, token_id: _Optional[str] = ..., username: _Optional[str] = ...) -> None: ...

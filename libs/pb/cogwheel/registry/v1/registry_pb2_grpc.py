@@ -77,6 +77,46 @@ class RegistryServiceStub:
                 request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListVersionsRequest.SerializeToString,
                 response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListVersionsResponse.FromString,
                 _registered_method=True)
+        self.GetAccount = channel.unary_unary(
+                '/cogwheel.registry.v1.RegistryService/GetAccount',
+                request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.GetAccountRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.Account.FromString,
+                _registered_method=True)
+        self.ListAccounts = channel.unary_unary(
+                '/cogwheel.registry.v1.RegistryService/ListAccounts',
+                request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListAccountsRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListAccountsResponse.FromString,
+                _registered_method=True)
+        self.AddMember = channel.unary_unary(
+                '/cogwheel.registry.v1.RegistryService/AddMember',
+                request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.MembershipRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.Account.FromString,
+                _registered_method=True)
+        self.RemoveMember = channel.unary_unary(
+                '/cogwheel.registry.v1.RegistryService/RemoveMember',
+                request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.MembershipRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.Account.FromString,
+                _registered_method=True)
+        self.ListTokens = channel.unary_unary(
+                '/cogwheel.registry.v1.RegistryService/ListTokens',
+                request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListTokensRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListTokensResponse.FromString,
+                _registered_method=True)
+        self.DisableToken = channel.unary_unary(
+                '/cogwheel.registry.v1.RegistryService/DisableToken',
+                request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.TokenRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.TokenInfo.FromString,
+                _registered_method=True)
+        self.EnableToken = channel.unary_unary(
+                '/cogwheel.registry.v1.RegistryService/EnableToken',
+                request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.TokenRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.TokenInfo.FromString,
+                _registered_method=True)
+        self.RevokeToken = channel.unary_unary(
+                '/cogwheel.registry.v1.RegistryService/RevokeToken',
+                request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.TokenRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.TokenInfo.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -132,6 +172,55 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAccount(self, request, context):
+        """Accounts, organization membership and token lifecycle.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAccounts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddMember(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveMember(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTokens(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisableToken(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnableToken(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeToken(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -174,6 +263,46 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.ListVersions,
                     request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListVersionsRequest.FromString,
                     response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListVersionsResponse.SerializeToString,
+            ),
+            'GetAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccount,
+                    request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.GetAccountRequest.FromString,
+                    response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.Account.SerializeToString,
+            ),
+            'ListAccounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccounts,
+                    request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListAccountsRequest.FromString,
+                    response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListAccountsResponse.SerializeToString,
+            ),
+            'AddMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddMember,
+                    request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.MembershipRequest.FromString,
+                    response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.Account.SerializeToString,
+            ),
+            'RemoveMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveMember,
+                    request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.MembershipRequest.FromString,
+                    response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.Account.SerializeToString,
+            ),
+            'ListTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTokens,
+                    request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListTokensRequest.FromString,
+                    response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListTokensResponse.SerializeToString,
+            ),
+            'DisableToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisableToken,
+                    request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.TokenRequest.FromString,
+                    response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.TokenInfo.SerializeToString,
+            ),
+            'EnableToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnableToken,
+                    request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.TokenRequest.FromString,
+                    response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.TokenInfo.SerializeToString,
+            ),
+            'RevokeToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeToken,
+                    request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.TokenRequest.FromString,
+                    response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.TokenInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -394,6 +523,222 @@ class RegistryService:
             '/cogwheel.registry.v1.RegistryService/ListVersions',
             cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListVersionsRequest.SerializeToString,
             cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.registry.v1.RegistryService/GetAccount',
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.GetAccountRequest.SerializeToString,
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.Account.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAccounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.registry.v1.RegistryService/ListAccounts',
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListAccountsRequest.SerializeToString,
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListAccountsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.registry.v1.RegistryService/AddMember',
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.MembershipRequest.SerializeToString,
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.Account.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.registry.v1.RegistryService/RemoveMember',
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.MembershipRequest.SerializeToString,
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.Account.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.registry.v1.RegistryService/ListTokens',
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListTokensRequest.SerializeToString,
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisableToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.registry.v1.RegistryService/DisableToken',
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.TokenRequest.SerializeToString,
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.TokenInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnableToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.registry.v1.RegistryService/EnableToken',
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.TokenRequest.SerializeToString,
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.TokenInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.registry.v1.RegistryService/RevokeToken',
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.TokenRequest.SerializeToString,
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.TokenInfo.FromString,
             options,
             channel_credentials,
             insecure,
