@@ -10,6 +10,7 @@ class GatewaySettings(ServiceSettings):
     public_url: str = ""
     registry_addr: str = "127.0.0.1:50051"
     scheduler_addr: str = "127.0.0.1:50052"
+    webhooks_addr: str = "127.0.0.1:50053"
     auth_cache_seconds: float = 30.0
 
     @property

@@ -21,7 +21,12 @@ async def consume_prediction_events(deps: Deps, stop: asyncio.Event, *, durable:
     async def on_prediction_event(message: ReceivedMessage) -> None:
         event = Envelope.from_json(message.data)
         try:
-            queued = await handle_prediction_event(event, deps.prediction_unit_of_work, deps.settings.public_url)
+            queued = await handle_prediction_event(
+                event,
+                deps.prediction_unit_of_work,
+                deps.settings.public_url,
+                deps.settings.webhook_throttle_seconds,
+            )
         except EventOutOfOrder as exc:
             raise Retry(f"waiting for the events before {exc}", retry_delay(message.num_delivered)) from exc
         if queued:
