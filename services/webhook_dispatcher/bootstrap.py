@@ -29,6 +29,7 @@ from services.webhook_dispatcher.domain.retries import RetryPolicy
 from services.webhook_dispatcher.handlers import Sender
 from services.webhook_dispatcher.metrics import DeliveryMetrics
 from services.webhook_dispatcher.ports import (
+    ClaimedDelivery,
     DeliveryUnitOfWorkFactory,
     PredictionUnitOfWorkFactory,
     SecretStore,
@@ -37,6 +38,7 @@ from services.webhook_dispatcher.ports import (
 from services.webhook_dispatcher.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+HANDOFF_SIZE = 256
 
 
 def subject_for(event: Envelope) -> str | None:
@@ -59,8 +61,9 @@ class Deps:
     prediction_unit_of_work: PredictionUnitOfWorkFactory
     delivery_unit_of_work: DeliveryUnitOfWorkFactory
     sender: Sender
-    # Set when a delivery is queued in this process, so the senders need not wait for their next poll.
-    deliveries_queued: asyncio.Event = field(default_factory=asyncio.Event)
+    # From the event consumer to this process's senders: deliveries leased when they were queued (sent with
+    # no claim round trip), or None to have a sender look at the queue now rather than at its next poll.
+    handoff: asyncio.Queue[ClaimedDelivery | None] = field(default_factory=lambda: asyncio.Queue(HANDOFF_SIZE))
 
     async def close(self) -> None:
         aclose = getattr(self.client, "aclose", None)

@@ -15,6 +15,7 @@ from services.webhook_dispatcher.domain.signing import signed_headers, webhook_i
 from services.webhook_dispatcher.metrics import DeliveryMetrics
 from services.webhook_dispatcher.ports import (
     AttemptRecord,
+    ClaimedDelivery,
     DeliveryUnitOfWorkFactory,
     PredictionUnitOfWorkFactory,
     SecretStore,
@@ -26,42 +27,56 @@ class EventOutOfOrder(Exception):
     """An event arrived ahead of one it follows; it must come back after the gap is filled."""
 
 
-async def handle_prediction_event(
-    event: Envelope, unit_of_work: PredictionUnitOfWorkFactory, public_url: str, throttle_seconds: float = 0.5
-) -> bool:
-    """Apply `event` to the view and queue its webhook in one transaction; True when one was queued.
+@dataclass(frozen=True)
+class Queued:
+    """A delivery was queued; `claimed` when it was leased to this process to be sent right away."""
 
-    The delivery is only queued here, never sent: a crash after commit loses nothing, and a
-    redelivered event finds its tracking row and queues nothing twice.
+    claimed: ClaimedDelivery | None = None
+
+
+async def handle_prediction_event(
+    event: Envelope,
+    unit_of_work: PredictionUnitOfWorkFactory,
+    public_url: str,
+    throttle_seconds: float = 0.5,
+    lease_seconds: float = 0.0,
+) -> Queued | None:
+    """Apply `event` to the view and queue its webhook in one transaction; None when nothing was queued.
+
+    The delivery is only queued here, never sent: a crash after commit loses nothing (a lease taken here
+    runs out and another sender takes the delivery), and a redelivered event finds its tracking row and
+    queues nothing twice.
     """
     prediction_id = prediction_id_of(event.stream_id, event.data)
     async with unit_of_work() as uow:
         stored = await uow.load_view(prediction_id)
         if stored is not None and not stored.view.get("webhook"):
             # Most predictions have no webhook: once that is known, their later events need no write at all.
-            return False
+            return None
         if not await uow.track(event.id):
-            return False
+            return None
         placement = place(event.type, event.stream_version, stored.stream_version if stored else None)
         if placement is Placement.GAP:
             raise EventOutOfOrder(f"{event.type} v{event.stream_version} of {prediction_id}")
         if placement is Placement.ALREADY_APPLIED:
-            return False
+            return None
         view = apply_event(stored.view if stored else None, event)
         await uow.save_view(prediction_id, event.stream_version, view)
         plan = plan_delivery(view, event.type, event.data)
         if plan is None:
-            return False
+            return None
         # Serialised once: these exact bytes are signed and sent on every attempt.
         body = json.dumps(render_prediction(view, public_url))
         account = str(view.get("account") or "")
         if plan.webhook_event == FINAL:
-            await uow.add_final_delivery(prediction_id, account, plan.url, body)
+            claimed = await uow.add_final_delivery(prediction_id, account, plan.url, body, lease_seconds)
         elif plan.throttled:
-            await uow.coalesce_progress(prediction_id, account, plan.webhook_event, plan.url, body, throttle_seconds)
+            claimed = await uow.coalesce_progress(
+                prediction_id, account, plan.webhook_event, plan.url, body, throttle_seconds, lease_seconds
+            )
         else:
-            await uow.add_delivery(prediction_id, account, plan.webhook_event, plan.url, body)
-        return True
+            claimed = await uow.add_delivery(prediction_id, account, plan.webhook_event, plan.url, body, lease_seconds)
+        return Queued(claimed)
 
 
 @dataclass(frozen=True)
@@ -87,6 +102,12 @@ async def deliver_next(sender: Sender) -> bool:
         delivery = await uow.claim_next(sender.lease_seconds)
     if delivery is None:
         return False
+    await send(sender, delivery)
+    return True
+
+
+async def send(sender: Sender, delivery: ClaimedDelivery) -> None:
+    """POST a leased delivery, signed with its account's secret, and record the attempt."""
     secret = await sender.secrets.get_or_create(delivery.account)
     body = delivery.body.encode()
     headers = signed_headers(secret, webhook_id(delivery.id), int(time.time()), body)
@@ -101,4 +122,3 @@ async def deliver_next(sender: Sender) -> bool:
     async with sender.unit_of_work() as uow:
         await uow.record_attempt(delivery, record)
     sender.metrics.attempt(delivery.webhook_event, result.status_code, outcome.value, result.latency_ms)
-    return True

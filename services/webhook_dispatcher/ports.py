@@ -63,24 +63,39 @@ class PredictionUnitOfWork(Protocol):
 
     async def save_view(self, prediction_id: str, stream_version: int, view: dict[str, Any]) -> None: ...
 
+    # Each way of queuing a delivery returns it leased to the caller for `lease_seconds` when it is due now
+    # and nothing of its prediction is ahead of it (so it can be sent at once), else None.
+
     async def add_delivery(
-        self, prediction_id: str, account: str, webhook_event: str, url: str, body: str
-    ) -> None:
+        self, prediction_id: str, account: str, webhook_event: str, url: str, body: str, lease_seconds: float = 0.0
+    ) -> ClaimedDelivery | None:
         """Queue a `start` delivery, due now."""
 
     async def coalesce_progress(
-        self, prediction_id: str, account: str, webhook_event: str, url: str, body: str, throttle_seconds: float
-    ) -> None:
+        self,
+        prediction_id: str,
+        account: str,
+        webhook_event: str,
+        url: str,
+        body: str,
+        throttle_seconds: float,
+        lease_seconds: float = 0.0,
+    ) -> ClaimedDelivery | None:
         """Replace the body of the prediction's unsent output/logs delivery, or queue one due no sooner than
         `throttle_seconds` after the prediction's previous non-final delivery."""
 
-    async def add_final_delivery(self, prediction_id: str, account: str, url: str, body: str) -> None:
+    async def add_final_delivery(
+        self, prediction_id: str, account: str, url: str, body: str, lease_seconds: float = 0.0
+    ) -> ClaimedDelivery | None:
         """Queue the `completed` delivery, superseding output/logs deliveries not yet sent."""
 
 
 class DeliveryUnitOfWork(Protocol):
     async def claim_next(self, lease_seconds: float) -> ClaimedDelivery | None:
         """Lease the oldest due delivery no sender holds and that no earlier pending one of its prediction precedes."""
+
+    async def release(self, deliveries: list[ClaimedDelivery]) -> None:
+        """Give back leases never used, so other senders need not wait for them to run out."""
 
     async def seconds_until_next_due(self) -> float | None:
         """How long until a pending, unleased delivery falls due; None when there is none."""

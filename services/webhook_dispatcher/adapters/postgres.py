@@ -66,12 +66,21 @@ class PostgresPredictionUnitOfWork:
             {"id": prediction_id, "version": stream_version, "view": json.dumps(view, default=str)},
         )
 
-    async def add_delivery(self, prediction_id: str, account: str, webhook_event: str, url: str, body: str) -> None:
-        await self._insert(prediction_id, account, webhook_event, url, body, "clock_timestamp()")
+    async def add_delivery(
+        self, prediction_id: str, account: str, webhook_event: str, url: str, body: str, lease_seconds: float = 0.0
+    ) -> ClaimedDelivery | None:
+        return await self._insert(prediction_id, account, webhook_event, url, body, "clock_timestamp()", lease_seconds)
 
     async def coalesce_progress(
-        self, prediction_id: str, account: str, webhook_event: str, url: str, body: str, throttle_seconds: float
-    ) -> None:
+        self,
+        prediction_id: str,
+        account: str,
+        webhook_event: str,
+        url: str,
+        body: str,
+        throttle_seconds: float,
+        lease_seconds: float = 0.0,
+    ) -> ClaimedDelivery | None:
         # An unsent progress delivery takes the newer state; `output` stays `output` once output was in it.
         # A leased one is in flight (or its sender died mid-send) and is left alone.
         updated = await self._tx.conn.execute(
@@ -84,16 +93,20 @@ class PostgresPredictionUnitOfWork:
             {"id": prediction_id, "body": body, "event": webhook_event},
         )
         if updated.rowcount:
-            return
+            return None
         # Due 500 ms after the previous non-final delivery went out (or was queued, when it has not yet).
         due = (
             "GREATEST(clock_timestamp(), (SELECT max(COALESCE(first_attempt_at, created_at))"
             f" + make_interval(secs => :throttle) FROM {SCHEMA}.deliveries"
             " WHERE prediction_id = :prediction_id AND webhook_event <> 'completed'))"
         )
-        await self._insert(prediction_id, account, webhook_event, url, body, due, throttle=throttle_seconds)
+        return await self._insert(
+            prediction_id, account, webhook_event, url, body, due, lease_seconds, throttle=throttle_seconds
+        )
 
-    async def add_final_delivery(self, prediction_id: str, account: str, url: str, body: str) -> None:
+    async def add_final_delivery(
+        self, prediction_id: str, account: str, url: str, body: str, lease_seconds: float = 0.0
+    ) -> ClaimedDelivery | None:
         await self._tx.conn.execute(
             text(
                 f"UPDATE {SCHEMA}.deliveries SET status = 'superseded', updated_at = now()"
@@ -102,27 +115,60 @@ class PostgresPredictionUnitOfWork:
             ),
             {"id": prediction_id},
         )
-        await self._insert(prediction_id, account, "completed", url, body, "clock_timestamp()")
+        return await self._insert(prediction_id, account, "completed", url, body, "clock_timestamp()", lease_seconds)
 
     async def _insert(
-        self, prediction_id: str, account: str, webhook_event: str, url: str, body: str, due: str, **params: Any
-    ) -> None:
-        await self._tx.conn.execute(
-            text(
-                f"INSERT INTO {SCHEMA}.deliveries (id, prediction_id, account, webhook_event, url, body,"
-                f" next_attempt_at) VALUES (:delivery_id, :prediction_id, :account, :webhook_event, :url, :body, {due})"
-            ),
-            {
-                "delivery_id": str(uuid.uuid4()),
-                "prediction_id": prediction_id,
-                "account": account,
-                "webhook_event": webhook_event,
-                "url": url,
-                "body": body,
-                **params,
-            },
+        self,
+        prediction_id: str,
+        account: str,
+        webhook_event: str,
+        url: str,
+        body: str,
+        due: str,
+        lease_seconds: float,
+        **params: Any,
+    ) -> ClaimedDelivery | None:
+        """Queue a delivery; with `lease_seconds`, one due now with nothing ahead of it is leased to the caller
+        in the same statement, so it can be sent without another round trip to claim it."""
+        row = (
+            await self._tx.conn.execute(
+                text(_INSERT.format(due=due)),
+                {
+                    "delivery_id": str(uuid.uuid4()),
+                    "prediction_id": prediction_id,
+                    "account": account,
+                    "webhook_event": webhook_event,
+                    "url": url,
+                    "body": body,
+                    "lease": lease_seconds,
+                    "token": str(uuid.uuid4()),
+                    **params,
+                },
+            )
+        ).mappings().one()
+        if row["lease_token"] is None:
+            return None
+        return ClaimedDelivery(
+            **{**row, "id": str(row["id"]), "lease_token": str(row["lease_token"]), "elapsed_seconds": 0.0}
         )
 
+
+_INSERT = f"""
+WITH due AS (SELECT {{due}} AS at),
+take AS (
+    SELECT :lease > 0 AND due.at <= clock_timestamp() AND NOT EXISTS (
+        SELECT 1 FROM {SCHEMA}.deliveries WHERE prediction_id = :prediction_id AND status = 'pending') AS leased
+    FROM due
+)
+INSERT INTO {SCHEMA}.deliveries (id, prediction_id, account, webhook_event, url, body, next_attempt_at,
+    lease_until, lease_token, first_attempt_at)
+SELECT :delivery_id, :prediction_id, :account, :webhook_event, :url, :body, due.at,
+    CASE WHEN take.leased THEN clock_timestamp() + make_interval(secs => :lease) END,
+    CASE WHEN take.leased THEN CAST(:token AS uuid) END,
+    CASE WHEN take.leased THEN clock_timestamp() END
+FROM due, take
+RETURNING id, prediction_id, account, webhook_event, url, body, attempts, lease_token
+"""
 
 _CLAIM = f"""
 WITH next AS (
@@ -165,6 +211,17 @@ class PostgresDeliveryUnitOfWork:
         if row is None:
             return None
         return ClaimedDelivery(**{**row, "id": str(row["id"]), "lease_token": str(row["lease_token"])})
+
+    async def release(self, deliveries: list[ClaimedDelivery]) -> None:
+        for delivery in deliveries:
+            await self._tx.conn.execute(
+                text(
+                    f"UPDATE {SCHEMA}.deliveries SET lease_until = NULL, lease_token = NULL,"
+                    " first_attempt_at = CASE WHEN attempts = 0 THEN NULL ELSE first_attempt_at END"
+                    " WHERE id = :id AND lease_token = :token"
+                ),
+                {"id": delivery.id, "token": delivery.lease_token},
+            )
 
     async def seconds_until_next_due(self) -> float | None:
         value = (await self._tx.conn.execute(text(_NEXT_DUE))).scalar()

@@ -57,7 +57,9 @@ class FakeDispatcherStore:
     async def save_view(self, prediction_id: str, stream_version: int, view: dict[str, Any]) -> None:
         self.views[prediction_id] = StoredView(stream_version=stream_version, view=view)
 
-    async def add_delivery(self, prediction_id: str, account: str, webhook_event: str, url: str, body: str) -> None:
+    async def add_delivery(
+        self, prediction_id: str, account: str, webhook_event: str, url: str, body: str, lease_seconds: float = 0.0
+    ) -> None:
         self.deliveries.append(
             {"id": f"d{len(self.deliveries)}", "prediction_id": prediction_id, "account": account,
              "webhook_event": webhook_event, "url": url, "body": body, "attempts": 0, "status": "pending",
@@ -72,7 +74,8 @@ class FakeDispatcherStore:
         ]
 
     async def coalesce_progress(
-        self, prediction_id: str, account: str, webhook_event: str, url: str, body: str, throttle_seconds: float
+        self, prediction_id: str, account: str, webhook_event: str, url: str, body: str, throttle_seconds: float,
+        lease_seconds: float = 0.0,
     ) -> None:
         unsent = self._unsent_progress(prediction_id)
         if unsent:
@@ -82,7 +85,9 @@ class FakeDispatcherStore:
             return
         await self.add_delivery(prediction_id, account, webhook_event, url, body)
 
-    async def add_final_delivery(self, prediction_id: str, account: str, url: str, body: str) -> None:
+    async def add_final_delivery(
+        self, prediction_id: str, account: str, url: str, body: str, lease_seconds: float = 0.0
+    ) -> None:
         for row in self._unsent_progress(prediction_id):
             row["status"] = "superseded"
         await self.add_delivery(prediction_id, account, "completed", url, body)
@@ -97,6 +102,10 @@ class FakeDispatcherStore:
 
     async def seconds_until_next_due(self) -> float | None:
         return None
+
+    async def release(self, deliveries: list[ClaimedDelivery]) -> None:
+        for delivery in deliveries:
+            next(r for r in self.deliveries if r["id"] == delivery.id)["leased"] = False
 
     async def record_attempt(self, delivery: ClaimedDelivery, record: AttemptRecord) -> None:
         row = next(r for r in self.deliveries if r["id"] == delivery.id)
