@@ -1,14 +1,24 @@
-"""`python -m benchmarks`: run every benchmark and print its table."""
+"""`python -m benchmarks [hello [N] | webhooks]`: run the named benchmark (all of them by default) and print its table."""
 
 import asyncio
 import sys
 
-from benchmarks import hello_latency
+from benchmarks import hello_latency, webhooks
 
 
 def main() -> None:
-    requests = int(sys.argv[1]) if len(sys.argv) > 1 else 300
-    asyncio.run(hello_latency.run(requests))
+    args = sys.argv[1:]
+    # A bare number keeps its old meaning: hello-world requests per path.
+    if args and args[0].isdigit():
+        args = ["hello", *args]
+    which = args[0] if args else "all"
+    if which in ("hello", "all"):
+        requests = int(args[1]) if which == "hello" and len(args) > 1 else 300
+        asyncio.run(hello_latency.run(requests))
+    if which in ("webhooks", "all"):
+        asyncio.run(webhooks.run())
+    if which not in ("hello", "webhooks", "all"):
+        raise SystemExit(f"unknown benchmark {which!r}; choose hello or webhooks")
 
 
 if __name__ == "__main__":

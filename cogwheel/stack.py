@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import os
 import signal
 import time
 from collections.abc import Callable, Iterable
@@ -16,8 +17,10 @@ __all__ = ["SERVICES", "Stack", "StackError"]
 
 # Start order: what others call first comes up first (all start at once; order only shapes the logs).
 SERVICES = ("registry", "scheduler", "runner", "webhook_dispatcher", "billing", "gateway")
-GRPC_SERVICES = ("registry", "scheduler")
+GRPC_SERVICES = ("registry", "scheduler", "webhook_dispatcher")
 LOOPBACK = "127.0.0.1"
+# A local installation posts webhooks to receivers on this machine; deployments allow nothing private by default.
+LOCAL_WEBHOOK_NETWORKS = "127.0.0.0/8,::1/128"
 
 
 class StackError(RuntimeError):
@@ -74,11 +77,16 @@ class Stack:
         grpc_ports = {svc: [free_port() for _ in range(max(counts[svc], 1))] for svc in GRPC_SERVICES}
         self.registry_addr = _grpc_target(grpc_ports["registry"])
         self.scheduler_addr = _grpc_target(grpc_ports["scheduler"])
+        self.webhooks_addr = _grpc_target(grpc_ports["webhook_dispatcher"])
         shared = child_env() | {
             "COGWHEEL_NATS_URL": nats_url,
             "COGWHEEL_DATABASE_URL": database_url,
             "COGWHEEL_REGISTRY_ADDR": self.registry_addr,
             "COGWHEEL_SCHEDULER_ADDR": self.scheduler_addr,
+            "COGWHEEL_WEBHOOKS_ADDR": self.webhooks_addr,
+            "COGWHEEL_WEBHOOK_ALLOWED_NETWORKS": os.environ.get(
+                "COGWHEEL_WEBHOOK_ALLOWED_NETWORKS", LOCAL_WEBHOOK_NETWORKS
+            ),
             "COGWHEEL_PUBLIC_URL": self.base_url,
             "COGWHEEL_DATA_DIR": str(self.data_dir),
         } | (extra_env or {})

@@ -12,6 +12,7 @@ from libs.telemetry import TraceMiddleware
 from services.gateway import errors
 from services.gateway.bootstrap import Deps, bootstrap
 from services.gateway.routes import account, admin, models, predictions, tokens
+from services.gateway.routes import webhooks as webhook_routes
 from services.gateway.settings import GatewaySettings
 from services.gateway.subscribers import consume_prediction_events
 
@@ -40,5 +41,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(account.router)
     app.include_router(admin.router)
     app.include_router(tokens.router)
+    app.include_router(webhook_routes.router)
     app.add_middleware(TraceMiddleware)
     return app

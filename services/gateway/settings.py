@@ -10,6 +10,7 @@ class GatewaySettings(ServiceSettings):
     public_url: str = ""
     registry_addr: str = "127.0.0.1:50051"
     scheduler_addr: str = "127.0.0.1:50052"
+    webhooks_addr: str = "127.0.0.1:50053"
     auth_cache_seconds: float = 30.0
     # Per API token, as Replicate: prediction creations and all other authenticated requests, each a token
     # bucket refilled at `*_per_minute` holding up to `*_burst` requests. 0 turns a limit off.

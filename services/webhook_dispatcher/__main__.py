@@ -10,9 +10,12 @@ from libs import telemetry
 from libs.db.migrations import migrate
 from libs.eventstore.projections import rebuild_from_log
 from libs.health import serve_health
+from libs.rpc import create_server
 from libs.runtime import configure_logging, run_until_stopped, stop_on_signals
+from services.webhook_dispatcher import rpc
 from services.webhook_dispatcher.adapters.postgres import SCHEMA
 from services.webhook_dispatcher.bootstrap import MIGRATIONS, bootstrap, offline_store
+from services.webhook_dispatcher.metrics import setup_metrics
 from services.webhook_dispatcher.projections import PROJECTIONS
 from services.webhook_dispatcher.settings import OfflineSettings, Settings
 from services.webhook_dispatcher.subscribers import consume_prediction_events
@@ -23,29 +26,31 @@ log = logging.getLogger("services.webhook_dispatcher")
 
 async def serve(settings: Settings) -> None:
     telemetry.setup(settings.service_name, settings.otlp_endpoint)
+    setup_metrics(settings.service_name, settings.otlp_endpoint)
     deps = await bootstrap(settings)
     stop = asyncio.Event()
     stop_on_signals(stop)
+    server = create_server(settings.grpc_port)
+    await server.start([rpc.register(server.server, deps)])
     health = await serve_health(settings.service_name, settings.health_port, lambda: deps.bus.nc.is_connected)
     try:
         await run_until_stopped(
             stop, deps.relay.run(stop), consume_prediction_events(deps, stop), run_senders(deps, stop)
         )
     finally:
+        await server.stop()
         if health is not None:
             health.close()
         await deps.close()
 
 
 async def rebuild(settings: Settings) -> None:
-    """Nothing is derived from this service's own log (see projections.py); kept for the common CLI."""
+    """Rebuild `secrets` and `attempts` from the log; the predictions view and the queue are not derived from it."""
     await migrate(settings.database_url, SCHEMA, MIGRATIONS)
-    if not PROJECTIONS:
-        log.info("the webhook log has no projections; the predictions view is a cache of scheduler events")
-        return
     store = offline_store(settings)
     try:
-        await rebuild_from_log(store, PROJECTIONS)
+        count = await rebuild_from_log(store, PROJECTIONS)
+        log.info("replayed %d events into %s", count, ", ".join(p.name for p in PROJECTIONS))
     finally:
         await store.engine.dispose()
 

@@ -19,20 +19,30 @@ from services.webhook_dispatcher.adapters.http import HttpxWebhookClient
 from services.webhook_dispatcher.adapters.postgres import (
     DELIVERY_ATTEMPTED,
     SCHEMA,
+    PostgresSecretStore,
     delivery_unit_of_work_factory,
     prediction_unit_of_work_factory,
 )
+from services.webhook_dispatcher.adapters.queries import AttemptQueries
+from services.webhook_dispatcher.domain.destinations import parse_networks
+from services.webhook_dispatcher.domain.retries import RetryPolicy
+from services.webhook_dispatcher.handlers import Sender
+from services.webhook_dispatcher.metrics import DeliveryMetrics
 from services.webhook_dispatcher.ports import (
+    ClaimedDelivery,
     DeliveryUnitOfWorkFactory,
     PredictionUnitOfWorkFactory,
+    SecretStore,
     WebhookClient,
 )
 from services.webhook_dispatcher.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+HANDOFF_SIZE = 256
 
 
 def subject_for(event: Envelope) -> str | None:
+    # `webhook.secret_created` carries the key: it stays in this service's log and is never published.
     if event.type == DELIVERY_ATTEMPTED:
         return event_subject("webhook_dispatcher", "delivery_attempted")
     return None
@@ -46,10 +56,14 @@ class Deps:
     bus: Bus
     relay: OutboxRelay
     client: WebhookClient
+    secrets: SecretStore
+    queries: AttemptQueries
     prediction_unit_of_work: PredictionUnitOfWorkFactory
     delivery_unit_of_work: DeliveryUnitOfWorkFactory
-    # Set when a delivery is queued in this process, so the senders need not wait for their next poll.
-    deliveries_queued: asyncio.Event = field(default_factory=asyncio.Event)
+    sender: Sender
+    # From the event consumer to this process's senders: deliveries leased when they were queued (sent with
+    # no claim round trip), or None to have a sender look at the queue now rather than at its next poll.
+    handoff: asyncio.Queue[ClaimedDelivery | None] = field(default_factory=lambda: asyncio.Queue(HANDOFF_SIZE))
 
     async def close(self) -> None:
         aclose = getattr(self.client, "aclose", None)
@@ -59,7 +73,21 @@ class Deps:
         await self.engine.dispose()
 
 
-async def bootstrap(settings: Settings, *, bus: Bus | None = None, client: WebhookClient | None = None) -> Deps:
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        window_seconds=settings.webhook_retry_window_seconds,
+        base_seconds=settings.webhook_retry_base_seconds,
+        max_interval_seconds=settings.webhook_retry_max_interval_seconds,
+    )
+
+
+async def bootstrap(
+    settings: Settings,
+    *,
+    bus: Bus | None = None,
+    client: WebhookClient | None = None,
+    metrics: DeliveryMetrics | None = None,
+) -> Deps:
     await migrate(settings.database_url, SCHEMA, MIGRATIONS)
     if bus is None:
         bus = await connect(settings.nats_url, name=f"webhook_dispatcher{settings.instance_id}")
@@ -67,15 +95,30 @@ async def bootstrap(settings: Settings, *, bus: Bus | None = None, client: Webho
     engine = create_engine(settings.database_url)
     relay = OutboxRelay(engine, SCHEMA, bus, database_url=settings.database_url)
     store = EventStore(engine, SCHEMA, subject_for=subject_for, on_commit=relay.wake)
+    client = client or HttpxWebhookClient(
+        timeout=settings.webhook_timeout, allowed=parse_networks(settings.webhook_allowed_networks)
+    )
+    secrets = PostgresSecretStore(store)
+    delivery_unit_of_work = delivery_unit_of_work_factory(store)
     return Deps(
         settings=settings,
         engine=engine,
         store=store,
         bus=bus,
         relay=relay,
-        client=client or HttpxWebhookClient(timeout=settings.webhook_timeout),
+        client=client,
+        secrets=secrets,
+        queries=AttemptQueries(engine),
         prediction_unit_of_work=prediction_unit_of_work_factory(store),
-        delivery_unit_of_work=delivery_unit_of_work_factory(store),
+        delivery_unit_of_work=delivery_unit_of_work,
+        sender=Sender(
+            unit_of_work=delivery_unit_of_work,
+            client=client,
+            secrets=secrets,
+            policy=retry_policy(settings),
+            metrics=metrics or DeliveryMetrics(),
+            lease_seconds=settings.lease_seconds,
+        ),
     )
 
 

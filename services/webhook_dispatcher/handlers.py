@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import dataclass
 
 from libs.events import Envelope
 from libs.predictions import apply_event, render_prediction
-from services.webhook_dispatcher.domain.decisions import plan_delivery
+from services.webhook_dispatcher.domain.decisions import FINAL, plan_delivery
 from services.webhook_dispatcher.domain.ordering import Placement, place, prediction_id_of
-from services.webhook_dispatcher.domain.retries import backoff, should_retry, succeeded
+from services.webhook_dispatcher.domain.retries import RetryPolicy, decide
+from services.webhook_dispatcher.domain.signing import signed_headers, webhook_id
+from services.webhook_dispatcher.metrics import DeliveryMetrics
 from services.webhook_dispatcher.ports import (
+    AttemptRecord,
+    ClaimedDelivery,
     DeliveryUnitOfWorkFactory,
     PredictionUnitOfWorkFactory,
+    SecretStore,
     WebhookClient,
 )
 
@@ -20,48 +27,98 @@ class EventOutOfOrder(Exception):
     """An event arrived ahead of one it follows; it must come back after the gap is filled."""
 
 
-async def handle_prediction_event(
-    event: Envelope, unit_of_work: PredictionUnitOfWorkFactory, public_url: str
-) -> bool:
-    """Apply `event` to the view and queue its webhook in one transaction; True when one was queued.
+@dataclass(frozen=True)
+class Queued:
+    """A delivery was queued; `claimed` when it was leased to this process to be sent right away."""
 
-    The delivery is only queued here, never sent: a crash after commit loses nothing, and a
-    redelivered event finds its tracking row and queues nothing twice.
+    claimed: ClaimedDelivery | None = None
+
+
+async def handle_prediction_event(
+    event: Envelope,
+    unit_of_work: PredictionUnitOfWorkFactory,
+    public_url: str,
+    throttle_seconds: float = 0.5,
+    lease_seconds: float = 0.0,
+) -> Queued | None:
+    """Apply `event` to the view and queue its webhook in one transaction; None when nothing was queued.
+
+    The delivery is only queued here, never sent: a crash after commit loses nothing (a lease taken here
+    runs out and another sender takes the delivery), and a redelivered event finds its tracking row and
+    queues nothing twice.
     """
     prediction_id = prediction_id_of(event.stream_id, event.data)
     async with unit_of_work() as uow:
         stored = await uow.load_view(prediction_id)
         if stored is not None and not stored.view.get("webhook"):
             # Most predictions have no webhook: once that is known, their later events need no write at all.
-            return False
+            return None
         if not await uow.track(event.id):
-            return False
+            return None
         placement = place(event.type, event.stream_version, stored.stream_version if stored else None)
         if placement is Placement.GAP:
             raise EventOutOfOrder(f"{event.type} v{event.stream_version} of {prediction_id}")
         if placement is Placement.ALREADY_APPLIED:
-            return False
+            return None
         view = apply_event(stored.view if stored else None, event)
         await uow.save_view(prediction_id, event.stream_version, view)
-        plan = plan_delivery(view, event.type)
+        plan = plan_delivery(view, event.type, event.data)
         if plan is None:
-            return False
-        body = render_prediction(view, public_url)
-        await uow.add_delivery(prediction_id, plan.webhook_event, plan.url, body)
-        return True
-
-
-async def deliver_next(unit_of_work: DeliveryUnitOfWorkFactory, client: WebhookClient) -> bool:
-    """Send one due delivery and record the attempt; False when none was due."""
-    async with unit_of_work() as uow:
-        delivery = await uow.claim_next()
-        if delivery is None:
-            return False
-        attempt = delivery.attempts + 1
-        result = await client.post(delivery.url, json.dumps(delivery.body).encode())
-        if should_retry(delivery.webhook_event, attempt, result.status_code, result.error):
-            await uow.record_attempt(delivery, attempt, result, "pending", backoff(attempt))
+            return None
+        # Serialised once: these exact bytes are signed and sent on every attempt.
+        body = json.dumps(render_prediction(view, public_url))
+        account = str(view.get("account") or "")
+        if plan.webhook_event == FINAL:
+            claimed = await uow.add_final_delivery(prediction_id, account, plan.url, body, lease_seconds)
+        elif plan.throttled:
+            claimed = await uow.coalesce_progress(
+                prediction_id, account, plan.webhook_event, plan.url, body, throttle_seconds, lease_seconds
+            )
         else:
-            status = "delivered" if succeeded(result.status_code, result.error) else "failed"
-            await uow.record_attempt(delivery, attempt, result, status, None)
-        return True
+            claimed = await uow.add_delivery(prediction_id, account, plan.webhook_event, plan.url, body, lease_seconds)
+        return Queued(claimed)
+
+
+@dataclass(frozen=True)
+class Sender:
+    """What sending one delivery needs."""
+
+    unit_of_work: DeliveryUnitOfWorkFactory
+    client: WebhookClient
+    secrets: SecretStore
+    policy: RetryPolicy
+    metrics: DeliveryMetrics
+    lease_seconds: float
+
+
+async def deliver_next(sender: Sender) -> bool:
+    """Lease one due delivery, POST it signed, and record the attempt; False when none was due.
+
+    The lease is committed before the POST, so no transaction stays open across the network and a sender
+    that dies mid-POST only delays the delivery until its lease ends; whoever sends it next uses the same
+    `webhook-id`, so receivers can drop the duplicate.
+    """
+    async with sender.unit_of_work() as uow:
+        delivery = await uow.claim_next(sender.lease_seconds)
+    if delivery is None:
+        return False
+    await send(sender, delivery)
+    return True
+
+
+async def send(sender: Sender, delivery: ClaimedDelivery) -> None:
+    """POST a leased delivery, signed with its account's secret, and record the attempt."""
+    secret = await sender.secrets.get_or_create(delivery.account)
+    body = delivery.body.encode()
+    headers = signed_headers(secret, webhook_id(delivery.id), int(time.time()), body)
+    result = await sender.client.post(delivery.url, body, headers)
+    attempt = delivery.attempts + 1
+    elapsed = delivery.elapsed_seconds + result.latency_ms / 1000
+    outcome, retry_in = decide(
+        delivery.webhook_event, attempt, elapsed, result.status_code, result.error, sender.policy,
+        refused=result.refused,
+    )
+    record = AttemptRecord(attempt=attempt, result=result, outcome=outcome.value, retry_in=retry_in)
+    async with sender.unit_of_work() as uow:
+        await uow.record_attempt(delivery, record)
+    sender.metrics.attempt(delivery.webhook_event, result.status_code, outcome.value, result.latency_ms)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from libs.bus.consumer import ReceivedMessage, Retry, run_consumer
 from libs.bus.subjects import PREDICTION_EVENTS, SCHEDULER_EVENTS
@@ -14,18 +15,28 @@ DURABLE = "webhook_dispatcher-deliveries"
 
 
 def retry_delay(deliveries: int) -> float:
-    return min(0.1 * deliveries, 5.0)
+    # The missing event is usually being applied right now (by another instance): look again soon.
+    return min(0.02 * 2 ** (deliveries - 1), 5.0)
 
 
 async def consume_prediction_events(deps: Deps, stop: asyncio.Event, *, durable: str = DURABLE) -> None:
     async def on_prediction_event(message: ReceivedMessage) -> None:
         event = Envelope.from_json(message.data)
+        # This consumer is the only producer of the handoff queue, so room seen now is still there after the commit.
+        lease_seconds = 0.0 if deps.handoff.full() else deps.settings.lease_seconds
         try:
-            queued = await handle_prediction_event(event, deps.prediction_unit_of_work, deps.settings.public_url)
+            queued = await handle_prediction_event(
+                event,
+                deps.prediction_unit_of_work,
+                deps.settings.public_url,
+                deps.settings.webhook_throttle_seconds,
+                lease_seconds,
+            )
         except EventOutOfOrder as exc:
             raise Retry(f"waiting for the events before {exc}", retry_delay(message.num_delivered)) from exc
-        if queued:
-            deps.deliveries_queued.set()
+        if queued is not None:
+            with contextlib.suppress(asyncio.QueueFull):
+                deps.handoff.put_nowait(queued.claimed)
 
     await run_consumer(
         deps.bus,

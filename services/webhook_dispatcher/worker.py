@@ -1,4 +1,4 @@
-"""Inbound: the senders, which take queued deliveries from PostgreSQL and POST them."""
+"""Inbound: the senders, which send deliveries handed over by the consumer or leased from PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,26 +7,58 @@ import contextlib
 import logging
 
 from services.webhook_dispatcher.bootstrap import Deps
-from services.webhook_dispatcher.handlers import deliver_next
+from services.webhook_dispatcher.handlers import deliver_next, send
+from services.webhook_dispatcher.ports import ClaimedDelivery
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.25
+# Never spin: a delivery that is due but briefly locked by another sender's claim is looked at again after this.
+MIN_WAIT_SECONDS = 0.005
 
 
-async def run_senders(deps: Deps, stop: asyncio.Event, *, poll: float = POLL_SECONDS) -> None:
-    """Several senders share the queue through `FOR UPDATE SKIP LOCKED`, in this process and in others."""
-    await asyncio.gather(*(_sender(deps, stop, poll) for _ in range(max(deps.settings.webhook_senders, 1))))
+async def run_senders(deps: Deps, stop: asyncio.Event) -> None:
+    """Several senders share the queue through leases taken with `FOR UPDATE SKIP LOCKED`, here and in other processes."""
+    leftovers = await asyncio.gather(*(_sender(deps, stop) for _ in range(deps.settings.webhook_senders)))
+    await _release_unsent(deps, [delivery for delivery in leftovers if delivery is not None])
 
 
-async def _sender(deps: Deps, stop: asyncio.Event, poll: float) -> None:
+async def _sender(deps: Deps, stop: asyncio.Event) -> ClaimedDelivery | None:
+    """Send until `stop`; returns a delivery it was handed but did not get to send."""
+    poll = deps.settings.webhook_poll_seconds
+    handed: ClaimedDelivery | None = None
     while not stop.is_set():
         try:
-            sent = await deliver_next(deps.delivery_unit_of_work, deps.client)
+            if handed is None and not deps.handoff.empty():
+                handed = deps.handoff.get_nowait()
+            if handed is not None:
+                delivery, handed = handed, None
+                await send(deps.sender, delivery)
+                continue
+            if await deliver_next(deps.sender):
+                continue
+            wait = await _until_next_due(deps, poll)
         except Exception:  # noqa: BLE001 - a database hiccup must not end the sender
             log.exception("webhook sender failed; retrying")
-            sent = False
-        if not sent:
-            deps.deliveries_queued.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(deps.deliveries_queued.wait(), timeout=poll)
+            wait = poll
+        with contextlib.suppress(TimeoutError):
+            handed = await asyncio.wait_for(deps.handoff.get(), timeout=wait)
+    return handed
+
+
+async def _until_next_due(deps: Deps, poll: float) -> float:
+    """Sleep until the next throttled or retried delivery falls due, but never past one poll interval:
+    deliveries queued by other processes are only seen by looking."""
+    async with deps.delivery_unit_of_work() as uow:
+        due = await uow.seconds_until_next_due()
+    return poll if due is None else min(poll, max(due, MIN_WAIT_SECONDS))
+
+
+async def _release_unsent(deps: Deps, unsent: list[ClaimedDelivery]) -> None:
+    """On an orderly stop, leases handed over but never used go back at once instead of running out."""
+    while not deps.handoff.empty():
+        delivery = deps.handoff.get_nowait()
+        if delivery is not None:
+            unsent.append(delivery)
+    if unsent:
+        async with deps.delivery_unit_of_work() as uow:
+            await uow.release(unsent)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import time
@@ -126,6 +127,82 @@ async def test_billing_and_webhook_dispatcher_see_the_prediction(platform) -> No
     account, predict_time = await wait_until(usage, timeout=15)
     assert account == "cogwheel"
     assert predict_time >= 0
+
+
+async def test_webhooks_are_signed_and_their_attempts_listed(platform) -> None:
+    import replicate
+    from replicate.webhook import WebhookSigningSecret, Webhooks
+    from standardwebhooks import Webhook
+
+    received: asyncio.Queue[tuple[dict[str, str], bytes]] = asyncio.Queue()
+
+    async def receiver(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        headers = {
+            name.strip().lower(): value.strip()
+            for name, _, value in (line.partition(":") for line in head.split("\r\n")[1:] if line)
+        }
+        await received.put((headers, await reader.readexactly(int(headers["content-length"]))))
+        writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(receiver, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with platform.client() as client:
+            response = await client.post(
+                "/v1/predictions",
+                json={
+                    "version": platform.hello_version,
+                    "input": {"text": "signed"},
+                    "webhook": f"http://127.0.0.1:{port}/signed?customId=7",
+                    "webhook_events_filter": ["start", "completed"],
+                },
+                headers={"Prefer": "wait"},
+            )
+            prediction_id = response.json()["id"]
+            deliveries = [await asyncio.wait_for(received.get(), timeout=15) for _ in range(2)]
+
+            replicate_client = replicate.Client(api_token=platform.token, base_url=platform.stack.base_url)
+            secret = await asyncio.to_thread(replicate_client.webhooks.default.secret)
+            assert secret.key.startswith("whsec_")
+            for headers, raw in deliveries:
+                assert Webhooks.validate(headers=headers, body=raw.decode(), secret=secret, tolerance=60) is None
+                assert Webhook(secret.key).verify(raw, headers)["id"] == prediction_id
+            assert [json.loads(raw)["status"] for _, raw in deliveries] == ["starting", "succeeded"]
+            with pytest.raises(Exception):
+                Webhooks.validate(headers=deliveries[0][0], body=deliveries[0][1].decode(),
+                                  secret=WebhookSigningSecret(key="whsec_" + "A" * 44))
+
+            async def attempts() -> list | None:
+                listed = await client.get(f"/v1/predictions/{prediction_id}/webhooks")
+                assert listed.status_code == 200, listed.text
+                results = listed.json()["results"]
+                return results if len(results) == 2 else None
+
+            results = await wait_until(attempts, timeout=15)
+            assert [(a["event"], a["status_code"], a["outcome"]) for a in results] == [
+                ("start", 204, "delivered"),
+                ("completed", 204, "delivered"),
+            ]
+            assert [a["webhook_id"] for a in results] == [h["webhook-id"] for h, _ in deliveries]
+
+            summary = (await client.get("/v1/webhooks/summary", params={"hours": 1})).json()
+            assert summary["hours"] == 1 and summary["delivered"] >= 2
+            assert (await client.get("/v1/webhooks/summary", params={"hours": 0})).status_code == 422
+            assert (await client.get(f"/v1/predictions/{'0' * 26}/webhooks")).status_code == 404
+
+            for bad in ("ftp://example.com/hook", "not a url", "http://", "https://[::1/hook", "http://host:99999/"):
+                refused = await client.post(
+                    "/v1/predictions",
+                    json={"version": platform.hello_version, "input": {"text": "x"}, "webhook": bad},
+                )
+                assert refused.status_code == 422, (bad, refused.text)
+                assert refused.headers["content-type"].startswith("application/problem+json")
+                assert refused.json()["invalid_fields"][0]["field"] == "webhook"
+    finally:
+        server.close()
 
 
 async def test_unknown_token_is_refused(platform) -> None:

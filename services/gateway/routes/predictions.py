@@ -19,6 +19,7 @@ from services.gateway.adapters.registry_grpc import Account
 from services.gateway.auth import current_account
 from services.gateway.errors import ApiError, not_found
 from services.gateway.schemas import PredictionRequest, VersionPredictionRequest
+from services.gateway.webhook_urls import validate_webhook_url
 
 router = APIRouter(prefix="/v1")
 
@@ -93,6 +94,7 @@ async def wait_for_prediction(deps: Any, view: dict[str, Any], seconds: int) -> 
 
 
 async def _create(request: Request, account: Account, version_id: str, body: PredictionRequest) -> JSONResponse:
+    validate_webhook_url(body.webhook)
     deps = _deps(request)
     wait = parse_prefer_wait(request.headers.get("prefer"))
     try:

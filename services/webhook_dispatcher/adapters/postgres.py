@@ -11,16 +11,29 @@ from typing import Any
 from sqlalchemy import text
 
 from libs.events import new_event
-from libs.eventstore import EventStore, Transaction
-from services.webhook_dispatcher.ports import AttemptResult, PendingDelivery, StoredView
+from libs.eventstore import ConcurrencyError, EventStore, Transaction
+from services.webhook_dispatcher.domain.signing import new_secret, webhook_id
+from services.webhook_dispatcher.ports import AttemptRecord, ClaimedDelivery, StoredView
+from services.webhook_dispatcher.projections import (
+    ATTEMPTS,
+    DELIVERY_ATTEMPTED,
+    SCHEMA,
+    SECRET_CREATED,
+    SECRETS,
+)
 
-SCHEMA = "webhook_dispatcher"
+__all__ = ["CONSUMER", "DELIVERY_ATTEMPTED", "SCHEMA", "SECRET_CREATED"]
+
 CONSUMER = "webhook_dispatcher-deliveries"
-DELIVERY_ATTEMPTED = "webhook.delivery_attempted"
+_THROTTLED = "('output', 'logs')"
 
 
 def attempt_stream(prediction_id: str) -> str:
     return f"webhook-{prediction_id}"
+
+
+def secret_stream(account: str) -> str:
+    return f"webhook-secret-{account}"
 
 
 class PostgresPredictionUnitOfWork:
@@ -54,32 +67,136 @@ class PostgresPredictionUnitOfWork:
         )
 
     async def add_delivery(
-        self, prediction_id: str, webhook_event: str, url: str, body: dict[str, Any]
-    ) -> None:
+        self, prediction_id: str, account: str, webhook_event: str, url: str, body: str, lease_seconds: float = 0.0
+    ) -> ClaimedDelivery | None:
+        return await self._insert(prediction_id, account, webhook_event, url, body, "clock_timestamp()", lease_seconds)
+
+    async def coalesce_progress(
+        self,
+        prediction_id: str,
+        account: str,
+        webhook_event: str,
+        url: str,
+        body: str,
+        throttle_seconds: float,
+        lease_seconds: float = 0.0,
+    ) -> ClaimedDelivery | None:
+        # An unsent progress delivery takes the newer state; `output` stays `output` once output was in it.
+        # A leased one is in flight (or its sender died mid-send) and is left alone.
+        updated = await self._tx.conn.execute(
+            text(
+                f"UPDATE {SCHEMA}.deliveries SET body = :body, updated_at = now(),"
+                " webhook_event = CASE WHEN webhook_event = 'output' THEN 'output' ELSE :event END"
+                f" WHERE prediction_id = :id AND status = 'pending' AND webhook_event IN {_THROTTLED}"
+                " AND lease_until IS NULL"
+            ),
+            {"id": prediction_id, "body": body, "event": webhook_event},
+        )
+        if updated.rowcount:
+            return None
+        # Due 500 ms after the previous non-final delivery went out (or was queued, when it has not yet).
+        due = (
+            "GREATEST(clock_timestamp(), (SELECT max(COALESCE(first_attempt_at, created_at))"
+            f" + make_interval(secs => :throttle) FROM {SCHEMA}.deliveries"
+            " WHERE prediction_id = :prediction_id AND webhook_event <> 'completed'))"
+        )
+        return await self._insert(
+            prediction_id, account, webhook_event, url, body, due, lease_seconds, throttle=throttle_seconds
+        )
+
+    async def add_final_delivery(
+        self, prediction_id: str, account: str, url: str, body: str, lease_seconds: float = 0.0
+    ) -> ClaimedDelivery | None:
         await self._tx.conn.execute(
             text(
-                f"INSERT INTO {SCHEMA}.deliveries (id, prediction_id, webhook_event, url, body)"
-                " VALUES (:id, :prediction_id, :webhook_event, :url, CAST(:body AS jsonb))"
+                f"UPDATE {SCHEMA}.deliveries SET status = 'superseded', updated_at = now()"
+                f" WHERE prediction_id = :id AND status = 'pending' AND webhook_event IN {_THROTTLED}"
+                " AND lease_until IS NULL"
             ),
-            {
-                "id": str(uuid.uuid4()),
-                "prediction_id": prediction_id,
-                "webhook_event": webhook_event,
-                "url": url,
-                "body": json.dumps(body),
-            },
+            {"id": prediction_id},
+        )
+        return await self._insert(prediction_id, account, "completed", url, body, "clock_timestamp()", lease_seconds)
+
+    async def _insert(
+        self,
+        prediction_id: str,
+        account: str,
+        webhook_event: str,
+        url: str,
+        body: str,
+        due: str,
+        lease_seconds: float,
+        **params: Any,
+    ) -> ClaimedDelivery | None:
+        """Queue a delivery; with `lease_seconds`, one due now with nothing ahead of it is leased to the caller
+        in the same statement, so it can be sent without another round trip to claim it."""
+        row = (
+            await self._tx.conn.execute(
+                text(_INSERT.format(due=due)),
+                {
+                    "delivery_id": str(uuid.uuid4()),
+                    "prediction_id": prediction_id,
+                    "account": account,
+                    "webhook_event": webhook_event,
+                    "url": url,
+                    "body": body,
+                    "lease": lease_seconds,
+                    "token": str(uuid.uuid4()),
+                    **params,
+                },
+            )
+        ).mappings().one()
+        if row["lease_token"] is None:
+            return None
+        return ClaimedDelivery(
+            **{**row, "id": str(row["id"]), "lease_token": str(row["lease_token"]), "elapsed_seconds": 0.0}
         )
 
 
+_INSERT = f"""
+WITH due AS (SELECT {{due}} AS at),
+take AS (
+    SELECT :lease > 0 AND due.at <= clock_timestamp() AND NOT EXISTS (
+        SELECT 1 FROM {SCHEMA}.deliveries WHERE prediction_id = :prediction_id AND status = 'pending') AS leased
+    FROM due
+)
+INSERT INTO {SCHEMA}.deliveries (id, prediction_id, account, webhook_event, url, body, next_attempt_at,
+    lease_until, lease_token, first_attempt_at)
+SELECT :delivery_id, :prediction_id, :account, :webhook_event, :url, :body, due.at,
+    CASE WHEN take.leased THEN clock_timestamp() + make_interval(secs => :lease) END,
+    CASE WHEN take.leased THEN CAST(:token AS uuid) END,
+    CASE WHEN take.leased THEN clock_timestamp() END
+FROM due, take
+RETURNING id, prediction_id, account, webhook_event, url, body, attempts, lease_token
+"""
+
 _CLAIM = f"""
-SELECT id, prediction_id, webhook_event, url, body, attempts FROM {SCHEMA}.deliveries d
-WHERE status = 'pending' AND next_attempt_at <= clock_timestamp()
-  AND NOT EXISTS (
+WITH next AS (
+    SELECT id FROM {SCHEMA}.deliveries d
+    WHERE status = 'pending' AND next_attempt_at <= clock_timestamp()
+      AND (lease_until IS NULL OR lease_until < clock_timestamp())
+      AND NOT EXISTS (
+        SELECT 1 FROM {SCHEMA}.deliveries earlier
+        WHERE earlier.prediction_id = d.prediction_id AND earlier.status = 'pending' AND earlier.seq < d.seq)
+    ORDER BY next_attempt_at, seq
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {SCHEMA}.deliveries d
+SET lease_until = clock_timestamp() + make_interval(secs => :lease), lease_token = :token,
+    first_attempt_at = COALESCE(d.first_attempt_at, clock_timestamp())
+FROM next WHERE d.id = next.id
+RETURNING d.id, d.prediction_id, d.account, d.webhook_event, d.url, d.body, d.attempts, d.lease_token,
+    EXTRACT(EPOCH FROM clock_timestamp() - d.first_attempt_at)::float8 AS elapsed_seconds
+"""
+
+_NEXT_DUE = f"""
+SELECT EXTRACT(EPOCH FROM min(GREATEST(next_attempt_at, COALESCE(lease_until, next_attempt_at)))
+    - clock_timestamp())::float8
+FROM {SCHEMA}.deliveries d
+WHERE status = 'pending' AND NOT EXISTS (
     SELECT 1 FROM {SCHEMA}.deliveries earlier
     WHERE earlier.prediction_id = d.prediction_id AND earlier.status = 'pending' AND earlier.seq < d.seq)
-ORDER BY next_attempt_at, seq
-LIMIT 1
-FOR UPDATE SKIP LOCKED
 """
 
 
@@ -87,46 +204,100 @@ class PostgresDeliveryUnitOfWork:
     def __init__(self, tx: Transaction) -> None:
         self._tx = tx
 
-    async def claim_next(self) -> PendingDelivery | None:
-        row = (await self._tx.conn.execute(text(_CLAIM))).mappings().first()
-        return PendingDelivery(**{**row, "id": str(row["id"])}) if row else None
+    async def claim_next(self, lease_seconds: float) -> ClaimedDelivery | None:
+        row = (
+            await self._tx.conn.execute(text(_CLAIM), {"lease": lease_seconds, "token": str(uuid.uuid4())})
+        ).mappings().first()
+        if row is None:
+            return None
+        return ClaimedDelivery(**{**row, "id": str(row["id"]), "lease_token": str(row["lease_token"])})
 
-    async def record_attempt(
-        self,
-        delivery: PendingDelivery,
-        attempt: int,
-        result: AttemptResult,
-        status: str,
-        retry_in: float | None,
-    ) -> None:
+    async def release(self, deliveries: list[ClaimedDelivery]) -> None:
+        for delivery in deliveries:
+            await self._tx.conn.execute(
+                text(
+                    f"UPDATE {SCHEMA}.deliveries SET lease_until = NULL, lease_token = NULL,"
+                    " first_attempt_at = CASE WHEN attempts = 0 THEN NULL ELSE first_attempt_at END"
+                    " WHERE id = :id AND lease_token = :token"
+                ),
+                {"id": delivery.id, "token": delivery.lease_token},
+            )
+
+    async def seconds_until_next_due(self) -> float | None:
+        value = (await self._tx.conn.execute(text(_NEXT_DUE))).scalar()
+        return None if value is None else max(float(value), 0.0)
+
+    async def record_attempt(self, delivery: ClaimedDelivery, record: AttemptRecord) -> None:
+        result = record.result
         data = {
             "prediction_id": delivery.prediction_id,
+            "account": delivery.account,
             "delivery_id": delivery.id,
+            "webhook_id": webhook_id(delivery.id),
             "webhook_event": delivery.webhook_event,
             "url": delivery.url,
             "status_code": result.status_code,
             "latency_ms": result.latency_ms,
             "error": result.error,
-            "attempt": attempt,
+            "attempt": record.attempt,
+            "outcome": record.outcome,
         }
         stream = attempt_stream(delivery.prediction_id)
-        await self._tx.append(stream, [new_event(DELIVERY_ATTEMPTED, stream, data)], expected_version=None)
+        for event in await self._tx.append(stream, [new_event(DELIVERY_ATTEMPTED, stream, data)], expected_version=None):
+            await ATTEMPTS.apply(self._tx, event)
+        # Only the lease holder settles the delivery; an attempt made after the lease ran out is still recorded.
+        status = "pending" if record.retry_in is not None else record.outcome
         await self._tx.conn.execute(
             text(
-                f"UPDATE {SCHEMA}.deliveries SET status = :status, attempts = :attempt,"
+                f"UPDATE {SCHEMA}.deliveries SET status = :status, attempts = GREATEST(attempts, :attempt),"
                 " last_status_code = :code, last_error = :error, updated_at = now(),"
+                " lease_until = NULL, lease_token = NULL,"
                 " next_attempt_at = clock_timestamp() + make_interval(secs => :retry_in)"
-                " WHERE id = :id"
+                " WHERE id = :id AND lease_token = :token"
             ),
             {
                 "status": status,
-                "attempt": attempt,
+                "attempt": record.attempt,
                 "code": result.status_code,
                 "error": result.error,
-                "retry_in": retry_in or 0.0,
+                "retry_in": record.retry_in or 0.0,
                 "id": delivery.id,
+                "token": delivery.lease_token,
             },
         )
+
+
+class PostgresSecretStore:
+    def __init__(self, store: EventStore) -> None:
+        self._store = store
+        # A secret never changes once created, so every process may keep what it has read.
+        self._known: dict[str, str] = {}
+
+    async def get_or_create(self, account: str) -> str:
+        if account in self._known:
+            return self._known[account]
+        existing = await self._read(account)
+        if existing is not None:
+            self._known[account] = existing
+            return existing
+        stream = secret_stream(account)
+        try:
+            async with self._store.transaction() as tx:
+                event = new_event(SECRET_CREATED, stream, {"account": account, "key": new_secret()})
+                for stored in await tx.append(stream, [event], expected_version=0):
+                    await SECRETS.apply(tx, stored)
+        except ConcurrencyError:
+            pass  # another request or replica created it first; theirs is the secret
+        key = await self._read(account)
+        assert key is not None
+        self._known[account] = key
+        return key
+
+    async def _read(self, account: str) -> str | None:
+        async with self._store.engine.connect() as conn:
+            return (
+                await conn.execute(text(f"SELECT key FROM {SCHEMA}.secrets WHERE account = :a"), {"a": account})
+            ).scalar()
 
 
 def prediction_unit_of_work_factory(

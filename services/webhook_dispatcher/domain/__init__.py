@@ -1,1 +1,1 @@
-"""Pure webhook rules: event ordering, which webhook an event triggers, and the retry policy."""
+"""Pure webhook rules: event ordering, which webhook an event triggers, retries, signing, allowed destinations."""

@@ -2,7 +2,9 @@
 
 `prediction.created` is Replicate's `start` (sent as soon as the prediction exists, status `starting`);
 `prediction.started` only moves the status to `processing` and triggers nothing, so a client never gets
-two `start` webhooks. `output` and `logs` have no lifecycle events yet.
+two `start` webhooks. `prediction.progressed` carries new output items and/or log text: `output` when it has
+items, `logs` when it has text. Those two are throttled together as one coalesced progress delivery, named
+`output` when output is among what it carries.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 WEBHOOK_EVENTS = ("start", "output", "logs", "completed")
+FINAL = "completed"
+THROTTLED = ("output", "logs")
 
 _WEBHOOK_EVENT_BY_TYPE = {
     "prediction.created": "start",
@@ -20,6 +24,7 @@ _WEBHOOK_EVENT_BY_TYPE = {
     "prediction.failed": "completed",
     "prediction.canceled": "completed",
 }
+PROGRESSED = "prediction.progressed"
 
 
 class DeliveryPlan(BaseModel):
@@ -28,9 +33,16 @@ class DeliveryPlan(BaseModel):
     webhook_event: str
     url: str
 
+    @property
+    def throttled(self) -> bool:
+        return self.webhook_event in THROTTLED
 
-def webhook_event_for(event_type: str) -> str | None:
-    return _WEBHOOK_EVENT_BY_TYPE.get(event_type)
+
+def webhook_events_for(event_type: str, data: dict[str, Any]) -> list[str]:
+    if event_type == PROGRESSED:
+        return [name for name, present in (("output", data.get("output_items")), ("logs", data.get("logs"))) if present]
+    webhook_event = _WEBHOOK_EVENT_BY_TYPE.get(event_type)
+    return [webhook_event] if webhook_event else []
 
 
 def filter_allows(webhook_event: str, events_filter: Sequence[str] | None) -> bool:
@@ -38,11 +50,14 @@ def filter_allows(webhook_event: str, events_filter: Sequence[str] | None) -> bo
     return not events_filter or webhook_event in events_filter
 
 
-def plan_delivery(view: dict[str, Any], event_type: str) -> DeliveryPlan | None:
+def plan_delivery(view: dict[str, Any], event_type: str, data: dict[str, Any]) -> DeliveryPlan | None:
+    """The webhook `event` calls for on the prediction as `view` shows it after the event, if any."""
     url = view.get("webhook")
-    webhook_event = webhook_event_for(event_type)
-    if not url or webhook_event is None:
+    if not url:
         return None
-    if not filter_allows(webhook_event, view.get("webhook_events_filter")):
+    if event_type == PROGRESSED and view.get("status") in ("succeeded", "failed", "canceled"):
         return None
-    return DeliveryPlan(webhook_event=webhook_event, url=url)
+    allowed = [e for e in webhook_events_for(event_type, data) if filter_allows(e, view.get("webhook_events_filter"))]
+    if not allowed:
+        return None
+    return DeliveryPlan(webhook_event=allowed[0], url=url)
