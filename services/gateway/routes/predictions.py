@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import re
 import time
 from datetime import datetime
@@ -17,6 +16,7 @@ from libs.rpc import RpcNotFound
 from services.gateway.adapters.registry_grpc import Account
 from services.gateway.auth import current_account
 from services.gateway.errors import ApiError, not_found
+from services.gateway.pagination import INVALID_CURSOR, decode_cursor, encode_cursor, page_body
 from services.gateway.schemas import PredictionRequest, VersionPredictionRequest
 
 router = APIRouter(prefix="/v1")
@@ -176,16 +176,12 @@ async def list_prediction_events(
     return {"results": await _deps(request).scheduler.list_events(prediction_id)}
 
 
-def _encode_cursor(view: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(f"{view['created_at']}|{view['id']}".encode()).decode()
-
-
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    created_at, prediction_id = decode_cursor(cursor, 2)
     try:
-        created_at, prediction_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
         return datetime.fromisoformat(created_at), prediction_id
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "Bad request", "Invalid pagination cursor") from exc
+    except ValueError:
+        raise INVALID_CURSOR from None
 
 
 @router.get("/predictions")
@@ -197,9 +193,6 @@ async def list_predictions(
     views = await deps.projection.list_for_account(account.username, before=before, limit=PAGE_SIZE + 1)
     page, more = views[:PAGE_SIZE], len(views) > PAGE_SIZE
     origin = deps.settings.origin
-    return {
-        "next": f"{origin}/v1/predictions?cursor={_encode_cursor(page[-1])}" if more else None,
-        "previous": None,
-        "results": [render_prediction(view, origin) for view in page],
-    }
+    next_cursor = encode_cursor(str(page[-1]["created_at"]), page[-1]["id"]) if more else None
+    return page_body(origin, "/v1/predictions", [render_prediction(view, origin) for view in page], next_cursor)
 
