@@ -12,6 +12,7 @@ from libs.db import create_engine
 from libs.db.migrations import migrate
 from libs.eventstore import EventStore
 from libs.rpc import create_channel
+from services.gateway.adapters.packages import PackageTexts
 from services.gateway.adapters.registry_grpc import GrpcRegistryClient
 from services.gateway.adapters.scheduler_grpc import GrpcSchedulerClient
 from services.gateway.projection import SCHEMA, PredictionProjection
@@ -31,6 +32,7 @@ class Deps:
     waiters: PredictionWaiters
     registry: GrpcRegistryClient
     scheduler: GrpcSchedulerClient
+    packages: PackageTexts
 
 
 async def bootstrap(settings: GatewaySettings) -> Deps:
@@ -49,4 +51,5 @@ async def bootstrap(settings: GatewaySettings) -> Deps:
         waiters=PredictionWaiters(bus, projection),
         registry=GrpcRegistryClient(create_channel(settings.registry_addr), settings.auth_cache_seconds),
         scheduler=GrpcSchedulerClient(create_channel(settings.scheduler_addr)),
+        packages=PackageTexts(bus.js),
     )

@@ -11,6 +11,8 @@ class GatewaySettings(ServiceSettings):
     registry_addr: str = "127.0.0.1:50051"
     scheduler_addr: str = "127.0.0.1:50052"
     auth_cache_seconds: float = 30.0
+    # Largest upload accepted by POST /v1/files (Replicate's limit is 100 MiB).
+    max_upload_bytes: int = 100 * 1024 * 1024
 
     @property
     def origin(self) -> str:

@@ -6,18 +6,20 @@ import asyncio
 import re
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from libs.predictions import TERMINAL_STATUSES, render_prediction
 from libs.rpc import RpcNotFound
+from services.gateway.access import can_access
 from services.gateway.adapters.registry_grpc import Account
 from services.gateway.auth import current_account
 from services.gateway.errors import ApiError, not_found
 from services.gateway.pagination import INVALID_CURSOR, decode_cursor, encode_cursor, page_body
-from services.gateway.schemas import PredictionRequest, VersionPredictionRequest
+from services.gateway.schemas import Prediction, PredictionPage, PredictionRequest, VersionPredictionRequest
+from services.gateway.validation import problem_detail, validate_input
 
 router = APIRouter(prefix="/v1")
 
@@ -33,15 +35,23 @@ INVALID_VERSION = ApiError(
 )
 
 
-def parse_prefer_wait(header: str | None) -> int | None:
-    """Seconds to hold the request: `wait` is 60, `wait=N` is N clamped to 1..60; anything else is no wait."""
+class WaitPreference(NamedTuple):
+    seconds: int
+    # What `Preference-Applied` echoes: `wait`, or `wait=N` with the N actually used.
+    applied: str
+
+
+def parse_prefer_wait(header: str | None) -> WaitPreference | None:
+    """`wait` holds 60 s, `wait=N` N s clamped to 1..60; anything else is no wait."""
     if not header:
         return None
     for preference in header.split(","):
         match = _PREFER_WAIT.match(preference)
         if match:
-            seconds = int(match.group(1)) if match.group(1) else MAX_WAIT_SECONDS
-            return max(1, min(seconds, MAX_WAIT_SECONDS))
+            if match.group(1) is None:
+                return WaitPreference(MAX_WAIT_SECONDS, "wait")
+            seconds = max(1, min(int(match.group(1)), MAX_WAIT_SECONDS))
+            return WaitPreference(seconds, f"wait={seconds}")
     return None
 
 
@@ -49,12 +59,12 @@ def _deps(request: Request) -> Any:
     return request.app.state.deps
 
 
-async def _created_response(request: Request, view: dict[str, Any], wait: int | None) -> JSONResponse:
+async def _created_response(request: Request, view: dict[str, Any], wait: WaitPreference | None) -> JSONResponse:
     deps = _deps(request)
     headers: dict[str, str] = {}
     if wait is not None:
-        view = await wait_for_prediction(deps, view, wait)
-        headers["Preference-Applied"] = f"wait={wait}" if wait != MAX_WAIT_SECONDS else "wait"
+        view = await wait_for_prediction(deps, view, wait.seconds)
+        headers["Preference-Applied"] = wait.applied
         if view["status"] not in TERMINAL_STATUSES:
             # The official clients treat any status but `starting` as final output; only a finished
             # prediction may say otherwise.
@@ -91,12 +101,32 @@ async def wait_for_prediction(deps: Any, view: dict[str, Any], seconds: int) -> 
         deps.waiters.unregister(prediction_id, waiter)
 
 
-async def _create(request: Request, account: Account, version_id: str, body: PredictionRequest) -> JSONResponse:
+def _check_input(version: dict[str, Any], body: PredictionRequest) -> None:
+    problems = validate_input(version["openapi_schema"], body.input, cache_key=version["id"])
+    if problems:
+        raise ApiError(
+            422, "Input validation failed", problem_detail(problems), invalid_fields=[p.as_dict() for p in problems]
+        )
+
+
+async def _runnable_model(request: Request, owner: str, name: str, account: Account) -> dict[str, Any] | None:
+    """The model if `account` may run it (public, or private and theirs); None otherwise."""
+    try:
+        model = await _deps(request).registry.get_model(owner, name)
+    except RpcNotFound:
+        return None
+    if model["visibility"] != "public" and not can_access(account, model["owner"]):
+        return None
+    return model
+
+
+async def _create(request: Request, account: Account, version: dict[str, Any], body: PredictionRequest) -> JSONResponse:
     deps = _deps(request)
     wait = parse_prefer_wait(request.headers.get("prefer"))
+    _check_input(version, body)
     try:
         view = await deps.scheduler.create_prediction(
-            version_id=version_id,
+            version_id=version["id"],
             input=body.input,
             account=account.username,
             webhook=body.webhook,
@@ -108,33 +138,47 @@ async def _create(request: Request, account: Account, version_id: str, body: Pre
     return await _created_response(request, view, wait)
 
 
-@router.post("/predictions", status_code=201)
+async def _resolve_version(request: Request, account: Account, ref: str) -> dict[str, Any]:
+    """`<id>`, `owner/name:<id>` or `owner/name` (its latest version), if `account` may run it."""
+    match = _VERSION_REF.match(ref)
+    if match is None or not (match.group("id") or match.group("owner")):
+        raise INVALID_VERSION
+    registry = _deps(request).registry
+    owner, name, version_id = match.group("owner"), match.group("name"), match.group("id")
+    if version_id is None:
+        model = await _runnable_model(request, owner, name, account)
+        if model is None or model["latest_version"] is None:
+            raise INVALID_VERSION
+        return model["latest_version"]
+    try:
+        version = await registry.get_version_cached(version_id)
+    except RpcNotFound as exc:
+        raise INVALID_VERSION from exc
+    if owner is not None and (owner, name) != (version["owner"], version["name"]):
+        raise INVALID_VERSION
+    if await _runnable_model(request, version["owner"], version["name"], account) is None:
+        raise INVALID_VERSION
+    return version
+
+
+@router.post("/predictions", status_code=201, response_model=Prediction)
 async def create_prediction(
     request: Request, body: VersionPredictionRequest, account: Account = Depends(current_account)
 ) -> JSONResponse:
-    match = _VERSION_REF.match(body.version)
-    if match is None or not (match.group("id") or match.group("owner")):
-        raise INVALID_VERSION
-    version_id = match.group("id")
-    if version_id is None:
-        model = await _deps(request).registry.get_model(match.group("owner"), match.group("name"))
-        version_id = model["latest_version_id"]
-        if not version_id:
-            raise INVALID_VERSION
-    return await _create(request, account, version_id, body)
+    version = await _resolve_version(request, account, body.version)
+    return await _create(request, account, version, body)
 
 
-@router.post("/models/{owner}/{name}/predictions", status_code=201)
+@router.post("/models/{owner}/{name}/predictions", status_code=201, response_model=Prediction)
 async def create_model_prediction(
     owner: str, name: str, request: Request, body: PredictionRequest, account: Account = Depends(current_account)
 ) -> JSONResponse:
-    try:
-        model = await _deps(request).registry.get_model(owner, name)
-    except RpcNotFound as exc:
-        raise not_found() from exc
-    if not model["latest_version_id"]:
+    model = await _runnable_model(request, owner, name, account)
+    if model is None:
+        raise not_found()
+    if model["latest_version"] is None:
         raise ApiError(404, "Not found", f"Model {owner}/{name} has no versions yet")
-    return await _create(request, account, model["latest_version_id"], body)
+    return await _create(request, account, model["latest_version"], body)
 
 
 async def _owned_view(request: Request, prediction_id: str, account: Account) -> dict[str, Any]:
@@ -151,7 +195,7 @@ async def _owned_view(request: Request, prediction_id: str, account: Account) ->
     return view
 
 
-@router.get("/predictions/{prediction_id}")
+@router.get("/predictions/{prediction_id}", response_model=Prediction)
 async def get_prediction(
     prediction_id: str, request: Request, account: Account = Depends(current_account)
 ) -> dict[str, Any]:
@@ -159,7 +203,7 @@ async def get_prediction(
     return render_prediction(view, _deps(request).settings.origin)
 
 
-@router.post("/predictions/{prediction_id}/cancel")
+@router.post("/predictions/{prediction_id}/cancel", response_model=Prediction)
 async def cancel_prediction(
     prediction_id: str, request: Request, account: Account = Depends(current_account)
 ) -> dict[str, Any]:
@@ -184,7 +228,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise INVALID_CURSOR from None
 
 
-@router.get("/predictions")
+@router.get("/predictions", response_model=PredictionPage)
 async def list_predictions(
     request: Request, cursor: str | None = None, account: Account = Depends(current_account)
 ) -> dict[str, Any]:
