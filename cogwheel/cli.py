@@ -6,12 +6,14 @@ from typing import Annotated
 
 import typer
 
+from cogwheel.collections import app as collections_app
 from cogwheel.servers import database_for_command, servers_for_command
 from cogwheel.state import State, data_dir
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(help="Run and operate a local Cogwheel installation.", no_args_is_help=True, add_completion=False)
+app.add_typer(collections_app, name="collection")
 
 
 @app.command()

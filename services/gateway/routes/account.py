@@ -15,13 +15,12 @@ router = APIRouter()
 HARDWARE = [{"sku": "cpu", "name": "CPU"}]
 
 
-@router.get("/v1/account", response_model=AccountBody)
+@router.get("/v1/account", response_model=AccountBody, response_model_exclude_unset=True)
 async def get_account(account: Account = Depends(current_account)) -> dict[str, Any]:
     return {
         "type": account.type or "user",
         "username": account.username,
         "name": account.name or account.username,
-        "github_url": None,
     }
 
 

@@ -198,18 +198,18 @@ async def _owned_view(request: Request, prediction_id: str, account: Account) ->
 @router.get("/predictions/{prediction_id}", response_model=Prediction)
 async def get_prediction(
     prediction_id: str, request: Request, account: Account = Depends(current_account)
-) -> dict[str, Any]:
+) -> JSONResponse:
     view = await _owned_view(request, prediction_id, account)
-    return render_prediction(view, _deps(request).settings.origin)
+    return JSONResponse(render_prediction(view, _deps(request).settings.origin))
 
 
 @router.post("/predictions/{prediction_id}/cancel", response_model=Prediction)
 async def cancel_prediction(
     prediction_id: str, request: Request, account: Account = Depends(current_account)
-) -> dict[str, Any]:
+) -> JSONResponse:
     await _owned_view(request, prediction_id, account)
     view = await _deps(request).scheduler.cancel_prediction(prediction_id)
-    return render_prediction(view, _deps(request).settings.origin)
+    return JSONResponse(render_prediction(view, _deps(request).settings.origin))
 
 
 @router.get("/predictions/{prediction_id}/events")
@@ -231,12 +231,13 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 @router.get("/predictions", response_model=PredictionPage)
 async def list_predictions(
     request: Request, cursor: str | None = None, account: Account = Depends(current_account)
-) -> dict[str, Any]:
+) -> JSONResponse:
     deps = _deps(request)
     before = _decode_cursor(cursor) if cursor else None
     views = await deps.projection.list_for_account(account.username, before=before, limit=PAGE_SIZE + 1)
     page, more = views[:PAGE_SIZE], len(views) > PAGE_SIZE
     origin = deps.settings.origin
     next_cursor = encode_cursor(str(page[-1]["created_at"]), page[-1]["id"]) if more else None
-    return page_body(origin, "/v1/predictions", [render_prediction(view, origin) for view in page], next_cursor)
+    body = page_body(origin, "/v1/predictions", [render_prediction(view, origin) for view in page], next_cursor)
+    return JSONResponse(body)
 
