@@ -9,7 +9,7 @@ import tarfile
 from collections import OrderedDict
 
 from nats.js.client import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import NotFoundError, ObjectDeletedError, ObjectNotFoundError
 
 from libs.modelpkg import versions_bucket
 
@@ -31,7 +31,7 @@ class PackageTexts:
         bucket = await versions_bucket(self._js)
         try:
             result = await bucket.get(version_id)
-        except NotFoundError:
+        except (NotFoundError, ObjectNotFoundError, ObjectDeletedError):
             return None
         text = await asyncio.to_thread(_member_text, result.data or b"", name)
         self._cache[key] = text
