@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from cogwheel.accounts_cli import account_app, token_app
+from cogwheel.collections import app as collections_app
 from cogwheel.servers import database_for_command, servers_for_command
 from cogwheel.state import State, data_dir
 
@@ -15,6 +16,7 @@ __all__ = ["app", "main"]
 app = typer.Typer(help="Run and operate a local Cogwheel installation.", no_args_is_help=True, add_completion=False)
 app.add_typer(account_app, name="account")
 app.add_typer(token_app, name="token")
+app.add_typer(collections_app, name="collection")
 
 
 @app.command()

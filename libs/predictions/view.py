@@ -115,8 +115,6 @@ def render_prediction(view: dict[str, Any], public_url: str) -> dict[str, Any]:
         "source": view.get("source") or "api",
         "data_removed": False,
         "created_at": _timestamp(view.get("created_at")),
-        "started_at": _timestamp(view.get("started_at")),
-        "completed_at": _timestamp(view.get("completed_at")),
         "urls": {
             "get": f"{base}/v1/predictions/{prediction_id}",
             "cancel": f"{base}/v1/predictions/{prediction_id}/cancel",
@@ -124,6 +122,10 @@ def render_prediction(view: dict[str, Any], public_url: str) -> dict[str, Any]:
         },
         "metrics": metrics,
     }
+    # Replicate's schema types these as strings, never null: they are absent until they happen.
+    for key in ("started_at", "completed_at"):
+        if view.get(key) is not None:
+            body[key] = _timestamp(view[key])
     if view.get("webhook"):
         body["webhook"] = view["webhook"]
         body["webhook_events_filter"] = view.get("webhook_events_filter") or [

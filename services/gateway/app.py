@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from libs.telemetry import TraceMiddleware
 from services.gateway import errors
 from services.gateway.bootstrap import Deps, bootstrap
-from services.gateway.routes import account, admin, models, predictions, tokens
+from services.gateway.routes import account, admin, collections, files, models, predictions, search, tokens
 from services.gateway.routes import webhooks as webhook_routes
 from services.gateway.settings import GatewaySettings
 from services.gateway.subscribers import consume_prediction_events
@@ -42,5 +42,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(tokens.router)
     app.include_router(webhook_routes.router)
+    app.include_router(files.router)
+    app.include_router(collections.router)
+    app.include_router(search.router)
     app.add_middleware(TraceMiddleware)
     return app

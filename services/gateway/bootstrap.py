@@ -12,6 +12,7 @@ from libs.db import create_engine
 from libs.db.migrations import migrate
 from libs.eventstore import EventStore
 from libs.rpc import create_channel
+from services.gateway.adapters.packages import PackageTexts
 from services.gateway.adapters.registry_grpc import GrpcRegistryClient
 from services.gateway.adapters.scheduler_grpc import GrpcSchedulerClient
 from services.gateway.auth import rate_limiter
@@ -34,6 +35,7 @@ class Deps:
     registry: GrpcRegistryClient
     scheduler: GrpcSchedulerClient
     rate_limiter: RateLimiter
+    packages: PackageTexts
 
 
 async def bootstrap(settings: GatewaySettings) -> Deps:
@@ -55,4 +57,5 @@ async def bootstrap(settings: GatewaySettings) -> Deps:
         registry=registry,
         scheduler=GrpcSchedulerClient(create_channel(settings.scheduler_addr)),
         rate_limiter=rate_limiter(settings),
+        packages=PackageTexts(bus.js),
     )

@@ -10,7 +10,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from libs.rpc import RpcError, RpcInvalidArgument, RpcNotFound, RpcUnavailable
+from libs.rpc import (
+    RpcAlreadyExists,
+    RpcError,
+    RpcFailedPrecondition,
+    RpcInvalidArgument,
+    RpcNotFound,
+    RpcPermissionDenied,
+    RpcUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +80,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        titles = {404: "Not found", 405: "Method not allowed"}
+        titles = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
         return problem(exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail))
 
     @app.exception_handler(RpcNotFound)
@@ -82,6 +90,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RpcInvalidArgument)
     async def rpc_invalid(_: Request, exc: RpcInvalidArgument) -> JSONResponse:
         return problem(422, "Input validation failed", str(exc.details() or exc))
+
+    @app.exception_handler(RpcAlreadyExists)
+    async def rpc_exists(_: Request, exc: RpcAlreadyExists) -> JSONResponse:
+        return problem(409, "Conflict", str(exc.details() or "It already exists."))
+
+    @app.exception_handler(RpcFailedPrecondition)
+    async def rpc_precondition(_: Request, exc: RpcFailedPrecondition) -> JSONResponse:
+        return problem(409, "Conflict", str(exc.details() or "The resource is not in a state that allows this."))
+
+    @app.exception_handler(RpcPermissionDenied)
+    async def rpc_denied(_: Request, exc: RpcPermissionDenied) -> JSONResponse:
+        return problem(403, "Forbidden", str(exc.details() or "You do not have permission to do this."))
 
     @app.exception_handler(RpcUnavailable)
     async def rpc_unavailable(_: Request, exc: RpcUnavailable) -> JSONResponse:

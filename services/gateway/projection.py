@@ -108,3 +108,32 @@ async def _upsert(conn: Any, view: dict[str, Any], stream_version: int, *, repla
             "view": json.dumps({**view, "stream_version": stream_version}),
         },
     )
+
+
+async def run_counts(engine: Any, models: list[str]) -> dict[str, int]:
+    """How many predictions each `owner/name` has had (every status counts, as on Replicate)."""
+    if not models:
+        return {}
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    f"SELECT view->>'model' AS model, count(*) AS runs FROM {SCHEMA}.predictions"
+                    " WHERE view->>'model' = ANY(:models) GROUP BY view->>'model'"
+                ),
+                {"models": models},
+            )
+        ).all()
+    return {row.model: row.runs for row in rows}
+
+
+async def active_predictions_of_version(engine: Any, version_id: str) -> int:
+    async with engine.connect() as conn:
+        result = await conn.execute(
+            text(
+                f"SELECT count(*) FROM {SCHEMA}.predictions WHERE view->>'version' = :version"
+                " AND status NOT IN ('succeeded', 'failed', 'canceled')"
+            ),
+            {"version": version_id},
+        )
+        return int(result.scalar() or 0)

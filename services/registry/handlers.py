@@ -4,35 +4,56 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from libs.events import EventMetadata
 from libs.eventstore.retry import retry_on_conflict
-from services.registry.domain import accounts, models, tokens
+from services.registry.domain import accounts, collections, files, models, tokens
 from services.registry.domain.accounts import Account, Token
+from services.registry.domain.collections import Collection
 from services.registry.domain.commands import (
     AddMember,
+    CreateFile,
     CreateModel,
     CreateToken,
     CreateVersion,
+    DeleteFile,
+    DeleteModel,
+    DeleteVersion,
     DisableToken,
     EnableToken,
     EnsureAccount,
+    PutCollection,
     RemoveMember,
     RevokeToken,
     TokenCommand,
+    UpdateModel,
 )
 from services.registry.domain.errors import (
     AccountNotFound,
+    CollectionNotFound,
+    FileNotFound,
     ModelNotFound,
     TokenNotFound,
     Unauthenticated,
     VersionNotFound,
 )
-from services.registry.domain.events import RegistryEvent, account_stream, model_stream
+from services.registry.domain.events import (
+    CollectionDefined,
+    RegistryEvent,
+    account_stream,
+    collection_stream,
+    file_stream,
+    model_stream,
+)
+from services.registry.domain.files import File
 from services.registry.domain.models import Model, Version
 from services.registry.ports import Clock, RegistryViews, UnitOfWork, UnitOfWorkFactory
+
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 100
 
 
 @dataclass(frozen=True)
@@ -236,3 +257,103 @@ async def get_version(version_id: str, views: RegistryViews) -> Version:
 async def list_versions(owner: str, name: str, views: RegistryViews) -> list[Version]:
     await get_model(owner, name, views)
     return await views.list_versions(owner, name)
+
+
+async def update_model(
+    cmd: UpdateModel, uow: UnitOfWorkFactory, clock: Clock, meta: EventMetadata | None = None
+) -> None:
+    async def attempt() -> None:
+        async with uow(meta or EventMetadata()) as tx:
+            state, version = await _load_model(tx, cmd.owner, cmd.name)
+            await tx.append(model_stream(cmd.owner, cmd.name), models.update_model(state, cmd, clock.now()), version)
+
+    await retry_on_conflict(attempt)
+
+
+async def delete_model(
+    cmd: DeleteModel, uow: UnitOfWorkFactory, clock: Clock, meta: EventMetadata | None = None
+) -> None:
+    async def attempt() -> None:
+        async with uow(meta or EventMetadata()) as tx:
+            state, version = await _load_model(tx, cmd.owner, cmd.name)
+            await tx.append(model_stream(cmd.owner, cmd.name), models.delete_model(state, cmd, clock.now()), version)
+
+    await retry_on_conflict(attempt)
+
+
+async def delete_version(
+    cmd: DeleteVersion, uow: UnitOfWorkFactory, clock: Clock, meta: EventMetadata | None = None
+) -> None:
+    async def attempt() -> None:
+        async with uow(meta or EventMetadata()) as tx:
+            state, version = await _load_model(tx, cmd.owner, cmd.name)
+            new = models.delete_version(state, cmd, clock.now())
+            await tx.append(model_stream(cmd.owner, cmd.name), new, version)
+
+    await retry_on_conflict(attempt)
+
+
+async def list_models(
+    views: RegistryViews, *, cursor: str, limit: int, sort_by: str, sort_direction: str, query: str
+) -> tuple[list[Model], str]:
+    return await views.list_models(
+        cursor=cursor, limit=page_size(limit), sort_by=sort_by, sort_direction=sort_direction, query=query.strip()
+    )
+
+
+def page_size(limit: int) -> int:
+    return max(1, min(limit or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE))
+
+
+async def create_file(
+    cmd: CreateFile, uow: UnitOfWorkFactory, clock: Clock, ttl: timedelta, meta: EventMetadata | None = None
+) -> File:
+    async with uow(meta or EventMetadata()) as tx:
+        events, version = await tx.load(file_stream(cmd.id))
+        new = files.create_file(files.replay(events), cmd, existed=version > 0, now=clock.now(), ttl=ttl)
+        await tx.append(file_stream(cmd.id), new, version)
+    created = files.replay(new)
+    assert created is not None
+    return created
+
+
+async def get_file(file_id: str, views: RegistryViews) -> File:
+    found = await views.get_file(file_id)
+    if found is None:
+        raise FileNotFound(file_id)
+    return found
+
+
+async def delete_file(cmd: DeleteFile, uow: UnitOfWorkFactory, clock: Clock, meta: EventMetadata | None = None) -> File:
+    async def attempt() -> File:
+        async with uow(meta or EventMetadata()) as tx:
+            events, version = await tx.load(file_stream(cmd.id))
+            state = files.replay(events)
+            await tx.append(file_stream(cmd.id), files.delete_file(state, cmd, clock.now()), version)
+            assert state is not None
+            return state
+
+    return await retry_on_conflict(attempt)
+
+
+async def put_collection(
+    cmd: PutCollection, uow: UnitOfWorkFactory, clock: Clock, meta: EventMetadata | None = None
+) -> Collection:
+    async def attempt() -> Collection:
+        async with uow(meta or EventMetadata()) as tx:
+            events, version = await tx.load(collection_stream(cmd.slug))
+            current = events[-1] if events and isinstance(events[-1], CollectionDefined) else None
+            new = collections.define_collection(current, cmd, clock.now())
+            await tx.append(collection_stream(cmd.slug), new, version)
+            defined = new[-1] if new else current
+            assert isinstance(defined, CollectionDefined)
+            return Collection.model_validate(defined.model_dump())
+
+    return await retry_on_conflict(attempt)
+
+
+async def get_collection(slug: str, views: RegistryViews) -> Collection:
+    found = await views.get_collection(slug)
+    if found is None:
+        raise CollectionNotFound(slug)
+    return found

@@ -9,6 +9,8 @@ from typing import Protocol
 
 from libs.events import EventMetadata
 from services.registry.domain.accounts import Account, Token
+from services.registry.domain.collections import Collection
+from services.registry.domain.files import File
 from services.registry.domain.events import RegistryEvent
 from services.registry.domain.models import Model, Version
 
@@ -70,3 +72,19 @@ class RegistryViews(Protocol):
     async def list_versions(self, owner: str, name: str) -> list[Version]:
         """Newest first."""
         ...
+
+    async def list_models(
+        self, *, cursor: str, limit: int, sort_by: str, sort_direction: str, query: str
+    ) -> tuple[list[Model], str]:
+        """One page of public models and the next page's cursor ("" on the last page)."""
+        ...
+
+    async def get_file(self, file_id: str) -> File | None:
+        """None once the file is deleted or expired."""
+        ...
+
+    async def list_files(self, owner: str, *, cursor: str, limit: int) -> tuple[list[File], str]: ...
+
+    async def get_collection(self, slug: str) -> Collection | None: ...
+
+    async def list_collections(self, *, cursor: str, limit: int, query: str) -> tuple[list[Collection], str]: ...

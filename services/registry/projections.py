@@ -10,15 +10,22 @@ from libs.events import Envelope
 from libs.eventstore import Transaction
 from services.registry.domain.events import (
     EVENT_TYPES,
+    MODEL_DETAIL_FIELDS,
     AccountCreated,
     MembershipAdded,
     MembershipRemoved,
+    CollectionDefined,
+    FileCreated,
+    FileDeleted,
     ModelCreated,
+    ModelDeleted,
+    ModelUpdated,
     TokenCreated,
     TokenDisabled,
     TokenEnabled,
     TokenRevoked,
     VersionCreated,
+    VersionDeleted,
     from_envelope,
 )
 
@@ -27,7 +34,7 @@ SCHEMA = "registry"
 
 class RegistryProjection:
     name: str = "registry-read-models"
-    tables: tuple[str, ...] = ("accounts", "memberships", "tokens", "models", "versions")
+    tables: tuple[str, ...] = ("accounts", "memberships", "tokens", "models", "versions", "files", "collections")
 
     def __init__(self, schema: str = SCHEMA) -> None:
         self.schema = schema
@@ -84,13 +91,66 @@ class RegistryProjection:
             case ModelCreated() as e:
                 await tx.conn.execute(
                     text(
-                        f"INSERT INTO {s}.models (owner, name, visibility, hardware, description, created_at)"
-                        " VALUES (:owner, :name, :visibility, :hardware, :description, :created_at)"
+                        f"INSERT INTO {s}.models (owner, name, visibility, hardware, description, created_at,"
+                        " github_url, paper_url, license_url, cover_image_url, listed_at)"
+                        " VALUES (:owner, :name, :visibility, :hardware, :description, :created_at,"
+                        " :github_url, :paper_url, :license_url, :cover_image_url, :created_at)"
                     ),
                     e.model_dump(),
                 )
             case VersionCreated() as e:
                 await self._version_created(tx, e, event.position)
+            case ModelUpdated() as e:
+                changes = {key: value for key, value in e.changes.items() if key in MODEL_DETAIL_FIELDS}
+                if changes:
+                    assignments = ", ".join(f"{key} = :{key}" for key in changes)
+                    await tx.conn.execute(
+                        text(f"UPDATE {s}.models SET {assignments} WHERE owner = :owner AND name = :name"),
+                        {**changes, "owner": e.owner, "name": e.name},
+                    )
+            case ModelDeleted() as e:
+                await tx.conn.execute(
+                    text(f"DELETE FROM {s}.models WHERE owner = :owner AND name = :name"),
+                    {"owner": e.owner, "name": e.name},
+                )
+            case VersionDeleted() as e:
+                await tx.conn.execute(text(f"DELETE FROM {s}.versions WHERE id = :id"), {"id": e.id})
+                await self._refresh_latest(tx, e.owner, e.name)
+            case FileCreated() as e:
+                await tx.conn.execute(
+                    text(
+                        f"INSERT INTO {s}.files (id, owner, name, content_type, size, sha256, md5, metadata,"
+                        " created_at, expires_at) VALUES (:id, :owner, :name, :content_type, :size, :sha256, :md5,"
+                        " CAST(:metadata AS jsonb), :created_at, :expires_at)"
+                    ),
+                    {**e.model_dump(), "metadata": json.dumps(e.metadata)},
+                )
+            case FileDeleted() as e:
+                await tx.conn.execute(text(f"DELETE FROM {s}.files WHERE id = :id"), {"id": e.id})
+            case CollectionDefined() as e:
+                await tx.conn.execute(
+                    text(
+                        f"INSERT INTO {s}.collections (slug, name, description, full_description, models, defined_at)"
+                        " VALUES (:slug, :name, :description, :full_description, CAST(:models AS jsonb), :defined_at)"
+                        " ON CONFLICT (slug) DO UPDATE SET name = EXCLUDED.name, description = EXCLUDED.description,"
+                        " full_description = EXCLUDED.full_description, models = EXCLUDED.models,"
+                        " defined_at = EXCLUDED.defined_at"
+                    ),
+                    {**e.model_dump(), "models": json.dumps(e.models)},
+                )
+
+    async def _refresh_latest(self, tx: Transaction, owner: str, name: str) -> None:
+        newest = (
+            f"FROM {self.schema}.versions WHERE owner = :owner AND name = :name ORDER BY position DESC LIMIT 1"
+        )
+        await tx.conn.execute(
+            text(
+                f"UPDATE {self.schema}.models m SET latest_version_id = (SELECT id {newest}),"
+                f" listed_at = COALESCE((SELECT created_at {newest}), m.created_at)"
+                " WHERE m.owner = :owner AND m.name = :name"
+            ),
+            {"owner": owner, "name": name},
+        )
 
     async def _version_created(self, tx: Transaction, e: VersionCreated, position: int | None) -> None:
         s = self.schema
@@ -104,6 +164,9 @@ class RegistryProjection:
             row,
         )
         await tx.conn.execute(
-            text(f"UPDATE {s}.models SET latest_version_id = :id WHERE owner = :owner AND name = :name"),
-            {"id": e.id, "owner": e.owner, "name": e.name},
+            text(
+                f"UPDATE {s}.models SET latest_version_id = :id, listed_at = :created_at"
+                " WHERE owner = :owner AND name = :name"
+            ),
+            {"id": e.id, "owner": e.owner, "name": e.name, "created_at": e.created_at},
         )

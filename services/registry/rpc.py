@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -17,6 +17,9 @@ from services.registry import handlers
 from services.registry.bootstrap import Deps
 from services.registry.domain import commands, errors
 from services.registry.domain.accounts import Account, Token
+from services.registry.domain.collections import Collection
+from services.registry.domain.events import MODEL_DETAIL_FIELDS
+from services.registry.domain.files import File
 from services.registry.domain.models import Model, Version
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RegistryService"].full_name
@@ -31,6 +34,9 @@ ERROR_MAP = {
     errors.ModelAlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     errors.VersionAlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.ModelHasVersions: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.FileNotFound: grpc.StatusCode.NOT_FOUND,
+    errors.CollectionNotFound: grpc.StatusCode.NOT_FOUND,
 }
 
 
@@ -61,7 +67,7 @@ def _token_info(token: Token) -> pb.TokenInfo:
 
 
 def _model(model: Model) -> pb.Model:
-    return pb.Model(
+    message = pb.Model(
         owner=model.owner,
         name=model.name,
         visibility=model.visibility,
@@ -69,7 +75,53 @@ def _model(model: Model) -> pb.Model:
         description=model.description,
         created_at=_timestamp(model.created_at),
         latest_version_id=model.latest_version_id or "",
+        github_url=model.github_url,
+        paper_url=model.paper_url,
+        license_url=model.license_url,
+        cover_image_url=model.cover_image_url,
+        weights_url=model.weights_url,
+        readme=model.readme,
     )
+    if model.latest_version is not None:
+        message.latest_version.CopyFrom(_version(model.latest_version))
+    return message
+
+
+def _file(file: File) -> pb.File:
+    return pb.File(
+        id=file.id,
+        owner=file.owner,
+        name=file.name,
+        content_type=file.content_type,
+        size=file.size,
+        sha256=file.sha256,
+        md5=file.md5,
+        metadata_json=json.dumps(file.metadata),
+        created_at=_timestamp(file.created_at),
+        expires_at=_timestamp(file.expires_at),
+    )
+
+
+def _collection(collection: Collection) -> pb.Collection:
+    return pb.Collection(
+        slug=collection.slug,
+        name=collection.name,
+        description=collection.description,
+        full_description=collection.full_description,
+        models=collection.models,
+    )
+
+
+def _json_object(raw: str, field: str) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise errors.InvalidRequest(f"{field} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise errors.InvalidRequest(f"{field} must be a JSON object")
+    return value
 
 
 def _version(version: Version) -> pb.Version:
@@ -166,6 +218,10 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
             visibility=request.visibility,
             hardware=request.hardware,
             description=request.description,
+            github_url=request.github_url,
+            paper_url=request.paper_url,
+            license_url=request.license_url,
+            cover_image_url=request.cover_image_url,
         )
         return _model(await handlers.create_model(cmd, self.deps.uow, self.deps.clock, _metadata()))
 
@@ -190,6 +246,80 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
     async def ListVersions(self, request: pb.ListVersionsRequest, context: Any) -> pb.ListVersionsResponse:
         versions = await handlers.list_versions(request.owner, request.name, self.deps.views)
         return pb.ListVersionsResponse(versions=[_version(v) for v in versions])
+
+
+    async def UpdateModel(self, request: pb.UpdateModelRequest, context: Any) -> pb.Model:
+        changes = {field: getattr(request, field) for field in MODEL_DETAIL_FIELDS if request.HasField(field)}
+        cmd = commands.UpdateModel(owner=request.owner, name=request.name, changes=changes)
+        await handlers.update_model(cmd, self.deps.uow, self.deps.clock, _metadata())
+        return _model(await handlers.get_model(request.owner, request.name, self.deps.views))
+
+    async def DeleteModel(self, request: pb.DeleteModelRequest, context: Any) -> pb.DeleteModelResponse:
+        cmd = commands.DeleteModel(owner=request.owner, name=request.name)
+        await handlers.delete_model(cmd, self.deps.uow, self.deps.clock, _metadata())
+        return pb.DeleteModelResponse()
+
+    async def ListModels(self, request: pb.ListModelsRequest, context: Any) -> pb.ListModelsResponse:
+        found, next_cursor = await handlers.list_models(
+            self.deps.views,
+            cursor=request.cursor,
+            limit=request.limit,
+            sort_by=request.sort_by,
+            sort_direction=request.sort_direction,
+            query=request.query,
+        )
+        return pb.ListModelsResponse(models=[_model(m) for m in found], next_cursor=next_cursor)
+
+    async def DeleteVersion(self, request: pb.DeleteVersionRequest, context: Any) -> pb.DeleteVersionResponse:
+        cmd = commands.DeleteVersion(owner=request.owner, name=request.name, version_id=request.version_id)
+        await handlers.delete_version(cmd, self.deps.uow, self.deps.clock, _metadata())
+        return pb.DeleteVersionResponse()
+
+    async def CreateFile(self, request: pb.CreateFileRequest, context: Any) -> pb.File:
+        cmd = commands.CreateFile(
+            id=request.id,
+            owner=request.owner,
+            name=request.name,
+            content_type=request.content_type,
+            size=request.size,
+            sha256=request.sha256,
+            md5=request.md5,
+            metadata=_json_object(request.metadata_json, "metadata_json"),
+        )
+        ttl = timedelta(seconds=self.deps.settings.file_ttl_seconds)
+        return _file(await handlers.create_file(cmd, self.deps.uow, self.deps.clock, ttl, _metadata()))
+
+    async def GetFile(self, request: pb.GetFileRequest, context: Any) -> pb.File:
+        return _file(await handlers.get_file(request.id, self.deps.views))
+
+    async def ListFiles(self, request: pb.ListFilesRequest, context: Any) -> pb.ListFilesResponse:
+        found, next_cursor = await self.deps.views.list_files(
+            request.owner, cursor=request.cursor, limit=handlers.page_size(request.limit)
+        )
+        return pb.ListFilesResponse(files=[_file(f) for f in found], next_cursor=next_cursor)
+
+    async def DeleteFile(self, request: pb.DeleteFileRequest, context: Any) -> pb.DeleteFileResponse:
+        await handlers.delete_file(commands.DeleteFile(id=request.id), self.deps.uow, self.deps.clock, _metadata())
+        return pb.DeleteFileResponse()
+
+    async def PutCollection(self, request: pb.PutCollectionRequest, context: Any) -> pb.Collection:
+        cmd = commands.PutCollection(
+            slug=request.slug,
+            name=request.name,
+            description=request.description,
+            full_description=request.full_description,
+            models=list(request.models),
+        )
+        return _collection(await handlers.put_collection(cmd, self.deps.uow, self.deps.clock, _metadata()))
+
+    async def GetCollection(self, request: pb.GetCollectionRequest, context: Any) -> pb.Collection:
+        return _collection(await handlers.get_collection(request.slug, self.deps.views))
+
+    async def ListCollections(self, request: pb.ListCollectionsRequest, context: Any) -> pb.ListCollectionsResponse:
+        found, next_cursor = await self.deps.views.list_collections(
+            cursor=request.cursor, limit=handlers.page_size(request.limit), query=request.query.strip()
+        )
+        return pb.ListCollectionsResponse(collections=[_collection(c) for c in found], next_cursor=next_cursor)
 
 
 def create_rpc_server(deps: Deps, port: int, host: str = "0.0.0.0") -> RpcServer:

@@ -10,3 +10,5 @@ class Settings(ServiceSettings):
     nats_url: str | None = None  # type: ignore[assignment]
     grpc_host: str = "0.0.0.0"
     grpc_port: int = 50051
+    # Uploaded files stop being served this long after upload (Replicate keeps them 24 hours).
+    file_ttl_seconds: int = 24 * 3600

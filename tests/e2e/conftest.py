@@ -69,15 +69,32 @@ class Platform:
 
 
 @pytest.fixture(scope="module")
+def platform_replicas() -> dict[str, int]:
+    """Processes per service; a module overrides this fixture to run a smaller or larger stack."""
+    return {"scheduler": 2, "runner": 2, "gateway": 2}
+
+
+@pytest.fixture(scope="module")
+def platform_env() -> dict[str, str]:
+    """Extra environment for every service; a module overrides this fixture to change settings."""
+    return {}
+
+
+@pytest.fixture(scope="module")
 async def platform(
-    nats_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+    nats_url: str,
+    database_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    platform_replicas: dict[str, int],
+    platform_env: dict[str, str],
 ) -> AsyncIterator[Platform]:
     stack = Stack(
         nats_url,
         database_url,
         tmp_path_factory.mktemp("stack"),
         gateway_port=free_port(),
-        replicas={"scheduler": 2, "runner": 2, "gateway": 2},
+        replicas=platform_replicas,
+        extra_env=platform_env,
         notify=lambda line: None,
     )
     await stack.start(timeout=120)

@@ -22,7 +22,14 @@ from libs.events import Envelope
 from libs.infra import free_port
 from libs.pb.cogwheel.registry.v1 import registry_pb2 as pb
 from libs.pb.cogwheel.registry.v1 import registry_pb2_grpc as pb_grpc
-from libs.rpc import RpcAlreadyExists, RpcInvalidArgument, RpcNotFound, RpcUnauthenticated, create_channel
+from libs.rpc import (
+    RpcAlreadyExists,
+    RpcFailedPrecondition,
+    RpcInvalidArgument,
+    RpcNotFound,
+    RpcUnauthenticated,
+    create_channel,
+)
 from services.registry import handlers
 from services.registry.bootstrap import Deps, bootstrap, migrate_schema
 from services.registry.domain.commands import DisableToken
@@ -221,12 +228,99 @@ async def _wait_for(
 
 
 async def _snapshot(deps: Deps) -> dict[str, list[tuple[Any, ...]]]:
-    orders = {"accounts": "username", "tokens": "token_id", "models": "owner, name", "versions": "id"}
+    orders = {"accounts": "username", "tokens": "token_id", "models": "owner, name", "versions": "id",
+              "files": "id", "collections": "slug"}
     async with deps.engine.connect() as conn:
         return {
             table: [tuple(row) for row in await conn.execute(text(f"SELECT * FROM registry.{table} ORDER BY {key}"))]
             for table, key in orders.items()
         }
+
+
+async def test_model_details_deletion_rules_and_latest_version(registry: Registry) -> None:
+    stub = registry.stub
+    owner, name = await given_model(stub)
+    updated = await stub.UpdateModel(pb.UpdateModelRequest(owner=owner, name=name, description="d",
+                                                           github_url="https://github.com/x/y"))
+    assert (updated.description, updated.github_url, updated.paper_url) == ("d", "https://github.com/x/y", "")
+    with pytest.raises(RpcInvalidArgument):
+        await stub.UpdateModel(pb.UpdateModelRequest(owner=owner, name=name, paper_url="not a url"))
+    first = await stub.CreateVersion(version_request(owner, name, uuid.uuid4().hex * 2))
+    second = await stub.CreateVersion(version_request(owner, name, uuid.uuid4().hex * 2))
+    assert (await stub.GetModel(pb.GetModelRequest(owner=owner, name=name))).latest_version == second
+    with pytest.raises(RpcFailedPrecondition):
+        await stub.DeleteModel(pb.DeleteModelRequest(owner=owner, name=name))
+    await stub.DeleteVersion(pb.DeleteVersionRequest(owner=owner, name=name, version_id=second.id))
+    with pytest.raises(RpcNotFound):
+        await stub.GetVersion(pb.GetVersionRequest(version_id=second.id))
+    assert (await stub.GetModel(pb.GetModelRequest(owner=owner, name=name))).latest_version == first
+    await stub.DeleteVersion(pb.DeleteVersionRequest(owner=owner, name=name, version_id=first.id))
+    assert not (await stub.GetModel(pb.GetModelRequest(owner=owner, name=name))).HasField("latest_version")
+    await stub.DeleteModel(pb.DeleteModelRequest(owner=owner, name=name))
+    with pytest.raises(RpcNotFound):
+        await stub.GetModel(pb.GetModelRequest(owner=owner, name=name))
+    await stub.CreateModel(pb.CreateModelRequest(owner=owner, name=name))  # the name is free again
+
+
+async def test_listing_and_searching_public_models_page_by_page(registry: Registry) -> None:
+    stub = registry.stub
+    owner = unique("lister")
+    await stub.EnsureAccount(pb.EnsureAccountRequest(username=owner))
+    for n in range(5):
+        await stub.CreateModel(pb.CreateModelRequest(owner=owner, name=f"m{n}", description=f"needle {owner}"))
+    await stub.CreateModel(pb.CreateModelRequest(owner=owner, name="hidden", visibility="private",
+                                                 description=f"needle {owner}"))
+    seen, cursor = [], ""
+    while True:
+        page = await stub.ListModels(pb.ListModelsRequest(cursor=cursor, limit=2, sort_by="model_created_at",
+                                                          sort_direction="desc"))
+        seen += [f"{m.owner}/{m.name}" for m in page.models]
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    mine = [ref for ref in seen if ref.startswith(f"{owner}/")]
+    assert mine == [f"{owner}/m{n}" for n in reversed(range(5))]
+    found, cursor = [], ""
+    while True:
+        page = await stub.ListModels(pb.ListModelsRequest(query=owner, limit=2, cursor=cursor))
+        found += [m.name for m in page.models]
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    assert sorted(found) == [f"m{n}" for n in range(5)]
+    with pytest.raises(RpcInvalidArgument):
+        await stub.ListModels(pb.ListModelsRequest(cursor="garbage"))
+
+
+async def test_files_and_collections(registry: Registry) -> None:
+    stub = registry.stub
+    owner = unique("uploader")
+    await stub.EnsureAccount(pb.EnsureAccountRequest(username=owner))
+    ids = [uuid.uuid4().hex for _ in range(3)]
+    for file_id in ids:
+        created = await stub.CreateFile(pb.CreateFileRequest(id=file_id, owner=owner, name="a.txt", size=3,
+                                                             sha256="1" * 64, content_type="text/plain"))
+    assert created.expires_at > created.created_at
+    with pytest.raises(RpcInvalidArgument):
+        await stub.CreateFile(pb.CreateFileRequest(id=ids[0], owner=owner, name="again", size=1, sha256="1" * 64))
+    page = await stub.ListFiles(pb.ListFilesRequest(owner=owner, limit=2))
+    rest = await stub.ListFiles(pb.ListFilesRequest(owner=owner, limit=2, cursor=page.next_cursor))
+    assert [f.id for f in [*page.files, *rest.files]] == list(reversed(ids)) and not rest.next_cursor
+    await stub.DeleteFile(pb.DeleteFileRequest(id=ids[0]))
+    with pytest.raises(RpcNotFound):
+        await stub.GetFile(pb.GetFileRequest(id=ids[0]))
+    with pytest.raises(RpcNotFound):
+        await stub.DeleteFile(pb.DeleteFileRequest(id=ids[0]))
+
+    slug = unique("col-")
+    await stub.PutCollection(pb.PutCollectionRequest(slug=slug, name="First", models=["a/b"]))
+    redefined = await stub.PutCollection(pb.PutCollectionRequest(slug=slug, name="Second", models=["c/d", "a/b"]))
+    assert await stub.GetCollection(pb.GetCollectionRequest(slug=slug)) == redefined
+    assert list(redefined.models) == ["c/d", "a/b"]
+    listed = await stub.ListCollections(pb.ListCollectionsRequest(query="Second"))
+    assert slug in [c.slug for c in listed.collections]
+    with pytest.raises(RpcNotFound):
+        await stub.GetCollection(pb.GetCollectionRequest(slug="no-such-collection"))
 
 
 async def test_rebuild_projections_restores_the_same_read_models(registry: Registry) -> None:
@@ -235,10 +329,16 @@ async def test_rebuild_projections_restores_the_same_read_models(registry: Regis
     deps = registry.deps
     await handlers.disable_token(DisableToken(username=owner, token_id=issued.token_id), deps.uow, deps.clock)
     await registry.stub.CreateVersion(version_request(owner, name, uuid.uuid4().hex * 2))
+    await registry.stub.UpdateModel(pb.UpdateModelRequest(owner=owner, name=name, readme="# Read me"))
+    await registry.stub.CreateFile(pb.CreateFileRequest(id=uuid.uuid4().hex, owner=owner, name="f", size=1,
+                                                        sha256="0" * 64, metadata_json='{"a": 1}'))
+    await registry.stub.PutCollection(pb.PutCollectionRequest(slug=unique("c"), name="C", models=[f"{owner}/{name}"]))
     before = await _snapshot(deps)
     assert all(before.values())
     async with deps.engine.begin() as conn:
         await conn.execute(text("DELETE FROM registry.versions"))
+        await conn.execute(text("DELETE FROM registry.files"))
+        await conn.execute(text("UPDATE registry.models SET readme = ''"))
         await conn.execute(text("UPDATE registry.tokens SET disabled_at = NULL"))
 
     env = {k: v for k, v in os.environ.items() if k != "COGWHEEL_NATS_URL"}

@@ -78,6 +78,38 @@ def model_view(message: registry_pb2.Model) -> dict[str, Any]:
         "description": message.description or None,
         "created_at": message.created_at,
         "latest_version_id": message.latest_version_id or None,
+        "latest_version": version_view(message.latest_version) if message.HasField("latest_version") else None,
+        "github_url": message.github_url or None,
+        "paper_url": message.paper_url or None,
+        "license_url": message.license_url or None,
+        "cover_image_url": message.cover_image_url or None,
+        "weights_url": message.weights_url or None,
+        "readme": message.readme,
+    }
+
+
+def file_view(message: registry_pb2.File) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "owner": message.owner,
+        "name": message.name,
+        "content_type": message.content_type,
+        "size": message.size,
+        "sha256": message.sha256,
+        "md5": message.md5,
+        "metadata": json.loads(message.metadata_json or "{}"),
+        "created_at": message.created_at,
+        "expires_at": message.expires_at,
+    }
+
+
+def collection_view(message: registry_pb2.Collection) -> dict[str, Any]:
+    return {
+        "slug": message.slug,
+        "name": message.name,
+        "description": message.description,
+        "full_description": message.full_description or None,
+        "models": list(message.models),
     }
 
 
@@ -91,8 +123,7 @@ class GrpcRegistryClient:
         self._stub = registry_pb2_grpc.RegistryServiceStub(channel)
         self._auth_cache: dict[str, tuple[float, Account | None]] = {}
         self._auth_ttl = auth_cache_seconds
-        # Versions are immutable, so which model holds one never changes.
-        self._version_models: dict[str, tuple[str, str]] = {}
+        self._versions: dict[str, tuple[float, dict[str, Any]]] = {}
 
     async def authenticate(self, token: str) -> Account | None:
         now = time.monotonic()
@@ -151,16 +182,17 @@ class GrpcRegistryClient:
     async def get_version(self, version_id: str) -> dict[str, Any]:
         return version_view(await self._stub.GetVersion(registry_pb2.GetVersionRequest(version_id=version_id)))
 
-    async def version_model(self, version_id: str) -> tuple[str, str]:
-        """`(owner, name)` of the model holding `version_id`; RpcNotFound when there is none."""
-        found = self._version_models.get(version_id)
-        if found is None:
-            version = await self.get_version(version_id)
-            found = (version["owner"], version["name"])
-            if len(self._version_models) > MAX_CACHED_TOKENS:
-                self._version_models.clear()
-            self._version_models[version_id] = found
-        return found
+    async def get_version_cached(self, version_id: str, ttl: float = 30.0) -> dict[str, Any]:
+        """Versions never change (only disappear), so a briefly cached copy is good enough to validate inputs."""
+        now = time.monotonic()
+        cached = self._versions.get(version_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        version = await self.get_version(version_id)
+        if len(self._versions) > 1000:
+            self._versions.clear()
+        self._versions[version_id] = (now + ttl, version)
+        return version
 
     async def list_versions(self, owner: str, name: str) -> list[dict[str, Any]]:
         reply = await self._stub.ListVersions(registry_pb2.ListVersionsRequest(owner=owner, name=name))
@@ -205,3 +237,51 @@ class GrpcRegistryClient:
         reply = await rpc[action](registry_pb2.TokenRequest(token_id=token_id, username=username))
         self.forget(token_id=token_id)
         return token_view(reply)
+    async def create_model(self, **fields: str) -> dict[str, Any]:
+        return model_view(await self._stub.CreateModel(registry_pb2.CreateModelRequest(**fields)))
+
+    async def update_model(self, owner: str, name: str, changes: dict[str, str]) -> dict[str, Any]:
+        request = registry_pb2.UpdateModelRequest(owner=owner, name=name, **changes)
+        return model_view(await self._stub.UpdateModel(request))
+
+    async def delete_model(self, owner: str, name: str) -> None:
+        await self._stub.DeleteModel(registry_pb2.DeleteModelRequest(owner=owner, name=name))
+
+    async def list_models(
+        self, *, cursor: str = "", limit: int = 0, sort_by: str = "", sort_direction: str = "", query: str = ""
+    ) -> tuple[list[dict[str, Any]], str]:
+        reply = await self._stub.ListModels(
+            registry_pb2.ListModelsRequest(
+                cursor=cursor, limit=limit, sort_by=sort_by, sort_direction=sort_direction, query=query
+            )
+        )
+        return [model_view(model) for model in reply.models], reply.next_cursor
+
+    async def delete_version(self, owner: str, name: str, version_id: str) -> None:
+        await self._stub.DeleteVersion(
+            registry_pb2.DeleteVersionRequest(owner=owner, name=name, version_id=version_id)
+        )
+
+    async def create_file(self, **fields: Any) -> dict[str, Any]:
+        return file_view(await self._stub.CreateFile(registry_pb2.CreateFileRequest(**fields)))
+
+    async def get_file(self, file_id: str) -> dict[str, Any]:
+        return file_view(await self._stub.GetFile(registry_pb2.GetFileRequest(id=file_id)))
+
+    async def list_files(self, owner: str, cursor: str = "") -> tuple[list[dict[str, Any]], str]:
+        reply = await self._stub.ListFiles(registry_pb2.ListFilesRequest(owner=owner, cursor=cursor))
+        return [file_view(file) for file in reply.files], reply.next_cursor
+
+    async def delete_file(self, file_id: str) -> None:
+        await self._stub.DeleteFile(registry_pb2.DeleteFileRequest(id=file_id))
+
+    async def get_collection(self, slug: str) -> dict[str, Any]:
+        return collection_view(await self._stub.GetCollection(registry_pb2.GetCollectionRequest(slug=slug)))
+
+    async def list_collections(
+        self, *, cursor: str = "", limit: int = 0, query: str = ""
+    ) -> tuple[list[dict[str, Any]], str]:
+        reply = await self._stub.ListCollections(
+            registry_pb2.ListCollectionsRequest(cursor=cursor, limit=limit, query=query)
+        )
+        return [collection_view(c) for c in reply.collections], reply.next_cursor

@@ -8,23 +8,23 @@ from fastapi import APIRouter, Depends
 
 from services.gateway.adapters.registry_grpc import Account
 from services.gateway.auth import current_account
+from services.gateway.schemas import AccountBody, Hardware
 
 router = APIRouter()
 
 HARDWARE = [{"sku": "cpu", "name": "CPU"}]
 
 
-@router.get("/v1/account")
+@router.get("/v1/account", response_model=AccountBody, response_model_exclude_unset=True)
 async def get_account(account: Account = Depends(current_account)) -> dict[str, Any]:
     return {
         "type": account.type or "user",
         "username": account.username,
         "name": account.name or account.username,
-        "github_url": None,
     }
 
 
-@router.get("/v1/hardware")
+@router.get("/v1/hardware", response_model=list[Hardware])
 async def list_hardware(_: Account = Depends(current_account)) -> list[dict[str, str]]:
     return HARDWARE
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import re
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -18,7 +17,9 @@ from services.gateway.access import can_access
 from services.gateway.adapters.registry_grpc import Account
 from services.gateway.auth import current_account
 from services.gateway.errors import ApiError, not_found
-from services.gateway.schemas import PredictionRequest, VersionPredictionRequest
+from services.gateway.pagination import INVALID_CURSOR, decode_cursor, encode_cursor, page_body
+from services.gateway.schemas import Prediction, PredictionPage, PredictionRequest, VersionPredictionRequest
+from services.gateway.validation import problem_detail, validate_input
 from services.gateway.webhook_urls import validate_webhook_url
 
 router = APIRouter(prefix="/v1")
@@ -35,15 +36,23 @@ INVALID_VERSION = ApiError(
 )
 
 
-def parse_prefer_wait(header: str | None) -> int | None:
-    """Seconds to hold the request: `wait` is 60, `wait=N` is N clamped to 1..60; anything else is no wait."""
+class WaitPreference(NamedTuple):
+    seconds: int
+    # What `Preference-Applied` echoes: `wait`, or `wait=N` with the N actually used.
+    applied: str
+
+
+def parse_prefer_wait(header: str | None) -> WaitPreference | None:
+    """`wait` holds 60 s, `wait=N` N s clamped to 1..60; anything else is no wait."""
     if not header:
         return None
     for preference in header.split(","):
         match = _PREFER_WAIT.match(preference)
         if match:
-            seconds = int(match.group(1)) if match.group(1) else MAX_WAIT_SECONDS
-            return max(1, min(seconds, MAX_WAIT_SECONDS))
+            if match.group(1) is None:
+                return WaitPreference(MAX_WAIT_SECONDS, "wait")
+            seconds = max(1, min(int(match.group(1)), MAX_WAIT_SECONDS))
+            return WaitPreference(seconds, f"wait={seconds}")
     return None
 
 
@@ -51,12 +60,12 @@ def _deps(request: Request) -> Any:
     return request.app.state.deps
 
 
-async def _created_response(request: Request, view: dict[str, Any], wait: int | None) -> JSONResponse:
+async def _created_response(request: Request, view: dict[str, Any], wait: WaitPreference | None) -> JSONResponse:
     deps = _deps(request)
     headers: dict[str, str] = {}
     if wait is not None:
-        view = await wait_for_prediction(deps, view, wait)
-        headers["Preference-Applied"] = f"wait={wait}" if wait != MAX_WAIT_SECONDS else "wait"
+        view = await wait_for_prediction(deps, view, wait.seconds)
+        headers["Preference-Applied"] = wait.applied
         if view["status"] not in TERMINAL_STATUSES:
             # The official clients treat any status but `starting` as final output; only a finished
             # prediction may say otherwise.
@@ -93,13 +102,33 @@ async def wait_for_prediction(deps: Any, view: dict[str, Any], seconds: int) -> 
         deps.waiters.unregister(prediction_id, waiter)
 
 
-async def _create(request: Request, account: Account, version_id: str, body: PredictionRequest) -> JSONResponse:
+def _check_input(version: dict[str, Any], body: PredictionRequest) -> None:
+    problems = validate_input(version["openapi_schema"], body.input, cache_key=version["id"])
+    if problems:
+        raise ApiError(
+            422, "Input validation failed", problem_detail(problems), invalid_fields=[p.as_dict() for p in problems]
+        )
+
+
+async def _runnable_model(request: Request, owner: str, name: str, account: Account) -> dict[str, Any] | None:
+    """The model if `account` may run it (public, or private and theirs); None otherwise."""
+    try:
+        model = await _deps(request).registry.get_model(owner, name)
+    except RpcNotFound:
+        return None
+    if model["visibility"] != "public" and not can_access(account, model["owner"]):
+        return None
+    return model
+
+
+async def _create(request: Request, account: Account, version: dict[str, Any], body: PredictionRequest) -> JSONResponse:
     validate_webhook_url(body.webhook)
     deps = _deps(request)
     wait = parse_prefer_wait(request.headers.get("prefer"))
+    _check_input(version, body)
     try:
         view = await deps.scheduler.create_prediction(
-            version_id=version_id,
+            version_id=version["id"],
             input=body.input,
             account=account.username,
             webhook=body.webhook,
@@ -111,47 +140,50 @@ async def _create(request: Request, account: Account, version_id: str, body: Pre
     return await _created_response(request, view, wait)
 
 
-@router.post("/predictions", status_code=201)
+async def _resolve_version(request: Request, account: Account, ref: str) -> dict[str, Any]:
+    """`<id>`, `owner/name:<id>` or `owner/name` (its latest version), if `account` may run it."""
+    match = _VERSION_REF.match(ref)
+    if match is None or not (match.group("id") or match.group("owner")):
+        raise INVALID_VERSION
+    registry = _deps(request).registry
+    owner, name, version_id = match.group("owner"), match.group("name"), match.group("id")
+    if version_id is None:
+        model = await _runnable_model(request, owner, name, account)
+        if model is None or model["latest_version"] is None:
+            raise INVALID_VERSION
+        return model["latest_version"]
+    try:
+        version = await registry.get_version_cached(version_id)
+    except RpcNotFound as exc:
+        raise INVALID_VERSION from exc
+    if owner is not None and (owner, name) != (version["owner"], version["name"]):
+        raise INVALID_VERSION
+    # A version of one's own (or one's organization's) model needs no visibility lookup.
+    if can_access(account, version["owner"]):
+        return version
+    if await _runnable_model(request, version["owner"], version["name"], account) is None:
+        raise INVALID_VERSION
+    return version
+
+
+@router.post("/predictions", status_code=201, response_model=Prediction)
 async def create_prediction(
     request: Request, body: VersionPredictionRequest, account: Account = Depends(current_account)
 ) -> JSONResponse:
-    match = _VERSION_REF.match(body.version)
-    if match is None or not (match.group("id") or match.group("owner")):
-        raise INVALID_VERSION
-    version_id = match.group("id")
-    registry = _deps(request).registry
-    try:
-        if version_id is None:
-            model = await registry.get_model(match.group("owner"), match.group("name"))
-            version_id = model["latest_version_id"]
-        else:
-            owner, name = await registry.version_model(version_id)
-            # A version of one's own (or one's organization's) model needs no visibility lookup.
-            model = None if can_access(account, owner) else await registry.get_model(owner, name)
-    except RpcNotFound as exc:
-        raise INVALID_VERSION from exc
-    if not version_id or (model is not None and not _may_use(account, model)):
-        raise INVALID_VERSION
-    return await _create(request, account, version_id, body)
+    version = await _resolve_version(request, account, body.version)
+    return await _create(request, account, version, body)
 
 
-def _may_use(account: Account, model: dict[str, Any]) -> bool:
-    return model["visibility"] == "public" or can_access(account, model["owner"])
-
-
-@router.post("/models/{owner}/{name}/predictions", status_code=201)
+@router.post("/models/{owner}/{name}/predictions", status_code=201, response_model=Prediction)
 async def create_model_prediction(
     owner: str, name: str, request: Request, body: PredictionRequest, account: Account = Depends(current_account)
 ) -> JSONResponse:
-    try:
-        model = await _deps(request).registry.get_model(owner, name)
-    except RpcNotFound as exc:
-        raise not_found() from exc
-    if not _may_use(account, model):
+    model = await _runnable_model(request, owner, name, account)
+    if model is None:
         raise not_found()
-    if not model["latest_version_id"]:
+    if model["latest_version"] is None:
         raise ApiError(404, "Not found", f"Model {owner}/{name} has no versions yet")
-    return await _create(request, account, model["latest_version_id"], body)
+    return await _create(request, account, model["latest_version"], body)
 
 
 async def _owned_view(request: Request, prediction_id: str, account: Account) -> dict[str, Any]:
@@ -168,21 +200,21 @@ async def _owned_view(request: Request, prediction_id: str, account: Account) ->
     return view
 
 
-@router.get("/predictions/{prediction_id}")
+@router.get("/predictions/{prediction_id}", response_model=Prediction)
 async def get_prediction(
     prediction_id: str, request: Request, account: Account = Depends(current_account)
-) -> dict[str, Any]:
+) -> JSONResponse:
     view = await _owned_view(request, prediction_id, account)
-    return render_prediction(view, _deps(request).settings.origin)
+    return JSONResponse(render_prediction(view, _deps(request).settings.origin))
 
 
-@router.post("/predictions/{prediction_id}/cancel")
+@router.post("/predictions/{prediction_id}/cancel", response_model=Prediction)
 async def cancel_prediction(
     prediction_id: str, request: Request, account: Account = Depends(current_account)
-) -> dict[str, Any]:
+) -> JSONResponse:
     await _owned_view(request, prediction_id, account)
     view = await _deps(request).scheduler.cancel_prediction(prediction_id)
-    return render_prediction(view, _deps(request).settings.origin)
+    return JSONResponse(render_prediction(view, _deps(request).settings.origin))
 
 
 @router.get("/predictions/{prediction_id}/events")
@@ -193,30 +225,24 @@ async def list_prediction_events(
     return {"results": await _deps(request).scheduler.list_events(prediction_id)}
 
 
-def _encode_cursor(view: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(f"{view['created_at']}|{view['id']}".encode()).decode()
-
-
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    created_at, prediction_id = decode_cursor(cursor, 2)
     try:
-        created_at, prediction_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
         return datetime.fromisoformat(created_at), prediction_id
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "Bad request", "Invalid pagination cursor") from exc
+    except ValueError:
+        raise INVALID_CURSOR from None
 
 
-@router.get("/predictions")
+@router.get("/predictions", response_model=PredictionPage)
 async def list_predictions(
     request: Request, cursor: str | None = None, account: Account = Depends(current_account)
-) -> dict[str, Any]:
+) -> JSONResponse:
     deps = _deps(request)
     before = _decode_cursor(cursor) if cursor else None
     views = await deps.projection.list_for_account(account.username, before=before, limit=PAGE_SIZE + 1)
     page, more = views[:PAGE_SIZE], len(views) > PAGE_SIZE
     origin = deps.settings.origin
-    return {
-        "next": f"{origin}/v1/predictions?cursor={_encode_cursor(page[-1])}" if more else None,
-        "previous": None,
-        "results": [render_prediction(view, origin) for view in page],
-    }
+    next_cursor = encode_cursor(str(page[-1]["created_at"]), page[-1]["id"]) if more else None
+    body = page_body(origin, "/v1/predictions", [render_prediction(view, origin) for view in page], next_cursor)
+    return JSONResponse(body)
 

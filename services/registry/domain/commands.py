@@ -56,6 +56,10 @@ class CreateModel(Command):
     visibility: str = "public"
     hardware: str = "cpu"
     description: str = ""
+    github_url: str = ""
+    paper_url: str = ""
+    license_url: str = ""
+    cover_image_url: str = ""
 
 
 class CreateVersion(Command):
@@ -66,3 +70,44 @@ class CreateVersion(Command):
     cog_version: str = ""
     package_key: str = ""
     predictor_ref: str = ""
+
+
+class UpdateModel(Command):
+    owner: str
+    name: str
+    # Only the given fields change; keys are the names in events.MODEL_DETAIL_FIELDS.
+    changes: dict[str, str]
+
+
+class DeleteModel(Command):
+    owner: str
+    name: str
+
+
+class DeleteVersion(Command):
+    owner: str
+    name: str
+    version_id: str
+
+
+class CreateFile(Command):
+    id: str
+    owner: str
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+    md5: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeleteFile(Command):
+    id: str
+
+
+class PutCollection(Command):
+    slug: str
+    name: str
+    description: str = ""
+    full_description: str = ""
+    models: list[str] = Field(default_factory=list)

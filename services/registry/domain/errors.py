@@ -51,3 +51,20 @@ class VersionAlreadyExists(RegistryError):
 class Unauthenticated(RegistryError):
     def __init__(self) -> None:
         super().__init__("invalid or disabled API token")
+
+
+class ModelHasVersions(RegistryError):
+    """Replicate refuses to delete a model until its versions are deleted."""
+
+    def __init__(self, owner: str, name: str, count: int) -> None:
+        super().__init__(f"model {owner}/{name} still has {count} version(s); delete them first")
+
+
+class FileNotFound(RegistryError):
+    def __init__(self, file_id: str) -> None:
+        super().__init__(f"file {file_id!r} not found")
+
+
+class CollectionNotFound(RegistryError):
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"collection {slug!r} not found")

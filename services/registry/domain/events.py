@@ -134,6 +134,11 @@ class ModelCreated(RegistryEvent):
     hardware: str
     description: str
     created_at: datetime
+    # Added later: events recorded before them read as empty.
+    github_url: str = ""
+    paper_url: str = ""
+    license_url: str = ""
+    cover_image_url: str = ""
 
     @property
     def stream_id(self) -> str:
@@ -158,6 +163,107 @@ class VersionCreated(RegistryEvent):
         return model_stream(self.owner, self.name)
 
 
+def file_stream(file_id: str) -> str:
+    return f"file-{file_id}"
+
+
+def collection_stream(slug: str) -> str:
+    return f"collection-{slug}"
+
+
+MODEL_DETAIL_FIELDS = ("description", "readme", "github_url", "paper_url", "weights_url", "license_url", "cover_image_url")
+
+
+class ModelUpdated(RegistryEvent):
+    """`changes` holds only the fields that were given, keyed by a name in MODEL_DETAIL_FIELDS."""
+
+    TYPE: ClassVar[str] = "model.updated"
+
+    owner: str
+    name: str
+    changes: dict[str, str]
+    updated_at: datetime
+
+    @property
+    def stream_id(self) -> str:
+        return model_stream(self.owner, self.name)
+
+
+class ModelDeleted(RegistryEvent):
+    TYPE: ClassVar[str] = "model.deleted"
+
+    owner: str
+    name: str
+    deleted_at: datetime
+
+    @property
+    def stream_id(self) -> str:
+        return model_stream(self.owner, self.name)
+
+
+class VersionDeleted(RegistryEvent):
+    TYPE: ClassVar[str] = "version.deleted"
+
+    id: str
+    owner: str
+    name: str
+    deleted_at: datetime
+
+    @property
+    def stream_id(self) -> str:
+        return model_stream(self.owner, self.name)
+
+
+class FileCreated(RegistryEvent):
+    """The record of an upload; the bytes were stored in the files bucket under `id` before this was recorded."""
+
+    TYPE: ClassVar[str] = "file.created"
+
+    id: str
+    owner: str
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+    md5: str
+    metadata: dict[str, Any]
+    created_at: datetime
+    expires_at: datetime
+
+    @property
+    def stream_id(self) -> str:
+        return file_stream(self.id)
+
+
+class FileDeleted(RegistryEvent):
+    TYPE: ClassVar[str] = "file.deleted"
+
+    id: str
+    owner: str
+    deleted_at: datetime
+
+    @property
+    def stream_id(self) -> str:
+        return file_stream(self.id)
+
+
+class CollectionDefined(RegistryEvent):
+    """A collection's whole definition; a later one replaces it."""
+
+    TYPE: ClassVar[str] = "collection.defined"
+
+    slug: str
+    name: str
+    description: str
+    full_description: str
+    models: list[str]
+    defined_at: datetime
+
+    @property
+    def stream_id(self) -> str:
+        return collection_stream(self.slug)
+
+
 EVENT_TYPES: dict[str, type[RegistryEvent]] = {
     cls.TYPE: cls
     for cls in (
@@ -170,6 +276,12 @@ EVENT_TYPES: dict[str, type[RegistryEvent]] = {
         TokenRevoked,
         ModelCreated,
         VersionCreated,
+        ModelUpdated,
+        ModelDeleted,
+        VersionDeleted,
+        FileCreated,
+        FileDeleted,
+        CollectionDefined,
     )
 }
 

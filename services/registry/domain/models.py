@@ -10,17 +10,29 @@ from pydantic import BaseModel, ConfigDict
 
 from services.registry.domain import names
 from services.registry.domain.accounts import Account
-from services.registry.domain.commands import CreateModel, CreateVersion
+from services.registry.domain.commands import CreateModel, CreateVersion, DeleteModel, DeleteVersion, UpdateModel
 from services.registry.domain.errors import (
     AccountNotFound,
     InvalidRequest,
     ModelAlreadyExists,
+    ModelHasVersions,
     ModelNotFound,
     VersionAlreadyExists,
+    VersionNotFound,
 )
-from services.registry.domain.events import ModelCreated, RegistryEvent, VersionCreated
+from services.registry.domain.events import (
+    MODEL_DETAIL_FIELDS,
+    ModelCreated,
+    ModelDeleted,
+    ModelUpdated,
+    RegistryEvent,
+    VersionCreated,
+    VersionDeleted,
+)
 
 MAX_DESCRIPTION = 5000
+MAX_README = 100_000
+MAX_URL = 2000
 
 
 class Version(BaseModel):
@@ -46,13 +58,23 @@ class Model(BaseModel):
     hardware: str
     description: str
     created_at: datetime
+    github_url: str = ""
+    paper_url: str = ""
+    license_url: str = ""
+    cover_image_url: str = ""
+    weights_url: str = ""
+    readme: str = ""
     latest_version_id: str | None = None
-    # Insertion order is creation order; only the aggregate needs the full list.
+    # Insertion order is creation order. The aggregate holds every version; read views hold the latest only.
     versions: dict[str, Version] = {}
 
     @property
     def full_name(self) -> str:
         return f"{self.owner}/{self.name}"
+
+    @property
+    def latest_version(self) -> Version | None:
+        return self.versions.get(self.latest_version_id) if self.latest_version_id else None
 
 
 def evolve(state: Model | None, event: RegistryEvent) -> Model | None:
@@ -65,11 +87,23 @@ def evolve(state: Model | None, event: RegistryEvent) -> Model | None:
                 hardware=event.hardware,
                 description=event.description,
                 created_at=event.created_at,
+                github_url=event.github_url,
+                paper_url=event.paper_url,
+                license_url=event.license_url,
+                cover_image_url=event.cover_image_url,
             )
         case VersionCreated() if state is not None:
             version = Version.model_validate(event.model_dump())
             versions = {**state.versions, version.id: version}
             return state.model_copy(update={"versions": versions, "latest_version_id": version.id})
+        case ModelUpdated() if state is not None:
+            return state.model_copy(update=event.changes)
+        case VersionDeleted() if state is not None:
+            versions = {key: value for key, value in state.versions.items() if key != event.id}
+            latest = next(reversed(versions), None)
+            return state.model_copy(update={"versions": versions, "latest_version_id": latest})
+        case ModelDeleted():
+            return None
     return state
 
 
@@ -89,6 +123,7 @@ def create_model(state: Model | None, cmd: CreateModel, *, owner: Account | None
         raise ModelAlreadyExists(cmd.owner, cmd.name)
     if len(cmd.description) > MAX_DESCRIPTION:
         raise InvalidRequest(f"description is longer than {MAX_DESCRIPTION} characters")
+    urls = {key: _url(key, getattr(cmd, key)) for key in ("github_url", "paper_url", "license_url", "cover_image_url")}
     return [
         ModelCreated(
             owner=owner.username,
@@ -97,8 +132,50 @@ def create_model(state: Model | None, cmd: CreateModel, *, owner: Account | None
             hardware=names.hardware(cmd.hardware),
             description=cmd.description,
             created_at=now,
+            **urls,
         )
     ]
+
+
+def _url(field: str, value: str) -> str:
+    if value and (len(value) > MAX_URL or not value.startswith(("http://", "https://"))):
+        raise InvalidRequest(f"{field} must be an http(s) URL of at most {MAX_URL} characters")
+    return value
+
+
+def update_model(state: Model | None, cmd: UpdateModel, now: datetime) -> list[RegistryEvent]:
+    if state is None:
+        raise ModelNotFound(cmd.owner, cmd.name)
+    unknown = sorted(set(cmd.changes) - set(MODEL_DETAIL_FIELDS))
+    if unknown:
+        raise InvalidRequest(f"cannot update {', '.join(unknown)}")
+    if len(cmd.changes.get("description", "")) > MAX_DESCRIPTION:
+        raise InvalidRequest(f"description is longer than {MAX_DESCRIPTION} characters")
+    if len(cmd.changes.get("readme", "")) > MAX_README:
+        raise InvalidRequest(f"readme is longer than {MAX_README} characters")
+    for key, value in cmd.changes.items():
+        if key.endswith("_url"):
+            _url(key, value)
+    changes = {key: value for key, value in cmd.changes.items() if getattr(state, key) != value}
+    if not changes:
+        return []
+    return [ModelUpdated(owner=state.owner, name=state.name, changes=changes, updated_at=now)]
+
+
+def delete_model(state: Model | None, cmd: DeleteModel, now: datetime) -> list[RegistryEvent]:
+    if state is None:
+        raise ModelNotFound(cmd.owner, cmd.name)
+    if state.versions:
+        raise ModelHasVersions(state.owner, state.name, len(state.versions))
+    return [ModelDeleted(owner=state.owner, name=state.name, deleted_at=now)]
+
+
+def delete_version(state: Model | None, cmd: DeleteVersion, now: datetime) -> list[RegistryEvent]:
+    if state is None:
+        raise ModelNotFound(cmd.owner, cmd.name)
+    if cmd.version_id not in state.versions:
+        raise VersionNotFound(cmd.version_id)
+    return [VersionDeleted(id=cmd.version_id, owner=state.owner, name=state.name, deleted_at=now)]
 
 
 def create_version(

@@ -25,9 +25,13 @@ def test_services_and_messages_exist() -> None:
     from libs.pb.cogwheel.registry.v1 import registry_pb2, registry_pb2_grpc
     from libs.pb.cogwheel.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 
+    # Other RPCs are added at the end of the service by later features; these must stay.
     assert {m.name for m in registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].methods} >= {
         "EnsureAccount", "CreateToken", "AuthenticateToken", "CreateModel",
         "GetModel", "CreateVersion", "GetVersion", "ListVersions",
+        "UpdateModel", "DeleteModel", "ListModels", "DeleteVersion",
+        "CreateFile", "GetFile", "ListFiles", "DeleteFile",
+        "PutCollection", "GetCollection", "ListCollections",
         "GetAccount", "ListAccounts", "AddMember", "RemoveMember",
         "ListTokens", "DisableToken", "EnableToken", "RevokeToken",
     }  # fmt: skip

@@ -70,7 +70,7 @@ class AuthenticateTokenResponse(_message.Message):
     def __init__(self, account: _Optional[_Union[Account, _Mapping]] = ..., token_id: _Optional[str] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("owner", "name", "visibility", "hardware", "description", "created_at", "latest_version_id")
+    __slots__ = ("owner", "name", "visibility", "hardware", "description", "created_at", "latest_version_id", "github_url", "paper_url", "license_url", "cover_image_url", "weights_url", "readme", "latest_version")
     OWNER_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VISIBILITY_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +78,13 @@ class Model(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     LATEST_VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    GITHUB_URL_FIELD_NUMBER: _ClassVar[int]
+    PAPER_URL_FIELD_NUMBER: _ClassVar[int]
+    LICENSE_URL_FIELD_NUMBER: _ClassVar[int]
+    COVER_IMAGE_URL_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_URL_FIELD_NUMBER: _ClassVar[int]
+    README_FIELD_NUMBER: _ClassVar[int]
+    LATEST_VERSION_FIELD_NUMBER: _ClassVar[int]
     owner: str
     name: str
     visibility: str
@@ -85,21 +92,36 @@ class Model(_message.Message):
     description: str
     created_at: str
     latest_version_id: str
-    def __init__(self, owner: _Optional[str] = ..., name: _Optional[str] = ..., visibility: _Optional[str] = ..., hardware: _Optional[str] = ..., description: _Optional[str] = ..., created_at: _Optional[str] = ..., latest_version_id: _Optional[str] = ...) -> None: ...
+    github_url: str
+    paper_url: str
+    license_url: str
+    cover_image_url: str
+    weights_url: str
+    readme: str
+    latest_version: Version
+    def __init__(self, owner: _Optional[str] = ..., name: _Optional[str] = ..., visibility: _Optional[str] = ..., hardware: _Optional[str] = ..., description: _Optional[str] = ..., created_at: _Optional[str] = ..., latest_version_id: _Optional[str] = ..., github_url: _Optional[str] = ..., paper_url: _Optional[str] = ..., license_url: _Optional[str] = ..., cover_image_url: _Optional[str] = ..., weights_url: _Optional[str] = ..., readme: _Optional[str] = ..., latest_version: _Optional[_Union[Version, _Mapping]] = ...) -> None: ...
 
 class CreateModelRequest(_message.Message):
-    __slots__ = ("owner", "name", "visibility", "hardware", "description")
+    __slots__ = ("owner", "name", "visibility", "hardware", "description", "github_url", "paper_url", "license_url", "cover_image_url")
     OWNER_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VISIBILITY_FIELD_NUMBER: _ClassVar[int]
     HARDWARE_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    GITHUB_URL_FIELD_NUMBER: _ClassVar[int]
+    PAPER_URL_FIELD_NUMBER: _ClassVar[int]
+    LICENSE_URL_FIELD_NUMBER: _ClassVar[int]
+    COVER_IMAGE_URL_FIELD_NUMBER: _ClassVar[int]
     owner: str
     name: str
     visibility: str
     hardware: str
     description: str
-    def __init__(self, owner: _Optional[str] = ..., name: _Optional[str] = ..., visibility: _Optional[str] = ..., hardware: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+    github_url: str
+    paper_url: str
+    license_url: str
+    cover_image_url: str
+    def __init__(self, owner: _Optional[str] = ..., name: _Optional[str] = ..., visibility: _Optional[str] = ..., hardware: _Optional[str] = ..., description: _Optional[str] = ..., github_url: _Optional[str] = ..., paper_url: _Optional[str] = ..., license_url: _Optional[str] = ..., cover_image_url: _Optional[str] = ...) -> None: ...
 
 class GetModelRequest(_message.Message):
     __slots__ = ("owner", "name")
@@ -226,3 +248,203 @@ class TokenRequest(_message.Message):
     token_id: str
     username: str
     def __init__(self, token_id: _Optional[str] = ..., username: _Optional[str] = ...) -> None: ...
+
+class UpdateModelRequest(_message.Message):
+    __slots__ = ("owner", "name", "description", "readme", "github_url", "paper_url", "weights_url", "license_url", "cover_image_url")
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    README_FIELD_NUMBER: _ClassVar[int]
+    GITHUB_URL_FIELD_NUMBER: _ClassVar[int]
+    PAPER_URL_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_URL_FIELD_NUMBER: _ClassVar[int]
+    LICENSE_URL_FIELD_NUMBER: _ClassVar[int]
+    COVER_IMAGE_URL_FIELD_NUMBER: _ClassVar[int]
+    owner: str
+    name: str
+    description: str
+    readme: str
+    github_url: str
+    paper_url: str
+    weights_url: str
+    license_url: str
+    cover_image_url: str
+    def __init__(self, owner: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., readme: _Optional[str] = ..., github_url: _Optional[str] = ..., paper_url: _Optional[str] = ..., weights_url: _Optional[str] = ..., license_url: _Optional[str] = ..., cover_image_url: _Optional[str] = ...) -> None: ...
+
+class DeleteModelRequest(_message.Message):
+    __slots__ = ("owner", "name")
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    owner: str
+    name: str
+    def __init__(self, owner: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class DeleteModelResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ("cursor", "limit", "sort_by", "sort_direction", "query")
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    SORT_BY_FIELD_NUMBER: _ClassVar[int]
+    SORT_DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    cursor: str
+    limit: int
+    sort_by: str
+    sort_direction: str
+    query: str
+    def __init__(self, cursor: _Optional[str] = ..., limit: _Optional[int] = ..., sort_by: _Optional[str] = ..., sort_direction: _Optional[str] = ..., query: _Optional[str] = ...) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models", "next_cursor")
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[Model]
+    next_cursor: str
+    def __init__(self, models: _Optional[_Iterable[_Union[Model, _Mapping]]] = ..., next_cursor: _Optional[str] = ...) -> None: ...
+
+class DeleteVersionRequest(_message.Message):
+    __slots__ = ("owner", "name", "version_id")
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_ID_FIELD_NUMBER: _ClassVar[int]
+    owner: str
+    name: str
+    version_id: str
+    def __init__(self, owner: _Optional[str] = ..., name: _Optional[str] = ..., version_id: _Optional[str] = ...) -> None: ...
+
+class DeleteVersionResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class File(_message.Message):
+    __slots__ = ("id", "owner", "name", "content_type", "size", "sha256", "md5", "metadata_json", "created_at", "expires_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    MD5_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    owner: str
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+    md5: str
+    metadata_json: str
+    created_at: str
+    expires_at: str
+    def __init__(self, id: _Optional[str] = ..., owner: _Optional[str] = ..., name: _Optional[str] = ..., content_type: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., md5: _Optional[str] = ..., metadata_json: _Optional[str] = ..., created_at: _Optional[str] = ..., expires_at: _Optional[str] = ...) -> None: ...
+
+class CreateFileRequest(_message.Message):
+    __slots__ = ("id", "owner", "name", "content_type", "size", "sha256", "md5", "metadata_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    MD5_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    owner: str
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+    md5: str
+    metadata_json: str
+    def __init__(self, id: _Optional[str] = ..., owner: _Optional[str] = ..., name: _Optional[str] = ..., content_type: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., md5: _Optional[str] = ..., metadata_json: _Optional[str] = ...) -> None: ...
+
+class GetFileRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ListFilesRequest(_message.Message):
+    __slots__ = ("owner", "cursor", "limit")
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    owner: str
+    cursor: str
+    limit: int
+    def __init__(self, owner: _Optional[str] = ..., cursor: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListFilesResponse(_message.Message):
+    __slots__ = ("files", "next_cursor")
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    files: _containers.RepeatedCompositeFieldContainer[File]
+    next_cursor: str
+    def __init__(self, files: _Optional[_Iterable[_Union[File, _Mapping]]] = ..., next_cursor: _Optional[str] = ...) -> None: ...
+
+class DeleteFileRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class DeleteFileResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Collection(_message.Message):
+    __slots__ = ("slug", "name", "description", "full_description", "models")
+    SLUG_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    FULL_DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    slug: str
+    name: str
+    description: str
+    full_description: str
+    models: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, slug: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., full_description: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PutCollectionRequest(_message.Message):
+    __slots__ = ("slug", "name", "description", "full_description", "models")
+    SLUG_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    FULL_DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    slug: str
+    name: str
+    description: str
+    full_description: str
+    models: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, slug: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., full_description: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetCollectionRequest(_message.Message):
+    __slots__ = ("slug",)
+    SLUG_FIELD_NUMBER: _ClassVar[int]
+    slug: str
+    def __init__(self, slug: _Optional[str] = ...) -> None: ...
+
+class ListCollectionsRequest(_message.Message):
+    __slots__ = ("cursor", "limit", "query")
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    cursor: str
+    limit: int
+    query: str
+    def __init__(self, cursor: _Optional[str] = ..., limit: _Optional[int] = ..., query: _Optional[str] = ...) -> None: ...
+
+class ListCollectionsResponse(_message.Message):
+    __slots__ = ("collections", "next_cursor")
+    COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    collections: _containers.RepeatedCompositeFieldContainer[Collection]
+    next_cursor: str
+    def __init__(self, collections: _Optional[_Iterable[_Union[Collection, _Mapping]]] = ..., next_cursor: _Optional[str] = ...) -> None: ...

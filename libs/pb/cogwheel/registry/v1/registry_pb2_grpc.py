@@ -117,6 +117,61 @@ class RegistryServiceStub:
                 request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.TokenRequest.SerializeToString,
                 response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.TokenInfo.FromString,
                 _registered_method=True)
+        self.UpdateModel = channel.unary_unary(
+                '/cogwheel.registry.v1.RegistryService/UpdateModel',
+                request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.UpdateModelRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.Model.FromString,
+                _registered_method=True)
+        self.DeleteModel = channel.unary_unary(
+                '/cogwheel.registry.v1.RegistryService/DeleteModel',
+                request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.DeleteModelRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.DeleteModelResponse.FromString,
+                _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/cogwheel.registry.v1.RegistryService/ListModels',
+                request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
+        self.DeleteVersion = channel.unary_unary(
+                '/cogwheel.registry.v1.RegistryService/DeleteVersion',
+                request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.DeleteVersionRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.DeleteVersionResponse.FromString,
+                _registered_method=True)
+        self.CreateFile = channel.unary_unary(
+                '/cogwheel.registry.v1.RegistryService/CreateFile',
+                request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.CreateFileRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.File.FromString,
+                _registered_method=True)
+        self.GetFile = channel.unary_unary(
+                '/cogwheel.registry.v1.RegistryService/GetFile',
+                request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.GetFileRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.File.FromString,
+                _registered_method=True)
+        self.ListFiles = channel.unary_unary(
+                '/cogwheel.registry.v1.RegistryService/ListFiles',
+                request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListFilesRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListFilesResponse.FromString,
+                _registered_method=True)
+        self.DeleteFile = channel.unary_unary(
+                '/cogwheel.registry.v1.RegistryService/DeleteFile',
+                request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.DeleteFileRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.DeleteFileResponse.FromString,
+                _registered_method=True)
+        self.PutCollection = channel.unary_unary(
+                '/cogwheel.registry.v1.RegistryService/PutCollection',
+                request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.PutCollectionRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.Collection.FromString,
+                _registered_method=True)
+        self.GetCollection = channel.unary_unary(
+                '/cogwheel.registry.v1.RegistryService/GetCollection',
+                request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.GetCollectionRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.Collection.FromString,
+                _registered_method=True)
+        self.ListCollections = channel.unary_unary(
+                '/cogwheel.registry.v1.RegistryService/ListCollections',
+                request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListCollectionsRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListCollectionsResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -221,6 +276,75 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateModel(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteModel(self, request, context):
+        """Refused (FAILED_PRECONDITION) while the model has versions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModels(self, request, context):
+        """Public models, newest first by default; `query` narrows them to a text search.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteVersion(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateFile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFiles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteFile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutCollection(self, request, context):
+        """Creates the collection or replaces its definition.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCollection(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCollections(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -303,6 +427,61 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.RevokeToken,
                     request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.TokenRequest.FromString,
                     response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.TokenInfo.SerializeToString,
+            ),
+            'UpdateModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateModel,
+                    request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.UpdateModelRequest.FromString,
+                    response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.Model.SerializeToString,
+            ),
+            'DeleteModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModel,
+                    request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.DeleteModelRequest.FromString,
+                    response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.DeleteModelResponse.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListModelsRequest.FromString,
+                    response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'DeleteVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteVersion,
+                    request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.DeleteVersionRequest.FromString,
+                    response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.DeleteVersionResponse.SerializeToString,
+            ),
+            'CreateFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateFile,
+                    request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.CreateFileRequest.FromString,
+                    response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.File.SerializeToString,
+            ),
+            'GetFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFile,
+                    request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.GetFileRequest.FromString,
+                    response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.File.SerializeToString,
+            ),
+            'ListFiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFiles,
+                    request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListFilesRequest.FromString,
+                    response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListFilesResponse.SerializeToString,
+            ),
+            'DeleteFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteFile,
+                    request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.DeleteFileRequest.FromString,
+                    response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.DeleteFileResponse.SerializeToString,
+            ),
+            'PutCollection': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutCollection,
+                    request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.PutCollectionRequest.FromString,
+                    response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.Collection.SerializeToString,
+            ),
+            'GetCollection': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCollection,
+                    request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.GetCollectionRequest.FromString,
+                    response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.Collection.SerializeToString,
+            ),
+            'ListCollections': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCollections,
+                    request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListCollectionsRequest.FromString,
+                    response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListCollectionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -739,6 +918,303 @@ class RegistryService:
             '/cogwheel.registry.v1.RegistryService/RevokeToken',
             cogwheel_dot_registry_dot_v1_dot_registry__pb2.TokenRequest.SerializeToString,
             cogwheel_dot_registry_dot_v1_dot_registry__pb2.TokenInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.registry.v1.RegistryService/UpdateModel',
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.UpdateModelRequest.SerializeToString,
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.Model.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.registry.v1.RegistryService/DeleteModel',
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.DeleteModelRequest.SerializeToString,
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.DeleteModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.registry.v1.RegistryService/ListModels',
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListModelsRequest.SerializeToString,
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.registry.v1.RegistryService/DeleteVersion',
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.DeleteVersionRequest.SerializeToString,
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.DeleteVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.registry.v1.RegistryService/CreateFile',
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.CreateFileRequest.SerializeToString,
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.File.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.registry.v1.RegistryService/GetFile',
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.GetFileRequest.SerializeToString,
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.File.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.registry.v1.RegistryService/ListFiles',
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListFilesRequest.SerializeToString,
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListFilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.registry.v1.RegistryService/DeleteFile',
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.DeleteFileRequest.SerializeToString,
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.DeleteFileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutCollection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.registry.v1.RegistryService/PutCollection',
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.PutCollectionRequest.SerializeToString,
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.Collection.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCollection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.registry.v1.RegistryService/GetCollection',
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.GetCollectionRequest.SerializeToString,
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.Collection.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCollections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.registry.v1.RegistryService/ListCollections',
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListCollectionsRequest.SerializeToString,
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListCollectionsResponse.FromString,
             options,
             channel_credentials,
             insecure,
