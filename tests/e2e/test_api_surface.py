@@ -205,7 +205,7 @@ async def test_official_client_models_files_collections_hardware_account(surface
     assert name and checksums["sha256"] == hashlib.sha256(b"file body").hexdigest()
     assert url == f"{surface.base_url}/v1/files/{result['file_id']}"
     assert result["file_ids"][0] == result["file_id"]
-    assert result["collections"] == ["greeters"]
+    assert "greeters" in result["collections"]  # other tests in the session define collections too
     # A model that does not exist is left out; the owner sees its private one.
     assert result["greeters"] == ["cogwheel/hello-world", "cogwheel/greeter", "cogwheel/secret"]
     assert result["hardware"] == ["cpu"]
