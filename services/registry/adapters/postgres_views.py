@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.registry.domain.accounts import Account
 from services.registry.domain.models import Model, Version
 
-_VERSION_COLUMNS = "id, owner, name, created_at, cog_version, openapi_schema, package_key, predictor_ref, hardware"
+_VERSION_COLUMNS = "id, owner, name, created_at, cog_version, openapi_schema, package_key, predictor_ref, hardware, concurrency_max"
 
 
 class PostgresViews:
