@@ -42,6 +42,41 @@ def env() -> None:
 
 
 @app.command()
+def push(
+    directory: Annotated[Path, typer.Argument(help="Model directory with cog.yaml.", exists=True, file_okay=False)],
+    model: Annotated[str, typer.Option("--model", "-m", help="Destination model, owner/name.")],
+    url: Annotated[str | None, typer.Option(help="Gateway origin (default: the running local stack, else REPLICATE_BASE_URL).")] = None,
+    token: Annotated[str | None, typer.Option(help="API token (default: the running local stack's, else REPLICATE_API_TOKEN).")] = None,
+    visibility: Annotated[str, typer.Option(help="Visibility if the model is created by this push.")] = "private",
+) -> None:
+    """Package DIRECTORY and push it as a new version of --model; prints the version id."""
+    import os
+
+    from cogwheel.push import PushError, push_directory
+
+    state = State.load(data_dir())
+    # Like `cogwheel env`: the running local stack first; otherwise what `eval $(cogwheel env)` exported.
+    if state.running() and state.token:
+        default_url, default_token = state.base_url, state.token
+    else:
+        default_url, default_token = os.environ.get("REPLICATE_BASE_URL", ""), os.environ.get("REPLICATE_API_TOKEN", "")
+    base_url, api_token = url or default_url, token or default_token
+    if not base_url or not api_token:
+        typer.echo("no gateway to push to: start one with `make up`, or pass --url and --token", err=True)
+        raise typer.Exit(1)
+    try:
+        result = push_directory(directory, model, base_url=base_url, token=api_token, visibility=visibility)
+    except PushError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    verb = "pushed" if result.created else "unchanged, already"
+    typer.echo(f"{verb} {model}:{result.version_id}", err=True)
+    typer.echo(result.version_id)
+
+
+@app.command()
 def migrate() -> None:
     """Apply every service's schema migrations."""
 

@@ -12,6 +12,7 @@ from libs.telemetry import TraceMiddleware
 from services.gateway import errors
 from services.gateway.bootstrap import Deps, bootstrap
 from services.gateway.routes import account, models, predictions
+from services.gateway.routes import push as push_routes
 from services.gateway.settings import GatewaySettings
 from services.gateway.subscribers import consume_prediction_events
 
@@ -38,5 +39,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(predictions.router)
     app.include_router(models.router)
     app.include_router(account.router)
+    app.include_router(push_routes.router)
     app.add_middleware(TraceMiddleware)
     return app

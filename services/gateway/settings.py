@@ -11,6 +11,8 @@ class GatewaySettings(ServiceSettings):
     registry_addr: str = "127.0.0.1:50051"
     scheduler_addr: str = "127.0.0.1:50052"
     auth_cache_seconds: float = 30.0
+    # Largest model package accepted by a push (compressed upload and unpacked content alike).
+    push_max_bytes: int = 20 * 1024**3
 
     @property
     def origin(self) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 
+from libs.modelpkg import PushedPackage
 from libs.pb.cogwheel.registry.v1 import registry_pb2, registry_pb2_grpc
 from libs.rpc import RpcUnauthenticated
 
@@ -73,3 +74,22 @@ class GrpcRegistryClient:
     async def list_versions(self, owner: str, name: str) -> list[dict[str, Any]]:
         reply = await self._stub.ListVersions(registry_pb2.ListVersionsRequest(owner=owner, name=name))
         return [version_view(version) for version in reply.versions]
+
+    async def create_model(self, owner: str, name: str, *, visibility: str, hardware: str) -> dict[str, Any]:
+        request = registry_pb2.CreateModelRequest(owner=owner, name=name, visibility=visibility, hardware=hardware)
+        return model_view(await self._stub.CreateModel(request))
+
+    async def create_version(self, owner: str, name: str, pushed: PushedPackage) -> dict[str, Any]:
+        request = registry_pb2.CreateVersionRequest(
+            owner=owner,
+            name=name,
+            version_id=pushed.version_id,
+            openapi_schema_json=json.dumps(pushed.openapi_schema),
+            cog_version=pushed.cog_version,
+            package_key=pushed.package_key,
+            predictor_ref=pushed.predictor_ref,
+            gpu=pushed.gpu,
+            concurrency_max=pushed.concurrency_max,
+        )
+        reply = await self._stub.CreateVersion(request)
+        return version_view(reply) | {"hardware": reply.hardware, "concurrency_max": reply.concurrency_max}
