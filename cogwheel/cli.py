@@ -94,13 +94,13 @@ def migrate() -> None:
 
 @app.command("seed")
 def seed_command() -> None:
-    """Create the cogwheel organization, an API token and cogwheel/hello-world on a running deployment.
+    """Create the cogwheel organization, an API token and the example models on a running deployment.
 
     Reads COGWHEEL_REGISTRY_ADDR and COGWHEEL_NATS_URL (as in docker-compose); prints the token.
     """
     import os
 
-    from cogwheel.seed import seed
+    from cogwheel.seed import EXAMPLES, seed
 
     directory = data_dir()
     state = State.load(directory)
@@ -108,11 +108,12 @@ def seed_command() -> None:
     if not registry or not nats_url:
         typer.echo("cogwheel seed needs COGWHEEL_REGISTRY_ADDR and COGWHEEL_NATS_URL", err=True)
         raise typer.Exit(1)
-    result = asyncio.run(seed(registry, nats_url, token=state.token, token_id=state.token_id))
+    result = asyncio.run(seed(registry, nats_url, token=state.token, token_id=state.token_id, examples=tuple(EXAMPLES)))
     state.token, state.token_id, state.version_id = result.token, result.token_id, result.version_id
     state.save(directory)
     typer.echo(f"export REPLICATE_API_TOKEN={result.token}")
-    typer.echo(f"# cogwheel/hello-world version {result.version_id}")
+    for name, version in result.versions.items():
+        typer.echo(f"# cogwheel/{name} version {version}")
 
 
 @app.command("rebuild-projections")
