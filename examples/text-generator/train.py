@@ -1,6 +1,6 @@
 """Train the character model on sonnets.txt and write weights.pt: `python train.py [--steps N]`.
 
-Takes a few minutes on two CPU cores. The committed weights.pt was made with the defaults.
+Takes five to ten minutes on two CPU cores. The committed weights.pt was made with the defaults.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import shutil
 import sys
 import tempfile
@@ -133,6 +134,7 @@ async def push_package_file(
     *,
     env_cache_dir: Path | None = None,
     max_unpacked: int = DEFAULT_MAX_UNPACKED,
+    work_dir: Path | None = None,
 ) -> PushedPackage:
     """Push an uploaded ``.tar.gz`` of a model directory.
 
@@ -142,15 +144,17 @@ async def push_package_file(
     Raises:
         ModelPackageError: not a valid archive, too large, or the directory inside is refused.
     """
-    with tempfile.TemporaryDirectory(prefix="cogwheel-upload-") as work:
-        model_dir = Path(work) / "model"
+    work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="cogwheel-upload-", dir=work_dir))
+    model_dir = work / "model"
+    try:
         model_dir.mkdir()
         await asyncio.to_thread(extract_package, Path(package_file), model_dir, max_size=max_unpacked)
-        try:
-            return await push_model_dir(js, model_dir, env_cache_dir=env_cache_dir)
-        except ModelPackageError as exc:
-            # Messages name files by the server's scratch path; the client knows them relative to its directory.
-            raise ModelPackageError(str(exc).replace(f"{model_dir}/", "").replace(str(model_dir), ".")) from None
+        return await push_model_dir(js, model_dir, env_cache_dir=env_cache_dir)
+    except ModelPackageError as exc:
+        # Messages name files by the server's scratch path; the client knows them relative to its directory.
+        raise ModelPackageError(str(exc).replace(f"{model_dir}/", "").replace(str(model_dir), ".")) from None
+    finally:
+        await asyncio.to_thread(shutil.rmtree, work, True)  # may hold gigabytes of weights
 
 
 async def delete_package(js: JetStreamContext, version_id: str) -> None:
@@ -188,7 +192,9 @@ async def fetch_package(js: JetStreamContext, version_id: str, cache_dir: Path) 
         return target
     bucket = await versions_bucket(js)
     cache.mkdir(parents=True, exist_ok=True)
-    download = Path(tempfile.mkstemp(prefix=f".{version_id}.", suffix=".tar.gz", dir=cache)[1])
+    fd, name = tempfile.mkstemp(prefix=f".{version_id}.", suffix=".tar.gz", dir=cache)
+    os.close(fd)
+    download = Path(name)
     try:
         try:
             with download.open("wb") as out:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,12 @@ router = APIRouter(prefix="/v1")
 # Each push imports user code and may run pip; a few at a time keep the gateway responsive.
 _PUSHES = asyncio.Semaphore(2)
 _ACCEPTED_TYPES = ("application/gzip", "application/x-gzip", "application/x-tar+gzip", "application/octet-stream")
+
+
+def _scratch_file(directory: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix="push-", suffix=".tar.gz", dir=directory)
+    os.close(fd)
+    return Path(name)
 
 
 def _gateway_dir(request: Request) -> Path:
@@ -118,16 +125,16 @@ async def push_version(
     limit = deps.settings.push_max_bytes
     work_root = _gateway_dir(request) / "uploads"
     work_root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="push-", dir=work_root) as work:
-        upload = Path(work) / "upload.tar.gz"
+    upload = await asyncio.to_thread(_scratch_file, work_root)
+    try:
         await _receive(request, upload, limit)
         async with _PUSHES:
-            try:
-                pushed = await push_package_file(
-                    deps.bus.js, upload, env_cache_dir=_gateway_dir(request) / "envs", max_unpacked=limit
-                )
-            except ModelPackageError as exc:
-                raise ApiError(422, "Invalid model package", str(exc)) from None
+            pushed = await push_package_file(deps.bus.js, upload, env_cache_dir=_gateway_dir(request) / "envs",
+                                             max_unpacked=limit, work_dir=work_root)
+    except ModelPackageError as exc:
+        raise ApiError(422, "Invalid model package", str(exc)) from None
+    finally:
+        await asyncio.to_thread(upload.unlink, True)
     try:
         await _ensure_model(request, owner, name, visibility, hardware)
         version, created = await _record(request, owner, name, pushed)
