@@ -152,7 +152,8 @@ async def push_package_file(
         return await push_model_dir(js, model_dir, env_cache_dir=env_cache_dir)
     except ModelPackageError as exc:
         # Messages name files by the server's scratch path; the client knows them relative to its directory.
-        raise ModelPackageError(str(exc).replace(f"{model_dir}/", "").replace(str(model_dir), ".")) from None
+        message = str(exc).replace(f"{model_dir}: ", "").replace(f"{model_dir}/", "").replace(str(model_dir), ".")
+        raise ModelPackageError(message) from None
     finally:
         await asyncio.to_thread(shutil.rmtree, work, True)  # may hold gigabytes of weights
 
