@@ -1,25 +1,26 @@
-"""`python -m benchmarks [hello [N] | webhooks]`: run the named benchmark (all of them by default) and print its table."""
+"""`python -m benchmarks [hello [N] | webhooks | examples [N]]`: run the named benchmark (all by default) and print its table."""
 
 import asyncio
 import sys
 
-from benchmarks import hello_latency, webhooks
+from benchmarks import gpu_examples, hello_latency, webhooks
+
+BENCHMARKS = ("hello", "webhooks", "examples")
 
 
-def main() -> None:
-    args = sys.argv[1:]
+def main(argv: list[str]) -> None:
     # A bare number keeps its old meaning: hello-world requests per path.
-    if args and args[0].isdigit():
-        args = ["hello", *args]
-    which = args[0] if args else "all"
-    if which in ("hello", "all"):
-        requests = int(args[1]) if which == "hello" and len(args) > 1 else 300
-        asyncio.run(hello_latency.run(requests))
-    if which in ("webhooks", "all"):
+    which = argv[0] if argv and not argv[0].isdigit() else "all"
+    numbers = [int(a) for a in argv if a.isdigit()]
+    if which not in ("all", *BENCHMARKS):
+        raise SystemExit(f"unknown benchmark {which!r}; choose one of {', '.join(BENCHMARKS)}")
+    if which in ("all", "hello"):
+        asyncio.run(hello_latency.run(numbers[0] if numbers else 300))
+    if which in ("all", "webhooks"):
         asyncio.run(webhooks.run())
-    if which not in ("hello", "webhooks", "all"):
-        raise SystemExit(f"unknown benchmark {which!r}; choose hello or webhooks")
+    if which in ("all", "examples"):
+        asyncio.run(gpu_examples.run(numbers[0] if numbers else 30))
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -47,6 +47,41 @@ def env() -> None:
 
 
 @app.command()
+def push(
+    directory: Annotated[Path, typer.Argument(help="Model directory with cog.yaml.", exists=True, file_okay=False)],
+    model: Annotated[str, typer.Option("--model", "-m", help="Destination model, owner/name.")],
+    url: Annotated[str | None, typer.Option(help="Gateway origin (default: the running local stack, else REPLICATE_BASE_URL).")] = None,
+    token: Annotated[str | None, typer.Option(help="API token (default: the running local stack's, else REPLICATE_API_TOKEN).")] = None,
+    visibility: Annotated[str, typer.Option(help="Visibility if the model is created by this push.")] = "private",
+) -> None:
+    """Package DIRECTORY and push it as a new version of --model; prints the version id."""
+    import os
+
+    from cogwheel.push import PushError, push_directory
+
+    state = State.load(data_dir())
+    # Like `cogwheel env`: the running local stack first; otherwise what `eval $(cogwheel env)` exported.
+    if state.running() and state.token:
+        default_url, default_token = state.base_url, state.token
+    else:
+        default_url, default_token = os.environ.get("REPLICATE_BASE_URL", ""), os.environ.get("REPLICATE_API_TOKEN", "")
+    base_url, api_token = url or default_url, token or default_token
+    if not base_url or not api_token:
+        typer.echo("no gateway to push to: start one with `make up`, or pass --url and --token", err=True)
+        raise typer.Exit(1)
+    try:
+        result = push_directory(directory, model, base_url=base_url, token=api_token, visibility=visibility)
+    except PushError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    verb = "pushed" if result.created else "unchanged, already"
+    typer.echo(f"{verb} {model}:{result.version_id}", err=True)
+    typer.echo(result.version_id)
+
+
+@app.command()
 def migrate() -> None:
     """Apply every service's schema migrations."""
 
@@ -64,14 +99,14 @@ def migrate() -> None:
 
 @app.command("seed")
 def seed_command() -> None:
-    """Create the cogwheel organization, an API token, cogwheel/hello-world and the admin account on a deployment.
+    """Create the cogwheel organization, an API token, the example models and the admin account on a deployment.
 
     Reads COGWHEEL_REGISTRY_ADDR and COGWHEEL_NATS_URL (as in docker-compose); prints both tokens.
     """
     import os
 
     from cogwheel.admin import ensure_admin
-    from cogwheel.seed import seed
+    from cogwheel.seed import EXAMPLES, seed
 
     directory = data_dir()
     state = State.load(directory)
@@ -79,14 +114,15 @@ def seed_command() -> None:
     if not registry or not nats_url:
         typer.echo("cogwheel seed needs COGWHEEL_REGISTRY_ADDR and COGWHEEL_NATS_URL", err=True)
         raise typer.Exit(1)
-    result = asyncio.run(seed(registry, nats_url, token=state.token, token_id=state.token_id))
+    result = asyncio.run(seed(registry, nats_url, token=state.token, token_id=state.token_id, examples=tuple(EXAMPLES)))
     admin = asyncio.run(ensure_admin(registry, state.admin_token, state.admin_token_id))
     state.token, state.token_id, state.version_id = result.token, result.token_id, result.version_id
     state.admin_token, state.admin_token_id = admin.token, admin.token_id
     state.save(directory)
     typer.echo(f"export REPLICATE_API_TOKEN={result.token}")
     typer.echo(f"export COGWHEEL_ADMIN_TOKEN={admin.token}")
-    typer.echo(f"# cogwheel/hello-world version {result.version_id}")
+    for name, version in result.versions.items():
+        typer.echo(f"# cogwheel/{name} version {version}")
 
 
 @app.command("rebuild-projections")

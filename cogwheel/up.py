@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cogwheel.admin import ensure_admin
-from cogwheel.seed import seed
+from cogwheel.seed import EXAMPLES, seed
 from cogwheel.servers import Servers
 from cogwheel.stack import Stack, StackError
 from cogwheel.state import State
@@ -81,7 +81,9 @@ async def run_up(data_dir: Path, port: int, replicas: dict[str, int] | None = No
     stack: Stack | None = None
     try:
         stack = await _bring_up(data_dir, port, servers, replicas or {})
-        result = await seed(stack.registry_addr, servers.nats_url, token=state.token, token_id=state.token_id)
+        say(f"pushing example models: {', '.join(EXAMPLES)}")
+        result = await seed(stack.registry_addr, servers.nats_url, token=state.token, token_id=state.token_id,
+                            examples=tuple(EXAMPLES))
         admin = await ensure_admin(stack.registry_addr, state.admin_token, state.admin_token_id)
         state = State(
             base_url=stack.base_url, token=result.token, token_id=result.token_id, version_id=result.version_id,
@@ -90,7 +92,7 @@ async def run_up(data_dir: Path, port: int, replicas: dict[str, int] | None = No
             pids=stack.pids() | servers.pids(),
         )
         state.save(data_dir)
-        _banner(state)
+        _banner(state, result.versions)
         await asyncio.Event().wait()
     except asyncio.CancelledError:
         if not stopping.is_set():
@@ -112,11 +114,12 @@ async def run_up(data_dir: Path, port: int, replicas: dict[str, int] | None = No
     return 0
 
 
-def _banner(state: State) -> None:
+def _banner(state: State, versions: dict[str, str]) -> None:
     say(f"ready: API {state.api_url}")
     say(f"token: {state.token}")
     say(f"admin token: {state.admin_token} (used by `cogwheel account` and `cogwheel token`)")
-    say(f"model: cogwheel/hello-world version {state.version_id}")
+    for name, version in versions.items():
+        say(f"model: cogwheel/{name} version {version}")
     say("in another shell: eval $(.venv/bin/cogwheel env)")
 
 

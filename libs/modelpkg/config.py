@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+import re
+import sys
 from typing import Any
 
 import yaml
@@ -11,6 +13,8 @@ import yaml
 from libs.modelpkg.errors import ModelPackageError
 
 COG_YAML = "cog.yaml"
+MIN_PYTHON = (3, 8)
+_PYTHON_VERSION = re.compile(r"^3\.(\d+)(\.\d+)?$")
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,28 @@ class CogConfig:
     def gpu(self) -> bool:
         return bool(self.build.get("gpu", False))
 
+    @property
+    def python_packages(self) -> tuple[str, ...]:
+        """``build.python_packages`` as pip requirement strings, in the order given."""
+        return tuple(str(p).strip() for p in self.build.get("python_packages") or ())
+
+    @property
+    def system_packages(self) -> tuple[str, ...]:
+        """``build.system_packages``: reported, never installed (there is no image build)."""
+        return tuple(str(p).strip() for p in self.build.get("system_packages") or ())
+
+    def warnings(self) -> list[str]:
+        """What cog.yaml asks for that a Docker-free runner does not do."""
+        found = []
+        if self.system_packages:
+            found.append(
+                "build.system_packages are not installed (no image is built): " + ", ".join(self.system_packages)
+            )
+        current = f"{sys.version_info.major}.{sys.version_info.minor}"
+        if self.python_version is not None and self.python_version != current:
+            found.append(f"build.python_version {self.python_version} is not available; the model runs on Python {current}")
+        return found
+
 
 def load_cog_config(model_dir: Path) -> CogConfig:
     """Parse ``model_dir/cog.yaml``.
@@ -66,14 +92,46 @@ def load_cog_config(model_dir: Path) -> CogConfig:
     build = raw.get("build") or {}
     if not isinstance(build, dict):
         raise ModelPackageError(f"{path}: `build` must be a mapping")
-    concurrency = raw.get("concurrency") or {}
+    _check_build(path, build)
     return CogConfig(
         predict=predict.strip(),
         train=None if train is None else str(train).strip(),
         build=build,
-        concurrency_max=int(concurrency.get("max", 1)) if isinstance(concurrency, dict) else 1,
+        concurrency_max=_concurrency_max(path, raw.get("concurrency")),
         environment=_parse_environment(path, raw.get("environment") or []),
     )
+
+
+def _check_build(path: Path, build: dict[str, Any]) -> None:
+    version = build.get("python_version")
+    if version is not None:
+        # YAML reads an unquoted 3.10 as the float 3.1; cog documents quoting it, so take the text as written.
+        text = str(version).strip()
+        match = _PYTHON_VERSION.fullmatch(text)
+        if match is None or (3, int(match.group(1))) < MIN_PYTHON:
+            raise ModelPackageError(
+                f"{path}: build.python_version {text!r} is not supported (Python "
+                f"{MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer is required)"
+            )
+    for key in ("python_packages", "system_packages"):
+        value = build.get(key)
+        if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value)):
+            raise ModelPackageError(f"{path}: build.{key} must be a list of strings")
+    for package in build.get("python_packages") or ():
+        if package.strip().startswith("-"):
+            raise ModelPackageError(f"{path}: build.python_packages entry {package!r} is a pip option, not a package")
+    gpu = build.get("gpu", False)
+    if not isinstance(gpu, bool):
+        raise ModelPackageError(f"{path}: build.gpu must be true or false, not {gpu!r}")
+
+
+def _concurrency_max(path: Path, concurrency: Any) -> int:
+    if concurrency is None:
+        return 1
+    value = concurrency.get("max", 1) if isinstance(concurrency, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ModelPackageError(f"{path}: concurrency.max must be a positive integer")
+    return value
 
 
 def _check_ref(path: Path, ref: str) -> None:

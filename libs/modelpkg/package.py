@@ -7,8 +7,10 @@ import hashlib
 import io
 import os
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from libs.modelpkg.errors import ModelPackageError
 
@@ -43,30 +45,75 @@ def iter_model_files(model_dir: Path) -> list[Path]:
 
 
 def build_package(model_dir: Path) -> Package:
-    """Pack ``model_dir`` so identical content always yields identical bytes.
+    """Pack ``model_dir`` in memory (small directories, tests); see ``write_package`` for large ones."""
+    raw = io.BytesIO()
+    version_id = _write(model_dir, raw)
+    return Package(data=raw.getvalue(), version_id=version_id)
+
+
+def write_package(model_dir: Path, dest: Path) -> str:
+    """Pack ``model_dir`` into the file ``dest`` without holding it in memory; returns the version id.
+
+    Identical content always yields identical bytes, so the id is the content's address.
 
     Raises:
         ModelPackageError: ``model_dir`` is not a directory.
     """
+    with open(dest, "wb") as out:
+        return _write(model_dir, out)
+
+
+class _HashingWriter(io.RawIOBase):
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self.sha256 = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.sha256.update(data)
+        return self._out.write(data) or len(data)
+
+
+def _write(model_dir: Path, out: BinaryIO) -> str:
     root = Path(model_dir)
     if not root.is_dir():
         raise ModelPackageError(f"{model_dir}: not a directory")
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for rel in iter_model_files(root):
-            content = (root / rel).read_bytes()
-            info = tarfile.TarInfo(rel.as_posix())
-            info.size = len(content)
-            info.mtime = _FIXED_MTIME
-            info.mode = 0o755 if os.access(root / rel, os.X_OK) else 0o644
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            tar.addfile(info, io.BytesIO(content))
-    data = gzip.compress(raw.getvalue(), compresslevel=6, mtime=0)
-    return Package(data=data, version_id=hashlib.sha256(data).hexdigest())
+    writer = _HashingWriter(out)
+    # filename="" and mtime=0 keep the gzip header free of anything but the content.
+    with gzip.GzipFile(filename="", mode="wb", fileobj=writer, compresslevel=6, mtime=0) as gz:
+        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for rel in iter_model_files(root):
+                path = root / rel
+                info = tarfile.TarInfo(rel.as_posix())
+                info.size = path.stat().st_size
+                info.mtime = _FIXED_MTIME
+                info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                with path.open("rb") as content:
+                    tar.addfile(info, content)
+    return writer.sha256.hexdigest()
 
 
-def extract_package(data: bytes, dest: Path) -> None:
-    """Unpack package bytes into ``dest`` (which must exist), refusing entries that escape it."""
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        tar.extractall(dest, filter="data")
+def extract_package(data: bytes | Path, dest: Path, *, max_size: int | None = None) -> None:
+    """Unpack package bytes (or a package file) into ``dest`` (which must exist).
+
+    Entries that would escape ``dest``, links and devices are refused; so is an archive whose files add up
+    to more than ``max_size`` bytes.
+
+    Raises:
+        ModelPackageError: the archive is not a gzipped tar, is too large or holds a forbidden entry.
+    """
+    source = open(data, "rb") if isinstance(data, Path) else io.BytesIO(data)  # noqa: SIM115 - closed below
+    try:
+        with tarfile.open(fileobj=source, mode="r:gz") as tar:
+            members = tar.getmembers()
+            if max_size is not None and sum(m.size for m in members) > max_size:
+                raise ModelPackageError(f"package unpacks to more than {max_size} bytes")
+            tar.extractall(dest, members=members, filter="data")
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise ModelPackageError(f"package is not a valid .tar.gz archive: {exc}") from None
+    finally:
+        source.close()

@@ -20,6 +20,8 @@ class GatewaySettings(ServiceSettings):
     rate_limit_requests_burst: float = 3000
     # Largest upload accepted by POST /v1/files (Replicate's limit is 100 MiB).
     max_upload_bytes: int = 100 * 1024 * 1024
+    # Largest model package accepted by a push (compressed upload and unpacked content alike).
+    push_max_bytes: int = 20 * 1024**3
 
     @property
     def origin(self) -> str:

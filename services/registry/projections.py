@@ -158,8 +158,9 @@ class RegistryProjection:
         await tx.conn.execute(
             text(
                 f"INSERT INTO {s}.versions (id, owner, name, created_at, cog_version, openapi_schema,"
-                " package_key, predictor_ref, hardware, position) VALUES (:id, :owner, :name, :created_at,"
-                " :cog_version, CAST(:openapi_schema AS jsonb), :package_key, :predictor_ref, :hardware, :position)"
+                " package_key, predictor_ref, hardware, concurrency_max, position) VALUES (:id, :owner, :name,"
+                " :created_at, :cog_version, CAST(:openapi_schema AS jsonb), :package_key, :predictor_ref, :hardware,"
+                " :concurrency_max, :position)"
             ),
             row,
         )

@@ -135,6 +135,7 @@ def _version(version: Version) -> pb.Version:
         package_key=version.package_key,
         predictor_ref=version.predictor_ref,
         hardware=version.hardware,
+        concurrency_max=version.concurrency_max,
     )
 
 
@@ -237,6 +238,8 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
             cog_version=request.cog_version,
             package_key=request.package_key,
             predictor_ref=request.predictor_ref,
+            gpu=request.gpu,
+            concurrency_max=request.concurrency_max,
         )
         return _version(await handlers.create_version(cmd, self.deps.uow, self.deps.clock, _metadata()))
 

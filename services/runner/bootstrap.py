@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from libs.bus.nats import Bus, connect
-from libs.modelpkg import fetch_package, load_cog_config
+from libs.modelpkg import ensure_environment, fetch_package, load_cog_config
 from services.runner.adapters.supervisor import WorkerSupervisor
 from services.runner.settings import RunnerSettings
 from services.runner.worker import RunnerWorker
@@ -25,9 +25,12 @@ async def bootstrap(settings: RunnerSettings, *, bus: Bus | None = None) -> Deps
     await bus.ensure_streams()
     runner_id = settings.instance_id or f"runner-{socket.gethostname()}-{os.getpid()}"
 
-    def start_supervisor(model_dir: Path, predictor_ref: str) -> WorkerSupervisor:
-        env = load_cog_config(model_dir).environment
-        return WorkerSupervisor(model_dir, predictor_ref, env=env, setup_timeout=settings.setup_timeout)
+    async def start_supervisor(model_dir: Path, predictor_ref: str) -> WorkerSupervisor:
+        config = load_cog_config(model_dir)
+        python = await ensure_environment(model_dir, config, settings.environments_cache_dir)
+        return WorkerSupervisor(
+            model_dir, predictor_ref, env=config.environment, python=python, setup_timeout=settings.setup_timeout
+        )
 
     worker = RunnerWorker(
         bus,

@@ -17,3 +17,7 @@ class RunnerSettings(ServiceSettings):
     @property
     def versions_cache_dir(self) -> Path:
         return Path(self.data_dir) / "runner" / "versions"
+
+    @property
+    def environments_cache_dir(self) -> Path:
+        return Path(self.data_dir) / "runner" / "envs"

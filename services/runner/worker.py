@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -34,7 +35,7 @@ class Predictor(Protocol):
     async def stop(self) -> None: ...
 
 
-SupervisorFactory = Callable[[Path, str], Predictor]
+SupervisorFactory = Callable[[Path, str], Predictor | Awaitable[Predictor]]
 
 
 @dataclass
@@ -148,6 +149,8 @@ class RunnerWorker:
             log.info("unloading version %s", evicted)
             await old.supervisor.stop()
         supervisor = self._factory(model_dir, predictor_ref)
+        if inspect.isawaitable(supervisor):  # a factory may first prepare the version's Python environment
+            supervisor = await supervisor
         self._loaded[version_id] = _Loaded(supervisor)
         return supervisor
 

@@ -14,6 +14,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from libs.events import Envelope
+from libs.modelpkg import PushedPackage
 from libs.pb.cogwheel.registry.v1 import registry_pb2, registry_pb2_grpc
 from libs.rpc import RpcUnauthenticated
 
@@ -237,8 +238,10 @@ class GrpcRegistryClient:
         reply = await rpc[action](registry_pb2.TokenRequest(token_id=token_id, username=username))
         self.forget(token_id=token_id)
         return token_view(reply)
-    async def create_model(self, **fields: str) -> dict[str, Any]:
-        return model_view(await self._stub.CreateModel(registry_pb2.CreateModelRequest(**fields)))
+
+    async def create_model(self, owner: str, name: str, **fields: str) -> dict[str, Any]:
+        request = registry_pb2.CreateModelRequest(owner=owner, name=name, **fields)
+        return model_view(await self._stub.CreateModel(request))
 
     async def update_model(self, owner: str, name: str, changes: dict[str, str]) -> dict[str, Any]:
         request = registry_pb2.UpdateModelRequest(owner=owner, name=name, **changes)
@@ -285,3 +288,18 @@ class GrpcRegistryClient:
             registry_pb2.ListCollectionsRequest(cursor=cursor, limit=limit, query=query)
         )
         return [collection_view(c) for c in reply.collections], reply.next_cursor
+
+    async def create_version(self, owner: str, name: str, pushed: PushedPackage) -> dict[str, Any]:
+        request = registry_pb2.CreateVersionRequest(
+            owner=owner,
+            name=name,
+            version_id=pushed.version_id,
+            openapi_schema_json=json.dumps(pushed.openapi_schema),
+            cog_version=pushed.cog_version,
+            package_key=pushed.package_key,
+            predictor_ref=pushed.predictor_ref,
+            gpu=pushed.gpu,
+            concurrency_max=pushed.concurrency_max,
+        )
+        reply = await self._stub.CreateVersion(request)
+        return version_view(reply) | {"hardware": reply.hardware, "concurrency_max": reply.concurrency_max}

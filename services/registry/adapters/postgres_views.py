@@ -16,7 +16,8 @@ from services.registry.domain.files import File
 from services.registry.domain.models import Model, Version
 
 _VERSION_FIELDS = (
-    "id", "owner", "name", "created_at", "cog_version", "openapi_schema", "package_key", "predictor_ref", "hardware"
+    "id", "owner", "name", "created_at", "cog_version", "openapi_schema", "package_key", "predictor_ref", "hardware",
+    "concurrency_max",
 )
 _VERSION_COLUMNS = ", ".join(_VERSION_FIELDS)
 _MODEL_FIELDS = (

@@ -70,6 +70,8 @@ class CreateVersion(Command):
     cog_version: str = ""
     package_key: str = ""
     predictor_ref: str = ""
+    gpu: bool = False
+    concurrency_max: int = 1
 
 
 class UpdateModel(Command):

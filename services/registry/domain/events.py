@@ -157,6 +157,8 @@ class VersionCreated(RegistryEvent):
     predictor_ref: str
     hardware: str
     created_at: datetime
+    # Absent from events recorded before it existed.
+    concurrency_max: int = 1
 
     @property
     def stream_id(self) -> str:

@@ -47,6 +47,7 @@ class Version(BaseModel):
     package_key: str
     predictor_ref: str
     hardware: str
+    concurrency_max: int = 1
 
 
 class Model(BaseModel):
@@ -198,7 +199,8 @@ def create_version(
             openapi_schema=cmd.openapi_schema,
             package_key=cmd.package_key or version_id,
             predictor_ref=cmd.predictor_ref,
-            hardware=state.hardware,
+            hardware=names.version_hardware(state.hardware, cmd.gpu),
             created_at=now,
+            concurrency_max=names.concurrency(cmd.concurrency_max),
         )
     ]

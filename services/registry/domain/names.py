@@ -13,6 +13,8 @@ _HARDWARE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 ACCOUNT_TYPES = ("user", "organization")
 VISIBILITIES = ("public", "private")
 DEFAULT_HARDWARE = "cpu"
+GPU_HARDWARE = "gpu"
+MAX_CONCURRENCY = 1024
 
 
 def _check(pattern: re.Pattern[str], value: str, what: str) -> str:
@@ -35,6 +37,18 @@ def version_id(value: str) -> str:
 
 def hardware(value: str) -> str:
     return _check(_HARDWARE, value or DEFAULT_HARDWARE, "hardware")
+
+
+def version_hardware(model_hardware: str, gpu: bool) -> str:
+    """A version that needs a GPU on a CPU model runs on generic GPU hardware; otherwise the model's hardware."""
+    return GPU_HARDWARE if gpu and model_hardware == DEFAULT_HARDWARE else model_hardware
+
+
+def concurrency(value: int) -> int:
+    value = value or 1
+    if not 1 <= value <= MAX_CONCURRENCY:
+        raise InvalidRequest(f"concurrency.max must be between 1 and {MAX_CONCURRENCY}, not {value}")
+    return value
 
 
 def account_type(value: str) -> str:

@@ -57,3 +57,49 @@ def test_refuses_missing_predictor_file(tmp_path: Path) -> None:
 def test_refuses_malformed_ref(tmp_path: Path) -> None:
     with pytest.raises(ModelPackageError, match="must look like"):
         load_cog_config(_write(tmp_path, 'predict: "Predictor"\n'))
+
+
+def test_refuses_python_older_than_3_8() -> None:
+    with pytest.raises(ModelPackageError, match=r"build.python_version '3.7' is not supported"):
+        load_cog_config(FIXTURES / "old_python")
+
+
+@pytest.mark.parametrize("version", ["3.8", "3.11", "3.13", "3.12.1"])
+def test_accepts_supported_python_versions(tmp_path: Path, version: str) -> None:
+    config = load_cog_config(_write(tmp_path, f'build:\n  python_version: "{version}"\npredict: "predict.py:P"\n'))
+    assert config.python_version == version
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        ('python_version: "2.7"', "is not supported"),
+        ('python_version: "three"', "is not supported"),
+        ("python_packages: inflection", "python_packages must be a list of strings"),
+        ('python_packages: ["--index-url=http://x"]', "is a pip option"),
+        ("system_packages: [1, 2]", "system_packages must be a list of strings"),
+        ("gpu: maybe", "build.gpu must be true or false"),
+    ],
+)
+def test_refuses_malformed_build(tmp_path: Path, build: str, message: str) -> None:
+    with pytest.raises(ModelPackageError, match=message):
+        load_cog_config(_write(tmp_path, f'build:\n  {build}\npredict: "predict.py:P"\n'))
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "lots", "true"])
+def test_refuses_bad_concurrency(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ModelPackageError, match="concurrency.max must be a positive integer"):
+        load_cog_config(_write(tmp_path, f'predict: "predict.py:P"\nconcurrency:\n  max: {value}\n'))
+
+
+def test_packages_and_warnings() -> None:
+    config = load_cog_config(FIXTURES / "with_packages")
+    assert config.python_packages == ("inflection==0.5.1",)
+    assert config.system_packages == ("libfoo-dev",)
+    assert config.concurrency_max == 3
+    assert config.warnings() == ["build.system_packages are not installed (no image is built): libfoo-dev"]
+
+
+def test_warns_about_other_python_version(tmp_path: Path) -> None:
+    config = load_cog_config(_write(tmp_path, 'build:\n  python_version: "3.9"\npredict: "predict.py:P"\n'))
+    assert any("3.9 is not available" in w for w in config.warnings())

@@ -65,3 +65,25 @@ def test_round_trip(tmp_path: Path) -> None:
 def test_refuses_non_directory(tmp_path: Path) -> None:
     with pytest.raises(ModelPackageError, match="not a directory"):
         build_package(tmp_path / "missing")
+
+
+def test_written_package_equals_in_memory_one(tmp_path: Path) -> None:
+    from libs.modelpkg import write_package
+
+    dest = tmp_path / "pkg.tar.gz"
+    version_id = write_package(HELLO, dest)
+    package = build_package(HELLO)
+    assert version_id == package.version_id
+    assert dest.read_bytes() == package.data
+
+
+def test_extract_refuses_oversized_content(tmp_path: Path) -> None:
+    package = build_package(HELLO)
+    with pytest.raises(ModelPackageError, match="unpacks to more than 10 bytes"):
+        extract_package(package.data, tmp_path, max_size=10)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_extract_refuses_garbage(tmp_path: Path) -> None:
+    with pytest.raises(ModelPackageError, match="not a valid .tar.gz"):
+        extract_package(b"this is not a tarball", tmp_path)

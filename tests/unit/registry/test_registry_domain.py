@@ -164,3 +164,34 @@ def test_tokens_are_prefixed_url_safe_and_distinct() -> None:
         assert tokens.looks_like_token(token)
         assert tokens.hash_token(token) != token and len(tokens.hash_token(token)) == 64
     assert not tokens.looks_like_token("r8_abc")
+
+
+@pytest.mark.parametrize(
+    ("model_hardware", "gpu", "expected"),
+    [("cpu", False, "cpu"), ("cpu", True, "gpu"), ("gpu-t4", True, "gpu-t4"), ("gpu-t4", False, "gpu-t4")],
+)
+def test_version_hardware_follows_build_gpu(model_hardware: str, gpu: bool, expected: str) -> None:
+    state = models.replay([HELLO.model_copy(update={"hardware": model_hardware})])
+    cmd = CreateVersion(owner="alice", name="hello", version_id="abc", gpu=gpu, concurrency_max=4)
+    [event] = models.create_version(state, cmd, claimed_by=None, now=NOW)
+    assert isinstance(event, VersionCreated)
+    assert (event.hardware, event.concurrency_max) == (expected, 4)
+
+
+def test_version_concurrency_defaults_to_one_and_is_bounded() -> None:
+    state = models.replay([HELLO])
+    [event] = models.create_version(
+        state, CreateVersion(owner="alice", name="hello", version_id="abc", concurrency_max=0), claimed_by=None, now=NOW
+    )
+    assert isinstance(event, VersionCreated) and event.concurrency_max == 1
+    with pytest.raises(InvalidRequest):
+        models.create_version(
+            state, CreateVersion(owner="alice", name="hello", version_id="abd", concurrency_max=5000),
+            claimed_by=None, now=NOW,
+        )
+
+
+def test_versions_recorded_before_concurrency_existed_read_as_one() -> None:
+    data = version_created("abc").model_dump(mode="json")
+    del data["concurrency_max"]
+    assert VersionCreated.model_validate(data).concurrency_max == 1

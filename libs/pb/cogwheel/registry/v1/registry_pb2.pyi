@@ -132,7 +132,7 @@ class GetModelRequest(_message.Message):
     def __init__(self, owner: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class Version(_message.Message):
-    __slots__ = ("id", "owner", "name", "created_at", "cog_version", "openapi_schema_json", "package_key", "predictor_ref", "hardware")
+    __slots__ = ("id", "owner", "name", "created_at", "cog_version", "openapi_schema_json", "package_key", "predictor_ref", "hardware", "concurrency_max")
     ID_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -142,6 +142,7 @@ class Version(_message.Message):
     PACKAGE_KEY_FIELD_NUMBER: _ClassVar[int]
     PREDICTOR_REF_FIELD_NUMBER: _ClassVar[int]
     HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_MAX_FIELD_NUMBER: _ClassVar[int]
     id: str
     owner: str
     name: str
@@ -151,10 +152,11 @@ class Version(_message.Message):
     package_key: str
     predictor_ref: str
     hardware: str
-    def __init__(self, id: _Optional[str] = ..., owner: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[str] = ..., cog_version: _Optional[str] = ..., openapi_schema_json: _Optional[str] = ..., package_key: _Optional[str] = ..., predictor_ref: _Optional[str] = ..., hardware: _Optional[str] = ...) -> None: ...
+    concurrency_max: int
+    def __init__(self, id: _Optional[str] = ..., owner: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[str] = ..., cog_version: _Optional[str] = ..., openapi_schema_json: _Optional[str] = ..., package_key: _Optional[str] = ..., predictor_ref: _Optional[str] = ..., hardware: _Optional[str] = ..., concurrency_max: _Optional[int] = ...) -> None: ...
 
 class CreateVersionRequest(_message.Message):
-    __slots__ = ("owner", "name", "version_id", "openapi_schema_json", "cog_version", "package_key", "predictor_ref")
+    __slots__ = ("owner", "name", "version_id", "openapi_schema_json", "cog_version", "package_key", "predictor_ref", "gpu", "concurrency_max")
     OWNER_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -162,6 +164,8 @@ class CreateVersionRequest(_message.Message):
     COG_VERSION_FIELD_NUMBER: _ClassVar[int]
     PACKAGE_KEY_FIELD_NUMBER: _ClassVar[int]
     PREDICTOR_REF_FIELD_NUMBER: _ClassVar[int]
+    GPU_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_MAX_FIELD_NUMBER: _ClassVar[int]
     owner: str
     name: str
     version_id: str
@@ -169,7 +173,9 @@ class CreateVersionRequest(_message.Message):
     cog_version: str
     package_key: str
     predictor_ref: str
-    def __init__(self, owner: _Optional[str] = ..., name: _Optional[str] = ..., version_id: _Optional[str] = ..., openapi_schema_json: _Optional[str] = ..., cog_version: _Optional[str] = ..., package_key: _Optional[str] = ..., predictor_ref: _Optional[str] = ...) -> None: ...
+    gpu: bool
+    concurrency_max: int
+    def __init__(self, owner: _Optional[str] = ..., name: _Optional[str] = ..., version_id: _Optional[str] = ..., openapi_schema_json: _Optional[str] = ..., cog_version: _Optional[str] = ..., package_key: _Optional[str] = ..., predictor_ref: _Optional[str] = ..., gpu: _Optional[bool] = ..., concurrency_max: _Optional[int] = ...) -> None: ...
 
 class GetVersionRequest(_message.Message):
     __slots__ = ("version_id",)
