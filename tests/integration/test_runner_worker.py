@@ -200,7 +200,7 @@ async def _collect_events(bus: Bus, prediction_ids: set[str]) -> tuple[dict[str,
 
     async def on_event(msg: Any) -> None:
         envelope = Envelope.from_json(msg.data)
-        if envelope.data.get("prediction_id") in seen:
+        if envelope.type != "prediction.progress" and envelope.data.get("prediction_id") in seen:
             seen[envelope.data["prediction_id"]].append(envelope)
 
     return seen, await bus.nc.subscribe("runner.events.prediction.>", cb=on_event)
