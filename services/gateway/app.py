@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from libs.telemetry import TraceMiddleware
 from services.gateway import errors
 from services.gateway.bootstrap import Deps, bootstrap
-from services.gateway.routes import account, models, predictions
+from services.gateway.routes import account, models, outputs, predictions, stream
 from services.gateway.settings import GatewaySettings
 from services.gateway.subscribers import consume_prediction_events
 
@@ -38,5 +38,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(predictions.router)
     app.include_router(models.router)
     app.include_router(account.router)
+    app.include_router(stream.router)
+    app.include_router(outputs.router)
     app.add_middleware(TraceMiddleware)
     return app

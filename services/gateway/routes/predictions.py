@@ -16,6 +16,7 @@ from libs.predictions import TERMINAL_STATUSES, render_prediction
 from libs.rpc import RpcNotFound
 from services.gateway.adapters.registry_grpc import Account
 from services.gateway.auth import current_account
+from services.gateway.cancel_after import parse_cancel_after
 from services.gateway.errors import ApiError, not_found
 from services.gateway.schemas import PredictionRequest, VersionPredictionRequest
 
@@ -94,6 +95,7 @@ async def wait_for_prediction(deps: Any, view: dict[str, Any], seconds: int) -> 
 async def _create(request: Request, account: Account, version_id: str, body: PredictionRequest) -> JSONResponse:
     deps = _deps(request)
     wait = parse_prefer_wait(request.headers.get("prefer"))
+    cancel_after = parse_cancel_after(request.headers.get("cancel-after"))
     try:
         view = await deps.scheduler.create_prediction(
             version_id=version_id,
@@ -101,6 +103,7 @@ async def _create(request: Request, account: Account, version_id: str, body: Pre
             account=account.username,
             webhook=body.webhook,
             webhook_events_filter=list(body.webhook_events_filter) if body.webhook_events_filter else None,
+            cancel_after_seconds=cancel_after,
         )
     except RpcNotFound as exc:
         raise INVALID_VERSION from exc
