@@ -113,6 +113,14 @@ _TYPES: dict[str, type[Any]] = {
 }
 
 
+STDERR_MARKER = b"\x00cogwheel-done "
+
+
+def stderr_marker(prediction_id: str) -> bytes:
+    """Written to the worker's fd 2 right before Done: what came before it on fd 1/2 belongs to the prediction."""
+    return STDERR_MARKER + prediction_id.encode() + b"\n"
+
+
 class ProtocolError(ValueError):
     """A line that is not a known message."""
 

@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 _STREAM_LIMIT = 64 * 1024 * 1024  # one JSON line may carry a large output
+# How long a finished prediction waits for the stderr marker (the worker writes it right before Done).
+_STDERR_SYNC_WAIT = 2.0
 
 # Called on the event loop with each p.Log / p.Output of the prediction, in the order the worker sent them.
 EventCallback = Callable[[p.Message], None]
@@ -55,6 +57,9 @@ class _Running:
     items: list[Any] | None = None
     cancel_requested: bool = False
     sent: bool = False
+    # Done waits for the worker's marker on stderr, so fd-level output written before it is not lost.
+    pending_done: p.Done | None = None
+    stderr_synced: bool = False
     done: asyncio.Future[p.Done] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     def add_log(self, text: str) -> None:
@@ -339,12 +344,27 @@ class WorkerSupervisor:
             if running.on_event is not None:
                 running.on_event(message)
         elif isinstance(message, p.Done) and not running.done.done():
-            running.done.set_result(message)
+            running.pending_done = message
+            if running.stderr_synced:
+                running.done.set_result(message)
+            else:
+                asyncio.get_running_loop().call_later(_STDERR_SYNC_WAIT, self._settle, running)
+
+    @staticmethod
+    def _settle(running: _Running) -> None:
+        if running.pending_done is not None and not running.done.done():
+            running.done.set_result(running.pending_done)
 
     async def _drain_stderr(self, proc: asyncio.subprocess.Process) -> None:
         """Writes that bypassed sys.stdout/sys.stderr (C code, subprocesses): logs of the running prediction."""
         assert proc.stderr is not None
         while line := await proc.stderr.readline():
+            if line.startswith(p.STDERR_MARKER):
+                synced = self._running.get(line[len(p.STDERR_MARKER):].decode(errors="replace").strip())
+                if synced is not None:
+                    synced.stderr_synced = True
+                    self._settle(synced)
+                continue
             text = line.decode(errors="replace")
             self._stderr_tail.append(text.rstrip())
             active = [r for r in self._running.values() if r.sent and not r.done.done()]

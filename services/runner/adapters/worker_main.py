@@ -159,6 +159,15 @@ def _unlink_quietly(path: Any) -> None:
         pass
 
 
+def _finish(channel: Channel, done: p.Done) -> None:
+    """Send Done after a marker on fd 2: the parent files what reached fd 1/2 before it under this prediction."""
+    try:
+        os.write(2, p.stderr_marker(done.id))
+    except OSError:
+        pass
+    channel.send(done)
+
+
 def _failure(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
@@ -213,7 +222,7 @@ def _predict_sync(predictor: LoadedPredictor, req: p.PredictRequest, channel: Ch
     state.running.discard(req.id)
     state.canceled_ids.discard(req.id)
     _send_stats(channel)
-    channel.send(done)
+    _finish(channel, done)
 
 
 def _read_control_sync(source: IO[bytes], requests: queue.Queue[p.Message | None], state: State) -> None:
@@ -284,7 +293,7 @@ async def _predict_async(predictor: LoadedPredictor, req: p.PredictRequest, chan
     _flush_logs(req.id)
     state.running.discard(req.id)
     _send_stats(channel)
-    channel.send(done)
+    _finish(channel, done)
 
 
 def _serve_async(predictor: LoadedPredictor, control_in: IO[bytes], channel: Channel, state: State,
