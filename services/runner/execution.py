@@ -104,6 +104,7 @@ class Execution:
         if self._pump is not None:
             await self._pump
         if self._reporter is not None:
+            self.progress.stop()
             self._reporter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reporter

@@ -30,7 +30,14 @@ class ProgressReporter:
         self._logs: list[str] = []
         self._has_data = asyncio.Event()
         self._last_sent = float("-inf")
+        self._stopped = False
         self.reports = 0
+
+    def stop(self) -> None:
+        """End ``run``; pending data is left to the completion report. (A flag as well as task cancellation:
+        the NATS client may turn a cancellation during a publish into an ordinary error.)"""
+        self._stopped = True
+        self._has_data.set()
 
     def add_items(self, items: list[Any]) -> None:
         if items:
@@ -47,12 +54,13 @@ class ProgressReporter:
 
     async def run(self) -> None:
         """Send reports until cancelled; whatever is pending at cancellation is left to the completion."""
-        while True:
+        while not self._stopped:
             await self._has_data.wait()
             delay = self._last_sent + self.current_interval() - time.monotonic()
-            if delay > 0:
+            if delay > 0 and not self._stopped:
                 await asyncio.sleep(delay)
-            await self._flush()
+            if not self._stopped:
+                await self._flush()
 
     async def _flush(self) -> None:
         items, logs = self._items, "".join(self._logs)
@@ -69,6 +77,8 @@ class ProgressReporter:
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the same report is retried: the scheduler expects no gaps
+                if self._stopped:
+                    return
                 log.warning("progress report %s failed; retrying", seq, exc_info=True)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)

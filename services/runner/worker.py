@@ -187,7 +187,8 @@ class RunnerWorker:
         announced = asyncio.create_task(
             self._publish(events.started(prediction_id, self.runner_id, started_at, traceparent))
         )
-        heartbeat = asyncio.create_task(self._keep_alive(message))
+        finished = asyncio.Event()
+        heartbeat = asyncio.create_task(self._keep_alive(message, finished))
         execution = Execution(self.bus, prediction_id, runner_id=self.runner_id, traceparent=traceparent,
                               limits=self._options.limits, stream=bool(job.get("stream")))
         execution.start()
@@ -196,9 +197,8 @@ class RunnerWorker:
             result = await execution.finalize(outcome, error=error)
         finally:
             self._current.pop(prediction_id, None)
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            finished.set()
+            await heartbeat
             await announced
         if self._stopping and result.status == "failed":
             raise Retry("runner stopped during the prediction; another runner takes the job", delay=0)
@@ -282,9 +282,13 @@ class RunnerWorker:
         if supervisor is not None:
             await supervisor.stop()
 
-    async def _keep_alive(self, message: ReceivedMessage) -> None:
+    async def _keep_alive(self, message: ReceivedMessage, finished: asyncio.Event) -> None:
+        """Tell JetStream the job is still being worked on, until ``finished`` is set."""
         while True:
-            await asyncio.sleep(self._options.ack_wait / 3)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), self._options.ack_wait / 3)
+            if finished.is_set():
+                return
             with contextlib.suppress(Exception):
                 await message.in_progress()
 
