@@ -330,7 +330,7 @@ class RunnerWorker:
             "slots": self._capacity.limit,
             "busy": self._capacity.active,
             "running_version": self._capacity.version,
-            "predictions": sorted(self._current),
+            "predictions": len(self._current),
             "workers": workers,
         }
 
