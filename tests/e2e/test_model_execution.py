@@ -237,7 +237,8 @@ async def test_path_outputs_are_served_with_their_content_type(client, platform,
     text_url, json_url = listed["output"]
     assert text_url.endswith(f"/v1/outputs/{listed['id']}/1-result.txt")
     assert json_url.endswith(f"/v1/outputs/{listed['id']}/2-result.json")
-    text, data = [await httpx.AsyncClient().get(url) for url in (text_url, json_url)]  # no token needed
+    async with httpx.AsyncClient() as anonymous:  # no token needed
+        text, data = [await anonymous.get(url) for url in (text_url, json_url)]
     assert text.text == "plain text" and text.headers["content-type"].startswith("text/plain")
     assert data.json() == {"name": "result"} and data.headers["content-type"] == "application/json"
 
