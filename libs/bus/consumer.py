@@ -132,6 +132,11 @@ async def _run_pull(
         await subscription.unsubscribe()
 
 
+async def handle_message(msg: Msg, handler: Handler, durable: str) -> None:
+    """Run ``handler`` on one JetStream message with run_consumer's ack/nak rules (for custom fetch loops)."""
+    await _handle_one(msg, handler, durable)
+
+
 async def _handle_one(msg: Msg, handler: Handler, durable: str) -> None:
     headers = dict(msg.headers or {})
     received = ReceivedMessage(msg.subject, msg.data, headers, msg.metadata.num_delivered, msg)

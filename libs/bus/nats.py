@@ -36,6 +36,9 @@ class Bus:
             subjects=list(spec.subjects),
             retention=RetentionPolicy.WORK_QUEUE if spec.work_queue else RetentionPolicy.LIMITS,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            max_age=spec.max_age_seconds,
+            max_bytes=spec.max_bytes,
+            max_msgs_per_subject=spec.max_msgs_per_subject,
         )
         try:
             await self.js.add_stream(config)

@@ -8,6 +8,10 @@ class StreamSpec:
     name: str
     subjects: tuple[str, ...]
     work_queue: bool = False
+    # Limits (None: unlimited); the oldest messages are dropped first.
+    max_age_seconds: float | None = None
+    max_bytes: int | None = None
+    max_msgs_per_subject: int | None = None
 
 
 SCHEDULER_EVENTS = StreamSpec("SCHEDULER_EVENTS", ("scheduler.events.>",))
@@ -16,12 +20,25 @@ RUNNER_EVENTS = StreamSpec("RUNNER_EVENTS", ("runner.events.>",))
 WEBHOOK_EVENTS = StreamSpec("WEBHOOK_EVENTS", ("webhook_dispatcher.events.>",))
 BILLING_EVENTS = StreamSpec("BILLING_EVENTS", ("billing.events.>",))
 RUNNER_JOBS = StreamSpec("RUNNER_JOBS", ("runner.jobs.>",), work_queue=True)
+# What a running prediction streams (iterator items, log chunks, then error/done), for Server-Sent Events;
+# transient like Replicate's stream URLs, so bounded in age and size.
+PREDICTION_STREAMS = StreamSpec(
+    "PREDICTION_STREAMS",
+    ("stream.prediction.*",),
+    max_age_seconds=3600.0,
+    max_bytes=1024 * 1024 * 1024,
+    max_msgs_per_subject=100_000,
+)
 
-ALL_STREAMS = (SCHEDULER_EVENTS, REGISTRY_EVENTS, RUNNER_EVENTS, WEBHOOK_EVENTS, BILLING_EVENTS, RUNNER_JOBS)
+ALL_STREAMS = (
+    SCHEDULER_EVENTS, REGISTRY_EVENTS, RUNNER_EVENTS, WEBHOOK_EVENTS, BILLING_EVENTS, RUNNER_JOBS, PREDICTION_STREAMS,
+)
 
 PREDICTION_EVENTS = "scheduler.events.prediction.>"
 RUNNER_PREDICTION_EVENTS = "runner.events.prediction.>"
 VERSION_PACKAGES_BUCKET = "cogwheel-versions"
+# Key-value bucket of live runner nodes (key = runner id), refreshed by each node's heartbeat.
+RUNNERS_BUCKET = "cogwheel-runners"
 
 
 def event_subject(service: str, event_type: str) -> str:
@@ -31,3 +48,8 @@ def event_subject(service: str, event_type: str) -> str:
 
 def runner_jobs(hardware: str) -> str:
     return f"runner.jobs.{hardware}"
+
+
+def prediction_stream(prediction_id: str) -> str:
+    """Subject of one prediction's stream in PREDICTION_STREAMS."""
+    return f"stream.prediction.{prediction_id}"

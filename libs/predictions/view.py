@@ -45,6 +45,8 @@ def apply_event(view: dict[str, Any] | None, event: Envelope) -> dict[str, Any]:
             "webhook": data.get("webhook"),
             "webhook_events_filter": data.get("webhook_events_filter"),
             "account": data.get("account"),
+            "stream": bool(data.get("stream", False)),
+            "deadline": data.get("deadline"),
         }
     if view is None:
         raise ValueError(f"{event.type} for {event.stream_id} arrived before prediction.created")
@@ -126,6 +128,11 @@ def render_prediction(view: dict[str, Any], public_url: str) -> dict[str, Any]:
     for key in ("started_at", "completed_at"):
         if view.get(key) is not None:
             body[key] = _timestamp(view[key])
+    if view.get("stream"):
+        # Only iterator models stream; clients test for the key, so it is absent (never null) otherwise.
+        body["urls"]["stream"] = f"{base}/v1/predictions/{prediction_id}/stream"
+    if view.get("deadline"):
+        body["deadline"] = _timestamp(view["deadline"])
     if view.get("webhook"):
         body["webhook"] = view["webhook"]
         body["webhook_events_filter"] = view.get("webhook_events_filter") or [

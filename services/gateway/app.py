@@ -11,9 +11,9 @@ from fastapi import FastAPI
 from libs.telemetry import TraceMiddleware
 from services.gateway import errors
 from services.gateway.bootstrap import Deps, bootstrap
-from services.gateway.routes import account, admin, collections, files, models, predictions, search, tokens
-from services.gateway.routes import webhooks as webhook_routes
+from services.gateway.routes import account, admin, collections, files, models, outputs, predictions, search, stream, tokens
 from services.gateway.routes import push as push_routes
+from services.gateway.routes import webhooks as webhook_routes
 from services.gateway.settings import GatewaySettings
 from services.gateway.subscribers import consume_prediction_events
 
@@ -47,5 +47,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(collections.router)
     app.include_router(search.router)
     app.include_router(push_routes.router)
+    app.include_router(stream.router)
+    app.include_router(outputs.router)
     app.add_middleware(TraceMiddleware)
     return app

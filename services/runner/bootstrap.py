@@ -10,14 +10,36 @@ from pathlib import Path
 from libs.bus.nats import Bus, connect
 from libs.modelpkg import ensure_environment, fetch_package, load_cog_config
 from services.runner.adapters.supervisor import WorkerSupervisor
+from services.runner.execution import ExecutionLimits
+from services.runner.inputs import FileInputLimits
 from services.runner.settings import RunnerSettings
-from services.runner.worker import RunnerWorker
+from services.runner.worker import RunnerOptions, RunnerWorker
 
 
 @dataclass(frozen=True)
 class Deps:
     bus: Bus
     worker: RunnerWorker
+
+
+def runner_options(settings: RunnerSettings) -> RunnerOptions:
+    return RunnerOptions(
+        hardware=settings.hardware,
+        max_loaded=settings.max_loaded_versions,
+        ack_wait=settings.ack_wait,
+        predict_timeout=settings.predict_timeout,
+        heartbeat_interval=settings.heartbeat_interval,
+        inputs_dir=settings.inputs_dir,
+        public_url=settings.public_url,
+        limits=ExecutionLimits(
+            log_head_bytes=settings.log_head_bytes,
+            log_tail_bytes=settings.log_tail_bytes,
+            stream_log_bytes=settings.stream_log_bytes,
+            progress_interval=settings.progress_interval,
+            progress_max_interval=settings.progress_max_interval,
+        ),
+        file_limits=FileInputLimits(max_bytes=settings.download_max_bytes, timeout=settings.download_timeout),
+    )
 
 
 async def bootstrap(settings: RunnerSettings, *, bus: Bus | None = None) -> Deps:
@@ -29,7 +51,8 @@ async def bootstrap(settings: RunnerSettings, *, bus: Bus | None = None) -> Deps
         config = load_cog_config(model_dir)
         python = await ensure_environment(model_dir, config, settings.environments_cache_dir)
         return WorkerSupervisor(
-            model_dir, predictor_ref, env=config.environment, python=python, setup_timeout=settings.setup_timeout
+            model_dir, predictor_ref, env=config.environment, python=python, setup_timeout=settings.setup_timeout,
+            cancel_grace=settings.cancel_grace, concurrency=config.concurrency_max,
         )
 
     worker = RunnerWorker(
@@ -37,9 +60,7 @@ async def bootstrap(settings: RunnerSettings, *, bus: Bus | None = None) -> Deps
         runner_id=runner_id,
         cache_dir=settings.versions_cache_dir,
         fetch_package=fetch_package,
-        hardware=settings.hardware,
-        max_loaded=settings.max_loaded_versions,
-        ack_wait=settings.ack_wait,
         supervisor_factory=start_supervisor,
+        options=runner_options(settings),
     )
     return Deps(bus=bus, worker=worker)

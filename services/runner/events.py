@@ -9,7 +9,6 @@ from typing import Any
 from libs.events import Envelope, EventMetadata
 from services.runner.adapters.supervisor import PredictionResult
 
-_STREAM_VERSION = {"started": 1, "completed": 2}
 _ID_NAMESPACE = uuid.UUID("6f1c3c5e-2b7a-4d53-9a43-0c1f6e2b9a10")
 
 
@@ -17,13 +16,16 @@ def subject(kind: str) -> str:
     return f"runner.events.prediction.{kind}"
 
 
-def runner_event(kind: str, prediction_id: str, data: dict[str, Any], traceparent: str | None) -> Envelope:
-    """Event ids derive from prediction and kind, so a redelivered job's re-publish is de-duplicated."""
+def runner_event(
+    kind: str, prediction_id: str, data: dict[str, Any], traceparent: str | None, *, version: int, key: str = ""
+) -> Envelope:
+    """Event ids derive from prediction, kind and (for progress) sequence number, so a redelivered job's
+    re-publish is de-duplicated by JetStream and by the scheduler's tracking."""
     return Envelope(
-        id=str(uuid.uuid5(_ID_NAMESPACE, f"{prediction_id}:{kind}")),
+        id=str(uuid.uuid5(_ID_NAMESPACE, f"{prediction_id}:{kind}{key}")),
         type=f"prediction.{kind}",
         stream_id=f"runner-prediction-{prediction_id}",
-        stream_version=_STREAM_VERSION[kind],
+        stream_version=version,
         data={"prediction_id": prediction_id, **data},
         metadata=EventMetadata(correlation_id=prediction_id, traceparent=traceparent),
     )
@@ -31,11 +33,22 @@ def runner_event(kind: str, prediction_id: str, data: dict[str, Any], traceparen
 
 def started(prediction_id: str, runner_id: str, started_at: datetime, traceparent: str | None) -> Envelope:
     return runner_event(
-        "started", prediction_id, {"runner_id": runner_id, "started_at": started_at.isoformat()}, traceparent
+        "started", prediction_id, {"runner_id": runner_id, "started_at": started_at.isoformat()}, traceparent,
+        version=1,
     )
 
 
-def completed(prediction_id: str, runner_id: str, result: PredictionResult, traceparent: str | None) -> Envelope:
+def progress(
+    prediction_id: str, runner_id: str, seq: int, output_items: list[Any], logs: str, traceparent: str | None
+) -> Envelope:
+    """Iterator items and log text produced since report ``seq - 1`` (sequence numbers start at 1)."""
+    data = {"runner_id": runner_id, "seq": seq, "output_items": output_items, "logs": logs}
+    return runner_event("progress", prediction_id, data, traceparent, version=1 + seq, key=f":{seq}")
+
+
+def completed(
+    prediction_id: str, runner_id: str, result: PredictionResult, traceparent: str | None, *, progress_reports: int = 0
+) -> Envelope:
     data = {
         "runner_id": runner_id,
         "status": result.status,
@@ -46,4 +59,4 @@ def completed(prediction_id: str, runner_id: str, result: PredictionResult, trac
         "completed_at": result.completed_at.isoformat(),
         "predict_time": result.predict_time,
     }
-    return runner_event("completed", prediction_id, data, traceparent)
+    return runner_event("completed", prediction_id, data, traceparent, version=2 + progress_reports)

@@ -1,4 +1,4 @@
-"""Runner settings."""
+"""Runner settings (environment variables `COGWHEEL_<FIELD>`)."""
 
 from pathlib import Path
 
@@ -13,6 +13,25 @@ class RunnerSettings(ServiceSettings):
     max_loaded_versions: int = 2
     setup_timeout: float = 600.0
     ack_wait: float = 60.0
+    # A prediction running longer fails; a model overrides it with `COGWHEEL_PREDICT_TIMEOUT` in cog.yaml's
+    # `environment`.
+    predict_timeout: float = 1800.0
+    # How long a worker may ignore a cancel (or a timeout) before it is killed and replaced.
+    cancel_grace: float = 5.0
+    # File inputs given as URLs.
+    download_max_bytes: int = 100 * 1024 * 1024
+    download_timeout: float = 60.0
+    # Logs kept per prediction: the first and the latest bytes, a marker line in between.
+    log_head_bytes: int = 256 * 1024
+    log_tail_bytes: int = 256 * 1024
+    # Log bytes a prediction's Server-Sent Events stream carries at most.
+    stream_log_bytes: int = 4 * 1024 * 1024
+    # Progress reports to the scheduler: at most this often, slowing down as a prediction produces more.
+    progress_interval: float = 0.25
+    progress_max_interval: float = 5.0
+    heartbeat_interval: float = 5.0
+    # The gateway's public origin: `/v1/files/<id>` URLs on it are read from the files bucket directly.
+    public_url: str = ""
 
     @property
     def versions_cache_dir(self) -> Path:
@@ -21,3 +40,7 @@ class RunnerSettings(ServiceSettings):
     @property
     def environments_cache_dir(self) -> Path:
         return Path(self.data_dir) / "runner" / "envs"
+
+    @property
+    def inputs_dir(self) -> Path:
+        return Path(self.data_dir) / "runner" / "inputs"

@@ -1,4 +1,4 @@
-"""Inbound layer: the durable JetStream consumer of `runner.jobs.<hardware>` that runs predictions."""
+"""Inbound layer: the durable JetStream pull consumer of `runner.jobs.<hardware>` that runs predictions."""
 
 from __future__ import annotations
 
@@ -6,31 +6,49 @@ import asyncio
 import collections
 import contextlib
 import inspect
+import functools
 import json
 import logging
+import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from libs.bus.consumer import ReceivedMessage, Retry, run_consumer
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from libs.bus.consumer import ReceivedMessage, Retry, handle_message
 from libs.bus.nats import Bus
+from libs.bus.subjects import RUNNER_JOBS
 from libs.events import Envelope
-from libs.modelpkg import ModelPackageError, load_cog_config
+from libs.modelpkg import CogConfig, ModelPackageError, load_cog_config
 from services.runner import events
 from services.runner.adapters.supervisor import PredictionResult, WorkerSetupError, WorkerSupervisor
+from services.runner.capacity import Capacity, Reservation
+from services.runner.execution import Execution, ExecutionLimits
+from services.runner.inputs import FileInputLimits, FileInputResolver, InputError
+from services.runner.node import NodeHeartbeat
+from services.runner.streaming import PredictionStream
 
 log = logging.getLogger(__name__)
 
 CANCEL_SUBJECT = "runner.control.cancel"
+TIMEOUT_VARIABLE = "COGWHEEL_PREDICT_TIMEOUT"
 _REMEMBERED_CANCELS = 1024
 
 FetchPackage = Callable[[Any, str, Path], Awaitable[Path]]
 
 
 class Predictor(Protocol):
-    async def predict(self, prediction_id: str, input: dict[str, Any]) -> PredictionResult: ...
+    alive: bool
+    slots: int
+    setup_logs: str
+    file_inputs: frozenset[str]
+
+    async def start(self) -> None: ...
+    async def predict(self, prediction_id: str, input: dict[str, Any], on_event: Any = None) -> PredictionResult: ...
     async def cancel(self, prediction_id: str) -> bool: ...
     async def stop(self) -> None: ...
 
@@ -38,13 +56,21 @@ class Predictor(Protocol):
 SupervisorFactory = Callable[[Path, str], Predictor | Awaitable[Predictor]]
 
 
-@dataclass
-class _Loaded:
-    supervisor: Predictor
+@dataclass(frozen=True)
+class RunnerOptions:
+    hardware: str = "cpu"
+    max_loaded: int = 2
+    ack_wait: float = 60.0
+    predict_timeout: float = 1800.0
+    heartbeat_interval: float = 5.0
+    inputs_dir: Path | None = None
+    public_url: str = ""
+    limits: ExecutionLimits = ExecutionLimits()
+    file_limits: FileInputLimits = FileInputLimits()
 
 
 class RunnerWorker:
-    """Runs each job on a worker process for its version, keeping the most recently used versions loaded."""
+    """Runs jobs on one worker process per version, keeping the most recently used versions loaded."""
 
     def __init__(
         self,
@@ -53,36 +79,76 @@ class RunnerWorker:
         runner_id: str,
         cache_dir: Path,
         fetch_package: FetchPackage,
-        hardware: str = "cpu",
-        max_loaded: int = 2,
-        ack_wait: float = 60.0,
         supervisor_factory: SupervisorFactory = WorkerSupervisor,
+        options: RunnerOptions | None = None,
+        **overrides: Any,
     ) -> None:
-        self.bus, self.runner_id, self.hardware = bus, runner_id, hardware
+        options = options or RunnerOptions()
+        if overrides:
+            options = RunnerOptions(**{**options.__dict__, **overrides})
+        self.bus, self.runner_id, self.hardware = bus, runner_id, options.hardware
+        self._options = options
         self._cache_dir, self._fetch, self._factory = cache_dir, fetch_package, supervisor_factory
-        self._max_loaded, self._ack_wait = max(1, max_loaded), ack_wait
-        self._loaded: collections.OrderedDict[str, _Loaded] = collections.OrderedDict()
-        self._current: tuple[str, Predictor | None] | None = None
+        self._inputs_dir = options.inputs_dir or cache_dir.parent / "inputs"
+        self._files = FileInputResolver(bus.js, options.file_limits, public_url=options.public_url)
+        self._loaded: collections.OrderedDict[str, Predictor] = collections.OrderedDict()
+        self._current: dict[str, Predictor | None] = {}
         self._canceled: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._capacity = Capacity()
         self.ready = False
         self._stopping = False
 
+    # --- consuming jobs ------------------------------------------------------------------------------
+
     async def run(self, stop: asyncio.Event) -> None:
         subscription = await self.bus.nc.subscribe(CANCEL_SUBJECT, cb=self._on_cancel)
-        self.ready = True
+        heartbeat = NodeHeartbeat(self.bus.js, self.runner_id, self.hardware, self.describe,
+                                  interval=self._options.heartbeat_interval)
+        beating = asyncio.create_task(heartbeat.run(stop))
         # Stopping kills the model processes, so a long prediction cannot hold the shutdown hostage.
         watcher = asyncio.create_task(self._close_on(stop))
+        self.ready = True
         try:
-            await run_consumer(
-                self.bus, stream="RUNNER_JOBS", durable=f"runner-{self.hardware}",
-                subject=f"runner.jobs.{self.hardware}", handler=self.handle_job, stop=stop,
-                mode="pull", batch=1, ack_wait=self._ack_wait,
-            )
+            await self._pull_jobs(stop)
         finally:
             self.ready = False
             watcher.cancel()
             await subscription.unsubscribe()
             await self.close()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(beating, 5)
+
+    async def _pull_jobs(self, stop: asyncio.Event) -> None:
+        durable = f"runner-{self.hardware}"
+        subject = f"runner.jobs.{self.hardware}"
+        config = ConsumerConfig(
+            durable_name=durable, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self._options.ack_wait, max_ack_pending=256, filter_subject=subject,
+        )
+        pull = await self.bus.js.pull_subscribe(subject, durable=durable, stream=RUNNER_JOBS.name, config=config)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while not stop.is_set():
+                reservation = await self._capacity.reserve(timeout=1.0)
+                if reservation is None:
+                    continue
+                try:
+                    messages = await pull.fetch(1, timeout=1.0)
+                except (NatsTimeoutError, asyncio.TimeoutError):
+                    messages = []
+                if not messages:
+                    await self._capacity.drop(reservation)
+                    continue
+                for msg in messages:
+                    handler = functools.partial(self.handle_job, reservation=reservation)
+                    task = asyncio.create_task(handle_message(msg, handler, durable))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+        finally:
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await pull.unsubscribe()
 
     async def _close_on(self, stop: asyncio.Event) -> None:
         await stop.wait()
@@ -91,79 +157,145 @@ class RunnerWorker:
 
     async def close(self) -> None:
         while self._loaded:
-            _, loaded = self._loaded.popitem()
-            await loaded.supervisor.stop()
+            _, supervisor = self._loaded.popitem()
+            await supervisor.stop()
 
-    async def handle_job(self, message: ReceivedMessage) -> None:
-        job = message.json()
-        prediction_id: str = job["prediction_id"]
+    # --- one job -------------------------------------------------------------------------------------
+
+    async def handle_job(self, message: ReceivedMessage, reservation: Reservation | None = None) -> None:
+        try:
+            job = message.json()
+            prediction_id: str = job["prediction_id"]
+            version_id: str = job["version_id"]
+        except (ValueError, KeyError, TypeError):
+            await self._capacity.drop(reservation)
+            log.error("dropping malformed job %r", message.data[:200])
+            return
+        async with self._capacity.slot(version_id, reservation):
+            await self._handle(job, prediction_id, message)
+
+    async def _handle(self, job: dict[str, Any], prediction_id: str, message: ReceivedMessage) -> None:
         traceparent: str | None = job.get("traceparent")
         started_at = datetime.now(UTC)
         if prediction_id in self._canceled:
+            if job.get("stream"):
+                await PredictionStream(self.bus, prediction_id, max_log_bytes=0).close("canceled", None)
             await self._publish(events.completed(
                 prediction_id, self.runner_id, _ended(started_at, "canceled", None), traceparent))
             return
-        self._current = (prediction_id, None)
+        self._current[prediction_id] = None
         # Announcing the start overlaps with running: the completion is published only after it is stored.
         announced = asyncio.create_task(
             self._publish(events.started(prediction_id, self.runner_id, started_at, traceparent))
         )
-        heartbeat = asyncio.create_task(self._keep_alive(message))
+        finished = asyncio.Event()
+        heartbeat = asyncio.create_task(self._keep_alive(message, finished))
+        execution = Execution(self.bus, prediction_id, runner_id=self.runner_id, traceparent=traceparent,
+                              limits=self._options.limits, stream=bool(job.get("stream")))
+        execution.start()
         try:
-            result = await self._run(job, started_at)
+            outcome, error = await self._run(job, execution, started_at)
+            result = await execution.finalize(outcome, error=error)
         finally:
-            self._current = None
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            self._current.pop(prediction_id, None)
+            finished.set()
+            await heartbeat
             await announced
         if self._stopping and result.status == "failed":
             raise Retry("runner stopped during the prediction; another runner takes the job", delay=0)
-        await self._publish(events.completed(prediction_id, self.runner_id, result, traceparent))
+        await execution.close_stream(result)
+        await self._publish(events.completed(prediction_id, self.runner_id, result, traceparent,
+                                             progress_reports=execution.progress.reports))
 
-    async def _run(self, job: dict[str, Any], started_at: datetime) -> PredictionResult:
+    async def _run(
+        self, job: dict[str, Any], execution: Execution, started_at: datetime
+    ) -> tuple[PredictionResult, str | None]:
+        """The prediction's result, and an error that overrides it (a timeout)."""
         version_id: str = job["version_id"]
+        prediction_id: str = job["prediction_id"]
         try:
             model_dir = await self._fetch(self.bus.js, version_id, self._cache_dir)
-            predictor_ref = job.get("predictor_ref") or load_cog_config(model_dir).predict
+            config = load_cog_config(model_dir)
+            predictor_ref = job.get("predictor_ref") or config.predict
             supervisor = await self._supervisor(version_id, model_dir, predictor_ref)
         except ModelPackageError as exc:
-            return _ended(started_at, "failed", f"cannot load version {version_id}: {exc}")
-        prediction_id = job["prediction_id"]
+            return _ended(started_at, "failed", f"cannot load version {version_id}: {exc}"), None
         if prediction_id in self._canceled:
-            return _ended(started_at, "canceled", None)
-        self._current = (prediction_id, supervisor)
+            return _ended(started_at, "canceled", None), None
+        self._current[prediction_id] = supervisor
+        fresh = not supervisor.alive
         try:
-            return await supervisor.predict(prediction_id, job.get("input") or {})
+            await supervisor.start()
         except WorkerSetupError as exc:
             await self._unload(version_id)
-            return _ended(started_at, "failed", str(exc).split("\n--- setup logs ---")[0], exc.logs)
+            execution.add_logs(exc.logs)
+            return _ended(started_at, "failed", str(exc).split("\n--- setup logs ---")[0]), None
+        if fresh:
+            execution.add_logs(supervisor.setup_logs)
+        await self._capacity.set_limit(version_id, supervisor.slots)
+        workdir = self._inputs_dir / prediction_id
+        try:
+            try:
+                values = await self._files.resolve(
+                    job.get("input") or {}, supervisor.file_inputs, account=job.get("account") or "", workdir=workdir
+                )
+            except InputError as exc:
+                return _ended(started_at, "failed", str(exc)), None
+            if prediction_id in self._canceled:
+                return _ended(started_at, "canceled", None), None
+            timeout = self._timeout_for(config)
+            task = asyncio.create_task(supervisor.predict(prediction_id, values, on_event=execution.on_event))
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+            if task in done:
+                return task.result(), None
+            log.info("prediction %s timed out after %ss; stopping it", prediction_id, timeout)
+            await supervisor.cancel(prediction_id)
+            return await task, f"Prediction timed out after {describe_duration(timeout)}"
+        finally:
+            await asyncio.to_thread(shutil.rmtree, workdir, True)
+
+    def _timeout_for(self, config: CogConfig) -> float:
+        value = config.environment.get(TIMEOUT_VARIABLE)
+        if value:
+            try:
+                seconds = float(value)
+                if seconds > 0:
+                    return seconds
+            except ValueError:
+                log.warning("ignoring %s=%r: not a number of seconds", TIMEOUT_VARIABLE, value)
+        return self._options.predict_timeout
 
     async def _supervisor(self, version_id: str, model_dir: Path, predictor_ref: str) -> Predictor:
         loaded = self._loaded.get(version_id)
         if loaded is not None:
             self._loaded.move_to_end(version_id)
-            return loaded.supervisor
-        while len(self._loaded) >= self._max_loaded:
+            return loaded
+        while len(self._loaded) >= max(1, self._options.max_loaded):
             evicted, old = self._loaded.popitem(last=False)
             log.info("unloading version %s", evicted)
-            await old.supervisor.stop()
+            await old.stop()
         supervisor = self._factory(model_dir, predictor_ref)
         if inspect.isawaitable(supervisor):  # a factory may first prepare the version's Python environment
             supervisor = await supervisor
-        self._loaded[version_id] = _Loaded(supervisor)
+        self._loaded[version_id] = supervisor
         return supervisor
 
     async def _unload(self, version_id: str) -> None:
-        loaded = self._loaded.pop(version_id, None)
-        if loaded is not None:
-            await loaded.supervisor.stop()
+        supervisor = self._loaded.pop(version_id, None)
+        if supervisor is not None:
+            await supervisor.stop()
 
-    async def _keep_alive(self, message: ReceivedMessage) -> None:
+    async def _keep_alive(self, message: ReceivedMessage, finished: asyncio.Event) -> None:
+        """Tell JetStream the job is still being worked on, until ``finished`` is set."""
         while True:
-            await asyncio.sleep(self._ack_wait / 3)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), self._options.ack_wait / 3)
+            if finished.is_set():
+                return
             with contextlib.suppress(Exception):
                 await message.in_progress()
+
+    # --- cancel and status -----------------------------------------------------------------------------
 
     async def _on_cancel(self, msg: Any) -> None:
         try:
@@ -177,14 +309,47 @@ class RunnerWorker:
         self._canceled[prediction_id] = None
         while len(self._canceled) > _REMEMBERED_CANCELS:
             self._canceled.popitem(last=False)
-        current = self._current
-        if current is not None and current[0] == prediction_id and current[1] is not None:
-            await current[1].cancel(prediction_id)
+        supervisor = self._current.get(prediction_id)
+        if supervisor is not None:
+            await supervisor.cancel(prediction_id)
+
+    def describe(self) -> dict[str, Any]:
+        """What the node runs, for its heartbeat."""
+        workers = []
+        for version_id, supervisor in self._loaded.items():
+            stats = getattr(supervisor, "stats", None)
+            workers.append({
+                "version": version_id,
+                "pid": getattr(supervisor, "pid", None),
+                "slots": supervisor.slots,
+                "busy": getattr(supervisor, "busy", 0),
+                "restarts": getattr(supervisor, "restarts", 0),
+                "gpu_device": getattr(stats, "gpu_device", None),
+                "gpu_memory_allocated": getattr(stats, "gpu_memory_allocated", None),
+                "gpu_memory_reserved": getattr(stats, "gpu_memory_reserved", None),
+                "gpu_max_memory_allocated": getattr(stats, "gpu_max_memory_allocated", None),
+            })
+        return {
+            "slots": self._capacity.limit,
+            "busy": self._capacity.active,
+            "running_version": self._capacity.version,
+            "predictions": len(self._current),
+            "workers": workers,
+        }
 
     async def _publish(self, envelope: Envelope) -> None:
         kind = envelope.type.rsplit(".", 1)[-1]
         headers = {"traceparent": envelope.metadata.traceparent} if envelope.metadata.traceparent else None
         await self.bus.publish(events.subject(kind), envelope.to_json(), msg_id=envelope.id, headers=headers)
+
+
+def describe_duration(seconds: float) -> str:
+    """``1800`` → ``30 minutes``, ``2`` → ``2 seconds``."""
+    for unit, size in (("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds:g} second{'s' if seconds != 1 else ''}"
 
 
 def _ended(started_at: datetime, status: str, error: str | None, logs: str = "") -> PredictionResult:

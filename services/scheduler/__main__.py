@@ -12,7 +12,7 @@ from libs.runtime import configure_logging, run_until_stopped, stop_on_signals
 from services.scheduler import rpc
 from services.scheduler.bootstrap import bootstrap
 from services.scheduler.settings import SchedulerSettings
-from services.scheduler.subscribers import consume_runner_events
+from services.scheduler.subscribers import consume_runner_events, sweep_deadlines
 
 
 async def serve(settings: SchedulerSettings) -> None:
@@ -24,7 +24,8 @@ async def serve(settings: SchedulerSettings) -> None:
     await server.start([service_name])
     health = await serve_health("scheduler", settings.health_port, lambda: not stop.is_set())
     try:
-        await run_until_stopped(stop, deps.relay.run(stop), consume_runner_events(deps, stop))
+        await run_until_stopped(stop, deps.relay.run(stop), consume_runner_events(deps, stop),
+                                sweep_deadlines(deps, stop))
     finally:
         await server.stop()
         if health is not None:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import text
+
+from libs.bus.consumer import Retry
 from libs.bus.subjects import runner_jobs
 from libs.telemetry import current_traceparent
 from libs.events import Envelope, EventMetadata
@@ -14,6 +18,7 @@ from libs.eventstore import EventStore, OutboxMessage
 from libs.eventstore.retry import retry_on_conflict
 from services.scheduler.domain import prediction as model
 from services.scheduler.domain.errors import InvalidPredictionRequest, PredictionNotFound
+from services.scheduler.domain.schema import redact
 from services.scheduler.ports import Clock, RegistryClient, RunnerControl
 
 log = logging.getLogger(__name__)
@@ -30,6 +35,8 @@ class CreatePrediction:
     webhook: str | None = None
     webhook_events_filter: list[str] | None = None
     source: str = "api"
+    # Cancel-After: cancel the prediction this many seconds after its creation if it has not ended.
+    cancel_after_seconds: float | None = None
 
 
 def _metadata(correlation_id: str, causation_id: str | None = None, actor: str | None = None) -> EventMetadata:
@@ -49,27 +56,38 @@ async def create_prediction(
     unknown = set(cmd.webhook_events_filter or ()) - WEBHOOK_EVENTS
     if unknown:
         raise InvalidPredictionRequest(f"unknown webhook events: {', '.join(sorted(unknown))}")
+    if cmd.cancel_after_seconds is not None and cmd.cancel_after_seconds <= 0:
+        raise InvalidPredictionRequest("Cancel-After must be a positive duration")
     version = await registry.get_version(cmd.version_id)
     prediction_id = model.new_prediction_id()
+    created_at = clock.now()
+    deadline = None if cmd.cancel_after_seconds is None else created_at + timedelta(seconds=cmd.cancel_after_seconds)
     events = model.decide_create(
         prediction_id,
         model=version.model,
         version_id=version.id,
         hardware=version.hardware,
-        input=cmd.input,
+        # Secret values never enter the event log (stored, published, shown by the API and webhooks).
+        input=redact(cmd.input, version.secret_inputs),
         account=cmd.account,
-        created_at=clock.now(),
+        created_at=created_at,
         webhook=cmd.webhook,
         webhook_events_filter=cmd.webhook_events_filter,
         source=cmd.source,
         metadata=_metadata(prediction_id, actor=cmd.account),
+        stream=version.streams,
+        deadline=deadline,
     )
+    # The job is the one place the clear input travels: its outbox row is deleted once published and the
+    # work-queue message once the runner acknowledges it.
     job = {
         "prediction_id": prediction_id,
         "version_id": version.id,
         "package_key": version.package_key,
         "predictor_ref": version.predictor_ref,
         "input": cmd.input,
+        "account": cmd.account,
+        "stream": version.streams,
         "created_at": events[0].data["created_at"],
         "traceparent": events[0].metadata.traceparent,
     }
@@ -79,6 +97,11 @@ async def create_prediction(
         await tx.enqueue(
             OutboxMessage(runner_jobs(version.hardware), json.dumps(job).encode(), prediction_id, headers)
         )
+        if deadline is not None:
+            await tx.conn.execute(
+                text(f"INSERT INTO {store.schema}.deadlines (prediction_id, due_at) VALUES (:id, :due)"),
+                {"id": prediction_id, "due": deadline},
+            )
     return model.load(prediction_id, stored)
 
 
@@ -97,7 +120,13 @@ async def list_prediction_events(prediction_id: str, *, store: EventStore) -> li
 
 
 async def cancel_prediction(
-    prediction_id: str, *, store: EventStore, clock: Clock, runners: RunnerControl, actor: str | None = None
+    prediction_id: str,
+    *,
+    store: EventStore,
+    clock: Clock,
+    runners: RunnerControl,
+    actor: str | None = None,
+    reason: str = "canceled",
 ) -> model.Prediction:
     async def attempt() -> model.Prediction:
         async with store.transaction() as tx:
@@ -106,11 +135,14 @@ async def cancel_prediction(
                 raise PredictionNotFound(f"prediction {prediction_id} not found")
             state = model.load(prediction_id, history)
             events = model.decide_cancel(
-                state, completed_at=clock.now().isoformat(), metadata=_metadata(prediction_id, actor=actor)
+                state, completed_at=clock.now().isoformat(), metadata=_metadata(prediction_id, actor=actor),
+                reason=reason,
             )
             if events:
                 stored = await tx.append(model.stream_id(prediction_id), events, expected_version=state.version)
                 history = history + stored
+            if state.deadline is not None:
+                await _forget_deadline(tx, store, prediction_id)
             return model.load(prediction_id, history)
 
     prediction = await retry_on_conflict(attempt)
@@ -132,11 +164,54 @@ async def record_runner_event(event: Envelope, kind: str, *, store: EventStore) 
                 return
             state = model.load(prediction_id, history)
             metadata = _metadata(prediction_id, causation_id=event.id, actor=event.data.get("runner_id"))
-            new_events = _decide_for_runner_event(state, kind, event, metadata)
+            try:
+                new_events = _decide_for_runner_event(state, kind, event, metadata)
+            except model.ProgressOutOfOrder as exc:
+                # Rolls the tracking back too: the report is redelivered after the ones before it.
+                raise Retry(str(exc), delay=0.1) from None
             if new_events:
                 await tx.append(model.stream_id(prediction_id), new_events, expected_version=state.version)
+                if state.deadline is not None and new_events[-1].type.removeprefix("prediction.") in model.TERMINAL:
+                    await _forget_deadline(tx, store, prediction_id)
 
     await retry_on_conflict(attempt)
+
+
+async def _forget_deadline(tx: Any, store: EventStore, prediction_id: str) -> None:
+    await tx.conn.execute(
+        text(f"DELETE FROM {store.schema}.deadlines WHERE prediction_id = :id"), {"id": prediction_id}
+    )
+
+
+async def cancel_due_predictions(
+    *, store: EventStore, clock: Clock, runners: RunnerControl, batch: int = 100
+) -> list[str]:
+    """Cancel the predictions whose Cancel-After deadline has passed; returns their ids.
+
+    Each is canceled in its own transaction (which deletes its deadline row), so several scheduler
+    instances may sweep at once: a prediction another instance canceled first is left as it is.
+    """
+    async with store.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    f"SELECT prediction_id FROM {store.schema}.deadlines WHERE due_at <= :now"
+                    " ORDER BY due_at LIMIT :n"
+                ),
+                {"now": clock.now(), "n": batch},
+            )
+        ).all()
+    canceled = []
+    for row in rows:
+        try:
+            await cancel_prediction(row.prediction_id, store=store, clock=clock, runners=runners,
+                                    actor="scheduler", reason="deadline")
+        except PredictionNotFound:
+            async with store.transaction() as tx:
+                await _forget_deadline(tx, store, row.prediction_id)
+            continue
+        canceled.append(row.prediction_id)
+    return canceled
 
 
 def _decide_for_runner_event(
@@ -144,6 +219,14 @@ def _decide_for_runner_event(
 ) -> list[Envelope]:
     data = event.data
     runner_id = data.get("runner_id", "")
+    if kind == "progress":
+        return model.decide_progress(
+            state,
+            seq=int(data.get("seq") or 0),
+            output_items=list(data.get("output_items") or []),
+            logs=data.get("logs") or "",
+            metadata=metadata,
+        )
     if kind == "started":
         return model.decide_start(state, started_at=data["started_at"], runner_id=runner_id, metadata=metadata)
     if kind == "completed":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -14,6 +14,9 @@ class VersionInfo:
     hardware: str
     package_key: str
     predictor_ref: str
+    # From the version's OpenAPI schema: iterator output (its predictions stream) and `cog.Secret` inputs.
+    streams: bool = False
+    secret_inputs: frozenset[str] = field(default_factory=frozenset)
 
 
 class RegistryClient(Protocol):

@@ -30,6 +30,8 @@ def to_pb(prediction: Prediction) -> scheduler_pb2.Prediction:
         webhook_events_filter=prediction.webhook_events_filter or [],
         account=prediction.account,
         source=prediction.source,
+        stream=prediction.stream,
+        deadline=prediction.deadline or "",
     )
     if prediction.predict_time is not None:
         message.predict_time = prediction.predict_time
@@ -52,6 +54,9 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
             webhook=request.webhook or None,
             webhook_events_filter=list(request.webhook_events_filter) or None,
             source=request.source or "api",
+            cancel_after_seconds=(
+                request.cancel_after_seconds if request.HasField("cancel_after_seconds") else None
+            ),
         )
         prediction = await handlers.create_prediction(
             command, store=self._deps.store, registry=self._deps.registry, clock=self._deps.clock

@@ -1,14 +1,18 @@
-"""Inbound NATS: runner reports become prediction events."""
+"""Inbound NATS: runner reports become prediction events; the deadline sweep cancels overdue predictions."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 
 from libs.bus.consumer import ReceivedMessage, run_consumer
 from libs.bus.subjects import RUNNER_EVENTS, RUNNER_PREDICTION_EVENTS
 from libs.events import Envelope
 from services.scheduler import handlers
 from services.scheduler.bootstrap import Deps
+
+log = logging.getLogger(__name__)
 
 
 async def consume_runner_events(deps: Deps, stop: asyncio.Event) -> None:
@@ -24,3 +28,16 @@ async def consume_runner_events(deps: Deps, stop: asyncio.Event) -> None:
         handler=on_message,
         stop=stop,
     )
+
+
+async def sweep_deadlines(deps: Deps, stop: asyncio.Event) -> None:
+    """Cancel predictions whose Cancel-After deadline passed, whether or not a runner ever took them."""
+    while not stop.is_set():
+        try:
+            canceled = await handlers.cancel_due_predictions(store=deps.store, clock=deps.clock, runners=deps.runners)
+            if canceled:
+                log.info("canceled %d prediction(s) at their deadline", len(canceled))
+        except Exception:  # noqa: BLE001 - the sweep must outlive database hiccups; the rows stay due
+            log.warning("deadline sweep failed; retrying", exc_info=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), deps.settings.deadline_sweep_interval)

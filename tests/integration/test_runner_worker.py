@@ -13,6 +13,7 @@ import pytest
 from libs.bus.nats import Bus, connect
 from libs.events import Envelope
 from libs.modelpkg import VERSIONS_BUCKET, ModelPackageError, fetch_package, push_model_dir
+from services.runner.adapters import protocol as p
 from services.runner.adapters.supervisor import WorkerSetupError, WorkerSupervisor
 from services.runner.bootstrap import bootstrap
 from services.runner.settings import RunnerSettings
@@ -57,8 +58,14 @@ async def test_missing_required_input_fails(supervisor: Callable[..., WorkerSupe
 async def test_logs_defaults_and_callbacks(supervisor: Callable[..., WorkerSupervisor]) -> None:
     seen: list[tuple[str, str]] = []
     outputs: list[object] = []
-    sup = supervisor(FIXTURES / "chatty", on_log=lambda pid, text: seen.append((pid, text)),
-                     on_output=lambda pid, value: outputs.append(value))
+
+    def on_event(message: p.Message) -> None:
+        if isinstance(message, p.Log):
+            seen.append((message.id, message.text))
+        elif isinstance(message, p.Output):
+            outputs.append(message.value)
+
+    sup = supervisor(FIXTURES / "chatty", on_event=on_event)
     await sup.start()
     assert sup.setup_logs == "loading weights\n"
     result = await sup.predict("p1", {"times": "2"})
@@ -86,7 +93,7 @@ async def test_crash_fails_prediction_and_restarts(supervisor: Callable[..., Wor
     assert (await sup.predict("p1", {})).output == "alive"
     crashed = await sup.predict("p2", {"crash": True})
     assert crashed.status == "failed"
-    assert crashed.error is not None and "exit code 3" in crashed.error
+    assert crashed.error == "worker exited unexpectedly (exit code 3)"
     after = await sup.predict("p3", {})
     assert after.status == "succeeded" and after.output == "alive"
 
@@ -108,7 +115,8 @@ async def test_cancel_sleeping_prediction(supervisor: Callable[..., WorkerSuperv
 
 async def test_iterator_output(supervisor: Callable[..., WorkerSupervisor]) -> None:
     items: list[object] = []
-    sup = supervisor(FIXTURES / "stream", on_output=lambda pid, value: items.append(value))
+    sup = supervisor(FIXTURES / "stream",
+                     on_event=lambda message: items.append(message.value) if isinstance(message, p.Output) else None)
     result = await sup.predict("p1", {"n": 3})
     assert result.output == ["token0", "token1", "token2"] == items
 
@@ -128,7 +136,7 @@ async def test_path_output_and_weights(supervisor: Callable[..., WorkerSuperviso
     sup = supervisor(FIXTURES / "path_output", weights="https://example.com/w.bin")
     result = await sup.predict("p1", {})
     assert result.status == "succeeded"
-    assert Path(result.output).read_text() == "https://example.com/w.bin"
+    assert Path(result.output[p.FILE_KEY]).read_text() == "https://example.com/w.bin"
 
 
 async def test_setup_failure_reports_logs(supervisor: Callable[..., WorkerSupervisor]) -> None:
@@ -192,7 +200,7 @@ async def _collect_events(bus: Bus, prediction_ids: set[str]) -> tuple[dict[str,
 
     async def on_event(msg: Any) -> None:
         envelope = Envelope.from_json(msg.data)
-        if envelope.data.get("prediction_id") in seen:
+        if envelope.type != "prediction.progress" and envelope.data.get("prediction_id") in seen:
             seen[envelope.data["prediction_id"]].append(envelope)
 
     return seen, await bus.nc.subscribe("runner.events.prediction.>", cb=on_event)

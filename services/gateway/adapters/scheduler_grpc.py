@@ -28,6 +28,8 @@ def view_from_pb(message: scheduler_pb2.Prediction) -> dict[str, Any]:
         "webhook": message.webhook or None,
         "webhook_events_filter": list(message.webhook_events_filter) or None,
         "account": message.account,
+        "stream": message.stream,
+        "deadline": message.deadline or None,
     }
 
 
@@ -43,17 +45,19 @@ class GrpcSchedulerClient:
         account: str,
         webhook: str | None,
         webhook_events_filter: list[str] | None,
+        cancel_after_seconds: float | None = None,
     ) -> dict[str, Any]:
-        reply = await self._stub.CreatePrediction(
-            scheduler_pb2.CreatePredictionRequest(
-                version_id=version_id,
-                input_json=json.dumps(input),
-                account=account,
-                webhook=webhook or "",
-                webhook_events_filter=webhook_events_filter or [],
-                source="api",
-            )
+        request = scheduler_pb2.CreatePredictionRequest(
+            version_id=version_id,
+            input_json=json.dumps(input),
+            account=account,
+            webhook=webhook or "",
+            webhook_events_filter=webhook_events_filter or [],
+            source="api",
         )
+        if cancel_after_seconds is not None:
+            request.cancel_after_seconds = cancel_after_seconds
+        reply = await self._stub.CreatePrediction(request)
         return view_from_pb(reply)
 
     async def get_prediction(self, prediction_id: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from libs.rpc import RpcNotFound
 from services.gateway.access import can_access
 from services.gateway.adapters.registry_grpc import Account
 from services.gateway.auth import current_account
+from services.gateway.cancel_after import parse_cancel_after
 from services.gateway.errors import ApiError, not_found
 from services.gateway.pagination import INVALID_CURSOR, decode_cursor, encode_cursor, page_body
 from services.gateway.schemas import Prediction, PredictionPage, PredictionRequest, VersionPredictionRequest
@@ -126,6 +127,7 @@ async def _create(request: Request, account: Account, version: dict[str, Any], b
     deps = _deps(request)
     wait = parse_prefer_wait(request.headers.get("prefer"))
     _check_input(version, body)
+    cancel_after = parse_cancel_after(request.headers.get("cancel-after"))
     try:
         view = await deps.scheduler.create_prediction(
             version_id=version["id"],
@@ -133,6 +135,7 @@ async def _create(request: Request, account: Account, version: dict[str, Any], b
             account=account.username,
             webhook=body.webhook,
             webhook_events_filter=list(body.webhook_events_filter) if body.webhook_events_filter else None,
+            cancel_after_seconds=cancel_after,
         )
     except RpcNotFound as exc:
         raise INVALID_VERSION from exc

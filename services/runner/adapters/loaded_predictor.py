@@ -7,12 +7,16 @@ import datetime
 import enum
 import importlib.util
 import inspect
+import io
 import os
+import tempfile
 import sys
 import warnings
 from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any
+
+from services.runner.adapters.protocol import FILE_KEY
 
 
 class LoadedPredictor:
@@ -59,13 +63,32 @@ class LoadedPredictor:
             return setup(weights=weights if weights is not None else os.environ.get("COG_WEIGHTS"))
         return setup()
 
-    def prepare_input(self, raw: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
-        """Fill Input() defaults, coerce and check constraints; URL inputs for Path fields are downloaded.
+    @property
+    def file_inputs(self) -> list[str]:
+        """Inputs typed Path or File (alone or in a list): their URLs are fetched before predict() runs."""
+        from cog import _adt as adt
 
-        Returns the keyword arguments and the temporary paths to remove afterwards.
+        kinds = (adt.PrimitiveType.PATH, adt.PrimitiveType.FILE)
+        return [name for name, field in self.info.inputs.items() if field.type.primitive in kinds]
+
+    def prepare_input(self, raw: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+        """Fill Input() defaults, coerce and check constraints, as cog's own input check does.
+
+        File inputs normally arrive as local paths (the runner downloaded them); a URL that did not is
+        downloaded here the way cog does it. Returns the keyword arguments and the temporary paths to remove.
         """
+        from cog import _adt as adt
         from cog.types import URLPath
 
+        raw = dict(raw)
+        files: list[Any] = []
+        for name, field in self.info.inputs.items():
+            primitive = field.type.primitive
+            if primitive is adt.PrimitiveType.SECRET and name not in raw and field.default is None:
+                # `Secret = Input(default=None)` is optional and nullable in Cog's schema.
+                raw[name] = None
+            elif primitive is adt.PrimitiveType.FILE and name in raw:
+                raw[name] = _open_local(raw[name], files)
         kwargs = self._inspector.check_input(self.info.inputs, raw)
         temps: list[Any] = []
         for name, value in kwargs.items():
@@ -74,11 +97,11 @@ class LoadedPredictor:
                 temps.append(kwargs[name])
             elif isinstance(value, list) and any(isinstance(v, URLPath) for v in value):
                 kwargs[name] = [v.convert() if isinstance(v, URLPath) else v for v in value]
-                temps.extend(kwargs[name])
-        return kwargs, temps
+                temps.extend(v for v in kwargs[name] if isinstance(v, PurePath))
+        return kwargs, temps + files
 
     def encode(self, value: Any, *, item: bool = False) -> Any:
-        """JSON-ready form of a whole output or one iterator element."""
+        """JSON-ready form of a whole output or one iterator element; files become file markers."""
         from cog import _adt as adt
 
         output = self.info.output
@@ -89,12 +112,27 @@ class LoadedPredictor:
         return jsonable(value)
 
 
+def _open_local(value: Any, opened: list[Any]) -> Any:
+    """A local path given for a File input becomes an open file, as cog hands File inputs to predict()."""
+
+    def one(item: Any) -> Any:
+        if isinstance(item, str) and item.startswith("/") and os.path.isfile(item):
+            handle = open(item, "rb")  # noqa: SIM115 - closed after the prediction
+            opened.append(handle)
+            return handle
+        return item
+
+    return [one(v) for v in value] if isinstance(value, list) else one(value)
+
+
 def jsonable(value: Any) -> Any:
-    """Plain JSON types; file outputs become their local path string (no upload yet)."""
+    """Plain JSON types; a file output becomes ``{FILE_KEY: absolute path}`` for the runner to upload."""
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
     if isinstance(value, (PurePath, os.PathLike)):
-        return os.fspath(value)
+        return {FILE_KEY: os.path.abspath(os.fspath(value))}
+    if isinstance(value, io.IOBase):
+        return {FILE_KEY: _spill(value)}
     if isinstance(value, enum.Enum):
         return jsonable(value.value)
     if isinstance(value, (datetime.datetime, datetime.date)):
@@ -112,3 +150,14 @@ def jsonable(value: Any) -> Any:
     if hasattr(value, "get_secret_value"):
         return value.get_secret_value()
     return str(value)
+
+
+def _spill(stream: io.IOBase) -> str:
+    """A file object returned by predict() (cog.File output) is written to a temporary file."""
+    name = os.path.basename(str(getattr(stream, "name", "") or "output"))
+    directory = tempfile.mkdtemp(prefix="cogwheel-out-")
+    path = os.path.join(directory, name or "output")
+    data = stream.read()
+    with open(path, "wb") as out:
+        out.write(data.encode() if isinstance(data, str) else data)
+    return path

@@ -9,19 +9,33 @@ from typing import Any, Literal
 
 PredictionStatus = Literal["succeeded", "failed", "canceled"]
 
+# Marks a file in an output value: {FILE_KEY: "/absolute/path"}.
+FILE_KEY = "$cogwheel_file"
+
 
 @dataclass(frozen=True)
 class Setup:
-    """Parent → child: load the predictor (weights as cog passes them: a plain string or None)."""
+    """Parent → child: load the predictor (weights as cog passes them: a plain string or None).
+
+    ``concurrency`` is cog.yaml's ``concurrency.max``; above 1 it needs an async predictor, as in Cog.
+    """
 
     weights: str | None = None
+    concurrency: int = 1
 
 
 @dataclass(frozen=True)
 class Ready:
-    """Child → parent: setup() finished."""
+    """Child → parent: setup() finished.
+
+    ``file_inputs`` names the inputs typed ``Path``/``File`` (alone or in a list): the parent resolves their
+    URLs to local files. ``slots`` is how many predictions the worker runs at once (``concurrency.max`` for an
+    async predictor, else 1).
+    """
 
     setup_time: float = 0.0
+    file_inputs: list[str] = field(default_factory=list)
+    slots: int = 1
 
 
 @dataclass(frozen=True)
@@ -49,7 +63,10 @@ class Log:
 
 @dataclass(frozen=True)
 class Output:
-    """Child → parent: a JSON-ready output; ``item`` marks one element of an iterator output."""
+    """Child → parent: a JSON-ready output; ``item`` marks one element of an iterator output.
+
+    Files in ``value`` (at any depth) are ``{FILE_KEY: "/absolute/path"}``; the parent uploads them.
+    """
 
     id: str
     value: Any
@@ -67,6 +84,16 @@ class Done:
 
 
 @dataclass(frozen=True)
+class Stats:
+    """Child → parent: resource use, sent after setup and after each prediction (GPU only with torch + CUDA)."""
+
+    gpu_memory_allocated: int | None = None
+    gpu_memory_reserved: int | None = None
+    gpu_max_memory_allocated: int | None = None
+    gpu_device: str | None = None
+
+
+@dataclass(frozen=True)
 class Cancel:
     """Parent → child: stop the prediction ``id`` if it is still running."""
 
@@ -78,11 +105,20 @@ class Shutdown:
     """Parent → child: exit after the current prediction."""
 
 
-Message = Setup | Ready | SetupFailed | PredictRequest | Log | Output | Done | Cancel | Shutdown
+Message = Setup | Ready | SetupFailed | PredictRequest | Log | Output | Done | Stats | Cancel | Shutdown
 
 _TYPES: dict[str, type[Any]] = {
-    cls.__name__: cls for cls in (Setup, Ready, SetupFailed, PredictRequest, Log, Output, Done, Cancel, Shutdown)
+    cls.__name__: cls
+    for cls in (Setup, Ready, SetupFailed, PredictRequest, Log, Output, Done, Stats, Cancel, Shutdown)
 }
+
+
+STDERR_MARKER = b"\x00cogwheel-done "
+
+
+def stderr_marker(prediction_id: str) -> bytes:
+    """Written to the worker's fd 2 right before Done: what came before it on fd 1/2 belongs to the prediction."""
+    return STDERR_MARKER + prediction_id.encode() + b"\n"
 
 
 class ProtocolError(ValueError):

@@ -7,6 +7,7 @@ import collections
 import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,9 +21,11 @@ logger = logging.getLogger(__name__)
 
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 _STREAM_LIMIT = 64 * 1024 * 1024  # one JSON line may carry a large output
+# How long a finished prediction waits for the stderr marker (the worker writes it right before Done).
+_STDERR_SYNC_WAIT = 2.0
 
-LogCallback = Callable[[str, str], None]
-OutputCallback = Callable[[str, Any], None]
+# Called on the event loop with each p.Log / p.Output of the prediction, in the order the worker sent them.
+EventCallback = Callable[[p.Message], None]
 
 
 class WorkerSetupError(RuntimeError):
@@ -48,19 +51,42 @@ class PredictionResult:
 class _Running:
     id: str
     started_at: datetime
+    on_event: EventCallback | None = None
     logs: list[str] = field(default_factory=list)
     output: Any = None
     items: list[Any] | None = None
     cancel_requested: bool = False
     sent: bool = False
+    # Done waits for the worker's marker on stderr, so fd-level output written before it is not lost.
+    pending_done: p.Done | None = None
+    stderr_synced: bool = False
     done: asyncio.Future[p.Done] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    def add_log(self, text: str) -> None:
+        self.logs.append(text)
+        if self.on_event is not None:
+            self.on_event(p.Log(id=self.id, text=text))
+
+
+def exit_description(code: int | None) -> str:
+    """Why a worker ended, in words a user can act on."""
+    if code is not None and code < 0:
+        number = -code
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        hint = ", possibly out of memory" if number == signal.SIGKILL else f", {name}"
+        return f"worker exited unexpectedly (signal {number}{hint})"
+    return f"worker exited unexpectedly (exit code {code})"
 
 
 class WorkerSupervisor:
-    """One worker process per model version; predictions run one at a time.
+    """One worker process per model version, running up to ``slots`` predictions at once.
 
-    A crashed worker fails the prediction it was running and is started again on the next call.
-    ``on_log(prediction_id, text)`` and ``on_output(prediction_id, value)`` are called on the event loop.
+    ``slots`` is 1 for a sync predictor and cog.yaml's ``concurrency.max`` for an async one. A worker that
+    crashes fails the predictions it was running and is started again in the background, so the next
+    prediction finds it ready. A cancel the worker ignores for ``cancel_grace`` seconds gets it killed.
     """
 
     def __init__(
@@ -73,31 +99,47 @@ class WorkerSupervisor:
         python: str = sys.executable,
         setup_timeout: float = 600.0,
         cancel_grace: float = 5.0,
-        on_log: LogCallback | None = None,
-        on_output: OutputCallback | None = None,
+        concurrency: int = 1,
+        on_event: EventCallback | None = None,
     ) -> None:
         self.model_dir = Path(model_dir).resolve()
         self.predictor_ref = predictor_ref
         self._weights, self._env, self._python = weights, env or {}, python
         self._setup_timeout, self._cancel_grace = setup_timeout, cancel_grace
-        self.on_log, self.on_output = on_log, on_output
+        self._concurrency = max(1, concurrency)
+        self._default_on_event = on_event
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._stderr_task: asyncio.Task[None] | None = None
+        self._respawn: asyncio.Task[None] | None = None
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
-        self._running: _Running | None = None
-        self._lock = asyncio.Lock()
+        self._running: dict[str, _Running] = {}
+        self._slots: asyncio.Semaphore | None = None
         self._start_lock = asyncio.Lock()
+        self._stopped = False
         self.setup_logs = ""
+        self.file_inputs: frozenset[str] = frozenset()
+        self.slots = 1
+        self.stats: p.Stats | None = None
+        self.restarts = 0
 
     @property
     def alive(self) -> bool:
         return self._proc is not None and self._proc.returncode is None and self._reader is not None
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
+
+    @property
+    def busy(self) -> int:
+        return len(self._running)
+
     async def start(self) -> None:
         """Spawn the worker and wait for setup(); raises WorkerSetupError with the setup logs."""
         async with self._start_lock:
             if not self.alive:
+                self._stopped = False
                 await self._spawn()
 
     async def _spawn(self) -> None:
@@ -112,13 +154,21 @@ class WorkerSupervisor:
         )
         self._proc = proc
         self._stderr_task = asyncio.create_task(self._drain_stderr(proc))
-        await self._send(p.Setup(weights=self._weights))
+        await self._send(p.Setup(weights=self._weights, concurrency=self._concurrency))
         try:
             ready = await asyncio.wait_for(self._await_ready(proc), self._setup_timeout)
+        except TimeoutError:
+            await self._kill()
+            raise WorkerSetupError(f"setup of {self.predictor_ref} did not finish in {self._setup_timeout:g}s",
+                                   self.setup_logs) from None
         except BaseException:
             await self._kill()
             raise
-        logger.info("worker for %s ready in %.3fs", self.model_dir.name, ready.setup_time)
+        self.file_inputs = frozenset(ready.file_inputs)
+        self.slots = max(1, ready.slots)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.slots)
+        logger.info("worker for %s ready in %.3fs (%d slot(s))", self.model_dir.name, ready.setup_time, self.slots)
         self._reader = asyncio.create_task(self._read_loop(proc))
 
     async def _await_ready(self, proc: asyncio.subprocess.Process) -> p.Ready:
@@ -128,34 +178,44 @@ class WorkerSupervisor:
             message = p.decode(line)
             if isinstance(message, p.Log):
                 logs.append(message.text)
+                self.setup_logs = "".join(logs)
             elif isinstance(message, p.Ready):
                 self.setup_logs = "".join(logs)
                 return message
             elif isinstance(message, p.SetupFailed):
                 raise WorkerSetupError(f"setup of {self.predictor_ref} failed: {message.error}", "".join(logs))
-        await proc.wait()
+        code = await proc.wait()
+        if self._stderr_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stderr_task
         raise WorkerSetupError(
-            f"worker for {self.predictor_ref} exited during setup with code {proc.returncode}: {self._tail()}",
+            f"worker for {self.predictor_ref} exited during setup ({exit_description(code)}): {self._tail()}",
             "".join(logs),
         )
 
-    async def predict(self, prediction_id: str, input: dict[str, Any]) -> PredictionResult:
+    async def predict(
+        self, prediction_id: str, input: dict[str, Any], on_event: EventCallback | None = None
+    ) -> PredictionResult:
         """Run one prediction; failures of user code or of the worker come back as a failed result."""
-        async with self._lock:
-            running = _Running(id=prediction_id, started_at=datetime.now(UTC))
-            self._running = running
+        await self.start()
+        assert self._slots is not None
+        async with self._slots:
+            running = _Running(id=prediction_id, started_at=datetime.now(UTC),
+                               on_event=on_event or self._default_on_event)
+            self._running[prediction_id] = running
             try:
                 await self.start()
+                await self._send(p.PredictRequest(id=prediction_id, input=input))
+                running.sent = True
                 if running.cancel_requested:
-                    running.done.set_result(p.Done(id=prediction_id, status="canceled"))
-                else:
-                    await self._send(p.PredictRequest(id=prediction_id, input=input))
-                    running.sent = True
-                    if running.cancel_requested:
-                        await self._send_cancel(running)
+                    await self._send_cancel(running)
                 done = await running.done
+            except (RuntimeError, ConnectionError):
+                # The worker died between start() and the request: report it like a crash.
+                done = p.Done(id=prediction_id, status="canceled" if running.cancel_requested else "failed",
+                              error=None if running.cancel_requested else exit_description(self._returncode()))
             finally:
-                self._running = None
+                self._running.pop(prediction_id, None)
             output = running.items if running.items is not None else running.output
             return PredictionResult(
                 status=done.status,
@@ -172,8 +232,8 @@ class WorkerSupervisor:
 
         A worker that ignores the request is killed after the grace period.
         """
-        running = self._running
-        if running is None or running.id != prediction_id or running.done.done():
+        running = self._running.get(prediction_id)
+        if running is None or running.done.done():
             return False
         running.cancel_requested = True
         if running.sent:
@@ -181,22 +241,28 @@ class WorkerSupervisor:
         return True
 
     async def _send_cancel(self, running: _Running) -> None:
-        with contextlib.suppress(RuntimeError):
+        with contextlib.suppress(RuntimeError, ConnectionError):
             await self._send(p.Cancel(id=running.id))
         asyncio.get_running_loop().call_later(self._cancel_grace, self._kill_if_stuck, running)
 
     def _kill_if_stuck(self, running: _Running) -> None:
         if not running.done.done() and self._proc is not None and self._proc.returncode is None:
-            logger.warning("worker ignored cancel of %s; killing it", running.id)
+            logger.warning("worker ignored the cancel of %s for %.1fs; killing it", running.id, self._cancel_grace)
             self._proc.kill()
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Ask the worker to exit, killing it if it does not within ``timeout`` seconds."""
+        self._stopped = True
+        if self._respawn is not None:
+            self._respawn.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._respawn
+            self._respawn = None
         proc = self._proc
         if proc is None:
             return
         if proc.returncode is None and proc.stdin is not None:
-            with contextlib.suppress(ConnectionError):
+            with contextlib.suppress(ConnectionError, RuntimeError):
                 proc.stdin.write(p.encode(p.Shutdown()))
                 proc.stdin.close()
         with contextlib.suppress(TimeoutError):
@@ -215,9 +281,12 @@ class WorkerSupervisor:
                     await task
         self._reader = self._stderr_task = None
 
+    def _returncode(self) -> int | None:
+        return self._proc.returncode if self._proc is not None else None
+
     async def _send(self, message: p.Message) -> None:
         proc = self._proc
-        if proc is None or proc.stdin is None:
+        if proc is None or proc.stdin is None or proc.returncode is not None:
             raise RuntimeError("worker is not running")
         proc.stdin.write(p.encode(message))
         with contextlib.suppress(ConnectionError):
@@ -226,48 +295,83 @@ class WorkerSupervisor:
     async def _read_loop(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
         while line := await proc.stdout.readline():
-            self._dispatch(p.decode(line))
+            try:
+                self._dispatch(p.decode(line))
+            except p.ProtocolError as exc:
+                logger.warning("%s", exc)
         code = await proc.wait()
         if self._stderr_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._stderr_task
-        running = self._running
-        if running is not None and not running.done.done():
+        crashed = [r for r in self._running.values() if not r.done.done()]
+        for running in crashed:
             if running.cancel_requested:
                 running.done.set_result(p.Done(id=running.id, status="canceled"))
             else:
-                error = f"worker process crashed (exit code {code}) during prediction: {self._tail()}"
-                running.done.set_result(p.Done(id=running.id, status="failed", error=error))
+                running.done.set_result(p.Done(id=running.id, status="failed", error=exit_description(code)))
         logger.log(logging.INFO if code == 0 else logging.WARNING, "worker for %s exited with code %s",
                    self.model_dir.name, code)
-        self._reader = None
+        if self._proc is proc:
+            self._reader = None
+        if code != 0 and not self._stopped and self._proc is proc:
+            # Replace the dead worker now, so the next prediction does not wait for its setup.
+            self.restarts += 1
+            self._respawn = asyncio.create_task(self._restart())
+
+    async def _restart(self) -> None:
+        try:
+            await self.start()
+        except WorkerSetupError as exc:
+            logger.warning("restarting worker for %s failed: %s", self.model_dir.name, exc)
 
     def _dispatch(self, message: p.Message) -> None:
-        running = self._running
-        if running is None or getattr(message, "id", None) != running.id:
+        if isinstance(message, p.Stats):
+            self.stats = message
+            return
+        pid = getattr(message, "id", None)
+        running = self._running.get(pid) if pid is not None else None
+        if running is None:
             if isinstance(message, p.Log):
                 logger.info("worker: %s", message.text.rstrip())
             return
         if isinstance(message, p.Log):
-            running.logs.append(message.text)
-            if self.on_log is not None:
-                self.on_log(running.id, message.text)
+            running.add_log(message.text)
         elif isinstance(message, p.Output):
             if message.item:
                 running.items = (running.items or []) + [message.value]
             else:
                 running.output = message.value
-            if self.on_output is not None:
-                self.on_output(running.id, message.value)
+            if running.on_event is not None:
+                running.on_event(message)
         elif isinstance(message, p.Done) and not running.done.done():
-            running.done.set_result(message)
+            running.pending_done = message
+            if running.stderr_synced:
+                running.done.set_result(message)
+            else:
+                asyncio.get_running_loop().call_later(_STDERR_SYNC_WAIT, self._settle, running)
+
+    @staticmethod
+    def _settle(running: _Running) -> None:
+        if running.pending_done is not None and not running.done.done():
+            running.done.set_result(running.pending_done)
 
     async def _drain_stderr(self, proc: asyncio.subprocess.Process) -> None:
+        """Writes that bypassed sys.stdout/sys.stderr (C code, subprocesses): logs of the running prediction."""
         assert proc.stderr is not None
         while line := await proc.stderr.readline():
-            text = line.decode(errors="replace").rstrip()
-            self._stderr_tail.append(text)
-            logger.debug("worker stderr: %s", text)
+            if line.startswith(p.STDERR_MARKER):
+                synced = self._running.get(line[len(p.STDERR_MARKER):].decode(errors="replace").strip())
+                if synced is not None:
+                    synced.stderr_synced = True
+                    self._settle(synced)
+                continue
+            text = line.decode(errors="replace")
+            self._stderr_tail.append(text.rstrip())
+            active = [r for r in self._running.values() if r.sent and not r.done.done()]
+            if len(active) == 1:
+                active[0].add_log(text if text.endswith("\n") else text + "\n")
+            else:
+                logger.info("worker output: %s", text.rstrip())
 
     def _tail(self) -> str:
-        return "\n".join(self._stderr_tail) or "(no output on stderr)"
+        return "\n".join(self._stderr_tail)

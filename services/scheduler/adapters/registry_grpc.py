@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 
 import grpc
@@ -9,6 +10,7 @@ import grpc
 from libs.pb.cogwheel.registry.v1 import registry_pb2, registry_pb2_grpc
 from libs.rpc import RpcNotFound
 from services.scheduler.domain.errors import VersionNotFound
+from services.scheduler.domain.schema import secret_inputs, streams_output
 from services.scheduler.ports import VersionInfo
 
 
@@ -27,12 +29,20 @@ class GrpcRegistryClient:
             reply = await self._stub.GetVersion(registry_pb2.GetVersionRequest(version_id=version_id))
         except RpcNotFound as exc:
             raise VersionNotFound(f"version {version_id} not found") from exc
+        try:
+            schema = json.loads(reply.openapi_schema_json or "{}")
+        except json.JSONDecodeError:
+            schema = {}
+        if not isinstance(schema, dict):
+            schema = {}
         info = VersionInfo(
             id=reply.id,
             model=f"{reply.owner}/{reply.name}",
             hardware=reply.hardware or "cpu",
             package_key=reply.package_key,
             predictor_ref=reply.predictor_ref,
+            streams=streams_output(schema),
+            secret_inputs=secret_inputs(schema),
         )
         self._cache[version_id] = info
         if len(self._cache) > self._cache_size:

@@ -46,6 +46,12 @@ class Prediction:
     webhook: str | None = None
     webhook_events_filter: list[str] | None = None
     source: str = "api"
+    # The version's output is an iterator: the prediction has a Server-Sent Events stream.
+    stream: bool = False
+    # When Cancel-After was given: the moment the prediction is canceled if it has not ended.
+    deadline: str | None = None
+    # Sequence number of the last runner progress report folded in.
+    progress_seq: int = 0
 
     @property
     def is_terminal(self) -> bool:
@@ -70,6 +76,19 @@ def evolve(state: Prediction, event: Envelope) -> Prediction:
             webhook=data.get("webhook"),
             webhook_events_filter=data.get("webhook_events_filter"),
             source=data.get("source", "api"),
+            stream=bool(data.get("stream", False)),
+            deadline=data.get("deadline"),
+        )
+    if kind == "progressed":
+        items = data.get("output_items") or []
+        output = (state.output if isinstance(state.output, list) else []) + list(items) if items else state.output
+        return replace(
+            state,
+            **common,
+            status="processing" if state.status == "starting" else state.status,
+            output=output,
+            logs=state.logs + (data.get("logs") or ""),
+            progress_seq=int(data.get("seq") or state.progress_seq),
         )
     if kind == "started":
         return replace(state, **common, status="processing", started_at=data["started_at"])
@@ -112,7 +131,10 @@ def decide_create(
     webhook_events_filter: list[str] | None,
     source: str,
     metadata: EventMetadata,
+    stream: bool = False,
+    deadline: datetime | None = None,
 ) -> list[Envelope]:
+    """``input`` must already have its secret values redacted: events are stored and published."""
     state = Prediction(id=prediction_id)
     data = {
         "model": model,
@@ -124,7 +146,10 @@ def decide_create(
         "webhook": webhook,
         "webhook_events_filter": webhook_events_filter,
         "source": source,
+        "stream": stream,
     }
+    if deadline is not None:
+        data["deadline"] = deadline.isoformat()
     return [_event(state, "created", data, metadata)]
 
 
@@ -164,8 +189,36 @@ def decide_complete(
     return events + [_event(state, status, data, metadata)]
 
 
-def decide_cancel(state: Prediction, *, completed_at: str, metadata: EventMetadata) -> list[Envelope]:
+class ProgressOutOfOrder(Exception):
+    """A progress report arrived before an earlier one (or before the start): it must wait for them."""
+
+
+def decide_progress(
+    state: Prediction, *, seq: int, output_items: list[Any], logs: str, metadata: EventMetadata
+) -> list[Envelope]:
+    """Output items and logs a runner produced since its previous report, appended in report order.
+
+    Raises ProgressOutOfOrder when an earlier report (or the start) has not been recorded yet.
+    """
+    if state.is_terminal or seq <= state.progress_seq:
+        return []
+    if state.status == "starting" or seq != state.progress_seq + 1:
+        raise ProgressOutOfOrder(f"progress {seq} of {state.id} after {state.progress_seq}")
+    return [_event(state, "progressed", {"seq": seq, "output_items": output_items, "logs": logs}, metadata)]
+
+
+def decide_cancel(
+    state: Prediction, *, completed_at: str, metadata: EventMetadata, reason: str = "canceled"
+) -> list[Envelope]:
+    """Cancel a prediction that has not ended; ``reason`` is `canceled` (asked for) or `deadline` (Cancel-After)."""
     if state.is_terminal:
         return []
-    data = {"logs": state.logs, "started_at": state.started_at, "completed_at": completed_at, "predict_time": None}
+    data = {
+        "output": state.output,
+        "logs": state.logs,
+        "started_at": state.started_at,
+        "completed_at": completed_at,
+        "predict_time": None,
+        "reason": reason,
+    }
     return [_event(state, "canceled", data, metadata)]

@@ -40,3 +40,13 @@ def test_rendered_output_files_are_absolute_urls_on_the_renderers_origin() -> No
     body = render_prediction(view, "http://gw.example:8000")
     assert body["output"] == ["http://gw.example:8000/v1/outputs/p1/0-out.png"]
     assert body["urls"]["get"] == "http://gw.example:8000/v1/predictions/p1"
+
+
+def test_stream_url_only_for_streaming_predictions_and_deadline_shown() -> None:
+    plain = render_prediction(apply_event(None, CREATED), "http://gw")
+    assert "stream" not in plain["urls"] and "deadline" not in plain
+    streaming = _event("created", 1, model="acme/gen", version="v1", input={}, stream=True,
+                       deadline="2026-01-01T00:00:30+00:00", created_at="2026-01-01T00:00:00+00:00")
+    body = render_prediction(apply_event(None, streaming), "http://gw/")
+    assert body["urls"]["stream"] == "http://gw/v1/predictions/p1/stream"
+    assert body["deadline"] == "2026-01-01T00:00:30Z"

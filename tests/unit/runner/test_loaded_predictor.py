@@ -1,4 +1,4 @@
-"""Output values become plain JSON."""
+"""Output values become plain JSON; files become markers the runner uploads."""
 
 import dataclasses
 import datetime
@@ -6,6 +6,7 @@ import enum
 import pathlib
 
 from services.runner.adapters.loaded_predictor import jsonable
+from services.runner.adapters.protocol import FILE_KEY
 
 
 class Color(enum.Enum):
@@ -27,9 +28,16 @@ def test_jsonable_converts_common_types() -> None:
         1: {1, },
     }
     assert jsonable(value) == {
-        "p": "/tmp/x.png",
+        "p": {FILE_KEY: "/tmp/x.png"},
         "e": "red",
         "d": "2024-01-02T03:04:05",
-        "box": {"path": "/a", "tags": ["x", "y"]},
+        "box": {"path": {FILE_KEY: "/a"}, "tags": ["x", "y"]},
         "1": [1],
     }
+
+
+def test_file_object_output_is_spilled_to_a_file(tmp_path: pathlib.Path) -> None:
+    import io
+
+    marker = jsonable(io.BytesIO(b"payload"))
+    assert pathlib.Path(marker[FILE_KEY]).read_bytes() == b"payload"

@@ -10,6 +10,7 @@ import pytest
 from libs.bus.consumer import ReceivedMessage
 from libs.events import Envelope
 from libs.modelpkg import ModelPackageError
+from services.runner.adapters import protocol as p
 from services.runner.adapters.supervisor import PredictionResult, WorkerSetupError
 from services.runner.worker import RunnerWorker
 
@@ -29,13 +30,22 @@ class FakeSupervisor:
     def __init__(self, model_dir: Path, predictor_ref: str, fail_setup: bool = False) -> None:
         self.model_dir, self.predictor_ref, self.fail_setup = model_dir, predictor_ref, fail_setup
         self.stopped = False
+        self.alive = False
+        self.slots = 1
+        self.setup_logs = "setting up\n"
+        self.file_inputs: frozenset[str] = frozenset()
         self.calls: list[str] = []
         FakeSupervisor.instances.append(self)
 
-    async def predict(self, prediction_id: str, input: dict[str, Any]) -> PredictionResult:
+    async def start(self) -> None:
         if self.fail_setup:
             raise WorkerSetupError("setup of predict.py:Predictor failed: boom", "loading\n")
+        self.alive = True
+
+    async def predict(self, prediction_id: str, input: dict[str, Any], on_event: Any = None) -> PredictionResult:
         self.calls.append(prediction_id)
+        on_event(p.Log(id=prediction_id, text="log\n"))
+        on_event(p.Output(id=prediction_id, value="hello " + input["text"]))
         now = datetime.now(UTC)
         return PredictionResult("succeeded", "hello " + input["text"], "log\n", None, now, now, 0.01)
 
@@ -49,7 +59,11 @@ class FakeSupervisor:
 async def fake_fetch(js: Any, version_id: str, cache_dir: Path) -> Path:
     if version_id == "missing":
         raise ModelPackageError(f"version {version_id} is not in bucket cogwheel-versions")
-    return cache_dir / version_id
+    model_dir = cache_dir / version_id
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / "cog.yaml").write_text('predict: "predict.py:Predictor"\n')
+    (model_dir / "predict.py").write_text("")
+    return model_dir
 
 
 def _message(job: dict[str, Any]) -> ReceivedMessage:
@@ -73,12 +87,17 @@ def worker(tmp_path: Path) -> tuple[RunnerWorker, FakeBus]:
 async def test_publishes_started_then_completed(worker: tuple[RunnerWorker, FakeBus]) -> None:
     runner, bus = worker
     await runner.handle_job(_message(_job("p1")))
-    (s_subject, started, s_id), (c_subject, completed, c_id) = bus.published
+    progress = [env for subject, env, _ in bus.published if subject.endswith(".progress")]
+    (s_subject, started, s_id), (c_subject, completed, c_id) = [
+        entry for entry in bus.published if not entry[0].endswith(".progress")
+    ]
     assert s_subject == "runner.events.prediction.started" and started.type == "prediction.started"
-    assert c_subject == "runner.events.prediction.completed" and completed.stream_version == 2
+    assert c_subject == "runner.events.prediction.completed" and completed.stream_version == 2 + len(progress)
+    assert [env.data["seq"] for env in progress] == list(range(1, len(progress) + 1))
     assert started.stream_id == completed.stream_id == "runner-prediction-p1"
     assert s_id == started.id and c_id == completed.id != started.id
     assert completed.data["output"] == "hello world" and completed.data["runner_id"] == "r1"
+    assert completed.data["logs"] == "setting up\nlog\n"
 
 
 async def test_reuses_and_evicts_loaded_versions(worker: tuple[RunnerWorker, FakeBus]) -> None:
@@ -112,4 +131,5 @@ async def test_cancel_before_job_arrives(worker: tuple[RunnerWorker, FakeBus]) -
     await runner.cancel("p1")
     await runner.handle_job(_message(_job("p1")))
     assert [env.data["status"] for _, env, _ in bus.published] == ["canceled"]
+    assert not FakeSupervisor.instances
     assert not FakeSupervisor.instances
