@@ -127,7 +127,8 @@ class ProtocolError(ValueError):
 
 def encode(message: Message) -> bytes:
     """One newline-terminated JSON line; ``value`` fields must already be JSON-ready."""
-    body = {"type": type(message).__name__, **dataclasses.asdict(message)}
+    # Fields are flat and JSON-ready: a shallow copy avoids asdict()'s deep copy of large outputs.
+    body = {"type": type(message).__name__, **{f.name: getattr(message, f.name) for f in dataclasses.fields(message)}}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
