@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
+
 PredictionStatus = Literal["succeeded", "failed", "canceled"]
 
 # Marks a file in an output value: {FILE_KEY: "/absolute/path"}.
@@ -129,13 +131,25 @@ def encode(message: Message) -> bytes:
     """One newline-terminated JSON line; ``value`` fields must already be JSON-ready."""
     # Fields are flat and JSON-ready: a shallow copy avoids asdict()'s deep copy of large outputs.
     body = {"type": type(message).__name__, **{f.name: getattr(message, f.name) for f in dataclasses.fields(message)}}
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    try:
+        # Outputs such as embeddings are tens of thousands of floats; orjson encodes them ~10x faster.
+        return orjson.dumps(body) + b"\n"
+    except (orjson.JSONEncodeError, TypeError):
+        # What orjson refuses (integers beyond 64 bits, non-string keys) the standard encoder still writes.
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+def _loads(line: bytes | str) -> Any:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)  # NaN and Infinity, which only the standard decoder reads
 
 
 def decode(line: bytes | str) -> Message:
     """Parse one line produced by :func:`encode`."""
     try:
-        body = json.loads(line)
+        body = _loads(line)
         cls = _TYPES[body.pop("type")]
         message: Message = cls(**body)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -35,3 +35,9 @@ def test_text_with_newlines_stays_one_line() -> None:
 def test_rejects_garbage(line: bytes) -> None:
     with pytest.raises(p.ProtocolError):
         p.decode(line)
+
+
+def test_values_the_fast_encoder_refuses_still_round_trip() -> None:
+    huge = 2**70
+    message = p.Output(id="p1", value={"big": huge, "items": [1.5, "x", None]})
+    assert p.decode(p.encode(message)) == message
