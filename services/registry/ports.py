@@ -10,6 +10,7 @@ from typing import Protocol
 from libs.events import EventMetadata
 from services.registry.domain.accounts import Account, Token
 from services.registry.domain.collections import Collection
+from services.registry.domain.deployments import Deployment
 from services.registry.domain.files import File
 from services.registry.domain.events import RegistryEvent
 from services.registry.domain.models import Model, Version
@@ -88,3 +89,9 @@ class RegistryViews(Protocol):
     async def get_collection(self, slug: str) -> Collection | None: ...
 
     async def list_collections(self, *, cursor: str, limit: int, query: str) -> tuple[list[Collection], str]: ...
+
+    async def get_deployment(self, owner: str, name: str) -> Deployment | None: ...
+
+    async def list_deployments(self, owners: list[str], *, cursor: str, limit: int) -> tuple[list[Deployment], str]:
+        """Deployments of any of `owners`, newest first, and the next page's cursor ("" on the last page)."""
+        ...

@@ -68,3 +68,13 @@ class FileNotFound(RegistryError):
 class CollectionNotFound(RegistryError):
     def __init__(self, slug: str) -> None:
         super().__init__(f"collection {slug!r} not found")
+
+
+class DeploymentNotFound(RegistryError):
+    def __init__(self, owner: str, name: str) -> None:
+        super().__init__(f"deployment {owner}/{name} not found")
+
+
+class DeploymentAlreadyExists(RegistryError):
+    def __init__(self, owner: str, name: str) -> None:
+        super().__init__(f"deployment {owner}/{name} already exists")
