@@ -293,7 +293,8 @@ async def delete_version(
     async def attempt() -> None:
         async with uow(meta or EventMetadata()) as tx:
             state, version = await _load_model(tx, cmd.owner, cmd.name)
-            new = models.delete_version(state, cmd, clock.now())
+            used_by = await tx.deployments_running(cmd.version_id)
+            new = models.delete_version(state, cmd, clock.now(), used_by=used_by)
             await tx.append(model_stream(cmd.owner, cmd.name), new, version)
 
     await retry_on_conflict(attempt)

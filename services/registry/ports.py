@@ -39,6 +39,10 @@ class UnitOfWork(Protocol):
         """Username of the account that issued `token_id`, if any."""
         ...
 
+    async def deployments_running(self, version_id: str) -> list[str]:
+        """`owner/name` of the deployments whose current release runs `version_id`."""
+        ...
+
 
 UnitOfWorkFactory = Callable[[EventMetadata], AbstractAsyncContextManager[UnitOfWork]]
 

@@ -38,6 +38,7 @@ ERROR_MAP = {
     errors.ModelHasVersions: grpc.StatusCode.FAILED_PRECONDITION,
     errors.FileNotFound: grpc.StatusCode.NOT_FOUND,
     errors.CollectionNotFound: grpc.StatusCode.NOT_FOUND,
+    errors.VersionInUse: grpc.StatusCode.FAILED_PRECONDITION,
     errors.DeploymentNotFound: grpc.StatusCode.NOT_FOUND,
     errors.DeploymentAlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
 }

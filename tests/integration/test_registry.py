@@ -453,6 +453,8 @@ async def test_deployment_errors_carry_the_right_status(registry: Registry) -> N
         await stub.DeleteDeployment(pb.DeleteDeploymentRequest(owner=owner, name="missing"))
     unchanged = await stub.GetDeployment(pb.GetDeploymentRequest(owner=owner, name="app"))
     assert unchanged.current_release.number == 1
+    with pytest.raises(RpcFailedPrecondition, match=f"used by deployment.*{owner}/app"):
+        await stub.DeleteVersion(pb.DeleteVersionRequest(owner=owner, name=name, version_id=version))
 
 
 async def test_the_service_process_serves_until_sigterm(database_url: str, nats_url: str) -> None:

@@ -112,8 +112,10 @@ async def update_deployment(
     try:
         updated = await deps.registry.update_deployment(owner, name, account.username, **changes)
     except RpcNotFound:
+        if "version" not in changes:
+            raise
         model = current["current_release"]["model"]
-        raise _invalid("version", f"{changes.get('version')} is not a version of {model}") from None
+        raise _invalid("version", f"{changes['version']} is not a version of {model}") from None
     return JSONResponse(updated)
 
 

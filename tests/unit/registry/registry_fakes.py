@@ -87,6 +87,11 @@ class InMemoryUnitOfWork:
         return None
 
 
+    async def deployments_running(self, version_id: str) -> list[str]:
+        folded = (deployments.replay(self._log.events(s)) for s in self._log.streams if s.startswith("deployment-"))
+        return sorted(d.full_name for d in folded if d is not None and d.current_release.version == version_id)
+
+
 class FakeViews:
     """Answers queries by folding the in-memory log with the domain's own evolve functions."""
 

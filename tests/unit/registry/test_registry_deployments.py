@@ -182,3 +182,18 @@ async def test_list_is_limited_to_the_given_owners(
     assert [d.name for d in listed] == ["second", "first"]
     both, _ = await handlers.list_deployments(["alice", "acme"], views, cursor="", limit=0)
     assert [d.full_name for d in both] == ["alice/mine", "acme/second", "acme/first"]
+
+
+async def test_a_version_a_deployment_runs_cannot_be_deleted(event_log: InMemoryEventLog, clock: FakeClock) -> None:
+    from services.registry.domain.commands import DeleteVersion
+    from services.registry.domain.errors import VersionInUse
+
+    await given_model_with_versions(event_log, clock)
+    await handlers.create_deployment(create_cmd(), event_log.uow, clock, SKUS)
+    with pytest.raises(VersionInUse, match="acme/my-app"):
+        await handlers.delete_version(DeleteVersion(owner="acme", name="hello", version_id=V1), event_log.uow, clock)
+    await handlers.update_deployment(
+        UpdateDeployment(owner="acme", name="my-app", created_by="acme", version=V2), event_log.uow, clock, SKUS
+    )
+    await handlers.delete_version(DeleteVersion(owner="acme", name="hello", version_id=V1), event_log.uow, clock)
+    assert event_log.events("model-acme/hello")[-1].TYPE == "version.deleted"
