@@ -292,6 +292,13 @@ async def test_listing_and_searching_public_models_page_by_page(registry: Regist
         await stub.ListModels(pb.ListModelsRequest(cursor="garbage"))
 
 
+async def test_a_search_query_with_nul_is_refused_not_failed(registry: Registry) -> None:
+    for call in (registry.stub.ListModels(pb.ListModelsRequest(query="a\x00b")),
+                 registry.stub.ListCollections(pb.ListCollectionsRequest(query="\x00"))):
+        with pytest.raises(RpcInvalidArgument, match="NUL"):
+            await call
+
+
 async def test_files_and_collections(registry: Registry) -> None:
     stub = registry.stub
     owner = unique("uploader")

@@ -59,6 +59,9 @@ def _deployment(row: Any) -> Deployment:
 
 
 def _like(query: str) -> str:
+    if "\x00" in query:
+        # PostgreSQL text cannot hold NUL; refuse it as a bad query rather than fail the call.
+        raise InvalidRequest("the search query must not contain NUL characters")
     escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
