@@ -9,7 +9,7 @@ from typing import Any
 
 from libs.events import EventMetadata
 from libs.eventstore.retry import retry_on_conflict
-from services.registry.domain import accounts, collections, deployments, files, models, tokens
+from services.registry.domain import accounts, collections, deployments, files, models, names, tokens
 from services.registry.domain.accounts import Account, Token
 from services.registry.domain.collections import Collection
 from services.registry.domain.commands import (
@@ -392,6 +392,8 @@ async def create_deployment(
     meta: EventMetadata | None = None,
 ) -> Deployment:
     """Reads the owner and the model; appends to the deployment's stream only (a racing creator loses there)."""
+    names.username(cmd.owner)
+    names.deployment_name(cmd.name)
 
     async def attempt() -> Deployment:
         async with uow(meta or EventMetadata()) as tx:
@@ -414,6 +416,9 @@ async def update_deployment(
     hardware: Collection[str],
     meta: EventMetadata | None = None,
 ) -> Deployment:
+    if not deployments.exists_as_name(cmd.owner, cmd.name):
+        raise DeploymentNotFound(cmd.owner, cmd.name)
+
     async def attempt() -> Deployment:
         async with uow(meta or EventMetadata()) as tx:
             state, version = await _load_deployment(tx, cmd.owner, cmd.name)
@@ -428,6 +433,9 @@ async def update_deployment(
 async def delete_deployment(
     cmd: DeleteDeployment, uow: UnitOfWorkFactory, clock: Clock, meta: EventMetadata | None = None
 ) -> None:
+    if not deployments.exists_as_name(cmd.owner, cmd.name):
+        raise DeploymentNotFound(cmd.owner, cmd.name)
+
     async def attempt() -> None:
         async with uow(meta or EventMetadata()) as tx:
             state, version = await _load_deployment(tx, cmd.owner, cmd.name)
@@ -438,7 +446,7 @@ async def delete_deployment(
 
 
 async def get_deployment(owner: str, name: str, views: RegistryViews) -> Deployment:
-    found = await views.get_deployment(owner, name)
+    found = await views.get_deployment(owner, name) if deployments.exists_as_name(owner, name) else None
     if found is None:
         raise DeploymentNotFound(owner, name)
     return found

@@ -7,6 +7,7 @@ current release's version on the release's hardware and carry `deployment`.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -26,6 +27,7 @@ from services.gateway.schemas import (
     Deployment,
     DeploymentCreateRequest,
     DeploymentPage,
+    DEPLOYMENT_NAME_PATTERN,
     DeploymentUpdateRequest,
     Prediction,
     PredictionRequest,
@@ -45,7 +47,7 @@ def _invalid(field: str, description: str) -> ApiError:
 
 async def _visible_deployment(request: Request, owner: str, name: str, account: Account) -> dict[str, Any]:
     """The deployment if `account` is its owner or a member of the owning organization; else 404."""
-    if not can_access(account, owner):
+    if not can_access(account, owner) or not re.fullmatch(DEPLOYMENT_NAME_PATTERN, name):
         raise not_found()
     try:
         return await _deps(request).registry.get_deployment(owner, name)
@@ -55,9 +57,7 @@ async def _visible_deployment(request: Request, owner: str, name: str, account: 
 
 async def _check_model(request: Request, ref: str, account: Account) -> None:
     """The model must exist and be runnable by the caller (public, or theirs)."""
-    owner, slash, name = ref.partition("/")
-    if not slash:
-        raise _invalid("model", "must be given as owner/name")
+    owner, _, name = ref.partition("/")
     try:
         await visible_model(request, owner, name, account)
     except ApiError:

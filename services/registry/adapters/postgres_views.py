@@ -274,6 +274,8 @@ class PostgresViews:
                 params.update(at=datetime.fromisoformat(str(at)), owner=str(owner), name=str(name))
             except ValueError:
                 raise InvalidRequest("invalid pagination cursor") from None
+            if "\x00" in params["owner"] + params["name"]:
+                raise InvalidRequest("invalid pagination cursor")
             sql += " AND (created_at, owner, name) < (:at, :owner, :name)"
         rows = await self._rows(sql + " ORDER BY created_at DESC, owner DESC, name DESC LIMIT :limit", params)
         found = [_deployment(row) for row in rows[:limit]]

@@ -79,6 +79,16 @@ def replay(events: Iterable[RegistryEvent]) -> Deployment | None:
     return state
 
 
+def exists_as_name(owner: str, name: str) -> bool:
+    """Whether `owner/name` could name a deployment; one that cannot is simply not found (and never queried)."""
+    try:
+        names.username(owner)
+        names.deployment_name(name)
+    except InvalidRequest:
+        return False
+    return True
+
+
 def split_model_ref(ref: str) -> tuple[str, str]:
     owner, slash, name = ref.partition("/")
     if not slash or not owner or not name:

@@ -197,3 +197,15 @@ async def test_a_version_a_deployment_runs_cannot_be_deleted(event_log: InMemory
     )
     await handlers.delete_version(DeleteVersion(owner="acme", name="hello", version_id=V1), event_log.uow, clock)
     assert event_log.events("model-acme/hello")[-1].TYPE == "version.deleted"
+
+
+async def test_names_that_cannot_exist_are_refused_before_any_read(
+    event_log: InMemoryEventLog, clock: FakeClock, views: FakeViews
+) -> None:
+    with pytest.raises(InvalidRequest, match="deployment name"):
+        await handlers.create_deployment(create_cmd(name="bad\x00name"), event_log.uow, clock, SKUS)
+    with pytest.raises(DeploymentNotFound):
+        await handlers.get_deployment("acme", "bad\x00name", views)
+    with pytest.raises(DeploymentNotFound):
+        await handlers.delete_deployment(DeleteDeployment(owner="acme", name="Bad Name"), event_log.uow, clock)
+    assert event_log.log == []
