@@ -47,6 +47,7 @@ def apply_event(view: dict[str, Any] | None, event: Envelope) -> dict[str, Any]:
             "account": data.get("account"),
             "stream": bool(data.get("stream", False)),
             "deadline": data.get("deadline"),
+            "deployment": data.get("deployment"),
         }
     if view is None:
         raise ValueError(f"{event.type} for {event.stream_id} arrived before prediction.created")
@@ -131,6 +132,9 @@ def render_prediction(view: dict[str, Any], public_url: str) -> dict[str, Any]:
     if view.get("stream"):
         # Only iterator models stream; clients test for the key, so it is absent (never null) otherwise.
         body["urls"]["stream"] = f"{base}/v1/predictions/{prediction_id}/stream"
+    if view.get("deployment"):
+        # Only predictions created through a deployment have one (`owner/name`).
+        body["deployment"] = view["deployment"]
     if view.get("deadline"):
         body["deadline"] = _timestamp(view["deadline"])
     if view.get("webhook"):

@@ -12,6 +12,7 @@ from libs.telemetry import TraceMiddleware
 from services.gateway import errors
 from services.gateway.bootstrap import Deps, bootstrap
 from services.gateway.routes import account, admin, collections, files, models, outputs, predictions, search, stream, tokens
+from services.gateway.routes import deployments as deployment_routes
 from services.gateway.routes import push as push_routes
 from services.gateway.routes import webhooks as webhook_routes
 from services.gateway.settings import GatewaySettings
@@ -49,5 +50,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(push_routes.router)
     app.include_router(stream.router)
     app.include_router(outputs.router)
+    app.include_router(deployment_routes.router)
     app.add_middleware(TraceMiddleware)
     return app

@@ -11,6 +11,7 @@ from libs.bus.nats import Bus, connect
 from libs.db import create_engine
 from libs.db.migrations import migrate
 from libs.eventstore import EventStore
+from libs.hardware import HardwareCatalog, load_catalog
 from libs.rpc import create_channel
 from services.gateway.adapters.packages import PackageTexts
 from services.gateway.adapters.registry_grpc import GrpcRegistryClient
@@ -36,6 +37,8 @@ class Deps:
     scheduler: GrpcSchedulerClient
     rate_limiter: RateLimiter
     packages: PackageTexts
+    # The SKUs `GET /v1/hardware` lists and models and deployments may ask for.
+    hardware: HardwareCatalog
 
 
 async def bootstrap(settings: GatewaySettings) -> Deps:
@@ -58,4 +61,5 @@ async def bootstrap(settings: GatewaySettings) -> Deps:
         scheduler=GrpcSchedulerClient(create_channel(settings.scheduler_addr)),
         rate_limiter=rate_limiter(settings),
         packages=PackageTexts(bus.js),
+        hardware=load_catalog(),
     )

@@ -127,6 +127,19 @@ async def run_counts(engine: Any, models: list[str]) -> dict[str, int]:
     return {row.model: row.runs for row in rows}
 
 
+async def active_predictions_of_deployment(engine: Any, deployment: str) -> int:
+    """Predictions made through `owner/name` that are still starting or processing."""
+    async with engine.connect() as conn:
+        result = await conn.execute(
+            text(
+                f"SELECT count(*) FROM {SCHEMA}.predictions WHERE view->>'deployment' = :deployment"
+                " AND status NOT IN ('succeeded', 'failed', 'canceled')"
+            ),
+            {"deployment": deployment},
+        )
+        return int(result.scalar() or 0)
+
+
 async def active_predictions_of_version(engine: Any, version_id: str) -> int:
     async with engine.connect() as conn:
         result = await conn.execute(

@@ -208,3 +208,58 @@ class AccountBody(BaseModel):
 class Hardware(BaseModel):
     sku: str
     name: str
+
+
+# As the registry names them: deployment names like model names (lower case), `owner/name` model references.
+DEPLOYMENT_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
+MODEL_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}/[a-z0-9][a-z0-9_.-]{0,99}$"
+VERSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+
+
+class DeploymentCreateRequest(BaseModel):
+    """`POST /v1/deployments`; the bounds are Replicate's (and max_instances is at least 1)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=DEPLOYMENT_NAME_PATTERN)
+    model: str = Field(pattern=MODEL_REF_PATTERN)
+    version: str = Field(pattern=VERSION_ID_PATTERN)
+    hardware: str = Field(min_length=1, max_length=64)
+    min_instances: int = Field(ge=0, le=5)
+    max_instances: int = Field(ge=1, le=20)
+
+
+class DeploymentUpdateRequest(BaseModel):
+    """`PATCH /v1/deployments/{owner}/{name}`: the given fields change, in a new release."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str | None = Field(default=None, pattern=VERSION_ID_PATTERN)
+    hardware: str | None = Field(default=None, min_length=1, max_length=64)
+    min_instances: int | None = Field(default=None, ge=0, le=5)
+    max_instances: int | None = Field(default=None, ge=1, le=20)
+
+
+class DeploymentConfiguration(BaseModel):
+    hardware: str
+    min_instances: int
+    max_instances: int
+
+
+class DeploymentRelease(BaseModel):
+    number: int
+    model: str
+    version: str
+    created_at: str
+    created_by: AccountBody
+    configuration: DeploymentConfiguration
+
+
+class Deployment(BaseModel):
+    owner: str
+    name: str
+    current_release: DeploymentRelease
+
+
+class DeploymentPage(_Page):
+    results: list[Deployment]

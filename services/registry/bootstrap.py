@@ -16,6 +16,7 @@ from libs.db.migrations import migrate
 from libs.events import Envelope
 from libs.eventstore import EventStore
 from libs.eventstore.projections import Projection, rebuild_from_log
+from libs.hardware import HardwareCatalog, load_catalog
 from services.registry.adapters.postgres import unit_of_work_factory
 from services.registry.adapters.postgres_views import PostgresViews
 from services.registry.domain.events import EVENT_TYPES
@@ -47,12 +48,16 @@ class Deps:
     views: RegistryViews
     clock: Clock
     relay: OutboxRelay | None
+    # The SKUs deployments may run on (COGWHEEL_HARDWARE_CATALOG or the shipped default).
+    hardware: HardwareCatalog
 
     async def close(self) -> None:
         await self.engine.dispose()
 
 
-def bootstrap(settings: Settings, *, bus: Bus | None = None, clock: Clock | None = None) -> Deps:
+def bootstrap(
+    settings: Settings, *, bus: Bus | None = None, clock: Clock | None = None, hardware: HardwareCatalog | None = None
+) -> Deps:
     """Wire the registry; without a bus nothing is published (the outbox keeps the messages)."""
     engine = create_engine(settings.database_url)
     store = EventStore(engine, SCHEMA, subject_for=subject_for)
@@ -70,6 +75,7 @@ def bootstrap(settings: Settings, *, bus: Bus | None = None, clock: Clock | None
         views=PostgresViews(engine, SCHEMA),
         clock=clock or SystemClock(),
         relay=relay,
+        hardware=hardware or load_catalog(),
     )
 
 

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from libs.events import EventMetadata
 from libs.eventstore.retry import retry_on_conflict
-from services.registry.domain import accounts, collections, files, models, tokens
+from services.registry.domain import accounts, collections, deployments, files, models, names, tokens
 from services.registry.domain.accounts import Account, Token
 from services.registry.domain.collections import Collection
 from services.registry.domain.commands import (
     AddMember,
     CreateFile,
+    CreateDeployment,
     CreateModel,
     CreateToken,
     CreateVersion,
+    DeleteDeployment,
     DeleteFile,
     DeleteModel,
     DeleteVersion,
@@ -28,11 +30,13 @@ from services.registry.domain.commands import (
     RemoveMember,
     RevokeToken,
     TokenCommand,
+    UpdateDeployment,
     UpdateModel,
 )
 from services.registry.domain.errors import (
     AccountNotFound,
     CollectionNotFound,
+    DeploymentNotFound,
     FileNotFound,
     ModelNotFound,
     TokenNotFound,
@@ -44,9 +48,11 @@ from services.registry.domain.events import (
     RegistryEvent,
     account_stream,
     collection_stream,
+    deployment_stream,
     file_stream,
     model_stream,
 )
+from services.registry.domain.deployments import Deployment
 from services.registry.domain.files import File
 from services.registry.domain.models import Model, Version
 from services.registry.ports import Clock, RegistryViews, UnitOfWork, UnitOfWorkFactory
@@ -287,7 +293,8 @@ async def delete_version(
     async def attempt() -> None:
         async with uow(meta or EventMetadata()) as tx:
             state, version = await _load_model(tx, cmd.owner, cmd.name)
-            new = models.delete_version(state, cmd, clock.now())
+            used_by = await tx.deployments_running(cmd.version_id)
+            new = models.delete_version(state, cmd, clock.now(), used_by=used_by)
             await tx.append(model_stream(cmd.owner, cmd.name), new, version)
 
     await retry_on_conflict(attempt)
@@ -357,3 +364,96 @@ async def get_collection(slug: str, views: RegistryViews) -> Collection:
     if found is None:
         raise CollectionNotFound(slug)
     return found
+
+
+async def _load_deployment(uow: UnitOfWork, owner: str, name: str) -> tuple[Deployment | None, int]:
+    events, version = await uow.load(deployment_stream(owner, name))
+    return deployments.replay(events), version
+
+
+async def _load_model_ref(uow: UnitOfWork, ref: str) -> Model | None:
+    owner, name = deployments.split_model_ref(ref)
+    model, _ = await _load_model(uow, owner, name)
+    return model
+
+
+def _folded_deployment(state: Deployment | None, new: list[RegistryEvent]) -> Deployment:
+    for event in new:
+        state = deployments.evolve(state, event)
+    assert state is not None
+    return state
+
+
+async def create_deployment(
+    cmd: CreateDeployment,
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+    hardware: Collection[str],
+    meta: EventMetadata | None = None,
+) -> Deployment:
+    """Reads the owner and the model; appends to the deployment's stream only (a racing creator loses there)."""
+    names.username(cmd.owner)
+    names.deployment_name(cmd.name)
+
+    async def attempt() -> Deployment:
+        async with uow(meta or EventMetadata()) as tx:
+            owner, _ = await _load_account(tx, cmd.owner)
+            model = await _load_model_ref(tx, cmd.model)
+            state, version = await _load_deployment(tx, cmd.owner, cmd.name)
+            new = deployments.create_deployment(
+                state, cmd, owner=owner, model=model, hardware=hardware, now=clock.now()
+            )
+            await tx.append(deployment_stream(cmd.owner, cmd.name), new, version)
+            return _folded_deployment(state, new)
+
+    return await retry_on_conflict(attempt)
+
+
+async def update_deployment(
+    cmd: UpdateDeployment,
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+    hardware: Collection[str],
+    meta: EventMetadata | None = None,
+) -> Deployment:
+    if not deployments.exists_as_name(cmd.owner, cmd.name):
+        raise DeploymentNotFound(cmd.owner, cmd.name)
+
+    async def attempt() -> Deployment:
+        async with uow(meta or EventMetadata()) as tx:
+            state, version = await _load_deployment(tx, cmd.owner, cmd.name)
+            model = await _load_model_ref(tx, state.current_release.model) if state is not None else None
+            new = deployments.update_deployment(state, cmd, model=model, hardware=hardware, now=clock.now())
+            await tx.append(deployment_stream(cmd.owner, cmd.name), new, version)
+            return _folded_deployment(state, new)
+
+    return await retry_on_conflict(attempt)
+
+
+async def delete_deployment(
+    cmd: DeleteDeployment, uow: UnitOfWorkFactory, clock: Clock, meta: EventMetadata | None = None
+) -> None:
+    if not deployments.exists_as_name(cmd.owner, cmd.name):
+        raise DeploymentNotFound(cmd.owner, cmd.name)
+
+    async def attempt() -> None:
+        async with uow(meta or EventMetadata()) as tx:
+            state, version = await _load_deployment(tx, cmd.owner, cmd.name)
+            new = deployments.delete_deployment(state, cmd, clock.now())
+            await tx.append(deployment_stream(cmd.owner, cmd.name), new, version)
+
+    await retry_on_conflict(attempt)
+
+
+async def get_deployment(owner: str, name: str, views: RegistryViews) -> Deployment:
+    found = await views.get_deployment(owner, name) if deployments.exists_as_name(owner, name) else None
+    if found is None:
+        raise DeploymentNotFound(owner, name)
+    return found
+
+
+async def list_deployments(
+    owners: list[str], views: RegistryViews, *, cursor: str, limit: int
+) -> tuple[list[Deployment], str]:
+    """Deployments owned by any of `owners` (an account and its organizations), newest first."""
+    return await views.list_deployments(sorted(set(owners)), cursor=cursor, limit=page_size(limit))

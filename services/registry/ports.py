@@ -10,6 +10,7 @@ from typing import Protocol
 from libs.events import EventMetadata
 from services.registry.domain.accounts import Account, Token
 from services.registry.domain.collections import Collection
+from services.registry.domain.deployments import Deployment
 from services.registry.domain.files import File
 from services.registry.domain.events import RegistryEvent
 from services.registry.domain.models import Model, Version
@@ -36,6 +37,10 @@ class UnitOfWork(Protocol):
 
     async def token_owner(self, token_id: str) -> str | None:
         """Username of the account that issued `token_id`, if any."""
+        ...
+
+    async def deployments_running(self, version_id: str) -> list[str]:
+        """`owner/name` of the deployments whose current release runs `version_id`."""
         ...
 
 
@@ -88,3 +93,9 @@ class RegistryViews(Protocol):
     async def get_collection(self, slug: str) -> Collection | None: ...
 
     async def list_collections(self, *, cursor: str, limit: int, query: str) -> tuple[list[Collection], str]: ...
+
+    async def get_deployment(self, owner: str, name: str) -> Deployment | None: ...
+
+    async def list_deployments(self, owners: list[str], *, cursor: str, limit: int) -> tuple[list[Deployment], str]:
+        """Deployments of any of `owners`, newest first, and the next page's cursor ("" on the last page)."""
+        ...

@@ -15,6 +15,9 @@ from services.registry.domain.events import (
     MembershipAdded,
     MembershipRemoved,
     CollectionDefined,
+    DeploymentCreated,
+    DeploymentDeleted,
+    DeploymentReleased,
     FileCreated,
     FileDeleted,
     ModelCreated,
@@ -34,7 +37,8 @@ SCHEMA = "registry"
 
 class RegistryProjection:
     name: str = "registry-read-models"
-    tables: tuple[str, ...] = ("accounts", "memberships", "tokens", "models", "versions", "files", "collections")
+    tables: tuple[str, ...] = ("accounts", "memberships", "tokens", "models", "versions", "files", "collections",
+                             "deployments")
 
     def __init__(self, schema: str = SCHEMA) -> None:
         self.schema = schema
@@ -137,6 +141,30 @@ class RegistryProjection:
                         " defined_at = EXCLUDED.defined_at"
                     ),
                     {**e.model_dump(), "models": json.dumps(e.models)},
+                )
+            case DeploymentCreated() as e:
+                await tx.conn.execute(
+                    text(
+                        f"INSERT INTO {s}.deployments (owner, name, created_at, release_number, model, version,"
+                        " hardware, min_instances, max_instances, released_by, released_at) VALUES (:owner, :name,"
+                        " :created_at, :number, :model, :version, :hardware, :min_instances, :max_instances,"
+                        " :created_by, :created_at)"
+                    ),
+                    e.model_dump(),
+                )
+            case DeploymentReleased() as e:
+                await tx.conn.execute(
+                    text(
+                        f"UPDATE {s}.deployments SET release_number = :number, model = :model, version = :version,"
+                        " hardware = :hardware, min_instances = :min_instances, max_instances = :max_instances,"
+                        " released_by = :created_by, released_at = :created_at WHERE owner = :owner AND name = :name"
+                    ),
+                    e.model_dump(),
+                )
+            case DeploymentDeleted() as e:
+                await tx.conn.execute(
+                    text(f"DELETE FROM {s}.deployments WHERE owner = :owner AND name = :name"),
+                    {"owner": e.owner, "name": e.name},
                 )
 
     async def _refresh_latest(self, tx: Transaction, owner: str, name: str) -> None:

@@ -18,6 +18,7 @@ from services.registry.bootstrap import Deps
 from services.registry.domain import commands, errors
 from services.registry.domain.accounts import Account, Token
 from services.registry.domain.collections import Collection
+from services.registry.domain.deployments import Deployment
 from services.registry.domain.events import MODEL_DETAIL_FIELDS
 from services.registry.domain.files import File
 from services.registry.domain.models import Model, Version
@@ -37,6 +38,9 @@ ERROR_MAP = {
     errors.ModelHasVersions: grpc.StatusCode.FAILED_PRECONDITION,
     errors.FileNotFound: grpc.StatusCode.NOT_FOUND,
     errors.CollectionNotFound: grpc.StatusCode.NOT_FOUND,
+    errors.VersionInUse: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.DeploymentNotFound: grpc.StatusCode.NOT_FOUND,
+    errors.DeploymentAlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
 }
 
 
@@ -323,6 +327,86 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
             cursor=request.cursor, limit=handlers.page_size(request.limit), query=request.query.strip()
         )
         return pb.ListCollectionsResponse(collections=[_collection(c) for c in found], next_cursor=next_cursor)
+
+    async def _deployments(self, found: list[Deployment]) -> list[pb.Deployment]:
+        """With each release's creator as an account (looked up once per creator)."""
+        creators: dict[str, pb.Account] = {}
+        for username in {d.current_release.created_by for d in found}:
+            account = await self.deps.views.get_account(username)
+            creators[username] = (
+                _account(account) if account is not None else pb.Account(username=username, type="user", name=username)
+            )
+        messages = []
+        for deployment in found:
+            release = deployment.current_release
+            messages.append(
+                pb.Deployment(
+                    owner=deployment.owner,
+                    name=deployment.name,
+                    created_at=_timestamp(deployment.created_at),
+                    current_release=pb.DeploymentRelease(
+                        number=release.number,
+                        model=release.model,
+                        version=release.version,
+                        created_at=_timestamp(release.created_at),
+                        created_by=creators[release.created_by],
+                        hardware=release.hardware,
+                        min_instances=release.min_instances,
+                        max_instances=release.max_instances,
+                    ),
+                )
+            )
+        return messages
+
+    async def CreateDeployment(self, request: pb.CreateDeploymentRequest, context: Any) -> pb.Deployment:
+        cmd = commands.CreateDeployment(
+            owner=request.owner,
+            name=request.name,
+            model=request.model,
+            version=request.version,
+            hardware=request.hardware,
+            min_instances=request.min_instances,
+            max_instances=request.max_instances,
+            created_by=request.created_by or request.owner,
+        )
+        created = await handlers.create_deployment(
+            cmd, self.deps.uow, self.deps.clock, self.deps.hardware.skus, _metadata()
+        )
+        return (await self._deployments([created]))[0]
+
+    async def GetDeployment(self, request: pb.GetDeploymentRequest, context: Any) -> pb.Deployment:
+        found = await handlers.get_deployment(request.owner, request.name, self.deps.views)
+        return (await self._deployments([found]))[0]
+
+    async def ListDeployments(self, request: pb.ListDeploymentsRequest, context: Any) -> pb.ListDeploymentsResponse:
+        found, next_cursor = await handlers.list_deployments(
+            list(request.owners), self.deps.views, cursor=request.cursor, limit=request.limit
+        )
+        return pb.ListDeploymentsResponse(deployments=await self._deployments(found), next_cursor=next_cursor)
+
+    async def UpdateDeployment(self, request: pb.UpdateDeploymentRequest, context: Any) -> pb.Deployment:
+        cmd = commands.UpdateDeployment(
+            owner=request.owner,
+            name=request.name,
+            created_by=request.created_by or request.owner,
+            version=_optional(request, "version"),
+            hardware=_optional(request, "hardware"),
+            min_instances=_optional(request, "min_instances"),
+            max_instances=_optional(request, "max_instances"),
+        )
+        updated = await handlers.update_deployment(
+            cmd, self.deps.uow, self.deps.clock, self.deps.hardware.skus, _metadata()
+        )
+        return (await self._deployments([updated]))[0]
+
+    async def DeleteDeployment(self, request: pb.DeleteDeploymentRequest, context: Any) -> pb.DeleteDeploymentResponse:
+        cmd = commands.DeleteDeployment(owner=request.owner, name=request.name)
+        await handlers.delete_deployment(cmd, self.deps.uow, self.deps.clock, _metadata())
+        return pb.DeleteDeploymentResponse()
+
+
+def _optional(request: Any, field: str) -> Any:
+    return getattr(request, field) if request.HasField(field) else None
 
 
 def create_rpc_server(deps: Deps, port: int, host: str = "0.0.0.0") -> RpcServer:

@@ -13,6 +13,7 @@ from libs.bus.subjects import event_subject
 from libs.db import create_engine
 from libs.db.migrations import migrate
 from libs.eventstore import EventStore
+from libs.hardware import HardwareCatalog, load_catalog
 from libs.rpc import create_channel
 from services.scheduler.adapters.clock import SystemClock
 from services.scheduler.adapters.registry_grpc import GrpcRegistryClient
@@ -34,6 +35,8 @@ class Deps:
     registry: RegistryClient
     runners: RunnerControl
     clock: Clock
+    # Maps hardware SKUs to runner labels (job subjects).
+    hardware: HardwareCatalog
 
 
 async def bootstrap(settings: SchedulerSettings) -> Deps:
@@ -45,4 +48,4 @@ async def bootstrap(settings: SchedulerSettings) -> Deps:
     relay = OutboxRelay(engine, SCHEMA, bus, database_url=settings.database_url)
     store.set_on_commit(relay.wake)
     registry = GrpcRegistryClient(create_channel(settings.registry_addr))
-    return Deps(settings, engine, bus, store, relay, registry, NatsRunnerControl(bus), SystemClock())
+    return Deps(settings, engine, bus, store, relay, registry, NatsRunnerControl(bus), SystemClock(), load_catalog())

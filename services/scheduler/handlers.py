@@ -16,6 +16,7 @@ from libs.telemetry import current_traceparent
 from libs.events import Envelope, EventMetadata
 from libs.eventstore import EventStore, OutboxMessage
 from libs.eventstore.retry import retry_on_conflict
+from libs.hardware import HardwareCatalog, load_catalog
 from services.scheduler.domain import prediction as model
 from services.scheduler.domain.errors import InvalidPredictionRequest, PredictionNotFound
 from services.scheduler.domain.schema import redact
@@ -37,6 +38,9 @@ class CreatePrediction:
     source: str = "api"
     # Cancel-After: cancel the prediction this many seconds after its creation if it has not ended.
     cancel_after_seconds: float | None = None
+    # Created through this deployment (`owner/name`), which runs it on `hardware` (its release's SKU).
+    deployment: str | None = None
+    hardware: str | None = None
 
 
 def _metadata(correlation_id: str, causation_id: str | None = None, actor: str | None = None) -> EventMetadata:
@@ -49,7 +53,12 @@ def _metadata(correlation_id: str, causation_id: str | None = None, actor: str |
 
 
 async def create_prediction(
-    cmd: CreatePrediction, *, store: EventStore, registry: RegistryClient, clock: Clock
+    cmd: CreatePrediction,
+    *,
+    store: EventStore,
+    registry: RegistryClient,
+    clock: Clock,
+    hardware_catalog: HardwareCatalog | None = None,
 ) -> model.Prediction:
     if not isinstance(cmd.input, dict):
         raise InvalidPredictionRequest("input must be a JSON object")
@@ -59,6 +68,9 @@ async def create_prediction(
     if cmd.cancel_after_seconds is not None and cmd.cancel_after_seconds <= 0:
         raise InvalidPredictionRequest("Cancel-After must be a positive duration")
     version = await registry.get_version(cmd.version_id)
+    hardware = cmd.hardware or version.hardware
+    # Jobs go to the runners of the hardware's label (the catalogue maps SKUs to labels).
+    runner_label = (hardware_catalog or load_catalog()).runner_label(hardware)
     prediction_id = model.new_prediction_id()
     created_at = clock.now()
     deadline = None if cmd.cancel_after_seconds is None else created_at + timedelta(seconds=cmd.cancel_after_seconds)
@@ -66,7 +78,7 @@ async def create_prediction(
         prediction_id,
         model=version.model,
         version_id=version.id,
-        hardware=version.hardware,
+        hardware=hardware,
         # Secret values never enter the event log (stored, published, shown by the API and webhooks).
         input=redact(cmd.input, version.secret_inputs),
         account=cmd.account,
@@ -77,6 +89,7 @@ async def create_prediction(
         metadata=_metadata(prediction_id, actor=cmd.account),
         stream=version.streams,
         deadline=deadline,
+        deployment=cmd.deployment,
     )
     # The job is the one place the clear input travels: its outbox row is deleted once published and the
     # work-queue message once the runner acknowledges it.
@@ -95,7 +108,7 @@ async def create_prediction(
     async with store.transaction() as tx:
         stored = await tx.append(model.stream_id(prediction_id), events, expected_version=0)
         await tx.enqueue(
-            OutboxMessage(runner_jobs(version.hardware), json.dumps(job).encode(), prediction_id, headers)
+            OutboxMessage(runner_jobs(runner_label), json.dumps(job).encode(), prediction_id, headers)
         )
         if deadline is not None:
             await tx.conn.execute(

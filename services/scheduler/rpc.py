@@ -32,6 +32,7 @@ def to_pb(prediction: Prediction) -> scheduler_pb2.Prediction:
         source=prediction.source,
         stream=prediction.stream,
         deadline=prediction.deadline or "",
+        deployment=prediction.deployment or "",
     )
     if prediction.predict_time is not None:
         message.predict_time = prediction.predict_time
@@ -57,9 +58,15 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
             cancel_after_seconds=(
                 request.cancel_after_seconds if request.HasField("cancel_after_seconds") else None
             ),
+            deployment=request.deployment or None,
+            hardware=request.hardware or None,
         )
         prediction = await handlers.create_prediction(
-            command, store=self._deps.store, registry=self._deps.registry, clock=self._deps.clock
+            command,
+            store=self._deps.store,
+            registry=self._deps.registry,
+            clock=self._deps.clock,
+            hardware_catalog=self._deps.hardware,
         )
         return to_pb(prediction)
 

@@ -208,11 +208,40 @@ async def test_official_client_models_files_collections_hardware_account(surface
     assert "greeters" in result["collections"]  # other tests in the session define collections too
     # A model that does not exist is left out; the owner sees its private one.
     assert result["greeters"] == ["cogwheel/hello-world", "cogwheel/greeter", "cogwheel/secret"]
-    assert result["hardware"] == ["cpu"]
+    # The default hardware catalogue (libs/hardware/default_catalog.json).
+    assert result["hardware"][0] == "cpu" and {"gpu-t4", "gpu-a100-large", "gpu-h100"} <= set(result["hardware"])
     assert result["account"] == "cogwheel"
     checked = _checked(surface)
     for operation in ("QUERY /v1/models 200", "POST /v1/models 201", "POST /v1/files 201", "GET /v1/files 200",
                       "GET /v1/collections/greeters 200", "GET /v1/hardware 200", "GET /v1/account 200"):
+        assert operation in checked
+
+
+def _deployments(surface: Surface) -> dict[str, Any]:
+    client = surface.client()
+    created = client.deployments.create(name="surface-app", model="cogwheel/hello-world",
+                                        version=surface.platform.hello_version, hardware="cpu",
+                                        min_instances=0, max_instances=1)
+    fetched = client.deployments.get("cogwheel/surface-app")
+    updated = client.deployments.update("cogwheel", "surface-app", max_instances=2)
+    listed = client.deployments.list()
+    prediction = fetched.predictions.create(input={"text": "surface"}, wait=True)
+    return {
+        "numbers": (created.current_release.number, updated.current_release.number),
+        "listed": [f"{d.owner}/{d.name}" for d in listed.results],
+        "prediction": (prediction.status, prediction.output),
+        "deleted": client.deployments.delete("cogwheel", "surface-app"),
+    }
+
+
+async def test_official_client_deployments_conform(surface: Surface) -> None:
+    result = await asyncio.to_thread(_deployments, surface)
+    assert result["numbers"] == (1, 2) and "cogwheel/surface-app" in result["listed"]
+    assert result["prediction"] == ("succeeded", "hello surface") and result["deleted"] is True
+    checked = _checked(surface)
+    for operation in ("POST /v1/deployments 200", "GET /v1/deployments/cogwheel/surface-app 200",
+                      "PATCH /v1/deployments/cogwheel/surface-app 200", "GET /v1/deployments 200",
+                      "POST /v1/deployments/cogwheel/surface-app/predictions 201"):
         assert operation in checked
 
 

@@ -229,7 +229,7 @@ async def _wait_for(
 
 async def _snapshot(deps: Deps) -> dict[str, list[tuple[Any, ...]]]:
     orders = {"accounts": "username", "tokens": "token_id", "models": "owner, name", "versions": "id",
-              "files": "id", "collections": "slug"}
+              "files": "id", "collections": "slug", "deployments": "owner, name"}
     async with deps.engine.connect() as conn:
         return {
             table: [tuple(row) for row in await conn.execute(text(f"SELECT * FROM registry.{table} ORDER BY {key}"))]
@@ -292,6 +292,13 @@ async def test_listing_and_searching_public_models_page_by_page(registry: Regist
         await stub.ListModels(pb.ListModelsRequest(cursor="garbage"))
 
 
+async def test_a_search_query_with_nul_is_refused_not_failed(registry: Registry) -> None:
+    for call in (registry.stub.ListModels(pb.ListModelsRequest(query="a\x00b")),
+                 registry.stub.ListCollections(pb.ListCollectionsRequest(query="\x00"))):
+        with pytest.raises(RpcInvalidArgument, match="NUL"):
+            await call
+
+
 async def test_files_and_collections(registry: Registry) -> None:
     stub = registry.stub
     owner = unique("uploader")
@@ -333,11 +340,18 @@ async def test_rebuild_projections_restores_the_same_read_models(registry: Regis
     await registry.stub.CreateFile(pb.CreateFileRequest(id=uuid.uuid4().hex, owner=owner, name="f", size=1,
                                                         sha256="0" * 64, metadata_json='{"a": 1}'))
     await registry.stub.PutCollection(pb.PutCollectionRequest(slug=unique("c"), name="C", models=[f"{owner}/{name}"]))
+    version_id = uuid.uuid4().hex * 2
+    await registry.stub.CreateVersion(version_request(owner, name, version_id))
+    await registry.stub.CreateDeployment(deployment_request(owner, f"{owner}/{name}", version_id, name="kept"))
+    await registry.stub.CreateDeployment(deployment_request(owner, f"{owner}/{name}", version_id, name="gone"))
+    await registry.stub.UpdateDeployment(pb.UpdateDeploymentRequest(owner=owner, name="kept", max_instances=7))
+    await registry.stub.DeleteDeployment(pb.DeleteDeploymentRequest(owner=owner, name="gone"))
     before = await _snapshot(deps)
     assert all(before.values())
     async with deps.engine.begin() as conn:
         await conn.execute(text("DELETE FROM registry.versions"))
         await conn.execute(text("DELETE FROM registry.files"))
+        await conn.execute(text("UPDATE registry.deployments SET release_number = 0"))
         await conn.execute(text("UPDATE registry.models SET readme = ''"))
         await conn.execute(text("UPDATE registry.tokens SET disabled_at = NULL"))
 
@@ -348,6 +362,106 @@ async def test_rebuild_projections_restores_the_same_read_models(registry: Regis
     )
     assert await asyncio.wait_for(process.wait(), timeout=60) == 0
     assert await _snapshot(deps) == before
+
+
+def deployment_request(owner: str, model: str, version: str, **fields: Any) -> pb.CreateDeploymentRequest:
+    defaults: dict[str, Any] = {"name": "app", "hardware": "cpu", "min_instances": 0, "max_instances": 2}
+    return pb.CreateDeploymentRequest(owner=owner, model=model, version=version, **{**defaults, **fields})
+
+
+async def test_deployment_releases_are_recorded_listed_and_published(registry: Registry) -> None:
+    stub = registry.stub
+    model_owner, model_name = await given_model(stub)
+    v1, v2 = uuid.uuid4().hex * 2, uuid.uuid4().hex * 2
+    await stub.CreateVersion(version_request(model_owner, model_name, v1))
+    await stub.CreateVersion(version_request(model_owner, model_name, v2))
+    org, member = unique("org"), unique("user")
+    await stub.EnsureAccount(pb.EnsureAccountRequest(username=org, type="organization", name="Org Inc"))
+    await stub.EnsureAccount(pb.EnsureAccountRequest(username=member, name="Member"))
+    model = f"{model_owner}/{model_name}"
+
+    received: list[Envelope] = []
+
+    async def collect(msg: Any) -> None:
+        received.append(Envelope.from_json(msg.data))
+
+    subscription = await registry.bus.nc.subscribe("registry.events.deployment.>", cb=collect)
+    try:
+        created = await stub.CreateDeployment(
+            deployment_request(org, model, v1, name="image-app", hardware="gpu-t4", created_by=member)
+        )
+        release = created.current_release
+        assert (created.owner, created.name, release.number, release.model, release.version) == (
+            org, "image-app", 1, model, v1
+        )
+        assert (release.hardware, release.min_instances, release.max_instances) == ("gpu-t4", 0, 2)
+        assert (release.created_by.username, release.created_by.name, release.created_by.type) == (
+            member, "Member", "user"
+        )
+        assert release.created_at.endswith("Z") and created.created_at == release.created_at
+
+        updated = await stub.UpdateDeployment(
+            pb.UpdateDeploymentRequest(owner=org, name="image-app", created_by=org, version=v2, min_instances=1)
+        )
+        assert (updated.current_release.number, updated.current_release.version) == (2, v2)
+        assert (updated.current_release.min_instances, updated.current_release.max_instances) == (1, 2)
+        assert updated.current_release.created_by.type == "organization"
+        assert await stub.GetDeployment(pb.GetDeploymentRequest(owner=org, name="image-app")) == updated
+
+        await stub.CreateDeployment(deployment_request(org, model, v1, name="second"))
+        await stub.CreateDeployment(deployment_request(member, model, v1, name="own"))
+        page = await stub.ListDeployments(pb.ListDeploymentsRequest(owners=[org], limit=1))
+        assert [d.name for d in page.deployments] == ["second"] and page.next_cursor
+        rest = await stub.ListDeployments(pb.ListDeploymentsRequest(owners=[org], cursor=page.next_cursor, limit=1))
+        assert [d.name for d in rest.deployments] == ["image-app"] and not rest.next_cursor
+        both = await stub.ListDeployments(pb.ListDeploymentsRequest(owners=[member, org]))
+        assert [f"{d.owner}/{d.name}" for d in both.deployments] == [
+            f"{member}/own", f"{org}/second", f"{org}/image-app"
+        ]
+
+        await stub.DeleteDeployment(pb.DeleteDeploymentRequest(owner=org, name="image-app"))
+        with pytest.raises(RpcNotFound):
+            await stub.GetDeployment(pb.GetDeploymentRequest(owner=org, name="image-app"))
+        for _ in range(100):
+            if len([e for e in received if e.stream_id == f"deployment-{org}/image-app"]) >= 3:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await subscription.unsubscribe()
+    ours = [e for e in received if e.stream_id == f"deployment-{org}/image-app"]
+    assert [e.type for e in ours] == ["deployment.created", "deployment.released", "deployment.deleted"]
+    assert ours[1].data["number"] == 2 and ours[1].data["created_by"] == org
+
+
+async def test_deployment_errors_carry_the_right_status(registry: Registry) -> None:
+    stub = registry.stub
+    owner, name = await given_model(stub)
+    version = uuid.uuid4().hex * 2
+    await stub.CreateVersion(version_request(owner, name, version))
+    model = f"{owner}/{name}"
+    await stub.CreateDeployment(deployment_request(owner, model, version))
+    with pytest.raises(RpcAlreadyExists):
+        await stub.CreateDeployment(deployment_request(owner, model, version))
+    with pytest.raises(RpcInvalidArgument, match="hardware must be one of cpu, gpu-t4"):
+        await stub.CreateDeployment(deployment_request(owner, model, version, name="x", hardware="gpu-a40"))
+    with pytest.raises(RpcInvalidArgument, match="max_instances"):
+        await stub.CreateDeployment(deployment_request(owner, model, version, name="x", max_instances=0))
+    with pytest.raises(RpcInvalidArgument, match=r"min_instances \(3\) must not be greater"):
+        await stub.UpdateDeployment(pb.UpdateDeploymentRequest(owner=owner, name="app", min_instances=3))
+    with pytest.raises(RpcInvalidArgument, match="at least one"):
+        await stub.UpdateDeployment(pb.UpdateDeploymentRequest(owner=owner, name="app"))
+    with pytest.raises(RpcNotFound):
+        await stub.CreateDeployment(deployment_request(owner, model, "f" * 64, name="x"))
+    with pytest.raises(RpcNotFound):
+        await stub.CreateDeployment(deployment_request(unique("nobody"), model, version))
+    with pytest.raises(RpcNotFound):
+        await stub.UpdateDeployment(pb.UpdateDeploymentRequest(owner=owner, name="missing", max_instances=3))
+    with pytest.raises(RpcNotFound):
+        await stub.DeleteDeployment(pb.DeleteDeploymentRequest(owner=owner, name="missing"))
+    unchanged = await stub.GetDeployment(pb.GetDeploymentRequest(owner=owner, name="app"))
+    assert unchanged.current_release.number == 1
+    with pytest.raises(RpcFailedPrecondition, match=f"used by deployment.*{owner}/app"):
+        await stub.DeleteVersion(pb.DeleteVersionRequest(owner=owner, name=name, version_id=version))
 
 
 async def test_the_service_process_serves_until_sigterm(database_url: str, nats_url: str) -> None:

@@ -104,6 +104,30 @@ def file_view(message: registry_pb2.File) -> dict[str, Any]:
     }
 
 
+def deployment_view(message: registry_pb2.Deployment) -> dict[str, Any]:
+    """Replicate's deployment object."""
+    release = message.current_release
+    creator = release.created_by
+    created_by: dict[str, Any] = {"type": creator.type or "user", "username": creator.username,
+                                  "name": creator.name or creator.username}
+    return {
+        "owner": message.owner,
+        "name": message.name,
+        "current_release": {
+            "number": release.number,
+            "model": release.model,
+            "version": release.version,
+            "created_at": release.created_at,
+            "created_by": created_by,
+            "configuration": {
+                "hardware": release.hardware,
+                "min_instances": release.min_instances,
+                "max_instances": release.max_instances,
+            },
+        },
+    }
+
+
 def collection_view(message: registry_pb2.Collection) -> dict[str, Any]:
     return {
         "slug": message.slug,
@@ -303,3 +327,21 @@ class GrpcRegistryClient:
         )
         reply = await self._stub.CreateVersion(request)
         return version_view(reply) | {"hardware": reply.hardware, "concurrency_max": reply.concurrency_max}
+
+    async def create_deployment(self, **fields: Any) -> dict[str, Any]:
+        return deployment_view(await self._stub.CreateDeployment(registry_pb2.CreateDeploymentRequest(**fields)))
+
+    async def get_deployment(self, owner: str, name: str) -> dict[str, Any]:
+        reply = await self._stub.GetDeployment(registry_pb2.GetDeploymentRequest(owner=owner, name=name))
+        return deployment_view(reply)
+
+    async def list_deployments(self, owners: list[str], cursor: str = "") -> tuple[list[dict[str, Any]], str]:
+        reply = await self._stub.ListDeployments(registry_pb2.ListDeploymentsRequest(owners=owners, cursor=cursor))
+        return [deployment_view(d) for d in reply.deployments], reply.next_cursor
+
+    async def update_deployment(self, owner: str, name: str, created_by: str, **changes: Any) -> dict[str, Any]:
+        request = registry_pb2.UpdateDeploymentRequest(owner=owner, name=name, created_by=created_by, **changes)
+        return deployment_view(await self._stub.UpdateDeployment(request))
+
+    async def delete_deployment(self, owner: str, name: str) -> None:
+        await self._stub.DeleteDeployment(registry_pb2.DeleteDeploymentRequest(owner=owner, name=name))

@@ -30,6 +30,7 @@ def view_from_pb(message: scheduler_pb2.Prediction) -> dict[str, Any]:
         "account": message.account,
         "stream": message.stream,
         "deadline": message.deadline or None,
+        "deployment": message.deployment or None,
     }
 
 
@@ -46,6 +47,8 @@ class GrpcSchedulerClient:
         webhook: str | None,
         webhook_events_filter: list[str] | None,
         cancel_after_seconds: float | None = None,
+        deployment: str | None = None,
+        hardware: str | None = None,
     ) -> dict[str, Any]:
         request = scheduler_pb2.CreatePredictionRequest(
             version_id=version_id,
@@ -54,6 +57,8 @@ class GrpcSchedulerClient:
             webhook=webhook or "",
             webhook_events_filter=webhook_events_filter or [],
             source="api",
+            deployment=deployment or "",
+            hardware=hardware or "",
         )
         if cancel_after_seconds is not None:
             request.cancel_after_seconds = cancel_after_seconds

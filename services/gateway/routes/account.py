@@ -4,15 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
+from libs.hardware import HardwareCatalog, UnknownHardware
 from services.gateway.adapters.registry_grpc import Account
 from services.gateway.auth import current_account
+from services.gateway.errors import ApiError
 from services.gateway.schemas import AccountBody, Hardware
 
 router = APIRouter()
 
-HARDWARE = [{"sku": "cpu", "name": "CPU"}]
+
+def check_hardware(catalog: HardwareCatalog, sku: str) -> str:
+    """`sku` if the catalogue has it; else a 422 naming the valid SKUs."""
+    try:
+        return catalog.require(sku).sku
+    except UnknownHardware as exc:
+        valid = ", ".join(exc.valid)
+        raise ApiError(422, "Input validation failed", f"- hardware: must be one of {valid}\n",
+                       invalid_fields=[{"type": "enum", "field": "hardware", "description": f"Must be one of {valid}"}]
+                       ) from None
 
 
 @router.get("/v1/account", response_model=AccountBody, response_model_exclude_unset=True)
@@ -25,8 +36,9 @@ async def get_account(account: Account = Depends(current_account)) -> dict[str, 
 
 
 @router.get("/v1/hardware", response_model=list[Hardware])
-async def list_hardware(_: Account = Depends(current_account)) -> list[dict[str, str]]:
-    return HARDWARE
+async def list_hardware(request: Request, _: Account = Depends(current_account)) -> list[dict[str, str]]:
+    """The operator's hardware catalogue (COGWHEEL_HARDWARE_CATALOG), in its order."""
+    return [{"name": item.name, "sku": item.sku} for item in request.app.state.deps.hardware.hardware]
 
 
 @router.get("/healthz", include_in_schema=False)

@@ -15,7 +15,7 @@ from services.gateway.auth import current_account
 from services.gateway.errors import ApiError, not_found
 from services.gateway.pagination import page_body, registry_page
 from services.gateway.projection import active_predictions_of_version, run_counts
-from services.gateway.routes.account import HARDWARE
+from services.gateway.routes.account import check_hardware
 from services.gateway.schemas import (
     Model,
     ModelCreateRequest,
@@ -135,10 +135,7 @@ async def create_model(
 ) -> JSONResponse:
     if not can_access(account, body.owner):
         raise ApiError(403, "Forbidden", f"You cannot create models owned by {body.owner}")
-    if body.hardware not in {item["sku"] for item in HARDWARE}:
-        skus = ", ".join(item["sku"] for item in HARDWARE)
-        raise ApiError(422, "Input validation failed", f"- hardware: must be one of {skus}\n",
-                       invalid_fields=[{"type": "enum", "field": "hardware", "description": f"Must be one of {skus}"}])
+    check_hardware(_deps(request).hardware, body.hardware)
     fields = body.model_dump(exclude_none=True)
     model = await _deps(request).registry.create_model(**fields)
     return JSONResponse((await model_bodies(request, [model]))[0], status_code=201)

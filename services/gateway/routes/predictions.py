@@ -122,7 +122,16 @@ async def _runnable_model(request: Request, owner: str, name: str, account: Acco
     return model
 
 
-async def _create(request: Request, account: Account, version: dict[str, Any], body: PredictionRequest) -> JSONResponse:
+async def _create(
+    request: Request,
+    account: Account,
+    version: dict[str, Any],
+    body: PredictionRequest,
+    *,
+    deployment: str | None = None,
+    hardware: str | None = None,
+) -> JSONResponse:
+    """`deployment` (`owner/name`) and `hardware` are given for predictions made through a deployment."""
     validate_webhook_url(body.webhook)
     deps = _deps(request)
     wait = parse_prefer_wait(request.headers.get("prefer"))
@@ -136,6 +145,8 @@ async def _create(request: Request, account: Account, version: dict[str, Any], b
             webhook=body.webhook,
             webhook_events_filter=list(body.webhook_events_filter) if body.webhook_events_filter else None,
             cancel_after_seconds=cancel_after,
+            deployment=deployment,
+            hardware=hardware,
         )
     except RpcNotFound as exc:
         raise INVALID_VERSION from exc

@@ -58,6 +58,14 @@ class PostgresUnitOfWork:
         return result.scalar()
 
 
+    async def deployments_running(self, version_id: str) -> list[str]:
+        result = await self._tx.conn.execute(
+            text(f"SELECT owner || '/' || name FROM {self._schema}.deployments WHERE version = :id ORDER BY 1"),
+            {"id": version_id},
+        )
+        return list(result.scalars())
+
+
 def unit_of_work_factory(store: EventStore, projections: Sequence[Projection]) -> UnitOfWorkFactory:
     @asynccontextmanager
     async def open_unit_of_work(metadata: EventMetadata) -> AsyncIterator[PostgresUnitOfWork]:

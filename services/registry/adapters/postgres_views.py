@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.registry.adapters.cursors import decode_cursor, encode_cursor
 from services.registry.domain.accounts import Account, Token
 from services.registry.domain.collections import Collection
+from services.registry.domain.deployments import Deployment, Release
 from services.registry.domain.errors import InvalidRequest
 from services.registry.domain.files import File
 from services.registry.domain.models import Model, Version
@@ -33,9 +34,34 @@ _MODEL_SELECT = (
 _SORT_COLUMNS = {"latest_version_created_at": "listed_at", "model_created_at": "created_at"}
 _FILE_COLUMNS = "id, owner, name, content_type, size, sha256, md5, metadata, created_at, expires_at"
 _COLLECTION_COLUMNS = "slug, name, description, full_description, models"
+_DEPLOYMENT_COLUMNS = (
+    "owner, name, created_at, release_number, model, version, hardware, min_instances, max_instances,"
+    " released_by, released_at"
+)
+
+
+def _deployment(row: Any) -> Deployment:
+    return Deployment(
+        owner=row.owner,
+        name=row.name,
+        created_at=row.created_at,
+        current_release=Release(
+            number=row.release_number,
+            model=row.model,
+            version=row.version,
+            hardware=row.hardware,
+            min_instances=row.min_instances,
+            max_instances=row.max_instances,
+            created_by=row.released_by,
+            created_at=row.released_at,
+        ),
+    )
 
 
 def _like(query: str) -> str:
+    if "\x00" in query:
+        # PostgreSQL text cannot hold NUL; refuse it as a bad query rather than fail the call.
+        raise InvalidRequest("the search query must not contain NUL characters")
     escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
@@ -230,3 +256,31 @@ class PostgresViews:
         collections = [Collection.model_validate(row._asdict()) for row in rows[:limit]]
         next_cursor = encode_cursor([collections[-1].slug]) if len(rows) > limit else ""
         return collections, next_cursor
+
+    async def get_deployment(self, owner: str, name: str) -> Deployment | None:
+        rows = await self._rows(
+            f"SELECT {_DEPLOYMENT_COLUMNS} FROM __SCHEMA__.deployments WHERE owner = :owner AND name = :name",
+            {"owner": owner, "name": name},
+        )
+        return _deployment(rows[0]) if rows else None
+
+    async def list_deployments(self, owners: list[str], *, cursor: str, limit: int) -> tuple[list[Deployment], str]:
+        """Newest first, by creation (a new release does not move a deployment)."""
+        sql = f"SELECT {_DEPLOYMENT_COLUMNS} FROM __SCHEMA__.deployments WHERE owner = ANY(:owners)"
+        params: dict[str, Any] = {"owners": owners, "limit": limit + 1}
+        if cursor:
+            at, owner, name = decode_cursor(cursor, 3)
+            try:
+                params.update(at=datetime.fromisoformat(str(at)), owner=str(owner), name=str(name))
+            except ValueError:
+                raise InvalidRequest("invalid pagination cursor") from None
+            if "\x00" in params["owner"] + params["name"]:
+                raise InvalidRequest("invalid pagination cursor")
+            sql += " AND (created_at, owner, name) < (:at, :owner, :name)"
+        rows = await self._rows(sql + " ORDER BY created_at DESC, owner DESC, name DESC LIMIT :limit", params)
+        found = [_deployment(row) for row in rows[:limit]]
+        next_cursor = ""
+        if len(rows) > limit:
+            last = found[-1]
+            next_cursor = encode_cursor([last.created_at.isoformat(), last.owner, last.name])
+        return found, next_cursor

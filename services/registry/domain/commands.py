@@ -113,3 +113,33 @@ class PutCollection(Command):
     description: str = ""
     full_description: str = ""
     models: list[str] = Field(default_factory=list)
+
+
+class CreateDeployment(Command):
+    owner: str
+    name: str
+    # "owner/name" of the model to run.
+    model: str
+    version: str
+    hardware: str
+    min_instances: int
+    max_instances: int
+    # Username of the account making the release.
+    created_by: str
+
+
+class UpdateDeployment(Command):
+    """Only the given (not None) fields change; any change is a new release."""
+
+    owner: str
+    name: str
+    created_by: str
+    version: str | None = None
+    hardware: str | None = None
+    min_instances: int | None = None
+    max_instances: int | None = None
+
+
+class DeleteDeployment(Command):
+    owner: str
+    name: str

@@ -68,3 +68,21 @@ class FileNotFound(RegistryError):
 class CollectionNotFound(RegistryError):
     def __init__(self, slug: str) -> None:
         super().__init__(f"collection {slug!r} not found")
+
+
+class VersionInUse(RegistryError):
+    """Replicate refuses to delete a version that a deployment runs."""
+
+    def __init__(self, version_id: str, deployments: list[str]) -> None:
+        super().__init__(f"version {version_id!r} is used by deployment(s) {', '.join(deployments)}; "
+                         "point them at another version or delete them first")
+
+
+class DeploymentNotFound(RegistryError):
+    def __init__(self, owner: str, name: str) -> None:
+        super().__init__(f"deployment {owner}/{name} not found")
+
+
+class DeploymentAlreadyExists(RegistryError):
+    def __init__(self, owner: str, name: str) -> None:
+        super().__init__(f"deployment {owner}/{name} already exists")

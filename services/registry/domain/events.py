@@ -173,6 +173,10 @@ def collection_stream(slug: str) -> str:
     return f"collection-{slug}"
 
 
+def deployment_stream(owner: str, name: str) -> str:
+    return f"deployment-{owner}/{name}"
+
+
 MODEL_DETAIL_FIELDS = ("description", "readme", "github_url", "paper_url", "weights_url", "license_url", "cover_image_url")
 
 
@@ -266,6 +270,48 @@ class CollectionDefined(RegistryEvent):
         return collection_stream(self.slug)
 
 
+class DeploymentReleased(RegistryEvent):
+    """A release of a deployment: the version it runs and its configuration; numbered from 1 per deployment."""
+
+    TYPE: ClassVar[str] = "deployment.released"
+
+    owner: str
+    name: str
+    number: int
+    model: str
+    version: str
+    hardware: str
+    min_instances: int
+    max_instances: int
+    # Username of the account whose token made the release.
+    created_by: str
+    created_at: datetime
+
+    @property
+    def stream_id(self) -> str:
+        return deployment_stream(self.owner, self.name)
+
+
+class DeploymentCreated(DeploymentReleased):
+    """The deployment and its first release (number 1), in one event."""
+
+    TYPE: ClassVar[str] = "deployment.created"
+
+
+class DeploymentDeleted(RegistryEvent):
+    """The name is free again afterwards; a deployment created under it starts again at release 1."""
+
+    TYPE: ClassVar[str] = "deployment.deleted"
+
+    owner: str
+    name: str
+    deleted_at: datetime
+
+    @property
+    def stream_id(self) -> str:
+        return deployment_stream(self.owner, self.name)
+
+
 EVENT_TYPES: dict[str, type[RegistryEvent]] = {
     cls.TYPE: cls
     for cls in (
@@ -284,6 +330,9 @@ EVENT_TYPES: dict[str, type[RegistryEvent]] = {
         FileCreated,
         FileDeleted,
         CollectionDefined,
+        DeploymentCreated,
+        DeploymentReleased,
+        DeploymentDeleted,
     )
 }
 

@@ -18,6 +18,7 @@ from services.registry.domain.errors import (
     ModelHasVersions,
     ModelNotFound,
     VersionAlreadyExists,
+    VersionInUse,
     VersionNotFound,
 )
 from services.registry.domain.events import (
@@ -171,11 +172,17 @@ def delete_model(state: Model | None, cmd: DeleteModel, now: datetime) -> list[R
     return [ModelDeleted(owner=state.owner, name=state.name, deleted_at=now)]
 
 
-def delete_version(state: Model | None, cmd: DeleteVersion, now: datetime) -> list[RegistryEvent]:
+def delete_version(
+    state: Model | None, cmd: DeleteVersion, now: datetime, *, used_by: Iterable[str] = ()
+) -> list[RegistryEvent]:
+    """`used_by`: the deployments (`owner/name`) whose current release runs the version."""
     if state is None:
         raise ModelNotFound(cmd.owner, cmd.name)
     if cmd.version_id not in state.versions:
         raise VersionNotFound(cmd.version_id)
+    deployments = sorted(used_by)
+    if deployments:
+        raise VersionInUse(cmd.version_id, deployments)
     return [VersionDeleted(id=cmd.version_id, owner=state.owner, name=state.name, deleted_at=now)]
 
 

@@ -31,6 +31,11 @@ def model_name(value: str) -> str:
     return _check(_MODEL_NAME, value, "model name")
 
 
+def deployment_name(value: str) -> str:
+    """Deployment names follow model names: lower-case, as they appear in URLs."""
+    return _check(_MODEL_NAME, value, "deployment name")
+
+
 def version_id(value: str) -> str:
     return _check(_VERSION_ID, value, "version id")
 

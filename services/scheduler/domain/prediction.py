@@ -50,6 +50,8 @@ class Prediction:
     stream: bool = False
     # When Cancel-After was given: the moment the prediction is canceled if it has not ended.
     deadline: str | None = None
+    # "owner/name" of the deployment it was created through, if any.
+    deployment: str | None = None
     # Sequence number of the last runner progress report folded in.
     progress_seq: int = 0
 
@@ -78,6 +80,7 @@ def evolve(state: Prediction, event: Envelope) -> Prediction:
             source=data.get("source", "api"),
             stream=bool(data.get("stream", False)),
             deadline=data.get("deadline"),
+            deployment=data.get("deployment"),
         )
     if kind == "progressed":
         items = data.get("output_items") or []
@@ -133,6 +136,7 @@ def decide_create(
     metadata: EventMetadata,
     stream: bool = False,
     deadline: datetime | None = None,
+    deployment: str | None = None,
 ) -> list[Envelope]:
     """``input`` must already have its secret values redacted: events are stored and published."""
     state = Prediction(id=prediction_id)
@@ -150,6 +154,8 @@ def decide_create(
     }
     if deadline is not None:
         data["deadline"] = deadline.isoformat()
+    if deployment is not None:
+        data["deployment"] = deployment
     return [_event(state, "created", data, metadata)]
 
 

@@ -50,3 +50,12 @@ def test_stream_url_only_for_streaming_predictions_and_deadline_shown() -> None:
     body = render_prediction(apply_event(None, streaming), "http://gw/")
     assert body["urls"]["stream"] == "http://gw/v1/predictions/p1/stream"
     assert body["deadline"] == "2026-01-01T00:00:30Z"
+
+
+def test_deployment_is_shown_only_for_predictions_made_through_one() -> None:
+    assert "deployment" not in render_prediction(apply_event(None, CREATED), "http://gw")
+    through = _event("created", 1, model="acme/gen", version="v1", input={}, deployment="acme/my-app",
+                     created_at="2026-01-01T00:00:00+00:00")
+    view = apply_event(None, through)
+    view = apply_event(view, _event("succeeded", 2, output="ok", completed_at="2026-01-01T00:00:01+00:00"))
+    assert render_prediction(view, "http://gw")["deployment"] == "acme/my-app"

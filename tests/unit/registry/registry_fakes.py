@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 from libs.events import Envelope, EventMetadata
 from libs.eventstore import ConcurrencyError
-from services.registry.domain import accounts, models
+from services.registry.domain import accounts, deployments, models
 from services.registry.domain.accounts import Account, Token
 from services.registry.domain.events import RegistryEvent, TokenCreated, VersionCreated, from_envelope, to_envelope
+from services.registry.domain.deployments import Deployment
 from services.registry.domain.models import Model, Version
 
 
@@ -86,6 +87,11 @@ class InMemoryUnitOfWork:
         return None
 
 
+    async def deployments_running(self, version_id: str) -> list[str]:
+        folded = (deployments.replay(self._log.events(s)) for s in self._log.streams if s.startswith("deployment-"))
+        return sorted(d.full_name for d in folded if d is not None and d.current_release.version == version_id)
+
+
 class FakeViews:
     """Answers queries by folding the in-memory log with the domain's own evolve functions."""
 
@@ -130,3 +136,14 @@ class FakeViews:
     async def list_versions(self, owner: str, name: str) -> list[Version]:
         model = models.replay(self._log.events(f"model-{owner}/{name}"))
         return list(reversed(model.versions.values())) if model else []
+
+    async def get_deployment(self, owner: str, name: str) -> Deployment | None:
+        return deployments.replay(self._log.events(f"deployment-{owner}/{name}"))
+
+    async def list_deployments(self, owners: list[str], *, cursor: str, limit: int) -> tuple[list[Deployment], str]:
+        folded = (deployments.replay(self._log.events(s)) for s in self._log.streams if s.startswith("deployment-"))
+        found = sorted((d for d in folded if d is not None and d.owner in owners), key=lambda d: d.created_at,
+                       reverse=True)
+        start = int(cursor or 0)
+        page = found[start:start + limit]
+        return page, str(start + limit) if start + limit < len(found) else ""

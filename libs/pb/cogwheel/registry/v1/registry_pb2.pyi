@@ -454,3 +454,111 @@ class ListCollectionsResponse(_message.Message):
     collections: _containers.RepeatedCompositeFieldContainer[Collection]
     next_cursor: str
     def __init__(self, collections: _Optional[_Iterable[_Union[Collection, _Mapping]]] = ..., next_cursor: _Optional[str] = ...) -> None: ...
+
+class DeploymentRelease(_message.Message):
+    __slots__ = ("number", "model", "version", "created_at", "created_by", "hardware", "min_instances", "max_instances")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    MIN_INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    MAX_INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    number: int
+    model: str
+    version: str
+    created_at: str
+    created_by: Account
+    hardware: str
+    min_instances: int
+    max_instances: int
+    def __init__(self, number: _Optional[int] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., created_at: _Optional[str] = ..., created_by: _Optional[_Union[Account, _Mapping]] = ..., hardware: _Optional[str] = ..., min_instances: _Optional[int] = ..., max_instances: _Optional[int] = ...) -> None: ...
+
+class Deployment(_message.Message):
+    __slots__ = ("owner", "name", "created_at", "current_release")
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_RELEASE_FIELD_NUMBER: _ClassVar[int]
+    owner: str
+    name: str
+    created_at: str
+    current_release: DeploymentRelease
+    def __init__(self, owner: _Optional[str] = ..., name: _Optional[str] = ..., created_at: _Optional[str] = ..., current_release: _Optional[_Union[DeploymentRelease, _Mapping]] = ...) -> None: ...
+
+class CreateDeploymentRequest(_message.Message):
+    __slots__ = ("owner", "name", "model", "version", "hardware", "min_instances", "max_instances", "created_by")
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    MIN_INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    MAX_INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    owner: str
+    name: str
+    model: str
+    version: str
+    hardware: str
+    min_instances: int
+    max_instances: int
+    created_by: str
+    def __init__(self, owner: _Optional[str] = ..., name: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., hardware: _Optional[str] = ..., min_instances: _Optional[int] = ..., max_instances: _Optional[int] = ..., created_by: _Optional[str] = ...) -> None: ...
+
+class GetDeploymentRequest(_message.Message):
+    __slots__ = ("owner", "name")
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    owner: str
+    name: str
+    def __init__(self, owner: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class ListDeploymentsRequest(_message.Message):
+    __slots__ = ("owners", "cursor", "limit")
+    OWNERS_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    owners: _containers.RepeatedScalarFieldContainer[str]
+    cursor: str
+    limit: int
+    def __init__(self, owners: _Optional[_Iterable[str]] = ..., cursor: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListDeploymentsResponse(_message.Message):
+    __slots__ = ("deployments", "next_cursor")
+    DEPLOYMENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    deployments: _containers.RepeatedCompositeFieldContainer[Deployment]
+    next_cursor: str
+    def __init__(self, deployments: _Optional[_Iterable[_Union[Deployment, _Mapping]]] = ..., next_cursor: _Optional[str] = ...) -> None: ...
+
+class UpdateDeploymentRequest(_message.Message):
+    __slots__ = ("owner", "name", "created_by", "version", "hardware", "min_instances", "max_instances")
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    MIN_INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    MAX_INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    owner: str
+    name: str
+    created_by: str
+    version: str
+    hardware: str
+    min_instances: int
+    max_instances: int
+    def __init__(self, owner: _Optional[str] = ..., name: _Optional[str] = ..., created_by: _Optional[str] = ..., version: _Optional[str] = ..., hardware: _Optional[str] = ..., min_instances: _Optional[int] = ..., max_instances: _Optional[int] = ...) -> None: ...
+
+class DeleteDeploymentRequest(_message.Message):
+    __slots__ = ("owner", "name")
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    owner: str
+    name: str
+    def __init__(self, owner: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class DeleteDeploymentResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -172,6 +172,31 @@ class RegistryServiceStub:
                 request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListCollectionsRequest.SerializeToString,
                 response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListCollectionsResponse.FromString,
                 _registered_method=True)
+        self.CreateDeployment = channel.unary_unary(
+                '/cogwheel.registry.v1.RegistryService/CreateDeployment',
+                request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.CreateDeploymentRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.Deployment.FromString,
+                _registered_method=True)
+        self.GetDeployment = channel.unary_unary(
+                '/cogwheel.registry.v1.RegistryService/GetDeployment',
+                request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.GetDeploymentRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.Deployment.FromString,
+                _registered_method=True)
+        self.ListDeployments = channel.unary_unary(
+                '/cogwheel.registry.v1.RegistryService/ListDeployments',
+                request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListDeploymentsRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListDeploymentsResponse.FromString,
+                _registered_method=True)
+        self.UpdateDeployment = channel.unary_unary(
+                '/cogwheel.registry.v1.RegistryService/UpdateDeployment',
+                request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.UpdateDeploymentRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.Deployment.FromString,
+                _registered_method=True)
+        self.DeleteDeployment = channel.unary_unary(
+                '/cogwheel.registry.v1.RegistryService/DeleteDeployment',
+                request_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.DeleteDeploymentRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.DeleteDeploymentResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -345,6 +370,38 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateDeployment(self, request, context):
+        """Deployments: each create or update is a new release (deployment.created / deployment.released).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDeployment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeployments(self, request, context):
+        """Deployments owned by any of the given accounts, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateDeployment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDeployment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -482,6 +539,31 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.ListCollections,
                     request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListCollectionsRequest.FromString,
                     response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListCollectionsResponse.SerializeToString,
+            ),
+            'CreateDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateDeployment,
+                    request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.CreateDeploymentRequest.FromString,
+                    response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.Deployment.SerializeToString,
+            ),
+            'GetDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDeployment,
+                    request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.GetDeploymentRequest.FromString,
+                    response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.Deployment.SerializeToString,
+            ),
+            'ListDeployments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeployments,
+                    request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListDeploymentsRequest.FromString,
+                    response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListDeploymentsResponse.SerializeToString,
+            ),
+            'UpdateDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateDeployment,
+                    request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.UpdateDeploymentRequest.FromString,
+                    response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.Deployment.SerializeToString,
+            ),
+            'DeleteDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDeployment,
+                    request_deserializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.DeleteDeploymentRequest.FromString,
+                    response_serializer=cogwheel_dot_registry_dot_v1_dot_registry__pb2.DeleteDeploymentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1215,6 +1297,141 @@ class RegistryService:
             '/cogwheel.registry.v1.RegistryService/ListCollections',
             cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListCollectionsRequest.SerializeToString,
             cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListCollectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.registry.v1.RegistryService/CreateDeployment',
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.CreateDeploymentRequest.SerializeToString,
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.Deployment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.registry.v1.RegistryService/GetDeployment',
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.GetDeploymentRequest.SerializeToString,
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.Deployment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeployments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.registry.v1.RegistryService/ListDeployments',
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListDeploymentsRequest.SerializeToString,
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.ListDeploymentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.registry.v1.RegistryService/UpdateDeployment',
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.UpdateDeploymentRequest.SerializeToString,
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.Deployment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.registry.v1.RegistryService/DeleteDeployment',
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.DeleteDeploymentRequest.SerializeToString,
+            cogwheel_dot_registry_dot_v1_dot_registry__pb2.DeleteDeploymentResponse.FromString,
             options,
             channel_credentials,
             insecure,
