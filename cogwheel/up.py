@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cogwheel.admin import ensure_admin
+from cogwheel.credentials import Credentials
+from cogwheel.provision import provision_nats
 from cogwheel.seed import EXAMPLES, seed
 from cogwheel.servers import Servers
 from cogwheel.stack import Stack, StackError
@@ -46,10 +48,12 @@ async def _migrate(database_url: str) -> None:
 
 async def _bring_up(data_dir: Path, port: int, servers: Servers, replicas: dict[str, int]) -> Stack:
     await servers.start()
-    say(f"nats: {servers.nats_url}")
+    say(f"nats: {servers.service_nats_url}")
     say(f"postgres: {servers.database_url}")
     await _migrate(servers.database_url)
-    stack = Stack(servers.nats_url, servers.database_url, data_dir, port, replicas, echo=_console_echo(), notify=say)
+    await provision_nats(servers.nats_url)
+    stack = Stack(servers.service_nats_url, servers.database_url, data_dir, port, replicas, echo=_console_echo(),
+                  notify=say, credentials=servers.credentials, nats_users=servers.nats_users)
     await stack.start()
     return stack
 
@@ -64,6 +68,10 @@ async def run_up(data_dir: Path, port: int, replicas: dict[str, int] | None = No
         say(f"port 127.0.0.1:{port} is already in use (choose another with --port)")
         return 1
     data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)  # logs, credentials, state and the servers' files are the owner's alone
+    credentials = Credentials.ensure(data_dir)
+    # Seeding and the admin account below call the registry from this process.
+    os.environ["COGWHEEL_RPC_TOKEN"] = credentials.rpc_token
     main = asyncio.current_task()
     assert main is not None
     stopping = asyncio.Event()
@@ -77,7 +85,7 @@ async def run_up(data_dir: Path, port: int, replicas: dict[str, int] | None = No
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
-    servers = Servers(data_dir)
+    servers = Servers(data_dir, credentials=credentials)
     stack: Stack | None = None
     try:
         stack = await _bring_up(data_dir, port, servers, replicas or {})

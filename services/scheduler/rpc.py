@@ -59,7 +59,8 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
             ),
         )
         prediction = await handlers.create_prediction(
-            command, store=self._deps.store, registry=self._deps.registry, clock=self._deps.clock
+            command, store=self._deps.store, registry=self._deps.registry, clock=self._deps.clock,
+            secrets_key=self._deps.secrets_key,
         )
         return to_pb(prediction)
 
