@@ -57,7 +57,9 @@ def _write_object_store(bucket: str) -> list[str]:
 
 def _runner(user: str, hardware: Iterable[str]) -> Permissions:
     jobs = RUNNER_JOBS.name
-    publish = ["$JS.API.INFO", "$JS.API.STREAM.INFO.*", event_subject("runner", ">"), "stream.prediction.>"]
+    # Stream names and infos (no message in them): what clients look up before using a stream.
+    publish = ["$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.INFO.*", event_subject("runner", ">"),
+               "stream.prediction.>"]
     for hw in hardware:
         durable = runner_durable(hw)
         publish += [
