@@ -1,6 +1,7 @@
 """Entry point of the ``cogwheel`` command."""
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -86,10 +87,13 @@ def migrate() -> None:
     """Apply every service's schema migrations."""
 
     async def run() -> int:
-        from libs.db.migrations import migrate_all
+        from cogwheel.credentials import Credentials
+        from cogwheel.servers import migrate_database
 
+        # The embedded database (not one given by URL) gets a role per service schema.
+        credentials = None if os.environ.get("COGWHEEL_DATABASE_URL") else Credentials.ensure(data_dir())
         async with database_for_command(data_dir()) as url:
-            applied = await migrate_all(url)
+            applied = await migrate_database(url, credentials)
         for schema, names in applied.items():
             typer.echo(f"{schema}: {len(names)} applied" + (f" ({', '.join(names)})" if names else ""))
         return 0

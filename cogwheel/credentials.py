@@ -1,6 +1,7 @@
 """Internal credentials of one installation, generated once into ``<data_dir>/credentials`` (0700, files 0600).
 
 - ``nats.json``: a password per NATS user (``admin`` and one per service), checked by the embedded server;
+- ``postgres.json``: the embedded PostgreSQL's superuser password and one per service schema's role;
 - ``rpc-token``: the shared token every internal gRPC call carries;
 - ``runner-key`` / ``runner-key.pub``: the X25519 key pair that seals secret inputs (scheduler: public
   key; runners: private key).
@@ -19,11 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from libs.bus.permissions import ADMIN_USER, SERVICE_USERS, authorization_config
+from libs.db.migrations import service_schemas
+from libs.db.roles import role_for, url_for_role
 from libs.sealing import generate_key_pair, private_key_text, public_key_text
 
 __all__ = ["Credentials", "write_private"]
 
 DIRECTORY = "credentials"
+POSTGRES_SUPERUSER = "postgres"
 
 
 def write_private(path: Path, text: str) -> None:
@@ -45,12 +49,26 @@ def _read_or_create(path: Path, make: Callable[[], str]) -> str:
     return value
 
 
+def _passwords(path: Path, names: Iterable[str]) -> dict[str, str]:
+    """A JSON file of passwords by name, completed with new random ones for missing names."""
+    passwords: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    missing = [name for name in names if name not in passwords]
+    for name in missing:
+        passwords[name] = secrets.token_urlsafe(24)
+    if missing or not path.exists():
+        write_private(path, json.dumps(passwords, indent=2))
+    path.chmod(0o600)
+    return passwords
+
+
 @dataclass(frozen=True)
 class Credentials:
     directory: Path
     nats_passwords: dict[str, str]
     rpc_token: str
     secrets_public_key: str
+    # "postgres" (the superuser) and one entry per service schema.
+    postgres_passwords: dict[str, str]
 
     @property
     def secrets_private_key_file(self) -> Path:
@@ -62,14 +80,8 @@ class Credentials:
         directory = Path(data_dir).resolve() / DIRECTORY
         directory.mkdir(parents=True, exist_ok=True)
         directory.chmod(0o700)
-        users_path = directory / "nats.json"
-        passwords: dict[str, str] = json.loads(users_path.read_text()) if users_path.exists() else {}
-        missing = [user for user in (ADMIN_USER, *SERVICE_USERS) if user not in passwords]
-        for user in missing:
-            passwords[user] = secrets.token_urlsafe(24)
-        if missing or not users_path.exists():
-            write_private(users_path, json.dumps(passwords, indent=2))
-        users_path.chmod(0o600)
+        passwords = _passwords(directory / "nats.json", (ADMIN_USER, *SERVICE_USERS))
+        postgres = _passwords(directory / "postgres.json", (POSTGRES_SUPERUSER, *service_schemas()))
         token = _read_or_create(directory / "rpc-token", lambda: secrets.token_urlsafe(32))
         private_path, public_path = directory / "runner-key", directory / "runner-key.pub"
         if not private_path.exists() or not public_path.exists():
@@ -77,7 +89,7 @@ class Credentials:
             write_private(private_path, private_key_text(private) + "\n")
             write_private(public_path, public_key_text(public) + "\n")
         private_path.chmod(0o600)
-        return cls(directory, passwords, token, public_path.read_text().strip())
+        return cls(directory, passwords, token, public_path.read_text().strip(), postgres)
 
     def nats_config(self, runner_hardware: Iterable[str] = ("cpu",)) -> str:
         """The embedded server's authorization block: who may do what."""
@@ -86,12 +98,23 @@ class Credentials:
     def admin_nats(self) -> tuple[str, str]:
         return ADMIN_USER, self.nats_passwords[ADMIN_USER]
 
-    def service_env(self, service: str, *, nats: bool = True) -> dict[str, str]:
-        """What one service process gets: its NATS user (when the server checks them), the gRPC token,
-        and its side of the sealing key pair."""
+    @property
+    def postgres_superuser_password(self) -> str:
+        return self.postgres_passwords[POSTGRES_SUPERUSER]
+
+    def schema_passwords(self) -> dict[str, str]:
+        return {k: v for k, v in self.postgres_passwords.items() if k != POSTGRES_SUPERUSER}
+
+    def service_env(self, service: str, *, nats: bool = True, database_url: str | None = None) -> dict[str, str]:
+        """What one service process gets: its NATS user (when the server checks them), the gRPC token, its
+        side of the sealing key pair and, given the administrator's ``database_url``, its own database role."""
         env = {"COGWHEEL_RPC_TOKEN": self.rpc_token}
         if nats:
             env |= {"COGWHEEL_NATS_USER": service, "COGWHEEL_NATS_PASSWORD": self.nats_passwords[service]}
+        if database_url is not None:
+            password = self.postgres_passwords.get(service)
+            # A service without a schema (the runner) gets no database at all.
+            env["COGWHEEL_DATABASE_URL"] = url_for_role(database_url, role_for(service), password) if password else ""
         if service == "scheduler":
             env["COGWHEEL_SECRETS_PUBLIC_KEY"] = self.secrets_public_key
         if service == "runner":

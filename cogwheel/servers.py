@@ -20,7 +20,9 @@ class Servers:
 
     An embedded NATS checks the per-service users of ``credentials``; then ``nats_url`` carries the admin
     user (for migrations, seeding, one-off commands) and ``service_nats_url`` none (each service brings its
-    own). A given ``COGWHEEL_NATS_URL`` is used as it is, credentials in it included.
+    own). Likewise an embedded PostgreSQL requires passwords and each service logs in as its schema's role
+    (``database_roles``). Given ``COGWHEEL_NATS_URL``/``COGWHEEL_DATABASE_URL`` are used as they are, by
+    every service, credentials in them included.
     """
 
     data_dir: Path
@@ -34,6 +36,11 @@ class Servers:
     def nats_users(self) -> bool:
         """Whether the NATS server checks the per-service users (only an embedded one we configured)."""
         return self._nats is not None and self.credentials is not None
+
+    @property
+    def database_roles(self) -> bool:
+        """Whether each service gets a role of its own (only on an embedded PostgreSQL we configured)."""
+        return self._postgres is not None and self.credentials is not None
 
     @property
     def service_nats_url(self) -> str:
@@ -50,7 +57,8 @@ class Servers:
                 user, password = self.credentials.admin_nats()
                 self.nats_url = with_user(self.nats_url, user, password)
         if not self.database_url:
-            self._postgres = EmbeddedPostgres(self.data_dir / "pgdata")
+            password = self.credentials.postgres_superuser_password if self.credentials else None
+            self._postgres = EmbeddedPostgres(self.data_dir / "pgdata", password=password)
             self.database_url = await self._postgres.astart()
 
     async def stop(self) -> None:
@@ -76,6 +84,18 @@ def with_user(url: str, user: str, password: str) -> str:
 def _runner_hardware() -> tuple[str, ...]:
     # The runners of a local installation serve the hardware their environment names (cpu by default).
     return (os.environ.get("COGWHEEL_HARDWARE") or "cpu",)
+
+
+async def migrate_database(database_url: str, credentials: Credentials | None) -> dict[str, list[str]]:
+    """Apply every schema's migrations as the administrator, then (with ``credentials``, on the embedded
+    server) hand each schema to its service's role."""
+    from libs.db.migrations import migrate_all
+    from libs.db.roles import ensure_service_roles
+
+    applied = await migrate_all(database_url)
+    if credentials is not None:
+        await ensure_service_roles(database_url, credentials.schema_passwords())
+    return applied
 
 
 @contextlib.asynccontextmanager
@@ -107,7 +127,7 @@ async def database_for_command(data_dir: Path) -> AsyncIterator[str]:
     elif state.running() and state.database_url:
         yield state.database_url
     else:
-        server = EmbeddedPostgres(data_dir / "pgdata")
+        server = EmbeddedPostgres(data_dir / "pgdata", password=Credentials.ensure(data_dir).postgres_superuser_password)
         await server.astart()
         try:
             yield server.url

@@ -51,6 +51,8 @@ class Stack:
         credentials: the installation's internal credentials: each process gets the gRPC token, its side of
             the secrets key pair and, with ``nats_users``, its own NATS user.
         nats_users: the NATS server checks the users of ``credentials`` (an embedded server configured so).
+        database_roles: each service logs in as its schema's role of ``credentials`` (the roles exist: see
+            ``libs.db.roles``); otherwise every service uses ``database_url``.
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class Stack:
         services: Iterable[str] = SERVICES,
         credentials: Credentials | None = None,
         nats_users: bool = False,
+        database_roles: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.gateway_port = gateway_port
@@ -98,7 +101,10 @@ class Stack:
         } | (extra_env or {})
         self.processes: dict[str, ServiceProcess] = {}
         for svc in SERVICES:
-            env = shared | (credentials.service_env(svc, nats=nats_users) if credentials else {})
+            env = shared
+            if credentials is not None:
+                env = shared | credentials.service_env(svc, nats=nats_users,
+                                                       database_url=database_url if database_roles else None)
             for i in range(counts[svc]):
                 self._add(svc, i, env, grpc_ports.get(svc))
         self._held: set[str] = set()

@@ -12,7 +12,7 @@ from cogwheel.admin import ensure_admin
 from cogwheel.credentials import Credentials
 from cogwheel.provision import provision_nats
 from cogwheel.seed import EXAMPLES, seed
-from cogwheel.servers import Servers
+from cogwheel.servers import Servers, migrate_database
 from cogwheel.stack import Stack, StackError
 from cogwheel.state import State
 from libs.infra import InfraError, port_in_use
@@ -38,10 +38,8 @@ def say(message: str) -> None:
     print(f"cogwheel | {message}", flush=True)
 
 
-async def _migrate(database_url: str) -> None:
-    from libs.db.migrations import migrate_all
-
-    applied = await migrate_all(database_url)
+async def _migrate(servers: Servers) -> None:
+    applied = await migrate_database(servers.database_url, servers.credentials if servers.database_roles else None)
     count = sum(len(v) for v in applied.values()) if isinstance(applied, dict) else 0
     say(f"migrations applied: {count}")
 
@@ -50,10 +48,11 @@ async def _bring_up(data_dir: Path, port: int, servers: Servers, replicas: dict[
     await servers.start()
     say(f"nats: {servers.service_nats_url}")
     say(f"postgres: {servers.database_url}")
-    await _migrate(servers.database_url)
+    await _migrate(servers)
     await provision_nats(servers.nats_url)
     stack = Stack(servers.service_nats_url, servers.database_url, data_dir, port, replicas, echo=_console_echo(),
-                  notify=say, credentials=servers.credentials, nats_users=servers.nats_users)
+                  notify=say, credentials=servers.credentials, nats_users=servers.nats_users,
+                  database_roles=servers.database_roles)
     await stack.start()
     return stack
 

@@ -14,14 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from cogwheel.credentials import Credentials
 from cogwheel.provision import provision_nats
 from cogwheel.seed import seed
-from cogwheel.servers import with_user
+from cogwheel.servers import migrate_database, with_user
 from cogwheel.stack import Stack
-from libs.db.migrations import migrate_all
+from libs.db.migrations import service_schemas
+from libs.db.roles import role_for, url_for_role
 from libs.infra import EmbeddedNats, EmbeddedPostgres, free_port
 from libs.modelpkg import push_model_dir
 from libs.pb.cogwheel.registry.v1 import registry_pb2 as pb
@@ -76,16 +78,17 @@ async def installation() -> AsyncIterator[Installation]:
     data_dir = Path(tempfile.mkdtemp(prefix="cogwheel-installation-"))
     credentials = Credentials.ensure(data_dir)
     nats_server = EmbeddedNats(data_dir / "nats", config=credentials.nats_config())
-    postgres = EmbeddedPostgres(data_dir / "pgdata", durable=False)
+    postgres = EmbeddedPostgres(data_dir / "pgdata", durable=False,
+                                password=credentials.postgres_superuser_password)
     await nats_server.astart()
     await postgres.astart()
     admin_nats = with_user(nats_server.url, *credentials.admin_nats())
     stack: Stack | None = None
     try:
-        await migrate_all(postgres.url)
+        await migrate_database(postgres.url, credentials)
         await provision_nats(admin_nats)
         stack = Stack(nats_server.url, postgres.url, data_dir, gateway_port=free_port(), notify=lambda line: None,
-                      credentials=credentials, nats_users=True)
+                      credentials=credentials, nats_users=True, database_roles=True)
         with pytest.MonkeyPatch.context() as env:
             env.setenv("COGWHEEL_RPC_TOKEN", credentials.rpc_token)
             await stack.start(timeout=180)
@@ -126,6 +129,30 @@ async def test_internal_grpc_refuses_calls_without_the_token(installation: Insta
         assert "intruder" not in [a.username for a in accounts.accounts]
     finally:
         await channel.close()
+
+
+async def test_each_service_role_reaches_its_own_schema_only(installation: Installation) -> None:
+    schemas = list(service_schemas())
+    assert set(schemas) == set(installation.credentials.schema_passwords())
+    for schema in schemas:
+        url = url_for_role(installation.postgres.url, role_for(schema),
+                           installation.credentials.postgres_passwords[schema])
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            await conn.execute(f"SELECT count(*) FROM {schema}.events")  # its own: allowed
+            for other in schemas:
+                if other == schema:
+                    continue
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    await conn.execute(f"SELECT count(*) FROM {other}.events")
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    await conn.execute(f"SELECT count(*) FROM {other}.outbox")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                await conn.execute("CREATE SCHEMA intruder")
+    # Without the password nobody gets in, not even as the superuser.
+    for user in ("postgres", role_for("scheduler")):
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            await psycopg.AsyncConnection.connect(
+                f"postgresql://{user}:wrong@127.0.0.1:{installation.postgres.port}/cogwheel", connect_timeout=5)
 
 
 def _files_holding(root: Path, needle: bytes) -> list[Path]:
