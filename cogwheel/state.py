@@ -48,7 +48,6 @@ class State:
     def save(self, directory: Path) -> None:
         """Write atomically with owner-only permissions; the file holds a secret."""
         directory.mkdir(parents=True, exist_ok=True)
-        directory.chmod(0o700)
         tmp = directory / "state.json.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:

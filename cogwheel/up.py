@@ -15,6 +15,7 @@ from cogwheel.seed import EXAMPLES, seed
 from cogwheel.servers import Servers, migrate_database
 from cogwheel.stack import Stack, StackError
 from cogwheel.state import State
+from libs.bus.nats import without_password
 from libs.infra import InfraError, port_in_use
 
 __all__ = ["run_up"]
@@ -47,7 +48,7 @@ async def _migrate(servers: Servers) -> None:
 async def _bring_up(data_dir: Path, port: int, servers: Servers, replicas: dict[str, int]) -> Stack:
     await servers.start()
     say(f"nats: {servers.service_nats_url}")
-    say(f"postgres: {servers.database_url}")
+    say(f"postgres: {without_password(servers.database_url)}")
     await _migrate(servers)
     await provision_nats(servers.nats_url)
     stack = Stack(servers.service_nats_url, servers.database_url, data_dir, port, replicas, echo=_console_echo(),
@@ -68,6 +69,7 @@ async def run_up(data_dir: Path, port: int, replicas: dict[str, int] | None = No
         return 1
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)  # logs, credentials, state and the servers' files are the owner's alone
+    (data_dir / "logs").mkdir(mode=0o700, exist_ok=True)
     credentials = Credentials.ensure(data_dir)
     # Seeding and the admin account below call the registry from this process.
     os.environ["COGWHEEL_RPC_TOKEN"] = credentials.rpc_token

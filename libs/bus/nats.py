@@ -84,7 +84,8 @@ def inbox_prefix(user: str) -> str:
     return f"_INBOX_{user}"
 
 
-def _without_password(url: str) -> str:
+def without_password(url: str) -> str:
+    """A server URL fit for logs: its password, if any, masked."""
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -115,4 +116,4 @@ async def connect(
         except Exception as exc:  # noqa: BLE001 - any connect failure is retried, then reported
             last_error = exc
             await asyncio.sleep(0.5)
-    raise ConnectionError(f"cannot reach NATS at {_without_password(url)}: {last_error}")
+    raise ConnectionError(f"cannot reach NATS at {without_password(url)}: {last_error}")
