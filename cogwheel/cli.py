@@ -129,6 +129,22 @@ def seed_command() -> None:
         typer.echo(f"# cogwheel/{name} version {version}")
 
 
+@app.command("secrets-keygen")
+def secrets_keygen(
+    directory: Annotated[Path, typer.Argument(help="Folder for runner-key (private) and runner-key.pub.")],
+) -> None:
+    """Create the key pair that seals secret inputs, for deployments other than `cogwheel up`.
+
+    Give the scheduler the printed public key (COGWHEEL_SECRETS_PUBLIC_KEY) and the runners the private key
+    file (COGWHEEL_SECRETS_PRIVATE_KEY_FILE).
+    """
+    from cogwheel.credentials import write_key_pair
+
+    private_path, public = write_key_pair(directory)
+    typer.echo(f"# private key: {private_path} (runners only)", err=True)
+    typer.echo(f"export COGWHEEL_SECRETS_PUBLIC_KEY={public}")
+
+
 @app.command("rebuild-projections")
 def rebuild_projections(
     service: Annotated[str | None, typer.Option(help="Only this service's projections.")] = None,

@@ -24,7 +24,7 @@ from libs.db.migrations import service_schemas
 from libs.db.roles import role_for, url_for_role
 from libs.sealing import generate_key_pair, private_key_text, public_key_text
 
-__all__ = ["Credentials", "write_private"]
+__all__ = ["Credentials", "write_key_pair", "write_private"]
 
 DIRECTORY = "credentials"
 POSTGRES_SUPERUSER = "postgres"
@@ -47,6 +47,17 @@ def _read_or_create(path: Path, make: Callable[[], str]) -> str:
     value = make()
     write_private(path, value + "\n")
     return value
+
+
+def write_key_pair(directory: Path) -> tuple[Path, str]:
+    """A new sealing key pair as ``runner-key`` and ``runner-key.pub`` in ``directory`` (0700, files 0600);
+    returns the private key's path and the public key's text."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    private, public = generate_key_pair()
+    write_private(directory / "runner-key", private_key_text(private) + "\n")
+    write_private(directory / "runner-key.pub", public_key_text(public) + "\n")
+    return directory / "runner-key", public_key_text(public)
 
 
 def _passwords(path: Path, names: Iterable[str]) -> dict[str, str]:
@@ -85,9 +96,7 @@ class Credentials:
         token = _read_or_create(directory / "rpc-token", lambda: secrets.token_urlsafe(32))
         private_path, public_path = directory / "runner-key", directory / "runner-key.pub"
         if not private_path.exists() or not public_path.exists():
-            private, public = generate_key_pair()
-            write_private(private_path, private_key_text(private) + "\n")
-            write_private(public_path, public_key_text(public) + "\n")
+            write_key_pair(directory)
         private_path.chmod(0o600)
         return cls(directory, passwords, token, public_path.read_text().strip(), postgres)
 
