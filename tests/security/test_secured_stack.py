@@ -202,3 +202,6 @@ async def test_a_planted_secret_is_nowhere_at_rest_in_clear(installation: Instal
     assert _files_holding(searched["jetstream"], visible.encode())
     for what, root in searched.items():
         assert _files_holding(root, planted.encode()) == [], f"the planted secret is in clear in {what}"
+    # Every service did its work within its NATS permissions (a refused request is logged by the client).
+    assert _files_holding(searched["logs"], b"ermissions violation") == []
+    assert _files_holding(searched["logs"], b"ermissions Violation") == []
