@@ -202,6 +202,10 @@ async def test_a_planted_secret_is_nowhere_at_rest_in_clear(installation: Instal
     assert _files_holding(searched["jetstream"], visible.encode())
     for what, root in searched.items():
         assert _files_holding(root, planted.encode()) == [], f"the planted secret is in clear in {what}"
+    credentials = installation.credentials
+    for value in (*credentials.nats_passwords.values(), *credentials.postgres_passwords.values(),
+                  credentials.rpc_token, credentials.secrets_private_key_file.read_text().strip()):
+        assert _files_holding(searched["logs"], value.encode()) == [], "a credential is in a service log"
     # Every service did its work within its NATS permissions (a refused request is logged by the client).
     assert _files_holding(searched["logs"], b"ermissions violation") == []
     assert _files_holding(searched["logs"], b"ermissions Violation") == []
