@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from libs.bus.nats import Bus, connect
-from libs.sealing import load_private_key
 from libs.modelpkg import ensure_environment, fetch_package, load_cog_config
+from libs.sealing import load_private_key
 from services.runner.adapters.supervisor import WorkerSupervisor
 from services.runner.execution import ExecutionLimits
 from services.runner.inputs import FileInputLimits
