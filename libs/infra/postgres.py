@@ -212,7 +212,12 @@ class EmbeddedPostgres:
             try:
                 with psycopg.connect(self.server_url, connect_timeout=2):
                     return
-            except psycopg.OperationalError:
+            except psycopg.OperationalError as exc:
+                if "password authentication failed" in str(exc):
+                    raise InfraError(
+                        f"postgres refuses the superuser password: the cluster in {self.data_dir} keeps the password"
+                        " it was given first (see 'Rotation' in docs/architecture.md)"
+                    ) from None
                 if time.monotonic() > deadline:
                     raise InfraError(f"postgres not ready after {timeout:.0f}s: {last_log_line(self.log_path)}")
                 time.sleep(0.1)

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from libs.infra import EmbeddedPostgres
+from libs.infra import EmbeddedPostgres, InfraError
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -41,6 +41,9 @@ def test_a_trusting_cluster_starts_requiring_passwords(cluster_dir: Path) -> Non
         assert _refused(f"postgresql://postgres:guess@127.0.0.1:{server.port}/cogwheel")
         with psycopg.connect(server.url, connect_timeout=5) as conn:
             assert conn.execute("SELECT current_user").fetchone() == ("postgres",)
+    # The cluster keeps its password: another one is refused with a clear error, not a long wait.
+    with pytest.raises(InfraError, match="refuses the superuser password"):
+        EmbeddedPostgres(cluster_dir, durable=False, password="not-the-one").start(timeout=30)
     # A fresh cluster requires the password from the start; the data directory stays private.
     shutil.rmtree(cluster_dir)
     with EmbeddedPostgres(cluster_dir, durable=False, password="another-one") as server:
