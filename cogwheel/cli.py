@@ -1,6 +1,7 @@
 """Entry point of the ``cogwheel`` command."""
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -86,10 +87,13 @@ def migrate() -> None:
     """Apply every service's schema migrations."""
 
     async def run() -> int:
-        from libs.db.migrations import migrate_all
+        from cogwheel.credentials import Credentials
+        from cogwheel.servers import migrate_database
 
+        # The embedded database (not one given by URL) gets a role per service schema.
+        credentials = None if os.environ.get("COGWHEEL_DATABASE_URL") else Credentials.ensure(data_dir())
         async with database_for_command(data_dir()) as url:
-            applied = await migrate_all(url)
+            applied = await migrate_database(url, credentials)
         for schema, names in applied.items():
             typer.echo(f"{schema}: {len(names)} applied" + (f" ({', '.join(names)})" if names else ""))
         return 0
@@ -123,6 +127,22 @@ def seed_command() -> None:
     typer.echo(f"export COGWHEEL_ADMIN_TOKEN={admin.token}")
     for name, version in result.versions.items():
         typer.echo(f"# cogwheel/{name} version {version}")
+
+
+@app.command("secrets-keygen")
+def secrets_keygen(
+    directory: Annotated[Path, typer.Argument(help="Folder for runner-key (private) and runner-key.pub.")],
+) -> None:
+    """Create the key pair that seals secret inputs, for deployments other than `cogwheel up`.
+
+    Give the scheduler the printed public key (COGWHEEL_SECRETS_PUBLIC_KEY) and the runners the private key
+    file (COGWHEEL_SECRETS_PRIVATE_KEY_FILE).
+    """
+    from cogwheel.credentials import write_key_pair
+
+    private_path, public = write_key_pair(directory)
+    typer.echo(f"# private key: {private_path} (runners only)", err=True)
+    typer.echo(f"export COGWHEEL_SECRETS_PUBLIC_KEY={public}")
 
 
 @app.command("rebuild-projections")

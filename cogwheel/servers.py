@@ -5,7 +5,9 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
+from cogwheel.credentials import Credentials
 from cogwheel.state import State
 from libs.infra import EmbeddedNats, EmbeddedPostgres
 
@@ -14,22 +16,49 @@ __all__ = ["Servers", "database_for_command", "servers_for_command"]
 
 @dataclass
 class Servers:
-    """The two servers a stack needs; only embedded ones are started and stopped here."""
+    """The two servers a stack needs; only embedded ones are started and stopped here.
+
+    An embedded NATS checks the per-service users of ``credentials``; then ``nats_url`` carries the admin
+    user (for migrations, seeding, one-off commands) and ``service_nats_url`` none (each service brings its
+    own). Likewise an embedded PostgreSQL requires passwords and each service logs in as its schema's role
+    (``database_roles``). Given ``COGWHEEL_NATS_URL``/``COGWHEEL_DATABASE_URL`` are used as they are, by
+    every service, credentials in them included.
+    """
 
     data_dir: Path
     nats_url: str = ""
     database_url: str = ""
+    credentials: Credentials | None = None
     _nats: EmbeddedNats | None = field(default=None, repr=False)
     _postgres: EmbeddedPostgres | None = field(default=None, repr=False)
+
+    @property
+    def nats_users(self) -> bool:
+        """Whether the NATS server checks the per-service users (only an embedded one we configured)."""
+        return self._nats is not None and self.credentials is not None
+
+    @property
+    def database_roles(self) -> bool:
+        """Whether each service gets a role of its own (only on an embedded PostgreSQL we configured)."""
+        return self._postgres is not None and self.credentials is not None
+
+    @property
+    def service_nats_url(self) -> str:
+        return self._nats.url if self._nats is not None and self.nats_users else self.nats_url
 
     async def start(self) -> None:
         self.nats_url = os.environ.get("COGWHEEL_NATS_URL", "")
         self.database_url = os.environ.get("COGWHEEL_DATABASE_URL", "")
         if not self.nats_url:
-            self._nats = EmbeddedNats(self.data_dir / "nats")
+            config = self.credentials.nats_config(_runner_hardware()) if self.credentials else None
+            self._nats = EmbeddedNats(self.data_dir / "nats", config=config)
             self.nats_url = await self._nats.astart()
+            if self.credentials is not None:
+                user, password = self.credentials.admin_nats()
+                self.nats_url = with_user(self.nats_url, user, password)
         if not self.database_url:
-            self._postgres = EmbeddedPostgres(self.data_dir / "pgdata")
+            password = self.credentials.postgres_superuser_password if self.credentials else None
+            self._postgres = EmbeddedPostgres(self.data_dir / "pgdata", password=password)
             self.database_url = await self._postgres.astart()
 
     async def stop(self) -> None:
@@ -45,6 +74,30 @@ class Servers:
         }
 
 
+def with_user(url: str, user: str, password: str) -> str:
+    """``nats://host:port`` with ``user:password@`` in it."""
+    parts = urlsplit(url)
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _runner_hardware() -> tuple[str, ...]:
+    # The runners of a local installation serve the hardware their environment names (cpu by default).
+    return (os.environ.get("COGWHEEL_HARDWARE") or "cpu",)
+
+
+async def migrate_database(database_url: str, credentials: Credentials | None) -> dict[str, list[str]]:
+    """Apply every schema's migrations as the administrator, then (with ``credentials``, on the embedded
+    server) hand each schema to its service's role."""
+    from libs.db.migrations import migrate_all
+    from libs.db.roles import ensure_service_roles
+
+    applied = await migrate_all(database_url)
+    if credentials is not None:
+        await ensure_service_roles(database_url, credentials.schema_passwords())
+    return applied
+
+
 @contextlib.asynccontextmanager
 async def servers_for_command(data_dir: Path) -> AsyncIterator[Servers]:
     """Both servers for a one-off command: those of a running ``cogwheel up``, else given or embedded ones."""
@@ -52,7 +105,7 @@ async def servers_for_command(data_dir: Path) -> AsyncIterator[Servers]:
     if state.running() and state.database_url and state.nats_url:
         yield Servers(data_dir, nats_url=state.nats_url, database_url=state.database_url)
         return
-    servers = Servers(data_dir)
+    servers = Servers(data_dir, credentials=Credentials.ensure(data_dir))
     await servers.start()
     try:
         yield servers
@@ -74,7 +127,7 @@ async def database_for_command(data_dir: Path) -> AsyncIterator[str]:
     elif state.running() and state.database_url:
         yield state.database_url
     else:
-        server = EmbeddedPostgres(data_dir / "pgdata")
+        server = EmbeddedPostgres(data_dir / "pgdata", password=Credentials.ensure(data_dir).postgres_superuser_password)
         await server.astart()
         try:
             yield server.url

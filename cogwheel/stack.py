@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from cogwheel.credentials import Credentials
 from cogwheel.process import ServiceProcess, child_env
 from libs.infra import InfraError, free_port, port_in_use
 
@@ -47,6 +48,11 @@ class Stack:
         echo: called with ``(process_name, line)`` for every output line; None keeps output in log files only.
         extra_env: added to every child's environment (after the defaults, so it can override them).
         auto_restart: restart a process that exits unexpectedly, with exponential backoff.
+        credentials: the installation's internal credentials: each process gets the gRPC token, its side of
+            the secrets key pair and, with ``nats_users``, its own NATS user.
+        nats_users: the NATS server checks the users of ``credentials`` (an embedded server configured so).
+        database_roles: each service logs in as its schema's role of ``credentials`` (the roles exist: see
+            ``libs.db.roles``); otherwise every service uses ``database_url``.
     """
 
     def __init__(
@@ -62,6 +68,9 @@ class Stack:
         auto_restart: bool = True,
         notify: Callable[[str], None] = print,
         services: Iterable[str] = SERVICES,
+        credentials: Credentials | None = None,
+        nats_users: bool = False,
+        database_roles: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.gateway_port = gateway_port
@@ -92,8 +101,12 @@ class Stack:
         } | (extra_env or {})
         self.processes: dict[str, ServiceProcess] = {}
         for svc in SERVICES:
+            env = shared
+            if credentials is not None:
+                env = shared | credentials.service_env(svc, nats=nats_users,
+                                                       database_url=database_url if database_roles else None)
             for i in range(counts[svc]):
-                self._add(svc, i, shared, grpc_ports.get(svc))
+                self._add(svc, i, env, grpc_ports.get(svc))
         self._held: set[str] = set()
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._stopping = False

@@ -9,10 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cogwheel.admin import ensure_admin
+from cogwheel.credentials import Credentials
+from cogwheel.provision import provision_nats
 from cogwheel.seed import EXAMPLES, seed
-from cogwheel.servers import Servers
+from cogwheel.servers import Servers, migrate_database
 from cogwheel.stack import Stack, StackError
 from cogwheel.state import State
+from libs.bus.nats import without_password
 from libs.infra import InfraError, port_in_use
 
 __all__ = ["run_up"]
@@ -36,20 +39,21 @@ def say(message: str) -> None:
     print(f"cogwheel | {message}", flush=True)
 
 
-async def _migrate(database_url: str) -> None:
-    from libs.db.migrations import migrate_all
-
-    applied = await migrate_all(database_url)
+async def _migrate(servers: Servers) -> None:
+    applied = await migrate_database(servers.database_url, servers.credentials if servers.database_roles else None)
     count = sum(len(v) for v in applied.values()) if isinstance(applied, dict) else 0
     say(f"migrations applied: {count}")
 
 
 async def _bring_up(data_dir: Path, port: int, servers: Servers, replicas: dict[str, int]) -> Stack:
     await servers.start()
-    say(f"nats: {servers.nats_url}")
-    say(f"postgres: {servers.database_url}")
-    await _migrate(servers.database_url)
-    stack = Stack(servers.nats_url, servers.database_url, data_dir, port, replicas, echo=_console_echo(), notify=say)
+    say(f"nats: {servers.service_nats_url}")
+    say(f"postgres: {without_password(servers.database_url)}")
+    await _migrate(servers)
+    await provision_nats(servers.nats_url)
+    stack = Stack(servers.service_nats_url, servers.database_url, data_dir, port, replicas, echo=_console_echo(),
+                  notify=say, credentials=servers.credentials, nats_users=servers.nats_users,
+                  database_roles=servers.database_roles)
     await stack.start()
     return stack
 
@@ -64,6 +68,11 @@ async def run_up(data_dir: Path, port: int, replicas: dict[str, int] | None = No
         say(f"port 127.0.0.1:{port} is already in use (choose another with --port)")
         return 1
     data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)  # logs, credentials, state and the servers' files are the owner's alone
+    (data_dir / "logs").mkdir(mode=0o700, exist_ok=True)
+    credentials = Credentials.ensure(data_dir)
+    # Seeding and the admin account below call the registry from this process.
+    os.environ["COGWHEEL_RPC_TOKEN"] = credentials.rpc_token
     main = asyncio.current_task()
     assert main is not None
     stopping = asyncio.Event()
@@ -77,7 +86,7 @@ async def run_up(data_dir: Path, port: int, replicas: dict[str, int] | None = No
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
-    servers = Servers(data_dir)
+    servers = Servers(data_dir, credentials=credentials)
     stack: Stack | None = None
     try:
         stack = await _bring_up(data_dir, port, servers, replicas or {})

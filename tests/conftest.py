@@ -8,7 +8,7 @@ import pytest
 
 from libs.testing.infra import INFRA_MODES, provide_database, provide_nats
 
-_MARK_BY_DIR = {"integration": "integration", "e2e": "e2e"}
+_MARK_BY_DIR = {"integration": "integration", "e2e": "e2e", "security": "integration"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

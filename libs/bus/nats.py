@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from urllib.parse import urlsplit, urlunsplit
 
 import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 
 from libs.bus.subjects import ALL_STREAMS, StreamSpec
 from libs.telemetry import current_traceparent
@@ -40,6 +42,13 @@ class Bus:
             max_bytes=spec.max_bytes,
             max_msgs_per_subject=spec.max_msgs_per_subject,
         )
+        # Look first: under per-service NATS permissions only the admin user may create streams, while
+        # every service may ask whether they exist.
+        try:
+            await self.js.stream_info(spec.name)
+            return
+        except NotFoundError:
+            pass
         try:
             await self.js.add_stream(config)
         except BadRequestError:
@@ -70,16 +79,41 @@ class Bus:
             await self.nc.drain()
 
 
-async def connect(url: str, *, name: str, attempts: int = 30) -> Bus:
-    """Connect, retrying briefly so that services may start before NATS is ready."""
+def inbox_prefix(user: str) -> str:
+    """Each NATS user gets inboxes of its own, so that its permissions can deny reading others' replies."""
+    return f"_INBOX_{user}"
+
+
+def without_password(url: str) -> str:
+    """A server URL fit for logs: its password, if any, masked."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{parts.hostname}:{parts.port}"))
+
+
+async def connect(
+    url: str, *, name: str, attempts: int = 30, user: str | None = None, password: str | None = None
+) -> Bus:
+    """Connect, retrying briefly so that services may start before NATS is ready.
+
+    ``user``/``password`` default to ``COGWHEEL_NATS_USER``/``COGWHEEL_NATS_PASSWORD`` (what ``cogwheel up``
+    gives each service); without them the URL's own credentials, if any, apply.
+    """
+    user = user if user is not None else os.environ.get("COGWHEEL_NATS_USER", "")
+    password = password if password is not None else os.environ.get("COGWHEEL_NATS_PASSWORD", "")
+    options: dict[str, str] = {}
+    if user:
+        options = {"user": user, "password": password, "inbox_prefix": inbox_prefix(user)}
     last_error: Exception | None = None
     for _ in range(attempts):
         try:
             nc = await nats.connect(
-                url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=2
+                url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=2,
+                **options,  # type: ignore[arg-type]
             )
             return Bus(nc)
         except Exception as exc:  # noqa: BLE001 - any connect failure is retried, then reported
             last_error = exc
             await asyncio.sleep(0.5)
-    raise ConnectionError(f"cannot reach NATS at {url}: {last_error}")
+    raise ConnectionError(f"cannot reach NATS at {without_password(url)}: {last_error}")

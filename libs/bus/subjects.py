@@ -50,6 +50,15 @@ def runner_jobs(hardware: str) -> str:
     return f"runner.jobs.{hardware}"
 
 
+def runner_durable(hardware: str) -> str:
+    """The one durable consumer through which the runners of ``hardware`` pull their jobs."""
+    return f"runner-{hardware}"
+
+
+# Core (non-JetStream) subject on which the scheduler asks every runner to stop a prediction.
+RUNNER_CANCEL = "runner.control.cancel"
+
+
 def prediction_stream(prediction_id: str) -> str:
     """Subject of one prediction's stream in PREDICTION_STREAMS."""
     return f"stream.prediction.{prediction_id}"

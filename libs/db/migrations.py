@@ -46,7 +46,10 @@ async def migrate(database_url: str, schema: str, service_dir: Path | None = Non
     async with await psycopg.AsyncConnection.connect(libpq_url(database_url)) as conn:
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            # Only when missing: a service whose role owns its schema may not create schemas.
+            cursor = await conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+            if await cursor.fetchone() is None:
+                await conn.execute(f"CREATE SCHEMA {schema}")
             await conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations ("
                 " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"

@@ -34,11 +34,14 @@ class EmbeddedNats:
     Args:
         data_dir: JetStream store directory (``-sd``); the log goes to ``<data_dir>/nats.log``.
         port: client port; a free one is picked when None.
+        config: server configuration text (e.g. an ``authorization`` block), written owner-only to
+            ``<data_dir>/nats.conf``; the command line still sets JetStream, address and port.
     """
 
-    def __init__(self, data_dir: str | Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: str | Path, port: int | None = None, config: str | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.requested_port = port
+        self.config = config
         self.port: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -67,8 +70,11 @@ class EmbeddedNats:
         if port_in_use(port):
             raise InfraError(f"nats-server: port {LOOPBACK}:{port} is already in use")
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
         self._stop_orphan()
         args = [str(binary), "-js", "-sd", str(self.data_dir / "jetstream"), "-a", LOOPBACK, "-p", str(port)]
+        if self.config is not None:
+            args += ["-c", str(self._write_config(self.config))]
         with self.log_path.open("ab") as log:
             # Own session: a terminal Ctrl-C reaches only the supervisor, which then stops servers in order.
             self._proc = subprocess.Popen(
@@ -84,6 +90,14 @@ class EmbeddedNats:
         self.port = port
         self.pid_path.write_text(str(proc.pid))
         return self.url
+
+    def _write_config(self, text: str) -> Path:
+        path = self.data_dir / "nats.conf"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o600)
+        return path
 
     def _stop_orphan(self) -> None:
         # A server left by a supervisor that was SIGKILLed still holds the JetStream store; stop it first.

@@ -8,8 +8,10 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
+from psycopg import sql
 
 from libs.infra.databases import ensure_database
 from libs.infra.errors import InfraError
@@ -20,6 +22,12 @@ from libs.infra.runas import RunAs, run_as_for_postgres
 __all__ = ["EmbeddedPostgres", "find_pg_bin"]
 
 SUPERUSER = "postgres"
+# Every connection, over the socket or TCP, authenticates with a password.
+_PASSWORD_HBA = """\
+local all all scram-sha-256
+host all all 127.0.0.1/32 scram-sha-256
+host all all ::1/128 scram-sha-256
+"""
 
 
 def find_pg_bin() -> Path:
@@ -47,12 +55,20 @@ class EmbeddedPostgres:
         port: TCP port on 127.0.0.1; a free one is picked when None.
         database: application database created on start when missing.
         durable: False trades crash safety for speed (fsync off), which suits test sessions.
+        password: the superuser's password; when given every connection must authenticate (SCRAM), so
+            that other local processes cannot log in. None keeps a cluster that trusts local connections.
     """
 
     def __init__(
-        self, data_dir: str | Path, port: int | None = None, database: str = "cogwheel", durable: bool = True
+        self,
+        data_dir: str | Path,
+        port: int | None = None,
+        database: str = "cogwheel",
+        durable: bool = True,
+        password: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
+        self.password = password
         self.requested_port = port
         self.database = database
         self.durable = durable
@@ -82,7 +98,8 @@ class EmbeddedPostgres:
     def _url(self, dbname: str) -> str:
         if self.port is None:
             raise InfraError("postgres is not running")
-        return f"postgresql://{SUPERUSER}@{LOOPBACK}:{self.port}/{dbname}"
+        user = SUPERUSER if not self.password else f"{SUPERUSER}:{quote(self.password, safe='')}"
+        return f"postgresql://{user}@{LOOPBACK}:{self.port}/{dbname}"
 
     def _run(self, tool: str, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         kwargs = self.run_as.popen_kwargs() if self.run_as else {}
@@ -107,10 +124,40 @@ class EmbeddedPostgres:
         args = ["-D", str(self.data_dir), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--locale=C"]
         if not self.durable:
             args.append("--no-sync")
-        result = self._run("initdb", *args)
+        pwfile = None
+        if self.password:
+            assert self._socket_dir is not None
+            pwfile = self._socket_dir / "superuser-password"
+            self._write_owned(pwfile, self.password + "\n")
+            args[args.index("-A"):args.index("-A") + 2] = ["-A", "scram-sha-256", "--pwfile", str(pwfile)]
+        try:
+            result = self._run("initdb", *args)
+        finally:
+            if pwfile is not None:
+                pwfile.unlink(missing_ok=True)
         if result.returncode != 0:
             tail = (result.stderr or result.stdout).strip().splitlines()
             raise InfraError(f"initdb failed: {tail[-1] if tail else 'exit ' + str(result.returncode)}")
+
+    def _write_owned(self, path: Path, text: str) -> None:
+        """An owner-only file the server's account can read."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        if self.run_as:
+            os.chown(path, self.run_as.uid, self.run_as.gid)
+
+    def _require_passwords(self) -> None:
+        """Turn a cluster created trusting local connections into one that checks passwords."""
+        hba = self.data_dir / "pg_hba.conf"
+        rules = [line.split() for line in hba.read_text().splitlines() if line.strip() and not line.startswith("#")]
+        if not any("trust" in rule for rule in rules):
+            return
+        with psycopg.connect(self.server_url, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(SUPERUSER), sql.Literal(self.password)))
+            self._write_owned(hba, _PASSWORD_HBA)
+            conn.execute("SELECT pg_reload_conf()")
 
     def _clear_stale_pidfile(self) -> None:
         pidfile = self.data_dir / "postmaster.pid"
@@ -147,6 +194,8 @@ class EmbeddedPostgres:
         self.port = port
         try:
             self._wait_ready(timeout)
+            if self.password:
+                self._require_passwords()
             ensure_database(self.server_url, self.database)
         except BaseException:
             self.stop(grace=5)
@@ -163,7 +212,12 @@ class EmbeddedPostgres:
             try:
                 with psycopg.connect(self.server_url, connect_timeout=2):
                     return
-            except psycopg.OperationalError:
+            except psycopg.OperationalError as exc:
+                if "password authentication failed" in str(exc):
+                    raise InfraError(
+                        f"postgres refuses the superuser password: the cluster in {self.data_dir} keeps the password"
+                        " it was given first (see 'Rotation' in docs/architecture.md)"
+                    ) from None
                 if time.monotonic() > deadline:
                     raise InfraError(f"postgres not ready after {timeout:.0f}s: {last_log_line(self.log_path)}")
                 time.sleep(0.1)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import grpc
 from opentelemetry import trace
 
+from libs.rpc.auth import TokenClientInterceptor, rpc_token
 from libs.rpc.errors import ErrorMappingClientInterceptor
 from libs.rpc.tracing import TracingClientInterceptor
 
@@ -32,6 +33,7 @@ def create_channel(
     interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
     tracer_provider: trace.TracerProvider | None = None,
     options: Sequence[tuple[str, object]] = (),
+    token: str | None = None,
 ) -> grpc.aio.Channel:
     """Open an insecure grpc.aio channel to ``target`` ("host:port").
 
@@ -45,9 +47,13 @@ def create_channel(
         interceptors: Extra client interceptors, innermost.
         tracer_provider: Tracer provider for client spans; the global one when None.
         options: Extra grpc channel arguments.
+        token: Installation token sent on every call; ``COGWHEEL_RPC_TOKEN`` when None, none when empty.
     """
     chain: list[grpc.aio.ClientInterceptor] = []
     if default_timeout is not None:
         chain.append(DefaultDeadlineInterceptor(default_timeout))
     chain += [ErrorMappingClientInterceptor(), TracingClientInterceptor(tracer_provider), *interceptors]
+    secret = rpc_token(token)
+    if secret:
+        chain.append(TokenClientInterceptor(secret))
     return grpc.aio.insecure_channel(target, options=list(options), interceptors=chain)

@@ -10,6 +10,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry import trace
 
+from libs.rpc.auth import TokenServerInterceptor, rpc_token
 from libs.rpc.errors import ErrorMap, ErrorMappingServerInterceptor
 from libs.rpc.tracing import TracingServerInterceptor
 
@@ -51,6 +52,7 @@ def create_server(
     error_map: ErrorMap | None = None,
     tracer_provider: trace.TracerProvider | None = None,
     options: Sequence[tuple[str, object]] = (),
+    token: str | None = None,
 ) -> RpcServer:
     """Create a grpc.aio server on ``host:port`` (0 picks a free port) with grpc.health.v1 registered.
 
@@ -64,12 +66,18 @@ def create_server(
         error_map: Explicit domain exception → status code entries for ErrorMappingServerInterceptor.
         tracer_provider: Tracer provider for server spans; the global one when None.
         options: Extra grpc channel arguments.
+        token: Installation token every call but health checks must carry (UNAUTHENTICATED otherwise);
+            ``COGWHEEL_RPC_TOKEN`` when None, no check when empty.
 
     Raises:
         RuntimeError: When the address cannot be bound.
     """
+    secret = rpc_token(token)
+    # The token check comes first: a refused call costs no span and reaches no handler.
+    authentication = [TokenServerInterceptor(secret)] if secret else []
     server = grpc.aio.server(
         interceptors=[
+            *authentication,
             TracingServerInterceptor(tracer_provider),
             ErrorMappingServerInterceptor(error_map),
             *interceptors,

@@ -15,6 +15,9 @@ class ServiceSettings(BaseSettings):
     # No defaults: a service must never silently attach to whatever server happens to listen locally.
     nats_url: str
     database_url: str
+    # NATS user of this service (``cogwheel up`` gives each service its own); empty: the URL's credentials.
+    nats_user: str = ""
+    nats_password: str = ""
     instance_id: str = ""
     health_port: int = 0
     data_dir: str = ".cogwheel"

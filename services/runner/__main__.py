@@ -7,7 +7,7 @@ import asyncio
 from libs import telemetry
 from libs.health import serve_health
 from libs.runtime import configure_logging, run_until_stopped, stop_on_signals
-from services.runner.bootstrap import bootstrap
+from services.runner.bootstrap import bootstrap, forget_credentials
 from services.runner.settings import RunnerSettings
 
 
@@ -26,6 +26,7 @@ async def serve(settings: RunnerSettings) -> None:
 
 def main() -> None:
     settings = RunnerSettings()
+    forget_credentials()  # read once into settings; model processes inherit what is left
     configure_logging("runner", settings.log_level)
     telemetry.setup("runner", settings.otlp_endpoint)
     asyncio.run(serve(settings))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from libs.bus.nats import Bus, connect
 from libs.modelpkg import ensure_environment, fetch_package, load_cog_config
+from libs.sealing import load_private_key
 from services.runner.adapters.supervisor import WorkerSupervisor
 from services.runner.execution import ExecutionLimits
 from services.runner.inputs import FileInputLimits
@@ -39,11 +40,27 @@ def runner_options(settings: RunnerSettings) -> RunnerOptions:
             progress_max_interval=settings.progress_max_interval,
         ),
         file_limits=FileInputLimits(max_bytes=settings.download_max_bytes, timeout=settings.download_timeout),
+        secrets_key=load_private_key(Path(settings.secrets_private_key_file))
+        if settings.secrets_private_key_file else None,
     )
 
 
+# Model processes inherit the runner's environment: credentials must be gone from it once read.
+CREDENTIAL_VARIABLES = (
+    "COGWHEEL_NATS_PASSWORD", "COGWHEEL_NATS_USER", "COGWHEEL_RPC_TOKEN", "COGWHEEL_SECRETS_PRIVATE_KEY_FILE",
+    "COGWHEEL_DATABASE_URL",
+)
+
+
+def forget_credentials() -> None:
+    for name in CREDENTIAL_VARIABLES:
+        os.environ.pop(name, None)
+
+
 async def bootstrap(settings: RunnerSettings, *, bus: Bus | None = None) -> Deps:
-    bus = bus or await connect(settings.nats_url, name="runner")
+    options = runner_options(settings)
+    bus = bus or await connect(settings.nats_url, name="runner", user=settings.nats_user,
+                               password=settings.nats_password)
     await bus.ensure_streams()
     runner_id = settings.instance_id or f"runner-{socket.gethostname()}-{os.getpid()}"
 
@@ -61,6 +78,6 @@ async def bootstrap(settings: RunnerSettings, *, bus: Bus | None = None) -> Deps
         cache_dir=settings.versions_cache_dir,
         fetch_package=fetch_package,
         supervisor_factory=start_supervisor,
-        options=runner_options(settings),
+        options=options,
     )
     return Deps(bus=bus, worker=worker)

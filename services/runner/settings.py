@@ -32,6 +32,8 @@ class RunnerSettings(ServiceSettings):
     heartbeat_interval: float = 5.0
     # The gateway's public origin: `/v1/files/<id>` URLs on it are read from the files bucket directly.
     public_url: str = ""
+    # Private key (base64 X25519) that opens the secret inputs the scheduler sealed; only runners hold it.
+    secrets_private_key_file: str = ""
 
     @property
     def versions_cache_dir(self) -> Path:

@@ -16,14 +16,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from libs.bus.consumer import ReceivedMessage, Retry, handle_message
 from libs.bus.nats import Bus
-from libs.bus.subjects import RUNNER_JOBS
+from libs.bus.subjects import RUNNER_JOBS, runner_durable
 from libs.events import Envelope
 from libs.modelpkg import CogConfig, ModelPackageError, load_cog_config
+from libs.sealing import SEALED_INPUT, SealingError, open_sealed_json
 from services.runner import events
 from services.runner.adapters.supervisor import PredictionResult, WorkerSetupError, WorkerSupervisor
 from services.runner.capacity import Capacity, Reservation
@@ -67,6 +69,8 @@ class RunnerOptions:
     public_url: str = ""
     limits: ExecutionLimits = ExecutionLimits()
     file_limits: FileInputLimits = FileInputLimits()
+    # Opens the job's sealed secret inputs; None: jobs with sealed inputs fail with a clear error.
+    secrets_key: X25519PrivateKey | None = None
 
 
 class RunnerWorker:
@@ -119,7 +123,7 @@ class RunnerWorker:
                 await asyncio.wait_for(beating, 5)
 
     async def _pull_jobs(self, stop: asyncio.Event) -> None:
-        durable = f"runner-{self.hardware}"
+        durable = runner_durable(self.hardware)
         subject = f"runner.jobs.{self.hardware}"
         config = ConsumerConfig(
             durable_name=durable, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
@@ -236,8 +240,12 @@ class RunnerWorker:
         workdir = self._inputs_dir / prediction_id
         try:
             try:
+                clear_input = self._open_secrets(job)
+            except SealingError as exc:
+                return _ended(started_at, "failed", f"cannot open the secret inputs: {exc}"), None
+            try:
                 values = await self._files.resolve(
-                    job.get("input") or {}, supervisor.file_inputs, account=job.get("account") or "", workdir=workdir
+                    clear_input, supervisor.file_inputs, account=job.get("account") or "", workdir=workdir
                 )
             except InputError as exc:
                 return _ended(started_at, "failed", str(exc)), None
@@ -253,6 +261,16 @@ class RunnerWorker:
             return await task, f"Prediction timed out after {describe_duration(timeout)}"
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
+
+    def _open_secrets(self, job: dict[str, Any]) -> dict[str, Any]:
+        """The job's input with its sealed secret values opened (they exist in clear only from here on)."""
+        input: dict[str, Any] = dict(job.get("input") or {})
+        sealed = job.get(SEALED_INPUT)
+        if not sealed:
+            return input
+        if self._options.secrets_key is None:
+            raise SealingError("this runner has no key (COGWHEEL_SECRETS_PRIVATE_KEY_FILE)")
+        return input | open_sealed_json(sealed, self._options.secrets_key)
 
     def _timeout_for(self, config: CogConfig) -> float:
         value = config.environment.get(TIMEOUT_VARIABLE)

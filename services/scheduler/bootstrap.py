@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.bus.nats import Bus, connect
@@ -15,11 +17,14 @@ from libs.db.migrations import migrate
 from libs.eventstore import EventStore
 from libs.hardware import HardwareCatalog, load_catalog
 from libs.rpc import create_channel
+from libs.sealing import load_public_key
 from services.scheduler.adapters.clock import SystemClock
 from services.scheduler.adapters.registry_grpc import GrpcRegistryClient
 from services.scheduler.adapters.runner_control import NatsRunnerControl
 from services.scheduler.ports import Clock, RegistryClient, RunnerControl
 from services.scheduler.settings import SchedulerSettings
+
+log = logging.getLogger(__name__)
 
 SCHEMA = "scheduler"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -37,6 +42,7 @@ class Deps:
     clock: Clock
     # Maps hardware SKUs to runner labels (job subjects).
     hardware: HardwareCatalog
+    secrets_key: X25519PublicKey | None = None
 
 
 async def bootstrap(settings: SchedulerSettings) -> Deps:
@@ -48,4 +54,10 @@ async def bootstrap(settings: SchedulerSettings) -> Deps:
     relay = OutboxRelay(engine, SCHEMA, bus, database_url=settings.database_url)
     store.set_on_commit(relay.wake)
     registry = GrpcRegistryClient(create_channel(settings.registry_addr))
-    return Deps(settings, engine, bus, store, relay, registry, NatsRunnerControl(bus), SystemClock(), load_catalog())
+    secrets_key = load_public_key(settings.secrets_public_key) if settings.secrets_public_key else None
+    if secrets_key is None:
+        log.warning("no COGWHEEL_SECRETS_PUBLIC_KEY: predictions with secret inputs will be refused")
+    return Deps(
+        settings, engine, bus, store, relay, registry, NatsRunnerControl(bus), SystemClock(), load_catalog(),
+        secrets_key,
+    )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from sqlalchemy import text
 
 from libs.bus.consumer import Retry
@@ -17,6 +18,7 @@ from libs.events import Envelope, EventMetadata
 from libs.eventstore import EventStore, OutboxMessage
 from libs.eventstore.retry import retry_on_conflict
 from libs.hardware import HardwareCatalog, load_catalog
+from libs.sealing import SEALED_INPUT, seal_json
 from services.scheduler.domain import prediction as model
 from services.scheduler.domain.errors import InvalidPredictionRequest, PredictionNotFound
 from services.scheduler.domain.schema import redact
@@ -59,7 +61,13 @@ async def create_prediction(
     registry: RegistryClient,
     clock: Clock,
     hardware_catalog: HardwareCatalog | None = None,
+    secrets_key: X25519PublicKey | None = None,
 ) -> model.Prediction:
+    """Record the prediction and queue its job.
+
+    Secret input values are sealed for the runners (``secrets_key``) before anything is stored: events carry
+    a mask, the job the sealed values. Without a key, a request carrying secret values is refused.
+    """
     if not isinstance(cmd.input, dict):
         raise InvalidPredictionRequest("input must be a JSON object")
     unknown = set(cmd.webhook_events_filter or ()) - WEBHOOK_EVENTS
@@ -71,6 +79,14 @@ async def create_prediction(
     hardware = cmd.hardware or version.hardware
     # Jobs go to the runners of the hardware's label (the catalogue maps SKUs to labels).
     runner_label = (hardware_catalog or load_catalog()).runner_label(hardware)
+    secret_values = {
+        name: value for name, value in cmd.input.items() if name in version.secret_inputs and value is not None
+    }
+    if secret_values and secrets_key is None:
+        raise InvalidPredictionRequest(
+            "this installation cannot accept secret inputs: no key to seal them for the runners is configured"
+        )
+    redacted = redact(cmd.input, version.secret_inputs)
     prediction_id = model.new_prediction_id()
     created_at = clock.now()
     deadline = None if cmd.cancel_after_seconds is None else created_at + timedelta(seconds=cmd.cancel_after_seconds)
@@ -80,7 +96,7 @@ async def create_prediction(
         version_id=version.id,
         hardware=hardware,
         # Secret values never enter the event log (stored, published, shown by the API and webhooks).
-        input=redact(cmd.input, version.secret_inputs),
+        input=redacted,
         account=cmd.account,
         created_at=created_at,
         webhook=cmd.webhook,
@@ -91,19 +107,22 @@ async def create_prediction(
         deadline=deadline,
         deployment=cmd.deployment,
     )
-    # The job is the one place the clear input travels: its outbox row is deleted once published and the
-    # work-queue message once the runner acknowledges it.
-    job = {
+    # Secret values travel only sealed, so neither the outbox (nor PostgreSQL's WAL) nor the job stream
+    # ever holds them in clear; the runner opens them right before the model gets its input.
+    job: dict[str, Any] = {
         "prediction_id": prediction_id,
         "version_id": version.id,
         "package_key": version.package_key,
         "predictor_ref": version.predictor_ref,
-        "input": cmd.input,
+        "input": redacted,
         "account": cmd.account,
         "stream": version.streams,
         "created_at": events[0].data["created_at"],
         "traceparent": events[0].metadata.traceparent,
     }
+    if secret_values:
+        assert secrets_key is not None
+        job[SEALED_INPUT] = seal_json(secret_values, secrets_key)
     headers = {"traceparent": job["traceparent"]} if job["traceparent"] else {}
     async with store.transaction() as tx:
         stored = await tx.append(model.stream_id(prediction_id), events, expected_version=0)

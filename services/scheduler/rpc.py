@@ -67,6 +67,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
             registry=self._deps.registry,
             clock=self._deps.clock,
             hardware_catalog=self._deps.hardware,
+            secrets_key=self._deps.secrets_key,
         )
         return to_pb(prediction)
 

@@ -9,3 +9,6 @@ class SchedulerSettings(ServiceSettings):
     registry_addr: str = "127.0.0.1:50051"
     # How often due Cancel-After deadlines are looked for.
     deadline_sweep_interval: float = 1.0
+    # The runners' public key (base64 X25519): secret inputs are sealed with it before they are stored or
+    # queued. Without it, predictions that carry secret values are refused.
+    secrets_public_key: str = ""

@@ -11,6 +11,7 @@ import httpx
 import nats
 import pytest
 
+from cogwheel.credentials import Credentials
 from cogwheel.seed import seed
 from cogwheel.stack import Stack
 from libs.infra import free_port
@@ -28,6 +29,8 @@ class Platform:
     database_url: str
     token: str
     hello_version: str
+    # The installation's internal gRPC token (the stack's servers refuse calls without it).
+    rpc_token: str = ""
 
     @property
     def headers(self) -> dict[str, str]:
@@ -38,7 +41,7 @@ class Platform:
 
     async def push(self, owner: str, name: str, model_dir: Path) -> str:
         """Register `owner/name` (public, cpu) and push `model_dir` as its version."""
-        channel = create_channel(self.stack.registry_addr, default_timeout=30)
+        channel = create_channel(self.stack.registry_addr, default_timeout=30, token=self.rpc_token)
         try:
             registry = registry_pb2_grpc.RegistryServiceStub(channel)
             try:
@@ -88,18 +91,25 @@ async def platform(
     platform_replicas: dict[str, int],
     platform_env: dict[str, str],
 ) -> AsyncIterator[Platform]:
+    data_dir = tmp_path_factory.mktemp("stack")
+    # As under `cogwheel up`: the gRPC token and the secrets key pair (the shared test NATS has no users).
+    credentials = Credentials.ensure(data_dir)
     stack = Stack(
         nats_url,
         database_url,
-        tmp_path_factory.mktemp("stack"),
+        data_dir,
         gateway_port=free_port(),
         replicas=platform_replicas,
         extra_env=platform_env,
         notify=lambda line: None,
+        credentials=credentials,
     )
-    await stack.start(timeout=120)
-    try:
-        seeded = await seed(stack.registry_addr, nats_url)
-        yield Platform(stack, nats_url, database_url, seeded.token, seeded.version_id)
-    finally:
-        await stack.stop()
+    with pytest.MonkeyPatch.context() as env:
+        # Tests that call a service's gRPC API directly carry the token like any internal client.
+        env.setenv("COGWHEEL_RPC_TOKEN", credentials.rpc_token)
+        await stack.start(timeout=120)
+        try:
+            seeded = await seed(stack.registry_addr, nats_url)
+            yield Platform(stack, nats_url, database_url, seeded.token, seeded.version_id, credentials.rpc_token)
+        finally:
+            await stack.stop()

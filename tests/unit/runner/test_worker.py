@@ -10,6 +10,7 @@ import pytest
 from libs.bus.consumer import ReceivedMessage
 from libs.events import Envelope
 from libs.modelpkg import ModelPackageError
+from libs.sealing import SEALED_INPUT, generate_key_pair, seal_json
 from services.runner.adapters import protocol as p
 from services.runner.adapters.supervisor import PredictionResult, WorkerSetupError
 from services.runner.worker import RunnerWorker
@@ -133,3 +134,22 @@ async def test_cancel_before_job_arrives(worker: tuple[RunnerWorker, FakeBus]) -
     assert [env.data["status"] for _, env, _ in bus.published] == ["canceled"]
     assert not FakeSupervisor.instances
     assert not FakeSupervisor.instances
+
+
+async def test_sealed_secret_inputs_are_opened_for_the_model(tmp_path: Path) -> None:
+    private, public = generate_key_pair()
+    bus = FakeBus()
+    runner = RunnerWorker(bus, runner_id="r1", cache_dir=tmp_path, fetch_package=fake_fetch,  # type: ignore[arg-type]
+                          supervisor_factory=FakeSupervisor, secrets_key=private)
+    job = _job("p1") | {"input": {"text": "**********"}, SEALED_INPUT: seal_json({"text": "world"}, public)}
+    await runner.handle_job(_message(job))
+    assert bus.published[-1][1].data["output"] == "hello world"
+
+
+async def test_sealed_inputs_without_a_key_fail_clearly(worker: tuple[RunnerWorker, FakeBus]) -> None:
+    runner, bus = worker
+    _, public = generate_key_pair()
+    await runner.handle_job(_message(_job("p1") | {SEALED_INPUT: seal_json({"text": "world"}, public)}))
+    completed = bus.published[-1][1].data
+    assert completed["status"] == "failed" and "cannot open the secret inputs" in completed["error"]
+    assert "world" not in json.dumps(completed)
