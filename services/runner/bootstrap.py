@@ -9,6 +9,7 @@ from pathlib import Path
 
 from libs.bus.nats import Bus, connect
 from libs.modelpkg import ensure_environment, fetch_package, load_cog_config
+from libs.netguard import parse_networks
 from services.runner.adapters.supervisor import WorkerSupervisor
 from services.runner.execution import ExecutionLimits
 from services.runner.inputs import FileInputLimits
@@ -38,7 +39,10 @@ def runner_options(settings: RunnerSettings) -> RunnerOptions:
             progress_interval=settings.progress_interval,
             progress_max_interval=settings.progress_max_interval,
         ),
-        file_limits=FileInputLimits(max_bytes=settings.download_max_bytes, timeout=settings.download_timeout),
+        file_limits=FileInputLimits(
+            max_bytes=settings.download_max_bytes, timeout=settings.download_timeout,
+            allowed_networks=parse_networks(settings.download_allowed_networks),
+        ),
     )
 
 

@@ -31,6 +31,12 @@ OWNER = "cogwheel"
 TERMINAL = ("succeeded", "failed", "canceled")
 
 
+@pytest.fixture(scope="module")
+def platform_env() -> dict[str, str]:
+    # The test file server listens on loopback, which downloads may not reach unless allowed.
+    return {"COGWHEEL_DOWNLOAD_ALLOWED_NETWORKS": "127.0.0.0/8"}
+
+
 async def push(platform: Any, name: str, fixture: str | None = None, *, hardware: str = "cpu") -> str:
     """Register `cogwheel/<name>` on `hardware` and push a fixture predictor as its version."""
     channel = create_channel(platform.stack.registry_addr, default_timeout=30)
