@@ -29,6 +29,9 @@ def main() -> None:
         log_level=settings.log_level.lower() if settings.log_level.upper() != "INFO" else "warning",
         access_log=False,
         lifespan="on",
+        timeout_keep_alive=max(1, round(settings.keep_alive_timeout)),
+        # Request lines and headers are bounded by h11's incomplete-event limit (64 KiB here).
+        h11_max_incomplete_event_size=64 * 1024,
     )
     uvicorn.Server(config).run()
 
