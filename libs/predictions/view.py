@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from libs.blobs import absolutize_outputs
+from libs.blobs import absolutize_outputs, has_spilled, restore_spilled_fields
 from libs.events import Envelope
 
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled"})
@@ -142,3 +142,10 @@ def render_prediction(view: dict[str, Any], public_url: str) -> dict[str, Any]:
             "completed",
         ]
     return body
+
+
+async def restore_event(js: Any, event: Envelope) -> Envelope:
+    """``event`` with the fields it stored by reference (``libs.blobs.spill``) put back, ready to fold."""
+    if not has_spilled(event.data):
+        return event
+    return event.model_copy(update={"data": await restore_spilled_fields(js, event.data)})

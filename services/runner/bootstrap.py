@@ -39,6 +39,7 @@ def runner_options(settings: RunnerSettings) -> RunnerOptions:
             progress_interval=settings.progress_interval,
             progress_max_interval=settings.progress_max_interval,
         ),
+        job_max_deliver=settings.job_max_deliver,
         file_limits=FileInputLimits(
             max_bytes=settings.download_max_bytes, timeout=settings.download_timeout,
             allowed_networks=parse_networks(settings.download_allowed_networks),

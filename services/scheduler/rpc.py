@@ -64,11 +64,12 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         return to_pb(prediction)
 
     async def GetPrediction(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
-        return to_pb(await handlers.get_prediction(request.id, store=self._deps.store))
+        return to_pb(await handlers.get_prediction(request.id, store=self._deps.store, js=self._deps.bus.js))
 
     async def CancelPrediction(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
         prediction = await handlers.cancel_prediction(
-            request.id, store=self._deps.store, clock=self._deps.clock, runners=self._deps.runners
+            request.id, store=self._deps.store, clock=self._deps.clock, runners=self._deps.runners,
+            js=self._deps.bus.js,
         )
         return to_pb(prediction)
 

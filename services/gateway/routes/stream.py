@@ -23,7 +23,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from sse_starlette import EventSourceResponse
 
-from libs.blobs import absolutize_outputs
+from libs.blobs import BlobNotFound, absolutize_outputs, restore_spilled_fields
 from libs.bus.subjects import PREDICTION_STREAMS, prediction_stream
 from libs.predictions import TERMINAL_STATUSES
 from libs.rpc import RpcNotFound
@@ -113,9 +113,9 @@ async def stream_prediction(prediction_id: str, request: Request) -> EventSource
                 seen_any = True
                 last_id = msg.metadata.sequence.stream
                 try:
-                    body = json.loads(msg.data)
+                    body = await restore_spilled_fields(deps.bus.js, json.loads(msg.data))
                     name, data = body["event"], body.get("data")
-                except (ValueError, KeyError, TypeError):
+                except (ValueError, KeyError, TypeError, BlobNotFound):
                     continue
                 yield {"event": name, "id": str(last_id), "data": _encode(name, data, origin)}
                 if name == "done":
