@@ -47,6 +47,7 @@ def apply_event(view: dict[str, Any] | None, event: Envelope) -> dict[str, Any]:
             "account": data.get("account"),
             "stream": bool(data.get("stream", False)),
             "deadline": data.get("deadline"),
+            "stream_token": data.get("stream_token"),
         }
     if view is None:
         raise ValueError(f"{event.type} for {event.stream_id} arrived before prediction.created")
@@ -130,7 +131,11 @@ def render_prediction(view: dict[str, Any], public_url: str) -> dict[str, Any]:
             body[key] = _timestamp(view[key])
     if view.get("stream"):
         # Only iterator models stream; clients test for the key, so it is absent (never null) otherwise.
-        body["urls"]["stream"] = f"{base}/v1/predictions/{prediction_id}/stream"
+        # The token keeps the stream private to whoever was given this URL (the prediction's id is public in
+        # its output URLs); older predictions have none.
+        token = view.get("stream_token")
+        query = f"?token={token}" if token else ""
+        body["urls"]["stream"] = f"{base}/v1/predictions/{prediction_id}/stream{query}"
     if view.get("deadline"):
         body["deadline"] = _timestamp(view["deadline"])
     if view.get("webhook"):

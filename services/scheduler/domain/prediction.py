@@ -50,6 +50,9 @@ class Prediction:
     stream: bool = False
     # When Cancel-After was given: the moment the prediction is canceled if it has not ended.
     deadline: str | None = None
+    # The unguessable part of the stream URL, so that knowing a prediction's id (it is in every output URL)
+    # is not enough to read its stream.
+    stream_token: str | None = None
     # Sequence number of the last runner progress report folded in.
     progress_seq: int = 0
 
@@ -78,6 +81,7 @@ def evolve(state: Prediction, event: Envelope) -> Prediction:
             source=data.get("source", "api"),
             stream=bool(data.get("stream", False)),
             deadline=data.get("deadline"),
+            stream_token=data.get("stream_token"),
         )
     if kind == "progressed":
         items = data.get("output_items") or []
@@ -150,6 +154,8 @@ def decide_create(
     }
     if deadline is not None:
         data["deadline"] = deadline.isoformat()
+    if stream:
+        data["stream_token"] = secrets.token_urlsafe(24)
     return [_event(state, "created", data, metadata)]
 
 
