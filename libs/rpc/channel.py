@@ -8,6 +8,7 @@ import grpc
 from opentelemetry import trace
 
 from libs.rpc.errors import ErrorMappingClientInterceptor
+from libs.rpc.limits import MESSAGE_SIZE_OPTIONS
 from libs.rpc.tracing import TracingClientInterceptor
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -50,4 +51,4 @@ def create_channel(
     if default_timeout is not None:
         chain.append(DefaultDeadlineInterceptor(default_timeout))
     chain += [ErrorMappingClientInterceptor(), TracingClientInterceptor(tracer_provider), *interceptors]
-    return grpc.aio.insecure_channel(target, options=list(options), interceptors=chain)
+    return grpc.aio.insecure_channel(target, options=[*MESSAGE_SIZE_OPTIONS, *options], interceptors=chain)

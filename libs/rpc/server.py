@@ -11,6 +11,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry import trace
 
 from libs.rpc.errors import ErrorMap, ErrorMappingServerInterceptor
+from libs.rpc.limits import MESSAGE_SIZE_OPTIONS
 from libs.rpc.tracing import TracingServerInterceptor
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def create_server(
             ErrorMappingServerInterceptor(error_map),
             *interceptors,
         ],
-        options=list(options),
+        options=[*MESSAGE_SIZE_OPTIONS, *options],
     )
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     bound = server.add_insecure_port(address)

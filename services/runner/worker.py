@@ -242,7 +242,9 @@ class RunnerWorker:
             predictor_ref = job.get("predictor_ref") or config.predict
             supervisor = await self._supervisor(version_id, model_dir, predictor_ref)
         except ModelPackageError as exc:
-            return _ended(started_at, "failed", f"cannot load version {version_id}: {exc}"), None
+            # The runner's cache directory is no business of the prediction's reader.
+            reason = str(exc).replace(f"{self._cache_dir}/", "").replace(str(self._cache_dir), "")
+            return _ended(started_at, "failed", f"cannot load version {version_id}: {reason}"), None
         if prediction_id in self._canceled:
             return _ended(started_at, "canceled", None), None
         self._current[prediction_id] = supervisor

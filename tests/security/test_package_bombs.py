@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from libs.modelpkg import ModelPackageError, UnpackLimits, extract_package, push_package_file
+from libs.modelpkg import ModelPackageError, UnpackLimits, extract_package, load_cog_config, push_package_file
 
 MIB = 1024 * 1024
 
@@ -100,3 +100,22 @@ def test_traversal_and_outward_links_stay_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelPackageError):
         extract_package(_tar_gz([("../outside.txt", b"x")]), tmp_path / "in", limits=UnpackLimits())
     assert not (tmp_path / "outside.txt").exists()
+
+
+@pytest.mark.parametrize("ref", ["/etc/passwd.py:P", "../outside.py:P", "sub/../../outside.py:P", "link.py:P"])
+def test_predictor_files_must_sit_inside_the_package(tmp_path: Path, ref: str) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (tmp_path / "outside.py").write_text("class P: ...\n")
+    (model / "sub").mkdir()
+    (model / "link.py").symlink_to(tmp_path / "outside.py")
+    (model / "cog.yaml").write_text(f'predict: "{ref}"\n')
+    with pytest.raises(ModelPackageError, match="outside the model directory"):
+        load_cog_config(model)
+
+
+def test_a_predictor_inside_the_package_is_accepted(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "predict.py").write_text("class P: ...\n")
+    (tmp_path / "cog.yaml").write_text('predict: "src/predict.py:P"\n')
+    assert load_cog_config(tmp_path).predict == "src/predict.py:P"

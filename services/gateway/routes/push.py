@@ -140,7 +140,9 @@ async def push_version(
             pushed = await push_package_file(deps.bus.js, upload, env_cache_dir=_gateway_dir(request) / "envs",
                                              max_unpacked=limit, work_dir=work_root, limits=unpack)
     except ModelPackageError as exc:
-        raise ApiError(422, "Invalid model package", str(exc)) from None
+        # Environment builds name files under the gateway's data directory; the client has no use for it.
+        detail = str(exc).replace(f"{_gateway_dir(request)}/", "").replace(str(_gateway_dir(request)), "")
+        raise ApiError(422, "Invalid model package", detail) from None
     finally:
         await asyncio.to_thread(upload.unlink, True)
     try:
