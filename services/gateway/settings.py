@@ -32,6 +32,8 @@ class GatewaySettings(ServiceSettings):
     max_input_bytes: int = 512 * 1024
     # A request body that stops arriving for this long is answered 408; idle keep-alive connections close sooner.
     body_read_timeout: float = 30.0
+    # A request line and headers not complete after this long close the connection (slow loris).
+    header_read_timeout: float = 10.0
     keep_alive_timeout: float = 5.0
     # Failed authentications per client address within the window before it is answered 429 (0: off).
     auth_failure_limit: int = 20

@@ -5,6 +5,7 @@ beyond NATS's message limit."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -37,6 +38,7 @@ def platform_replicas() -> dict[str, int]:
 def platform_env() -> dict[str, str]:
     return {
         "COGWHEEL_BODY_READ_TIMEOUT": "2",
+        "COGWHEEL_HEADER_READ_TIMEOUT": "2",
         "COGWHEEL_AUTH_FAILURE_LIMIT": "5",
         "COGWHEEL_AUTH_FAILURE_WINDOW_SECONDS": "4",
     }
@@ -155,6 +157,34 @@ async def test_a_stalled_request_is_cut(platform: Any) -> None:
         assert time.monotonic() - started < 15
     finally:
         writer.close()
+
+
+async def test_trickled_headers_are_cut(platform: Any) -> None:
+    port = int(platform.stack.base_url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    started = time.monotonic()
+    try:
+        writer.write(b"GET /v1/account HTTP/1.1\r\nHost: x\r\n")
+        await writer.drain()
+        closed = False
+        while time.monotonic() - started < 20:
+            with contextlib.suppress(ConnectionError):
+                writer.write(b"X-Slow: 1\r\n")  # a header line a second: never complete
+                await writer.drain()
+            try:
+                if await asyncio.wait_for(reader.read(1024), 1) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                continue
+            except ConnectionError:
+                closed = True
+                break
+        assert closed and time.monotonic() - started < 10
+    finally:
+        writer.close()
+    async with httpx.AsyncClient(base_url=platform.stack.base_url, timeout=30) as http:
+        assert (await http.get("/healthz")).status_code == 200
 
 
 async def test_outputs_beyond_the_nats_message_limit_succeed(client: httpx.AsyncClient, versions: dict[str, str]) -> None:
