@@ -107,7 +107,8 @@ class RequestLimitsMiddleware:
         body = b"".join(chunks)
         content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
         if body.strip() and (content_type in ("", "application/json") or content_type.endswith("+json")):
-            parsed = _parse_json(body)
+            # Without a Content-Type a body that is not JSON is left to the route (which may take plain text).
+            parsed = _parse_json(body, declared=content_type != "")
             if _PREDICTION_CREATION.match(scope["path"]) and isinstance(parsed, dict) and "input" in parsed:
                 input_size = len(body) if len(body) <= self.limits.max_input_bytes else _encoded_size(parsed["input"])
                 if input_size > self.limits.max_input_bytes:
@@ -188,10 +189,12 @@ def _reject_constant(name: str) -> Any:
     raise RequestRefused(422, "Input validation failed", f"{name} is not a valid JSON number")
 
 
-def _parse_json(body: bytes) -> Any:
+def _parse_json(body: bytes, *, declared: bool = True) -> Any:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
+        if not declared:
+            return None
         raise RequestRefused(400, "Bad request", "Request body is not valid UTF-8") from None
     if _nesting_depth(text) > MAX_JSON_DEPTH:
         raise RequestRefused(422, "Input validation failed", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
@@ -200,6 +203,8 @@ def _parse_json(body: bytes) -> Any:
     except RecursionError:
         raise RequestRefused(422, "Input validation failed", "JSON nested too deeply") from None
     except ValueError:
+        if not declared:
+            return None
         raise RequestRefused(400, "Bad request", "Request body is not valid JSON") from None
     _check_values(value)
     return value
