@@ -55,20 +55,26 @@ def _client_address(request: Request) -> str:
 
 
 async def current_account(request: Request) -> Account:
+    registry = request.app.state.deps.registry
     throttle: FailedAuthThrottle | None = getattr(request.app.state, "auth_throttle", None)
     address = _client_address(request)
-    if throttle is not None and (seconds := throttle.retry_after(address)):
-        raise ApiError(
-            429, "Too many requests",
-            f"Too many failed authentications from your address. Try again in {seconds} "
-            f"second{'s' if seconds != 1 else ''}.",
-            headers={"Retry-After": str(seconds)},
-        )
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
+    token = token.strip() if scheme.lower() in ("bearer", "token") else ""
     account = None
-    if scheme.lower() in ("bearer", "token") and token.strip():
-        account = await request.app.state.deps.registry.authenticate(token.strip())
+    if throttle is not None and (seconds := throttle.retry_after(address)):
+        # A token that authenticated moments ago still works; anything else waits without reaching the registry.
+        known = getattr(registry, "known_account", None)
+        account = known(token) if known is not None and token else None
+        if account is None:
+            raise ApiError(
+                429, "Too many requests",
+                f"Too many failed authentications from your address. Try again in {seconds} "
+                f"second{'s' if seconds != 1 else ''}.",
+                headers={"Retry-After": str(seconds)},
+            )
+    elif token:
+        account = await registry.authenticate(token)
     if account is None:
         if throttle is not None and header:
             throttle.record_failure(address)

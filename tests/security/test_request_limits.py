@@ -27,12 +27,21 @@ ALICE = Account("alice", "user", "Alice", token_id="t-alice")
 
 
 class FakeRegistry:
+    """Knows cwk_alice and cwk_bob; like the real client, remembers tokens that authenticated."""
+
     def __init__(self) -> None:
         self.lookups = 0
+        self.cached: set[str] = set()
 
     async def authenticate(self, token: str) -> Account | None:
         self.lookups += 1
-        return ALICE if token == "cwk_alice" else None
+        if token in ("cwk_alice", "cwk_bob"):
+            self.cached.add(token)
+            return ALICE
+        return None
+
+    def known_account(self, token: str) -> Account | None:
+        return ALICE if token in self.cached else None
 
 
 class Clock:
@@ -194,9 +203,11 @@ async def test_failed_authentications_are_throttled_per_address() -> None:
         assert _problem(throttled, 429) and throttled.headers["Retry-After"] == "60"
         assert registry.lookups == lookups, "a throttled address must not reach the registry"
         clock.now = 30
-        assert (await http.get("/v1/account", headers=good)).headers["Retry-After"] == "30"
+        assert (await http.get("/v1/account", headers=good)).status_code == 200, "a known token keeps working"
+        unseen = await http.get("/v1/account", headers={"Authorization": "Bearer cwk_bob"})
+        assert unseen.headers["Retry-After"] == "30" and registry.lookups == lookups
         clock.now = 61
-        assert (await http.get("/v1/account", headers=good)).status_code == 200
+        assert (await http.get("/v1/account", headers={"Authorization": "Bearer cwk_bob"})).status_code == 200
 
 
 def test_the_throttle_forgets_old_failures() -> None:
