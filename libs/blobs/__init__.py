@@ -20,16 +20,32 @@ from libs.blobs.store import (
     get_blob,
     put_blob,
 )
+from libs.blobs.spill import (
+    SAFE_PAYLOAD_BYTES,
+    SPILL_BUCKET,
+    SPILLED_FIELD,
+    encoded_size,
+    has_spilled,
+    restore_spilled_fields,
+    spill_large_fields,
+)
 from libs.blobs.urls import OUTPUT_REF_PREFIX, absolutize_outputs, output_ref, output_url
 
 __all__ = [
     "FILES_BUCKET",
+    "SAFE_PAYLOAD_BYTES",
+    "SPILLED_FIELD",
+    "SPILL_BUCKET",
     "OUTPUTS_BUCKET",
     "OUTPUT_REF_PREFIX",
     "Blob",
     "BlobNotFound",
     "absolutize_outputs",
     "delete_blob",
+    "encoded_size",
+    "has_spilled",
+    "restore_spilled_fields",
+    "spill_large_fields",
     "get_blob",
     "output_ref",
     "output_url",

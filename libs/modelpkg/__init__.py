@@ -4,7 +4,14 @@ from libs.modelpkg.config import CogConfig, load_cog_config
 from libs.modelpkg.envs import ensure_environment
 from libs.modelpkg.errors import ModelPackageError
 from libs.modelpkg.openapi import build_openapi
-from libs.modelpkg.package import Package, build_package, extract_package, iter_model_files, write_package
+from libs.modelpkg.package import (
+    Package,
+    UnpackLimits,
+    build_package,
+    extract_package,
+    iter_model_files,
+    write_package,
+)
 from libs.modelpkg.schema import ModelSchema, generate_openapi_schema
 from libs.modelpkg.store import (
     VERSIONS_BUCKET,
@@ -27,6 +34,7 @@ __all__ = [
     "ModelSchema",
     "Package",
     "PushedPackage",
+    "UnpackLimits",
     "build_openapi",
     "build_package",
     "delete_package",

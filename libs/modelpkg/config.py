@@ -138,6 +138,11 @@ def _check_ref(path: Path, ref: str) -> None:
     module_file = ref.split(":", 1)[0]
     if not module_file.endswith(".py"):
         raise ModelPackageError(f"{path}: predictor reference {ref!r} must look like 'file.py:ClassName'")
+    root = path.parent.resolve()
+    target = (path.parent / module_file).resolve()
+    # Only the package's own code is loaded: an absolute path, `..` or a link out would run a server file.
+    if module_file.startswith(("/", "\\")) or not target.is_relative_to(root):
+        raise ModelPackageError(f"{path}: predictor file {module_file!r} is outside the model directory")
     if not (path.parent / module_file).is_file():
         raise ModelPackageError(f"{path}: predictor file {module_file!r} does not exist")
 

@@ -25,7 +25,7 @@ from nats.js.object_store import ObjectStore
 from libs.modelpkg.config import CogConfig, load_cog_config
 from libs.modelpkg.envs import ensure_environment
 from libs.modelpkg.errors import ModelPackageError
-from libs.modelpkg.package import extract_package, write_package
+from libs.modelpkg.package import UnpackLimits, extract_package, write_package
 from libs.modelpkg.schema import generate_openapi_schema
 
 VERSIONS_BUCKET = "cogwheel-versions"
@@ -135,6 +135,7 @@ async def push_package_file(
     env_cache_dir: Path | None = None,
     max_unpacked: int = DEFAULT_MAX_UNPACKED,
     work_dir: Path | None = None,
+    limits: UnpackLimits | None = None,
 ) -> PushedPackage:
     """Push an uploaded ``.tar.gz`` of a model directory.
 
@@ -148,7 +149,8 @@ async def push_package_file(
     model_dir = work / "model"
     try:
         model_dir.mkdir()
-        await asyncio.to_thread(extract_package, Path(package_file), model_dir, max_size=max_unpacked)
+        limits = limits or UnpackLimits()
+        await asyncio.to_thread(extract_package, Path(package_file), model_dir, max_size=max_unpacked, limits=limits)
         return await push_model_dir(js, model_dir, env_cache_dir=env_cache_dir)
     except ModelPackageError as exc:
         # Messages name files by the server's scratch path; the client knows them relative to its directory.

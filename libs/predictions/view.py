@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from libs.blobs import absolutize_outputs
+from libs.blobs import absolutize_outputs, has_spilled, restore_spilled_fields
 from libs.events import Envelope
 
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled"})
@@ -48,6 +48,7 @@ def apply_event(view: dict[str, Any] | None, event: Envelope) -> dict[str, Any]:
             "stream": bool(data.get("stream", False)),
             "deadline": data.get("deadline"),
             "deployment": data.get("deployment"),
+            "stream_token": data.get("stream_token"),
         }
     if view is None:
         raise ValueError(f"{event.type} for {event.stream_id} arrived before prediction.created")
@@ -131,7 +132,11 @@ def render_prediction(view: dict[str, Any], public_url: str) -> dict[str, Any]:
             body[key] = _timestamp(view[key])
     if view.get("stream"):
         # Only iterator models stream; clients test for the key, so it is absent (never null) otherwise.
-        body["urls"]["stream"] = f"{base}/v1/predictions/{prediction_id}/stream"
+        # The token keeps the stream private to whoever was given this URL (the prediction's id is public in
+        # its output URLs); older predictions have none.
+        token = view.get("stream_token")
+        query = f"?token={token}" if token else ""
+        body["urls"]["stream"] = f"{base}/v1/predictions/{prediction_id}/stream{query}"
     if view.get("deployment"):
         # Only predictions created through a deployment have one (`owner/name`).
         body["deployment"] = view["deployment"]
@@ -146,3 +151,10 @@ def render_prediction(view: dict[str, Any], public_url: str) -> dict[str, Any]:
             "completed",
         ]
     return body
+
+
+async def restore_event(js: Any, event: Envelope) -> Envelope:
+    """``event`` with the fields it stored by reference (``libs.blobs.spill``) put back, ready to fold."""
+    if not has_spilled(event.data):
+        return event
+    return event.model_copy(update={"data": await restore_spilled_fields(js, event.data)})

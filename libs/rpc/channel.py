@@ -9,6 +9,7 @@ from opentelemetry import trace
 
 from libs.rpc.auth import TokenClientInterceptor, rpc_token
 from libs.rpc.errors import ErrorMappingClientInterceptor
+from libs.rpc.limits import MESSAGE_SIZE_OPTIONS
 from libs.rpc.tracing import TracingClientInterceptor
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -56,4 +57,4 @@ def create_channel(
     secret = rpc_token(token)
     if secret:
         chain.append(TokenClientInterceptor(secret))
-    return grpc.aio.insecure_channel(target, options=list(options), interceptors=chain)
+    return grpc.aio.insecure_channel(target, options=[*MESSAGE_SIZE_OPTIONS, *options], interceptors=chain)

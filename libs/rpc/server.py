@@ -12,6 +12,7 @@ from opentelemetry import trace
 
 from libs.rpc.auth import TokenServerInterceptor, rpc_token
 from libs.rpc.errors import ErrorMap, ErrorMappingServerInterceptor
+from libs.rpc.limits import MESSAGE_SIZE_OPTIONS
 from libs.rpc.tracing import TracingServerInterceptor
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def create_server(
             ErrorMappingServerInterceptor(error_map),
             *interceptors,
         ],
-        options=list(options),
+        options=[*MESSAGE_SIZE_OPTIONS, *options],
     )
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     bound = server.add_insecure_port(address)

@@ -10,6 +10,7 @@ import uvicorn
 from libs import telemetry
 from libs.runtime import configure_logging
 from services.gateway.app import create_app
+from services.gateway.http_protocol import with_header_timeout
 from services.gateway.rebuild import rebuild_projections
 from services.gateway.settings import GatewaySettings
 
@@ -29,6 +30,10 @@ def main() -> None:
         log_level=settings.log_level.lower() if settings.log_level.upper() != "INFO" else "warning",
         access_log=False,
         lifespan="on",
+        timeout_keep_alive=max(1, round(settings.keep_alive_timeout)),
+        http=with_header_timeout(settings.header_read_timeout),
+        # Request lines and headers are bounded by h11's incomplete-event limit (64 KiB here).
+        h11_max_incomplete_event_size=64 * 1024,
     )
     uvicorn.Server(config).run()
 

@@ -10,7 +10,9 @@ from fastapi import FastAPI
 
 from libs.telemetry import TraceMiddleware
 from services.gateway import errors
+from services.gateway.auth_failures import FailedAuthThrottle
 from services.gateway.bootstrap import Deps, bootstrap
+from services.gateway.limits import RequestLimits, RequestLimitsMiddleware
 from services.gateway.routes import account, admin, collections, files, models, outputs, predictions, search, stream, tokens
 from services.gateway.routes import deployments as deployment_routes
 from services.gateway.routes import push as push_routes
@@ -51,5 +53,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(stream.router)
     app.include_router(outputs.router)
     app.include_router(deployment_routes.router)
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        limits=RequestLimits(
+            max_json_body_bytes=settings.max_json_body_bytes,
+            max_input_bytes=settings.max_input_bytes,
+            body_read_timeout=settings.body_read_timeout,
+        ),
+    )
+    app.state.auth_throttle = FailedAuthThrottle(settings.auth_failure_limit, settings.auth_failure_window_seconds)
     app.add_middleware(TraceMiddleware)
     return app

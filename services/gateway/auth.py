@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Depends, Request
 
 from services.gateway.adapters.registry_grpc import Account
+from services.gateway.auth_failures import FailedAuthThrottle
 from services.gateway.errors import ApiError
 from services.gateway.ratelimit import Limit, RateLimiter
 from services.gateway.settings import GatewaySettings
@@ -49,13 +50,34 @@ def _enforce_rate_limit(request: Request, account: Account) -> None:
         )
 
 
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 async def current_account(request: Request) -> Account:
+    registry = request.app.state.deps.registry
+    throttle: FailedAuthThrottle | None = getattr(request.app.state, "auth_throttle", None)
+    address = _client_address(request)
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() not in ("bearer", "token") or not token.strip():
-        raise UNAUTHENTICATED
-    account = await request.app.state.deps.registry.authenticate(token.strip())
+    token = token.strip() if scheme.lower() in ("bearer", "token") else ""
+    account = None
+    if throttle is not None and (seconds := throttle.retry_after(address)):
+        # A token that authenticated moments ago still works; anything else waits without reaching the registry.
+        known = getattr(registry, "known_account", None)
+        account = known(token) if known is not None and token else None
+        if account is None:
+            raise ApiError(
+                429, "Too many requests",
+                f"Too many failed authentications from your address. Try again in {seconds} "
+                f"second{'s' if seconds != 1 else ''}.",
+                headers={"Retry-After": str(seconds)},
+            )
+    elif token:
+        account = await registry.authenticate(token)
     if account is None:
+        if throttle is not None and header:
+            throttle.record_failure(address)
         raise UNAUTHENTICATED
     request.state.account = account
     _enforce_rate_limit(request, account)

@@ -47,7 +47,7 @@ async def bootstrap(settings: GatewaySettings) -> Deps:
     bus = await connect(settings.nats_url, name=f"gateway-{settings.instance_id}")
     await bus.ensure_streams()
     store = EventStore(engine, SCHEMA)
-    projection = PredictionProjection(store)
+    projection = PredictionProjection(store, bus.js)
     registry = GrpcRegistryClient(create_channel(settings.registry_addr), settings.auth_cache_seconds)
     await registry.watch_auth_changes(bus.nc)
     return Deps(

@@ -7,6 +7,8 @@ import re
 from services.gateway.errors import ApiError
 
 MINIMUM_SECONDS = 5.0
+# A deadline must stay a representable date; a year is far beyond any prediction's life.
+MAXIMUM_SECONDS = 366 * 24 * 3600.0
 _BARE = re.compile(r"^\d+(?:\.\d+)?$")
 _PART = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
 _UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0}
@@ -20,6 +22,8 @@ def parse_cancel_after(header: str | None) -> float | None:
     if header is None:
         return None
     value = header.strip().lower()
+    if len(value) > 64:
+        raise ApiError(400, "Bad request", "Invalid Cancel-After header: too long; use a duration like 30s, 5m or 1h30m")
     if _BARE.match(value):
         seconds = float(value)
     else:
@@ -29,4 +33,6 @@ def parse_cancel_after(header: str | None) -> float | None:
         seconds = sum(float(number) * _UNIT[unit] for number, unit in parts)
     if seconds < MINIMUM_SECONDS:
         raise ApiError(422, "Invalid Cancel-After", f"Cancel-After must be at least {MINIMUM_SECONDS:g}s")
+    if seconds > MAXIMUM_SECONDS:
+        raise ApiError(422, "Invalid Cancel-After", "Cancel-After must be at most 366 days")
     return seconds

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from libs.events import Envelope
 from libs.eventstore import EventStore
-from libs.predictions import TERMINAL_STATUSES, apply_event
+from libs.predictions import TERMINAL_STATUSES, apply_event, restore_event
 
 CONSUMER = "gateway-predictions"
 TERMINAL_EVENT_TYPES = frozenset(f"prediction.{status}" for status in TERMINAL_STATUSES)
@@ -28,8 +28,10 @@ class PredictionProjection:
     name = "gateway-predictions"
     tables = ("predictions", "tracking")
 
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore, js: Any = None) -> None:
         self._store = store
+        # Where events that carry large outputs by reference are restored from (libs.blobs.spill).
+        self._js = js
 
     async def apply(self, event: Envelope) -> tuple[Outcome, dict[str, Any] | None]:
         """Apply one event; returns what happened and, when applied, the view it produced."""
@@ -58,6 +60,8 @@ class PredictionProjection:
             return Outcome.GAP, None
         if not await tx.track(CONSUMER, event.id):
             return Outcome.DUPLICATE, None
+        if self._js is not None:
+            event = await restore_event(self._js, event)
         view = apply_event(row.view if row else None, event)
         await _upsert(conn, view, event.stream_version, replace=True)
         return Outcome.APPLIED, view

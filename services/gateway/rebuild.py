@@ -27,7 +27,7 @@ async def rebuild_projections(settings: GatewaySettings) -> int:
         await bus.ensure_streams()
         info = await bus.js.stream_info(SCHEDULER_EVENTS.name)
         last_sequence = info.state.last_seq
-        projection = PredictionProjection(EventStore(engine, SCHEMA))
+        projection = PredictionProjection(EventStore(engine, SCHEMA), bus.js)
         subscription = await bus.js.subscribe(
             PREDICTION_EVENTS, stream=SCHEDULER_EVENTS.name, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
         )

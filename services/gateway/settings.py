@@ -22,6 +22,22 @@ class GatewaySettings(ServiceSettings):
     max_upload_bytes: int = 100 * 1024 * 1024
     # Largest model package accepted by a push (compressed upload and unpacked content alike).
     push_max_bytes: int = 20 * 1024**3
+    # What an uploaded package may unpack to besides its size: entries, inflation ratio (beyond 64 MiB), depth.
+    push_max_files: int = 20_000
+    push_max_ratio: float = 200.0
+    push_max_depth: int = 32
+    # Hostile input (docs/architecture.md, "Limits and the address guard").
+    max_json_body_bytes: int = 1024 * 1024
+    # A prediction's input travels in NATS messages (1 MiB payloads), so it is bounded well below that.
+    max_input_bytes: int = 512 * 1024
+    # A request body that stops arriving for this long is answered 408; idle keep-alive connections close sooner.
+    body_read_timeout: float = 30.0
+    # A request line and headers not complete after this long close the connection (slow loris).
+    header_read_timeout: float = 10.0
+    keep_alive_timeout: float = 5.0
+    # Failed authentications per client address within the window before it is answered 429 (0: off).
+    auth_failure_limit: int = 20
+    auth_failure_window_seconds: float = 60.0
 
     @property
     def origin(self) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from libs.bus.nats import Bus, connect
 from libs.modelpkg import ensure_environment, fetch_package, load_cog_config
+from libs.netguard import parse_networks
 from libs.sealing import load_private_key
 from services.runner.adapters.supervisor import WorkerSupervisor
 from services.runner.execution import ExecutionLimits
@@ -39,7 +40,11 @@ def runner_options(settings: RunnerSettings) -> RunnerOptions:
             progress_interval=settings.progress_interval,
             progress_max_interval=settings.progress_max_interval,
         ),
-        file_limits=FileInputLimits(max_bytes=settings.download_max_bytes, timeout=settings.download_timeout),
+        job_max_deliver=settings.job_max_deliver,
+        file_limits=FileInputLimits(
+            max_bytes=settings.download_max_bytes, timeout=settings.download_timeout,
+            allowed_networks=parse_networks(settings.download_allowed_networks),
+        ),
         secrets_key=load_private_key(Path(settings.secrets_private_key_file))
         if settings.secrets_private_key_file else None,
     )

@@ -6,10 +6,23 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from libs.blobs import spill_large_fields
 from libs.events import Envelope, EventMetadata
 from services.runner.adapters.supervisor import PredictionResult
 
 _ID_NAMESPACE = uuid.UUID("6f1c3c5e-2b7a-4d53-9a43-0c1f6e2b9a10")
+
+
+# Report fields that may be too large for one NATS message; they then travel by reference (libs.blobs.spill).
+LARGE_FIELDS = ("output", "output_items", "logs", "error")
+
+
+async def fitting(js: Any, envelope: Envelope) -> Envelope:
+    """The report as published: its large values stored by reference when it would not fit in a NATS message."""
+    data = await spill_large_fields(
+        js, envelope.data, key=f"{envelope.data['prediction_id']}/{envelope.id}", fields=LARGE_FIELDS
+    )
+    return envelope if data is envelope.data else envelope.model_copy(update={"data": data})
 
 
 def subject(kind: str) -> str:

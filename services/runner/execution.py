@@ -128,5 +128,6 @@ class Execution:
 
     async def _send_progress(self, seq: int, items: list[Any], logs: str) -> None:
         envelope = events.progress(self.prediction_id, self._runner_id, seq, items, logs, self._traceparent)
+        envelope = await events.fitting(self._bus.js, envelope)
         headers = {"traceparent": self._traceparent} if self._traceparent else None
         await self._bus.publish(events.subject("progress"), envelope.to_json(), msg_id=envelope.id, headers=headers)

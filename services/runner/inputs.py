@@ -1,7 +1,9 @@
 """File inputs: URLs, `data:` URIs and our own `/v1/files/<id>` URLs become local files before predict().
 
-Downloads are bounded in size and time. An uploaded file is read straight from the files bucket and only
-for the account that uploaded it (the job carries the prediction's account).
+Downloads are bounded in size and time and go through the address guard (`libs.netguard`): only public
+addresses (plus `COGWHEEL_DOWNLOAD_ALLOWED_NETWORKS`), checked after DNS resolution and again on every
+redirect, and never with credentials taken from the URL. An uploaded file is read straight from the files
+bucket (never over HTTP) and only for the account that uploaded it (the job carries the prediction's account).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import httpx
 
 from libs.blobs import FILES_BUCKET, BlobNotFound, get_blob
+from libs.netguard import DestinationRefused, Network, guarded_client, guarded_get
 
 _OWN_FILE_PATH = re.compile(r"^/v1/files/(?P<id>[A-Za-z0-9_-]+)(?:/download)?/?$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -34,6 +37,8 @@ class InputError(ValueError):
 class FileInputLimits:
     max_bytes: int = 100 * 1024 * 1024
     timeout: float = 60.0
+    # Networks downloads may reach although not public (none by default: not even the platform's own ports).
+    allowed_networks: tuple[Network, ...] = ()
 
 
 class FileInputResolver:
@@ -124,27 +129,30 @@ class FileInputResolver:
         limit = self._limits.max_bytes
         try:
             async with asyncio.timeout(self._limits.timeout):
-                async with httpx.AsyncClient(follow_redirects=True, timeout=self._limits.timeout) as client:
-                    async with client.stream("GET", url, headers={"User-Agent": "cogwheel-runner"}) as response:
-                        if response.status_code >= 400:
-                            raise InputError(f"{name}: download of {shown} failed: HTTP {response.status_code}")
-                        declared = response.headers.get("content-length")
-                        if declared and declared.isdigit() and int(declared) > limit:
-                            raise InputError(f"{name}: download of {shown} is larger than the limit of {_size(limit)}")
-                        chunks: list[bytes] = []
-                        received = 0
-                        async for chunk in response.aiter_bytes(_CHUNK):
-                            received += len(chunk)
-                            if received > limit:
-                                raise InputError(
-                                    f"{name}: download of {shown} is larger than the limit of {_size(limit)}"
-                                )
-                            chunks.append(chunk)
-                        content_type = response.headers.get("content-type", "").split(";")[0].strip()
+                client = guarded_client(self._limits.allowed_networks, timeout=self._limits.timeout,
+                                        purpose="file inputs")
+                async with client, guarded_get(client, url, headers={"User-Agent": "cogwheel-runner"}) as response:
+                    if response.status_code >= 400:
+                        raise InputError(f"{name}: download of {shown} failed: HTTP {response.status_code}")
+                    declared = response.headers.get("content-length")
+                    if declared and declared.isdigit() and int(declared) > limit:
+                        raise InputError(f"{name}: download of {shown} is larger than the limit of {_size(limit)}")
+                    chunks: list[bytes] = []
+                    received = 0
+                    async for chunk in response.aiter_bytes(_CHUNK):
+                        received += len(chunk)
+                        if received > limit:
+                            raise InputError(
+                                f"{name}: download of {shown} is larger than the limit of {_size(limit)}"
+                            )
+                        chunks.append(chunk)
+                    content_type = response.headers.get("content-type", "").split(";")[0].strip()
         except TimeoutError:
             raise InputError(
                 f"{name}: download of {shown} did not finish within {self._limits.timeout:g} seconds"
             ) from None
+        except DestinationRefused as exc:
+            raise InputError(f"{name}: download of {shown} refused: {exc}") from None
         except httpx.HTTPError as exc:
             raise InputError(f"{name}: download of {shown} failed: {type(exc).__name__}: {exc}") from None
         filename = urllib.parse.unquote(parsed.path.rsplit("/", 1)[-1]) or "file"

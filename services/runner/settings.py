@@ -21,6 +21,10 @@ class RunnerSettings(ServiceSettings):
     # File inputs given as URLs.
     download_max_bytes: int = 100 * 1024 * 1024
     download_timeout: float = 60.0
+    # Networks file-input downloads may reach although not public, comma-separated (none by default).
+    download_allowed_networks: str = ""
+    # Runs of one job before its prediction fails for good instead of being redelivered again.
+    job_max_deliver: int = 5
     # Logs kept per prediction: the first and the latest bytes, a marker line in between.
     log_head_bytes: int = 256 * 1024
     log_tail_bytes: int = 256 * 1024

@@ -11,6 +11,7 @@ import json
 import logging
 from typing import Any, Protocol
 
+from libs.blobs import spill_large_fields
 from libs.bus.subjects import prediction_stream
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,13 @@ class PredictionStream:
 
     async def _send(self, event: str, data: Any) -> None:
         self._seq += 1
-        body = json.dumps({"event": event, "data": data}, separators=(",", ":")).encode()
+        message = {"event": event, "data": data}
         try:
+            js = getattr(self._bus, "js", None)
+            if js is not None:
+                # An item too large for one NATS message is read back by the gateway (libs.blobs.spill).
+                message = await spill_large_fields(js, message, key=f"{self._id}/stream-{self._seq}", fields=("data",))
+            body = json.dumps(message, separators=(",", ":")).encode()
             await self._bus.publish(self._subject, body, msg_id=f"{self._id}:{self._seq}")
         except Exception:  # noqa: BLE001 - the stream is a convenience; the prediction itself must go on
             if not self.failed:

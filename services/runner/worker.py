@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from libs.bus.consumer import ReceivedMessage, Retry, handle_message
+from libs.bus.consumer import DeliveryLimit, ReceivedMessage, Retry, handle_message
 from libs.bus.nats import Bus
 from libs.bus.subjects import RUNNER_JOBS, runner_durable
 from libs.events import Envelope
@@ -71,6 +71,9 @@ class RunnerOptions:
     file_limits: FileInputLimits = FileInputLimits()
     # Opens the job's sealed secret inputs; None: jobs with sealed inputs fail with a clear error.
     secrets_key: X25519PrivateKey | None = None
+    # Runs of one job before it fails for good (a runner that dies mid-prediction hands its job on; a job that
+    # can never be completed must not run forever).
+    job_max_deliver: int = 5
 
 
 class RunnerWorker:
@@ -128,6 +131,7 @@ class RunnerWorker:
         config = ConsumerConfig(
             durable_name=durable, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
             ack_wait=self._options.ack_wait, max_ack_pending=256, filter_subject=subject,
+            max_deliver=self._options.job_max_deliver,
         )
         pull = await self.bus.js.pull_subscribe(subject, durable=durable, stream=RUNNER_JOBS.name, config=config)
         running: set[asyncio.Task[None]] = set()
@@ -145,7 +149,10 @@ class RunnerWorker:
                     continue
                 for msg in messages:
                     handler = functools.partial(self.handle_job, reservation=reservation)
-                    task = asyncio.create_task(handle_message(msg, handler, durable))
+                    limits = DeliveryLimit(
+                        self._options.job_max_deliver, functools.partial(self._give_up_job, reservation=reservation)
+                    )
+                    task = asyncio.create_task(handle_message(msg, handler, durable, limits))
                     running.add(task)
                     task.add_done_callback(running.discard)
         finally:
@@ -153,6 +160,22 @@ class RunnerWorker:
                 await asyncio.gather(*running, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await pull.unsubscribe()
+
+    async def _give_up_job(
+        self, message: ReceivedMessage, reason: BaseException, reservation: Reservation | None = None
+    ) -> None:
+        """The job's last allowed run failed outside the model (e.g. its report could not be published): the
+        prediction fails with the reason instead of running again."""
+        await self._capacity.drop(reservation)
+        try:
+            job = message.json()
+            prediction_id = job["prediction_id"]
+        except (ValueError, KeyError, TypeError):
+            return
+        detail = f"{type(reason).__name__}: {reason}" if str(reason) else type(reason).__name__
+        error = f"The prediction could not be completed after {message.num_delivered} attempts ({detail})"
+        result = _ended(datetime.now(UTC), "failed", error)
+        await self._publish(events.completed(prediction_id, self.runner_id, result, job.get("traceparent")))
 
     async def _close_on(self, stop: asyncio.Event) -> None:
         await stop.wait()
@@ -223,7 +246,9 @@ class RunnerWorker:
             predictor_ref = job.get("predictor_ref") or config.predict
             supervisor = await self._supervisor(version_id, model_dir, predictor_ref)
         except ModelPackageError as exc:
-            return _ended(started_at, "failed", f"cannot load version {version_id}: {exc}"), None
+            # The runner's cache directory is no business of the prediction's reader.
+            reason = str(exc).replace(f"{self._cache_dir}/", "").replace(str(self._cache_dir), "")
+            return _ended(started_at, "failed", f"cannot load version {version_id}: {reason}"), None
         if prediction_id in self._canceled:
             return _ended(started_at, "canceled", None), None
         self._current[prediction_id] = supervisor
@@ -357,6 +382,7 @@ class RunnerWorker:
 
     async def _publish(self, envelope: Envelope) -> None:
         kind = envelope.type.rsplit(".", 1)[-1]
+        envelope = await events.fitting(self.bus.js, envelope)
         headers = {"traceparent": envelope.metadata.traceparent} if envelope.metadata.traceparent else None
         await self.bus.publish(events.subject(kind), envelope.to_json(), msg_id=envelope.id, headers=headers)
 

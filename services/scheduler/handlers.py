@@ -11,6 +11,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from sqlalchemy import text
 
+from libs.blobs import has_spilled, spill_large_fields
 from libs.bus.consumer import Retry
 from libs.bus.subjects import runner_jobs
 from libs.telemetry import current_traceparent
@@ -19,6 +20,7 @@ from libs.eventstore import EventStore, OutboxMessage
 from libs.eventstore.retry import retry_on_conflict
 from libs.hardware import HardwareCatalog, load_catalog
 from libs.sealing import SEALED_INPUT, seal_json
+from libs.predictions import restore_event
 from services.scheduler.domain import prediction as model
 from services.scheduler.domain.errors import InvalidPredictionRequest, PredictionNotFound
 from services.scheduler.domain.schema import redact
@@ -27,6 +29,8 @@ from services.scheduler.ports import Clock, RegistryClient, RunnerControl
 log = logging.getLogger(__name__)
 
 RUNNER_EVENTS_CONSUMER = "scheduler-runner-events"
+# Fields of a prediction event that may be too large for one NATS message (libs.blobs.spill).
+LARGE_FIELDS = ("output", "output_items", "logs", "error")
 WEBHOOK_EVENTS = frozenset({"start", "output", "logs", "completed"})
 
 
@@ -137,11 +141,29 @@ async def create_prediction(
     return model.load(prediction_id, stored)
 
 
-async def get_prediction(prediction_id: str, *, store: EventStore) -> model.Prediction:
+async def get_prediction(prediction_id: str, *, store: EventStore, js: Any = None) -> model.Prediction:
     events = await store.read_stream(model.stream_id(prediction_id))
     if not events:
         raise PredictionNotFound(f"prediction {prediction_id} not found")
-    return model.load(prediction_id, events)
+    return model.load(prediction_id, await _restored(js, events))
+
+
+async def _restored(js: Any, events: list[Envelope]) -> list[Envelope]:
+    """The history with large values that events carry by reference put back, so state is complete."""
+    if js is None or not any(has_spilled(event.data) for event in events):
+        return events
+    return [await restore_event(js, event) for event in events]
+
+
+async def _fitting(js: Any, events: list[Envelope]) -> list[Envelope]:
+    """New events whose large values are stored by reference, so each one fits in a NATS message."""
+    if js is None:
+        return events
+    fitted = []
+    for event in events:
+        data = await spill_large_fields(js, event.data, key=f"{event.data['id']}/{event.id}", fields=LARGE_FIELDS)
+        fitted.append(event if data is event.data else event.model_copy(update={"data": data}))
+    return fitted
 
 
 async def list_prediction_events(prediction_id: str, *, store: EventStore) -> list[Envelope]:
@@ -159,10 +181,11 @@ async def cancel_prediction(
     runners: RunnerControl,
     actor: str | None = None,
     reason: str = "canceled",
+    js: Any = None,
 ) -> model.Prediction:
     async def attempt() -> model.Prediction:
         async with store.transaction() as tx:
-            history = await tx.read_stream(model.stream_id(prediction_id))
+            history = await _restored(js, await tx.read_stream(model.stream_id(prediction_id)))
             if not history:
                 raise PredictionNotFound(f"prediction {prediction_id} not found")
             state = model.load(prediction_id, history)
@@ -171,8 +194,11 @@ async def cancel_prediction(
                 reason=reason,
             )
             if events:
-                stored = await tx.append(model.stream_id(prediction_id), events, expected_version=state.version)
-                history = history + stored
+                stored = await tx.append(
+                    model.stream_id(prediction_id), await _fitting(js, events), expected_version=state.version
+                )
+                # The stored copies may hold references; the state returned keeps the values themselves.
+                history = history + [kept.model_copy(update={"data": event.data}) for kept, event in zip(stored, events)]
             if state.deadline is not None:
                 await _forget_deadline(tx, store, prediction_id)
             return model.load(prediction_id, history)
@@ -182,15 +208,21 @@ async def cancel_prediction(
     return prediction
 
 
-async def record_runner_event(event: Envelope, kind: str, *, store: EventStore) -> None:
-    """Fold a runner's report (`kind` is `started` or `completed`) into the prediction, exactly once."""
+async def record_runner_event(event: Envelope, kind: str, *, store: EventStore, js: Any = None) -> None:
+    """Fold a runner's report (`kind` is `started` or `completed`) into the prediction, exactly once.
+
+    A report that carries large values by reference is restored first; the events it leads to store them
+    by reference again when they would not fit in a NATS message.
+    """
     prediction_id = event.data["prediction_id"]
+    if js is not None:
+        event = await restore_event(js, event)
 
     async def attempt() -> None:
         async with store.transaction() as tx:
             if not await tx.track(RUNNER_EVENTS_CONSUMER, event.id):
                 return
-            history = await tx.read_stream(model.stream_id(prediction_id))
+            history = await _restored(js, await tx.read_stream(model.stream_id(prediction_id)))
             if not history:
                 log.warning("runner reported on unknown prediction %s; dropped", prediction_id)
                 return
@@ -202,8 +234,42 @@ async def record_runner_event(event: Envelope, kind: str, *, store: EventStore) 
                 # Rolls the tracking back too: the report is redelivered after the ones before it.
                 raise Retry(str(exc), delay=0.1) from None
             if new_events:
-                await tx.append(model.stream_id(prediction_id), new_events, expected_version=state.version)
+                await tx.append(
+                    model.stream_id(prediction_id), await _fitting(js, new_events), expected_version=state.version
+                )
                 if state.deadline is not None and new_events[-1].type.removeprefix("prediction.") in model.TERMINAL:
+                    await _forget_deadline(tx, store, prediction_id)
+
+    await retry_on_conflict(attempt)
+
+
+async def fail_unrecorded_report(
+    event: Envelope, kind: str, reason: str, *, store: EventStore, clock: Clock, js: Any = None
+) -> None:
+    """A runner's completion that could not be recorded however often it was delivered: the prediction fails
+    with the reason instead of staying `processing` forever. Other reports are only progress; they are dropped."""
+    if kind != "completed":
+        return
+    prediction_id = event.data["prediction_id"]
+
+    async def attempt() -> None:
+        async with store.transaction() as tx:
+            history = await _restored(js, await tx.read_stream(model.stream_id(prediction_id)))
+            if not history:
+                return
+            state = model.load(prediction_id, history)
+            new_events = model.decide_complete(
+                state, status="failed", output=None, logs=state.logs,
+                error=f"The prediction's result could not be recorded: {reason}",
+                started_at=state.started_at, completed_at=clock.now().isoformat(), predict_time=None,
+                runner_id=str(event.data.get("runner_id") or ""),
+                metadata=_metadata(prediction_id, causation_id=event.id, actor="scheduler"),
+            )
+            if new_events:
+                await tx.append(
+                    model.stream_id(prediction_id), await _fitting(js, new_events), expected_version=state.version
+                )
+                if state.deadline is not None:
                     await _forget_deadline(tx, store, prediction_id)
 
     await retry_on_conflict(attempt)
@@ -216,7 +282,7 @@ async def _forget_deadline(tx: Any, store: EventStore, prediction_id: str) -> No
 
 
 async def cancel_due_predictions(
-    *, store: EventStore, clock: Clock, runners: RunnerControl, batch: int = 100
+    *, store: EventStore, clock: Clock, runners: RunnerControl, batch: int = 100, js: Any = None
 ) -> list[str]:
     """Cancel the predictions whose Cancel-After deadline has passed; returns their ids.
 
@@ -237,7 +303,7 @@ async def cancel_due_predictions(
     for row in rows:
         try:
             await cancel_prediction(row.prediction_id, store=store, clock=clock, runners=runners,
-                                    actor="scheduler", reason="deadline")
+                                    actor="scheduler", reason="deadline", js=js)
         except PredictionNotFound:
             async with store.transaction() as tx:
                 await _forget_deadline(tx, store, row.prediction_id)

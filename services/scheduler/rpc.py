@@ -33,6 +33,7 @@ def to_pb(prediction: Prediction) -> scheduler_pb2.Prediction:
         stream=prediction.stream,
         deadline=prediction.deadline or "",
         deployment=prediction.deployment or "",
+        stream_token=prediction.stream_token or "",
     )
     if prediction.predict_time is not None:
         message.predict_time = prediction.predict_time
@@ -72,11 +73,12 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         return to_pb(prediction)
 
     async def GetPrediction(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
-        return to_pb(await handlers.get_prediction(request.id, store=self._deps.store))
+        return to_pb(await handlers.get_prediction(request.id, store=self._deps.store, js=self._deps.bus.js))
 
     async def CancelPrediction(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
         prediction = await handlers.cancel_prediction(
-            request.id, store=self._deps.store, clock=self._deps.clock, runners=self._deps.runners
+            request.id, store=self._deps.store, clock=self._deps.clock, runners=self._deps.runners,
+            js=self._deps.bus.js,
         )
         return to_pb(prediction)
 

@@ -18,7 +18,14 @@ log = logging.getLogger(__name__)
 async def consume_runner_events(deps: Deps, stop: asyncio.Event) -> None:
     async def on_message(message: ReceivedMessage) -> None:
         kind = message.subject.rsplit(".", 1)[-1]
-        await handlers.record_runner_event(Envelope.from_json(message.data), kind, store=deps.store)
+        await handlers.record_runner_event(Envelope.from_json(message.data), kind, store=deps.store, js=deps.bus.js)
+
+    async def on_give_up(message: ReceivedMessage, reason: BaseException) -> None:
+        kind = message.subject.rsplit(".", 1)[-1]
+        detail = f"{type(reason).__name__}: {reason}" if str(reason) else type(reason).__name__
+        await handlers.fail_unrecorded_report(
+            Envelope.from_json(message.data), kind, detail, store=deps.store, clock=deps.clock, js=deps.bus.js
+        )
 
     await run_consumer(
         deps.bus,
@@ -27,6 +34,7 @@ async def consume_runner_events(deps: Deps, stop: asyncio.Event) -> None:
         subject=RUNNER_PREDICTION_EVENTS,
         handler=on_message,
         stop=stop,
+        on_give_up=on_give_up,
     )
 
 
@@ -34,7 +42,9 @@ async def sweep_deadlines(deps: Deps, stop: asyncio.Event) -> None:
     """Cancel predictions whose Cancel-After deadline passed, whether or not a runner ever took them."""
     while not stop.is_set():
         try:
-            canceled = await handlers.cancel_due_predictions(store=deps.store, clock=deps.clock, runners=deps.runners)
+            canceled = await handlers.cancel_due_predictions(
+                store=deps.store, clock=deps.clock, runners=deps.runners, js=deps.bus.js
+            )
             if canceled:
                 log.info("canceled %d prediction(s) at their deadline", len(canceled))
         except Exception:  # noqa: BLE001 - the sweep must outlive database hiccups; the rows stay due

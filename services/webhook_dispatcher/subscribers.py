@@ -8,6 +8,7 @@ import contextlib
 from libs.bus.consumer import ReceivedMessage, Retry, run_consumer
 from libs.bus.subjects import PREDICTION_EVENTS, SCHEDULER_EVENTS
 from libs.events import Envelope
+from libs.predictions import restore_event
 from services.webhook_dispatcher.bootstrap import Deps
 from services.webhook_dispatcher.handlers import EventOutOfOrder, handle_prediction_event
 
@@ -21,7 +22,8 @@ def retry_delay(deliveries: int) -> float:
 
 async def consume_prediction_events(deps: Deps, stop: asyncio.Event, *, durable: str = DURABLE) -> None:
     async def on_prediction_event(message: ReceivedMessage) -> None:
-        event = Envelope.from_json(message.data)
+        # A large output travels by reference (libs.blobs.spill); the webhook body carries it whole.
+        event = await restore_event(deps.bus.js, Envelope.from_json(message.data))
         # This consumer is the only producer of the handoff queue, so room seen now is still there after the commit.
         lease_seconds = 0.0 if deps.handoff.full() else deps.settings.lease_seconds
         try:

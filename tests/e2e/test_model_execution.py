@@ -31,6 +31,12 @@ OWNER = "cogwheel"
 TERMINAL = ("succeeded", "failed", "canceled")
 
 
+@pytest.fixture(scope="module")
+def platform_env() -> dict[str, str]:
+    # The test file server listens on loopback, which downloads may not reach unless allowed.
+    return {"COGWHEEL_DOWNLOAD_ALLOWED_NETWORKS": "127.0.0.0/8"}
+
+
 async def push(platform: Any, name: str, fixture: str | None = None, *, hardware: str = "cpu") -> str:
     """Register `cogwheel/<name>` on `hardware` and push a fixture predictor as its version."""
     channel = create_channel(platform.stack.registry_addr, default_timeout=30)
@@ -268,7 +274,7 @@ async def test_replicate_stream_reads_tokens(platform, versions) -> None:
 async def test_stream_resumes_after_last_event_id_and_replays_after_the_end(client, platform, versions) -> None:
     created = await create(client, versions["tokens"], {"n": 40, "delay": 0.02})
     url = created["urls"]["stream"]
-    assert url == f"{platform.stack.base_url}/v1/predictions/{created['id']}/stream"
+    assert url.startswith(f"{platform.stack.base_url}/v1/predictions/{created['id']}/stream?token=")
     first = await read_sse(url, limit=4)
     assert all(event.get("id") for event in first)
     rest = await read_sse(url, headers={"Last-Event-ID": first[-1]["id"]})

@@ -173,6 +173,13 @@ class GrpcRegistryClient:
         self._auth_cache[key] = (now + self._auth_ttl, account)
         return account
 
+    def known_account(self, token: str) -> Account | None:
+        """The account of a token authenticated moments ago (from the cache only; never a registry call)."""
+        cached = self._auth_cache.get(_token_key(token))
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        return None
+
     def forget(self, *, token_id: str | None = None, username: str | None = None) -> None:
         """Drop cached authentications a registry change made stale; refusals are dropped too, being cheap."""
         self._auth_cache = {

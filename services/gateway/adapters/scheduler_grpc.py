@@ -31,6 +31,7 @@ def view_from_pb(message: scheduler_pb2.Prediction) -> dict[str, Any]:
         "stream": message.stream,
         "deadline": message.deadline or None,
         "deployment": message.deployment or None,
+        "stream_token": message.stream_token or None,
     }
 
 

@@ -52,7 +52,9 @@ def parse_prefer_wait(header: str | None) -> WaitPreference | None:
         if match:
             if match.group(1) is None:
                 return WaitPreference(MAX_WAIT_SECONDS, "wait")
-            seconds = max(1, min(int(match.group(1)), MAX_WAIT_SECONDS))
+            digits = match.group(1).lstrip("0") or "0"
+            # Compared by length first: int() of thousands of digits is refused by Python itself.
+            seconds = MAX_WAIT_SECONDS if len(digits) > 3 else max(1, min(int(digits), MAX_WAIT_SECONDS))
             return WaitPreference(seconds, f"wait={seconds}")
     return None
 

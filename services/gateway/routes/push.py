@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from libs.modelpkg import ModelPackageError, PushedPackage, delete_package, push_package_file
+from libs.modelpkg import ModelPackageError, PushedPackage, UnpackLimits, delete_package, push_package_file
 from libs.rpc import RpcAlreadyExists, RpcError, RpcInvalidArgument, RpcNotFound
 from services.gateway.access import can_access
 from services.gateway.adapters.registry_grpc import Account
@@ -71,16 +71,22 @@ async def _ensure_model(request: Request, owner: str, name: str, visibility: str
         await registry.create_model(owner, name, visibility=visibility, hardware=hardware)
 
 
-async def _record(request: Request, owner: str, name: str, pushed: PushedPackage) -> tuple[dict[str, Any], bool]:
+async def _record(
+    request: Request, account: Account, owner: str, name: str, pushed: PushedPackage
+) -> tuple[dict[str, Any], bool]:
     registry = request.app.state.deps.registry
     try:
         existing = await registry.get_version(pushed.version_id)
     except RpcNotFound:
         existing = None
     if existing is not None and (existing["owner"], existing["name"]) != (owner, name):
+        # Only a model the pusher may see is named: another account's private model must stay unknown.
+        where = (
+            f"{existing['owner']}/{existing['name']}" if can_access(account, existing["owner"]) else "another model"
+        )
         raise ApiError(
             409, "Version already exists",
-            f"This exact package is already version {pushed.version_id} of {existing['owner']}/{existing['name']}.",
+            f"This exact package is already a version of {where}; change its content to push it here.",
         )
     version = await registry.create_version(owner, name, pushed)
     return version, existing is None
@@ -129,15 +135,19 @@ async def push_version(
     try:
         await _receive(request, upload, limit)
         async with _PUSHES:
+            unpack = UnpackLimits(max_size=limit, max_entries=deps.settings.push_max_files,
+                                  max_ratio=deps.settings.push_max_ratio, max_depth=deps.settings.push_max_depth)
             pushed = await push_package_file(deps.bus.js, upload, env_cache_dir=_gateway_dir(request) / "envs",
-                                             max_unpacked=limit, work_dir=work_root)
+                                             max_unpacked=limit, work_dir=work_root, limits=unpack)
     except ModelPackageError as exc:
-        raise ApiError(422, "Invalid model package", str(exc)) from None
+        # Environment builds name files under the gateway's data directory; the client has no use for it.
+        detail = str(exc).replace(f"{_gateway_dir(request)}/", "").replace(str(_gateway_dir(request)), "")
+        raise ApiError(422, "Invalid model package", detail) from None
     finally:
         await asyncio.to_thread(upload.unlink, True)
     try:
         await _ensure_model(request, owner, name, visibility, hardware)
-        version, created = await _record(request, owner, name, pushed)
+        version, created = await _record(request, account, owner, name, pushed)
     except RpcInvalidArgument as exc:
         await _undo_upload(request, pushed)
         raise ApiError(422, "Invalid model", str(exc.details() or exc)) from None

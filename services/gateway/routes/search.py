@@ -1,4 +1,5 @@
-"""`GET /v1/search`: public models and collections matching a query. Like Replicate's, it needs no token."""
+"""`GET /v1/search`: public models and collections matching a query. Like Replicate's, it needs no token, so
+it shows public models only: a collection lists just the public models in it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from fastapi.responses import JSONResponse
 
 from services.gateway.errors import ApiError
 from services.gateway.pagination import registry_page
-from services.gateway.routes.models import model_bodies
+from services.gateway.routes.models import gather_visible, model_bodies
 from services.gateway.schemas import SearchResults
 
 router = APIRouter(prefix="/v1")
@@ -25,7 +26,10 @@ async def search(
     registry = request.app.state.deps.registry
     models, _ = await registry_page(lambda: registry.list_models(query=text, limit=limit))
     collections, _ = await registry_page(lambda: registry.list_collections(query=text, limit=limit))
-    bodies = await model_bodies(request, models)
+    bodies = await model_bodies(request, [model for model in models if model.get("visibility") == "public"])
+    visible = [
+        [f"{m['owner']}/{m['name']}" for m in await gather_visible(request, c["models"], None)] for c in collections
+    ]
     return JSONResponse(
         {
             "query": query,
@@ -35,8 +39,8 @@ async def search(
                 for body in bodies
             ],
             "collections": [
-                {"name": c["name"], "slug": c["slug"], "description": c["description"], "models": c["models"]}
-                for c in collections
+                {"name": c["name"], "slug": c["slug"], "description": c["description"], "models": models_in}
+                for c, models_in in zip(collections, visible, strict=True)
             ],
             "pages": [],
         }

@@ -3,8 +3,10 @@
 Events come from the JetStream stream `stream.prediction.<id>` (written by the runner), replayed from the
 start or from the event after `Last-Event-ID`; event ids are JetStream sequence numbers. Event names are
 Replicate's: `output` (one item), `logs`, `error` (`{"detail": ...}`), `done` (`{}` or `{"reason": ...}`).
-Keep-alives are comment lines. Like Replicate's stream URLs it needs no token (the JavaScript client sends
-none): the prediction id in it is unguessable.
+Keep-alives are comment lines. Like Replicate's stream URLs it needs no API token (the JavaScript client
+sends none), but it carries its own: `?token=` from `urls.stream`, which only the prediction's readers are
+given (its id alone is public in every output URL). A request with an API token that may see the prediction
+is served without it.
 
 A prediction that ended without its runner closing the stream (canceled before it ran, or its runner lost)
 still ends with `done`, read from the prediction itself.
@@ -14,19 +16,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from sse_starlette import EventSourceResponse
 
-from libs.blobs import absolutize_outputs
+from libs.blobs import BlobNotFound, absolutize_outputs, restore_spilled_fields
 from libs.bus.subjects import PREDICTION_STREAMS, prediction_stream
 from libs.predictions import TERMINAL_STATUSES
 from libs.rpc import RpcNotFound
+from services.gateway.access import can_access
+from services.gateway.auth import current_account
 from services.gateway.errors import not_found
 
 router = APIRouter(prefix="/v1")
@@ -71,10 +76,25 @@ def _ending(view: dict[str, Any]) -> list[tuple[str, Any]]:
     return [("done", {})]
 
 
+async def _may_read(request: Request, view: dict[str, Any], token: str | None) -> bool:
+    expected = view.get("stream_token")
+    if not expected:
+        return True  # created before stream URLs carried tokens
+    if token and hmac.compare_digest(token.encode(), str(expected).encode()):
+        return True
+    if request.headers.get("authorization"):
+        account = await current_account(request)
+        return can_access(account, str(view.get("account") or ""))
+    return False
+
+
 @router.get("/predictions/{prediction_id}/stream")
-async def stream_prediction(prediction_id: str, request: Request) -> EventSourceResponse:
+async def stream_prediction(
+    prediction_id: str, request: Request, token: str | None = Query(None, max_length=200)
+) -> EventSourceResponse:
     view = await _view(request, prediction_id)
-    if view is None or not view.get("stream"):
+    # A wrong token is answered like a missing prediction: nothing is revealed about it.
+    if view is None or not view.get("stream") or not await _may_read(request, view, token):
         raise not_found()
     deps = request.app.state.deps
     origin = deps.settings.origin
@@ -113,9 +133,9 @@ async def stream_prediction(prediction_id: str, request: Request) -> EventSource
                 seen_any = True
                 last_id = msg.metadata.sequence.stream
                 try:
-                    body = json.loads(msg.data)
+                    body = await restore_spilled_fields(deps.bus.js, json.loads(msg.data))
                     name, data = body["event"], body.get("data")
-                except (ValueError, KeyError, TypeError):
+                except (ValueError, KeyError, TypeError, BlobNotFound):
                     continue
                 yield {"event": name, "id": str(last_id), "data": _encode(name, data, origin)}
                 if name == "done":

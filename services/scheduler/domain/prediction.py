@@ -52,6 +52,9 @@ class Prediction:
     deadline: str | None = None
     # "owner/name" of the deployment it was created through, if any.
     deployment: str | None = None
+    # The unguessable part of the stream URL, so that knowing a prediction's id (it is in every output URL)
+    # is not enough to read its stream.
+    stream_token: str | None = None
     # Sequence number of the last runner progress report folded in.
     progress_seq: int = 0
 
@@ -81,6 +84,7 @@ def evolve(state: Prediction, event: Envelope) -> Prediction:
             stream=bool(data.get("stream", False)),
             deadline=data.get("deadline"),
             deployment=data.get("deployment"),
+            stream_token=data.get("stream_token"),
         )
     if kind == "progressed":
         items = data.get("output_items") or []
@@ -156,6 +160,8 @@ def decide_create(
         data["deadline"] = deadline.isoformat()
     if deployment is not None:
         data["deployment"] = deployment
+    if stream:
+        data["stream_token"] = secrets.token_urlsafe(24)
     return [_event(state, "created", data, metadata)]
 
 

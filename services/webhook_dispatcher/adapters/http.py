@@ -1,85 +1,27 @@
-"""POSTing webhook bodies with httpx, only to destinations webhooks may reach.
+"""POSTing webhook bodies with httpx, only to destinations webhooks may reach (`libs.netguard`).
 
 Redirects are not followed (as on Replicate), proxies from the environment are ignored, and the address check
-happens where the connection is opened: the host is resolved once, every address it resolves to is checked,
-and the connection goes to a checked address. Checking first and letting the client resolve again would let
-a DNS answer that changes in between (rebinding) reach an address that was never checked.
+happens where the connection is opened, on the addresses the host resolved to (no DNS rebinding).
 """
 
 from __future__ import annotations
 
-import asyncio
-import socket
 import time
 from collections.abc import Iterable
-from typing import Any
 
-import httpcore
 import httpx
 
-from services.webhook_dispatcher.domain.destinations import DestinationRefused, Network, check_addresses
+from libs.netguard import DestinationRefused, GuardedTransport, Network
 from services.webhook_dispatcher.ports import AttemptResult
 
 USER_AGENT = "cogwheel-webhooks/1"
 
 
-class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
-    def __init__(self, allowed: Iterable[Network] = ()) -> None:
-        self._allowed = tuple(allowed)
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        addresses = await _resolve(host, port, timeout)
-        check_addresses(host, addresses, self._allowed)
-        last_error: Exception | None = None
-        for address in addresses:
-            try:
-                return await self._inner.connect_tcp(
-                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last_error = exc
-        assert last_error is not None
-        raise last_error
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-async def _resolve(host: str, port: int, timeout: float | None) -> list[str]:
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
-    except (OSError, TimeoutError) as exc:
-        raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-class GuardedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport with its connection pool opening connections through the guarded backend."""
-
-    def __init__(self, allowed: Iterable[Network] = ()) -> None:
-        super().__init__()
-        # httpx (pinned) builds its pool without a way to pass a network backend; the pool is swapped whole.
-        self._pool = httpcore.AsyncConnectionPool(
-            max_connections=100,
-            max_keepalive_connections=20,
-            keepalive_expiry=5.0,
-            network_backend=GuardedNetworkBackend(allowed),
-        )
-
-
 class HttpxWebhookClient:
     def __init__(self, timeout: float = 10.0, allowed: Iterable[Network] = ()) -> None:
         self._client = httpx.AsyncClient(
-            timeout=timeout, follow_redirects=False, trust_env=False, transport=GuardedTransport(allowed)
+            timeout=timeout, follow_redirects=False, trust_env=False,
+            transport=GuardedTransport(allowed, purpose="webhooks"),
         )
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> AttemptResult:

@@ -50,6 +50,11 @@ def test_stream_url_only_for_streaming_predictions_and_deadline_shown() -> None:
     body = render_prediction(apply_event(None, streaming), "http://gw/")
     assert body["urls"]["stream"] == "http://gw/v1/predictions/p1/stream"
     assert body["deadline"] == "2026-01-01T00:00:30Z"
+    tokened = _event("created", 1, model="acme/gen", version="v1", input={}, stream=True, stream_token="s3cret",
+                     created_at="2026-01-01T00:00:00+00:00")
+    body = render_prediction(apply_event(None, tokened), "http://gw/")
+    assert body["urls"]["stream"] == "http://gw/v1/predictions/p1/stream?token=s3cret"
+    assert all("s3cret" not in url for name, url in body["urls"].items() if name != "stream")
 
 
 def test_deployment_is_shown_only_for_predictions_made_through_one() -> None:

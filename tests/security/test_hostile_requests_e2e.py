@@ -1,0 +1,249 @@
+"""Hostile input against the running services (one small stack): SSRF through a file input, bad bodies and
+headers, a stalled request, a flood of bad tokens, the stream URL's token, search privacy, and an output far
+beyond NATS's message limit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from libs.pb.cogwheel.registry.v1 import registry_pb2 as pb
+from libs.pb.cogwheel.registry.v1 import registry_pb2_grpc
+from libs.rpc import create_channel
+from libs.testing.polling import wait_until
+
+pytestmark = pytest.mark.e2e
+
+PREDICTORS = Path(__file__).resolve().parents[1] / "fixtures" / "predictors"
+TERMINAL = ("succeeded", "failed", "canceled")
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def platform_replicas() -> dict[str, int]:
+    return {"scheduler": 1, "runner": 1, "gateway": 1}
+
+
+@pytest.fixture(scope="module")
+def platform_env() -> dict[str, str]:
+    return {
+        "COGWHEEL_BODY_READ_TIMEOUT": "2",
+        "COGWHEEL_HEADER_READ_TIMEOUT": "2",
+        "COGWHEEL_AUTH_FAILURE_LIMIT": "5",
+        "COGWHEEL_AUTH_FAILURE_WINDOW_SECONDS": "4",
+    }
+
+
+@pytest.fixture(scope="module")
+async def versions(platform: Any) -> dict[str, str]:
+    files, big = await asyncio.gather(
+        platform.push("cogwheel", "kitchen-sink", PREDICTORS / "kitchen_sink"),
+        platform.push("cogwheel", "big-output", PREDICTORS / "big_output"),
+    )
+    return {"files": files, "big": big}
+
+
+@pytest.fixture
+async def client(platform: Any) -> AsyncIterator[httpx.AsyncClient]:
+    async with platform.client() as http:
+        yield http
+
+
+@pytest.fixture
+def internal_server() -> Iterator[tuple[str, list[str]]]:
+    """Stands for a service on the platform's own network."""
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "6")
+            self.end_headers()
+            self.wfile.write(b"secret")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}", hits
+    server.shutdown()
+    server.server_close()
+
+
+async def _finished(client: httpx.AsyncClient, prediction_id: str, timeout: float = 60) -> dict[str, Any]:
+    async def probe() -> dict[str, Any] | None:
+        body = (await client.get(f"/v1/predictions/{prediction_id}")).json()
+        return body if body["status"] in TERMINAL else None
+
+    return await wait_until(probe, timeout=timeout, interval=0.2)
+
+
+def _problem(response: httpx.Response, *statuses: int) -> dict[str, Any]:
+    assert response.status_code in statuses, (response.status_code, response.text[:300])
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == response.status_code and body["detail"]
+    return body
+
+
+async def test_file_inputs_cannot_reach_the_platform_network(
+    client: httpx.AsyncClient, platform: Any, versions: dict[str, str], internal_server: tuple[str, list[str]]
+) -> None:
+    address, hits = internal_server
+    port = address.rsplit(":", 1)[1]
+    urls = [
+        f"http://{address}/x", f"http://localhost:{port}/x", f"http://2130706433:{port}/x",
+        f"http://0x7f000001:{port}/x", f"http://[::ffff:127.0.0.1]:{port}/x", f"{platform.stack.base_url}/healthz",
+        f"http://user:pass@{address}/x",
+    ]
+    created = []
+    for url in urls:
+        response = await client.post("/v1/predictions", json={"version": versions["files"],
+                                                               "input": {"text": "hi", "document": url}})
+        assert response.status_code == 201, response.text
+        created.append(response.json()["id"])
+    for prediction_id, url in zip(created, urls, strict=True):
+        body = await _finished(client, prediction_id)
+        assert body["status"] == "failed", (url, body)
+        assert "refused" in body["error"] and "secret" not in json.dumps(body), (url, body["error"])
+    assert hits == []
+
+
+async def test_bad_bodies_and_headers_are_4xx(client: httpx.AsyncClient, versions: dict[str, str]) -> None:
+    version = versions["files"]
+    ok = {"text": "x", "document": "data:,hi"}
+    _problem(await client.get("/v1/predictions/a%00b"), 400)
+    for raw in ('{"input": {"text": "a\\u0000b"}}', '{"input": {"text": "\\udc00"}}',
+                '{"input": {"text": "x", "number": NaN}}', '{"input": {"text": "x", "ratio": 1e400}}',
+                '{"input": ' + "[" * 2100 + "]" * 2100 + "}"):
+        response = await client.post(
+            "/v1/predictions", content=raw.replace('{"input"', f'{{"version": "{version}", "input"', 1),
+            headers={"Content-Type": "application/json"},
+        )
+        _problem(response, 400, 422)
+    too_big = await client.post("/v1/predictions", json={"version": version, "input": {**ok, "text": "x" * (600 * 1024)}})
+    assert "at most 524288 bytes" in _problem(too_big, 413)["detail"]
+    _problem(await client.post("/v1/predictions", json={"version": version, "input": ok},
+                               headers={"Cancel-After": "9" * 5000}), 400, 422)
+    waited = await client.post("/v1/predictions", json={"version": version, "input": ok},
+                               headers={"Prefer": "wait=" + "9" * 5000})
+    assert waited.status_code == 201 and waited.headers["Preference-Applied"] == "wait=60"
+
+
+async def test_a_stalled_request_is_cut(platform: Any) -> None:
+    port = int(platform.stack.base_url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            b"POST /v1/predictions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer " + platform.token.encode() + b"\r\nContent-Length: 100\r\n\r\n{\"inp"
+        )
+        await writer.drain()
+        started = time.monotonic()
+        answer = await asyncio.wait_for(reader.read(4096), 30)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert time.monotonic() - started < 15
+    finally:
+        writer.close()
+
+
+async def test_trickled_headers_are_cut(platform: Any) -> None:
+    port = int(platform.stack.base_url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    started = time.monotonic()
+    try:
+        writer.write(b"GET /v1/account HTTP/1.1\r\nHost: x\r\n")
+        await writer.drain()
+        closed = False
+        while time.monotonic() - started < 20:
+            with contextlib.suppress(ConnectionError):
+                writer.write(b"X-Slow: 1\r\n")  # a header line a second: never complete
+                await writer.drain()
+            try:
+                if await asyncio.wait_for(reader.read(1024), 1) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                continue
+            except ConnectionError:
+                closed = True
+                break
+        assert closed and time.monotonic() - started < 10
+    finally:
+        writer.close()
+    async with httpx.AsyncClient(base_url=platform.stack.base_url, timeout=30) as http:
+        assert (await http.get("/healthz")).status_code == 200
+
+
+async def test_outputs_beyond_the_nats_message_limit_succeed(client: httpx.AsyncClient, versions: dict[str, str]) -> None:
+    response = await client.post("/v1/predictions", json={"version": versions["big"], "input": {"size": 3 * MIB}})
+    assert response.status_code == 201, response.text
+    body = await _finished(client, response.json()["id"], timeout=90)
+    assert body["status"] == "succeeded", body["error"]
+    assert body["output"] == ["x" * 3 * MIB]
+
+
+async def test_the_stream_needs_its_token(client: httpx.AsyncClient, platform: Any, versions: dict[str, str]) -> None:
+    created = (await client.post("/v1/predictions", json={"version": versions["big"],
+                                                          "input": {"size": 10}})).json()
+    stream_url = created["urls"]["stream"]
+    bare = stream_url.split("?", 1)[0]
+    assert "?token=" in stream_url and all(created["id"] in url for url in created["urls"].values())
+    async with httpx.AsyncClient(timeout=30) as anonymous:
+        assert (await anonymous.get(bare)).status_code == 404
+        assert (await anonymous.get(bare + "?token=guess")).status_code == 404
+        async with anonymous.stream("GET", stream_url) as response:
+            assert response.status_code == 200
+            text = ""
+            async for chunk in response.aiter_text():
+                text += chunk
+                if "event: done" in text:
+                    break
+        assert "x" * 10 in text
+    async with client.stream("GET", bare) as owner:  # the owner's API token is enough
+        assert owner.status_code == 200
+
+
+async def test_search_without_a_token_shows_only_public_models(platform: Any) -> None:
+    channel = create_channel(platform.stack.registry_addr, default_timeout=30)
+    try:
+        registry = registry_pb2_grpc.RegistryServiceStub(channel)
+        await registry.CreateModel(pb.CreateModelRequest(owner="cogwheel", name="hidden-gem", visibility="private"))
+        await registry.PutCollection(pb.PutCollectionRequest(
+            slug="isolation-picks", name="Isolation picks", description="isolation picks",
+            models=["cogwheel/hello-world", "cogwheel/hidden-gem"],
+        ))
+    finally:
+        await channel.close()
+    async with httpx.AsyncClient(base_url=platform.stack.base_url, timeout=30) as anonymous:
+        found = (await anonymous.get("/v1/search", params={"query": "isolation picks"})).json()
+        hidden = (await anonymous.get("/v1/search", params={"query": "hidden-gem"})).json()
+    assert [c["models"] for c in found["collections"]] == [["cogwheel/hello-world"]]
+    assert "hidden-gem" not in json.dumps(found) and hidden["models"] == []
+
+
+async def test_failed_authentications_are_throttled(platform: Any) -> None:
+    """Last in the module: it blocks this address for a few seconds."""
+    async with httpx.AsyncClient(base_url=platform.stack.base_url, timeout=30) as http:
+        assert (await http.get("/v1/account", headers=platform.headers)).status_code == 200
+        for i in range(5):
+            _problem(await http.get("/v1/account", headers={"Authorization": f"Bearer cwk_wrong{i}"}), 401)
+        throttled = await http.get("/v1/account", headers={"Authorization": "Bearer cwk_wrong"})
+        _problem(throttled, 429)
+        assert 1 <= int(throttled.headers["Retry-After"]) <= 4
+        # A token that authenticated moments ago is still served; after the window everyone is again.
+        assert (await http.get("/v1/account", headers=platform.headers)).status_code == 200
+        await asyncio.sleep(int(throttled.headers["Retry-After"]) + 0.5)
+        _problem(await http.get("/v1/account", headers={"Authorization": "Bearer cwk_wrong"}), 401)
