@@ -29,6 +29,8 @@ def main() -> None:
         log_level=settings.log_level.lower() if settings.log_level.upper() != "INFO" else "warning",
         access_log=False,
         lifespan="on",
+        ssl_certfile=settings.ssl_certfile or None,
+        ssl_keyfile=settings.ssl_keyfile or None,
     )
     uvicorn.Server(config).run()
 

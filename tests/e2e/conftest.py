@@ -34,7 +34,8 @@ class Platform:
         return {"Authorization": f"Bearer {self.token}"}
 
     def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.stack.base_url, headers=self.headers, timeout=70)
+        return httpx.AsyncClient(base_url=self.stack.base_url, headers=self.headers, timeout=70,
+                                 verify=self.stack.verify)
 
     async def push(self, owner: str, name: str, model_dir: Path) -> str:
         """Register `owner/name` (public, cpu) and push `model_dir` as its version."""
@@ -81,12 +82,19 @@ def platform_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
+def platform_tls() -> bool:
+    """Serve the gateway over HTTPS with a local CA, as `cogwheel up` does; a module overrides this fixture."""
+    return False
+
+
+@pytest.fixture(scope="module")
 async def platform(
     nats_url: str,
     database_url: str,
     tmp_path_factory: pytest.TempPathFactory,
     platform_replicas: dict[str, int],
     platform_env: dict[str, str],
+    platform_tls: bool,
 ) -> AsyncIterator[Platform]:
     stack = Stack(
         nats_url,
@@ -96,6 +104,7 @@ async def platform(
         replicas=platform_replicas,
         extra_env=platform_env,
         notify=lambda line: None,
+        tls=platform_tls,
     )
     await stack.start(timeout=120)
     try:
