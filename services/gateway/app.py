@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from libs.telemetry import TraceMiddleware
 from services.gateway import errors
+from services.gateway.arrival import ArrivalMiddleware
 from services.gateway.bootstrap import Deps, bootstrap
 from services.gateway.routes import account, admin, collections, files, models, outputs, predictions, search, stream, tokens
 from services.gateway.routes import push as push_routes
@@ -50,4 +51,5 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(stream.router)
     app.include_router(outputs.router)
     app.add_middleware(TraceMiddleware)
+    app.add_middleware(ArrivalMiddleware)  # added last: outermost, so it sees the request first
     return app

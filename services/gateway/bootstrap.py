@@ -16,6 +16,7 @@ from services.gateway.adapters.packages import PackageTexts
 from services.gateway.adapters.registry_grpc import GrpcRegistryClient
 from services.gateway.adapters.scheduler_grpc import GrpcSchedulerClient
 from services.gateway.auth import rate_limiter
+from services.gateway.file_links import FileLinkSigner
 from services.gateway.projection import SCHEMA, PredictionProjection
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.settings import GatewaySettings
@@ -36,6 +37,7 @@ class Deps:
     scheduler: GrpcSchedulerClient
     rate_limiter: RateLimiter
     packages: PackageTexts
+    file_links: FileLinkSigner
 
 
 async def bootstrap(settings: GatewaySettings) -> Deps:
@@ -58,4 +60,5 @@ async def bootstrap(settings: GatewaySettings) -> Deps:
         scheduler=GrpcSchedulerClient(create_channel(settings.scheduler_addr)),
         rate_limiter=rate_limiter(settings),
         packages=PackageTexts(bus.js),
+        file_links=FileLinkSigner(engine, SCHEMA, settings.files_signing_secret),
     )

@@ -21,6 +21,8 @@ class GatewaySettings(ServiceSettings):
     rate_limit_predictions_burst: float = 600
     rate_limit_requests_per_minute: float = 3000
     rate_limit_requests_burst: float = 3000
+    # Key of signed file download links; empty: a random one kept in the gateway's schema, shared by replicas.
+    files_signing_secret: str = ""
     # Largest upload accepted by POST /v1/files (Replicate's limit is 100 MiB).
     max_upload_bytes: int = 100 * 1024 * 1024
     # Largest model package accepted by a push (compressed upload and unpacked content alike).
