@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -334,6 +334,30 @@ async def delete_file(cmd: DeleteFile, uow: UnitOfWorkFactory, clock: Clock, met
             return state
 
     return await retry_on_conflict(attempt)
+
+
+async def purge_expired_files(
+    views: RegistryViews,
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+    delete_bytes: Callable[[str], Awaitable[object]],
+    *,
+    batch: int = 100,
+) -> list[str]:
+    """Delete the bytes of files past their expiry, then record `file.deleted`; returns their ids.
+
+    Bytes first: a crash in between leaves the file recorded, and the next sweep finds nothing to delete but
+    the record. Instances sweeping at once are harmless: the slower one finds the file already deleted.
+    """
+    purged = []
+    for file_id in await views.expired_file_ids(limit=batch):
+        await delete_bytes(file_id)
+        try:
+            await delete_file(DeleteFile(id=file_id), uow, clock, EventMetadata(actor="registry"))
+        except FileNotFound:
+            continue
+        purged.append(file_id)
+    return purged
 
 
 async def put_collection(

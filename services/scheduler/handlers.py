@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -19,12 +19,14 @@ from libs.eventstore.retry import retry_on_conflict
 from services.scheduler.domain import prediction as model
 from services.scheduler.domain.errors import InvalidPredictionRequest, PredictionNotFound
 from services.scheduler.domain.schema import redact
-from services.scheduler.ports import Clock, RegistryClient, RunnerControl
+from services.scheduler.ports import Clock, PredictionData, RegistryClient, RunnerControl
 
 log = logging.getLogger(__name__)
 
 RUNNER_EVENTS_CONSUMER = "scheduler-runner-events"
 WEBHOOK_EVENTS = frozenset({"start", "output", "logs", "completed"})
+# Replicate removes an API prediction's input, output and logs an hour after it ends.
+DEFAULT_RETENTION_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,7 @@ async def cancel_prediction(
     runners: RunnerControl,
     actor: str | None = None,
     reason: str = "canceled",
+    retention_seconds: float = DEFAULT_RETENTION_SECONDS,
 ) -> model.Prediction:
     async def attempt() -> model.Prediction:
         async with store.transaction() as tx:
@@ -141,6 +144,7 @@ async def cancel_prediction(
             if events:
                 stored = await tx.append(model.stream_id(prediction_id), events, expected_version=state.version)
                 history = history + stored
+                await _schedule_data_removal(tx, store, model.load(prediction_id, history), retention_seconds)
             if state.deadline is not None:
                 await _forget_deadline(tx, store, prediction_id)
             return model.load(prediction_id, history)
@@ -150,7 +154,9 @@ async def cancel_prediction(
     return prediction
 
 
-async def record_runner_event(event: Envelope, kind: str, *, store: EventStore) -> None:
+async def record_runner_event(
+    event: Envelope, kind: str, *, store: EventStore, retention_seconds: float = DEFAULT_RETENTION_SECONDS
+) -> None:
     """Fold a runner's report (`kind` is `started` or `completed`) into the prediction, exactly once."""
     prediction_id = event.data["prediction_id"]
 
@@ -171,8 +177,14 @@ async def record_runner_event(event: Envelope, kind: str, *, store: EventStore) 
                 raise Retry(str(exc), delay=0.1) from None
             if new_events:
                 await tx.append(model.stream_id(prediction_id), new_events, expected_version=state.version)
-                if state.deadline is not None and new_events[-1].type.removeprefix("prediction.") in model.TERMINAL:
+                ended = new_events[-1].type.removeprefix("prediction.") in model.TERMINAL
+                if state.deadline is not None and ended:
                     await _forget_deadline(tx, store, prediction_id)
+                if ended:
+                    after = state
+                    for new_event in new_events:
+                        after = model.evolve(after, new_event)
+                    await _schedule_data_removal(tx, store, after, retention_seconds)
 
     await retry_on_conflict(attempt)
 
@@ -184,7 +196,8 @@ async def _forget_deadline(tx: Any, store: EventStore, prediction_id: str) -> No
 
 
 async def cancel_due_predictions(
-    *, store: EventStore, clock: Clock, runners: RunnerControl, batch: int = 100
+    *, store: EventStore, clock: Clock, runners: RunnerControl, batch: int = 100,
+    retention_seconds: float = DEFAULT_RETENTION_SECONDS,
 ) -> list[str]:
     """Cancel the predictions whose Cancel-After deadline has passed; returns their ids.
 
@@ -205,13 +218,82 @@ async def cancel_due_predictions(
     for row in rows:
         try:
             await cancel_prediction(row.prediction_id, store=store, clock=clock, runners=runners,
-                                    actor="scheduler", reason="deadline")
+                                    actor="scheduler", reason="deadline", retention_seconds=retention_seconds)
         except PredictionNotFound:
             async with store.transaction() as tx:
                 await _forget_deadline(tx, store, row.prediction_id)
             continue
         canceled.append(row.prediction_id)
     return canceled
+
+
+async def _schedule_data_removal(tx: Any, store: EventStore, ended: model.Prediction, retention_seconds: float) -> None:
+    """Due row for removing an ended API prediction's data (web predictions keep theirs)."""
+    if ended.source == "web" or not ended.is_terminal or ended.completed_at is None:
+        return
+    completed_at = datetime.fromisoformat(str(ended.completed_at).replace("Z", "+00:00"))
+    if completed_at.tzinfo is None:
+        completed_at = completed_at.replace(tzinfo=UTC)
+    await tx.conn.execute(
+        text(f"INSERT INTO {store.schema}.data_removals (prediction_id, due_at) VALUES (:id, :due)"
+             " ON CONFLICT (prediction_id) DO NOTHING"),
+        {"id": ended.id, "due": completed_at + timedelta(seconds=retention_seconds)},
+    )
+
+
+# Each event type's fields that hold input, output or logs, and what they become once the data is removed.
+_SCRUB = """
+UPDATE {schema}.events SET data = CASE type
+    WHEN 'prediction.created' THEN jsonb_set(data, '{{input}}', '{{}}'::jsonb)
+    WHEN 'prediction.progressed' THEN data || '{{"output_items": [], "logs": ""}}'::jsonb
+    ELSE data || '{{"output": null, "logs": ""}}'::jsonb
+END
+WHERE stream_id = :stream AND type IN ('prediction.created', 'prediction.progressed', 'prediction.succeeded',
+                                       'prediction.failed', 'prediction.canceled')
+"""
+
+
+async def remove_due_data(
+    *, store: EventStore, clock: Clock, data: PredictionData, batch: int = 50
+) -> list[str]:
+    """Remove the data of ended API predictions whose retention period is over; returns their ids.
+
+    Each prediction is handled in its own transaction holding its due row (`FOR UPDATE SKIP LOCKED`), so
+    scheduler instances sweeping at once never handle the same prediction twice. The bytes outside the log
+    (output files, stream, uploaded inputs) are deleted first, then `prediction.data_removed` is appended and
+    the input, output and logs are redacted from the prediction's earlier events; a crash in between leaves
+    the row due, and the retry finds the bytes already gone.
+    """
+    removed: list[str] = []
+    for _ in range(batch):
+        async with store.transaction() as tx:
+            row = (
+                await tx.conn.execute(
+                    text(f"SELECT prediction_id FROM {store.schema}.data_removals WHERE due_at <= :now"
+                         " ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED"),
+                    {"now": clock.now()},
+                )
+            ).first()
+            if row is None:
+                break
+            prediction_id = row.prediction_id
+            history = await tx.read_stream(model.stream_id(prediction_id))
+            if history:
+                state = model.load(prediction_id, history)
+                events = model.decide_remove_data(
+                    state, removed_at=clock.now().isoformat(),
+                    metadata=_metadata(prediction_id, actor="scheduler"),
+                )
+                if events:
+                    await data.remove(prediction_id, input=state.input, output=state.output, account=state.account)
+                    await tx.append(model.stream_id(prediction_id), events, expected_version=state.version)
+                    await tx.conn.execute(text(_SCRUB.format(schema=store.schema)),
+                                          {"stream": model.stream_id(prediction_id)})
+                    removed.append(prediction_id)
+            await tx.conn.execute(
+                text(f"DELETE FROM {store.schema}.data_removals WHERE prediction_id = :id"), {"id": prediction_id}
+            )
+    return removed
 
 
 def _decide_for_runner_event(

@@ -68,7 +68,8 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
 
     async def CancelPrediction(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
         prediction = await handlers.cancel_prediction(
-            request.id, store=self._deps.store, clock=self._deps.clock, runners=self._deps.runners
+            request.id, store=self._deps.store, clock=self._deps.clock, runners=self._deps.runners,
+            retention_seconds=self._deps.settings.prediction_retention_seconds,
         )
         return to_pb(prediction)
 
