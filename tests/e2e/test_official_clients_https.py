@@ -101,3 +101,4 @@ async def test_js_client_reads_file_outputs(platform, file_models, js_client: Pa
     assert report["second_json"] == {"name": "report"}
     assert report["single_kind"] == "FileOutput"
     assert report["single_text"] == "None"
+    assert "file-list" in report["search_names"]

@@ -26,4 +26,7 @@ const single = await replicate.run(pathModel, { input: {} });
 report.single_kind = single.constructor.name;
 report.single_text = await (await single.blob()).text();
 
+// models.search sends its query JSON-encoded (the client encodes every `data`); the gateway reads it as text.
+report.search_names = (await replicate.models.search("file")).results.map((model) => model.name);
+
 console.log(JSON.stringify(report));
