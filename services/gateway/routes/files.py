@@ -123,6 +123,8 @@ async def _metadata(value: Any) -> dict[str, Any]:
         raise _invalid("metadata", "must be a JSON object") from None
     if not isinstance(parsed, dict):
         raise _invalid("metadata", "must be a JSON object")
+    if "\\u0000" in json.dumps(parsed):  # PostgreSQL cannot store NUL in text or jsonb
+        raise _invalid("metadata", "must not contain NUL characters")
     return parsed
 
 
@@ -160,6 +162,8 @@ async def create_file(request: Request, account: Account = Depends(current_accou
         raise _too_large(limit)
     if len(name.encode()) > 255:
         raise _invalid("filename", "must be at most 255 bytes")
+    if "\x00" in content_type:
+        raise _invalid("type", "must not contain NUL characters")
     sha256, md5 = await asyncio.to_thread(_digests, data)
     file_id = _new_file_id()
     await put_blob(deps.bus.js, FILES_BUCKET, file_id, data, content_type=content_type,
