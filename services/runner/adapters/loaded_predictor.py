@@ -75,10 +75,11 @@ class LoadedPredictor:
     def prepare_input(self, raw: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
         """The keyword arguments predict() gets for ``raw``, as Cog's server builds them.
 
-        Cog's own input check fills nothing in here but checks constraints and coerces files and secrets.
-        Like coglet, an input that is not given gets the predictor's Python default (``Input(default=...)``
-        unwrapped, unconverted: ``Secret = Input(default=None)`` arrives as None), and numbers arrive as
-        given (coglet does not convert an integral float for an ``int`` or an int for a ``float``).
+        Cog's own input check (``check_input``) checks constraints, refuses missing required inputs and
+        coerces files, secrets and strings. Like coglet, an input that is not given gets the predictor's
+        Python default (``Input(default=...)`` unwrapped, unconverted: ``Secret = Input(default=None)``
+        arrives as None), and numbers arrive as given (coglet hands an integral float for an ``int``, or an
+        int for a ``float``, to predict() unchanged).
 
         File inputs normally arrive as local paths (the runner downloaded them); a URL that did not is
         downloaded here the way cog does it. Returns the keyword arguments and the temporary paths to remove.
