@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import nats
 import nats.js.errors
+import psycopg
 import pytest
 
 from libs.bus.subjects import PREDICTION_STREAMS, prediction_stream
@@ -22,7 +23,7 @@ from libs.rpc import create_channel
 from libs.testing.polling import wait_until
 
 PREDICTORS = Path(__file__).parents[1] / "fixtures" / "predictors"
-RETENTION_SECONDS = 8
+RETENTION_SECONDS = 15
 TERMINAL = ("succeeded", "failed", "canceled")
 
 
@@ -88,6 +89,13 @@ async def _stream_messages(nats_url: str, prediction_id: str) -> bool:
         await nc.close()
 
 
+async def _removal_scheduled(database_url: str, prediction_id: str) -> bool:
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        cursor = await conn.execute("SELECT 1 FROM scheduler.data_removals WHERE prediction_id = %s",
+                                    (prediction_id,))
+        return await cursor.fetchone() is not None
+
+
 async def test_api_prediction_data_and_files_are_removed_web_predictions_kept(platform, models) -> None:
     async with platform.client() as client:
         upload = await _upload(client, b"the document")
@@ -95,6 +103,7 @@ async def test_api_prediction_data_and_files_are_removed_web_predictions_kept(pl
         assert api["status"] == "succeeded", api
         report_url = api["output"]["report"]
         assert (await client.get(report_url)).content == b"kept-a-while:1"
+        assert await _removal_scheduled(platform.database_url, api["id"])
         streamed = await _run(client, models["tokens"], {"n": 3})
         assert streamed["output"] == ["t0 ", "t1 ", "t2 "]
         assert await _stream_messages(platform.nats_url, streamed["id"])
@@ -119,6 +128,7 @@ async def test_api_prediction_data_and_files_are_removed_web_predictions_kept(pl
         web = (await client.get(f"/v1/predictions/{web_id}")).json()
         assert web["source"] == "web"
         assert web["status"] == "succeeded", web
+        assert not await _removal_scheduled(platform.database_url, web_id)
         # Long enough after the web prediction ended for a removal to have happened, had it been due.
         await asyncio.sleep(RETENTION_SECONDS / 2)
         web = (await client.get(f"/v1/predictions/{web_id}")).json()
