@@ -32,6 +32,7 @@ def to_pb(prediction: Prediction) -> scheduler_pb2.Prediction:
         source=prediction.source,
         stream=prediction.stream,
         deadline=prediction.deadline or "",
+        data_removed=prediction.data_removed,
     )
     if prediction.predict_time is not None:
         message.predict_time = prediction.predict_time

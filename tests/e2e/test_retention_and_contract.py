@@ -119,6 +119,13 @@ async def test_api_prediction_data_and_files_are_removed_web_predictions_kept(pl
         assert (await client.get(report_url)).status_code == 404
         assert (await client.get(f"/v1/files/{upload['id']}")).status_code == 404
         assert (await client.get(upload["urls"]["download"])).status_code == 404
+        channel = create_channel(platform.stack.scheduler_addr, default_timeout=30)
+        try:  # the scheduler's own answer, which a gateway falls back on, says so too
+            owned = await scheduler_pb2_grpc.SchedulerServiceStub(channel).GetPrediction(
+                scheduler_pb2.GetPredictionRequest(id=api["id"]))
+            assert (owned.data_removed, owned.input_json, owned.output_json) == (True, "{}", "null")
+        finally:
+            await channel.close()
         history = (await client.get(f"/v1/predictions/{api['id']}/events")).json()["results"]
         assert history[-1]["type"] == "prediction.data_removed"
         assert "kept-a-while" not in json.dumps(history)

@@ -30,6 +30,7 @@ def view_from_pb(message: scheduler_pb2.Prediction) -> dict[str, Any]:
         "account": message.account,
         "stream": message.stream,
         "deadline": message.deadline or None,
+        "data_removed": message.data_removed,
     }
 
 
