@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,3 +114,53 @@ async def platform(
         yield Platform(stack, nats_url, database_url, seeded.token, seeded.version_id)
     finally:
         await stack.stop()
+
+
+# -- the official npm client (tests/js, pinned by its package-lock.json) ------------------------------------
+
+JS_DIR = Path(__file__).resolve().parents[1] / "js"
+NETWORK_ERRORS = ("ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "ECONNREFUSED", "ENETUNREACH")
+
+
+async def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        *args, cwd=JS_DIR, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout=timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+def _installed_matches_lock() -> bool:
+    """npm ci wipes node_modules, so it runs only when the installed client is not the locked one."""
+    lock = json.loads((JS_DIR / "package-lock.json").read_text())
+    wanted = lock["packages"]["node_modules/replicate"]["version"]
+    installed = JS_DIR / "node_modules" / "replicate" / "package.json"
+    return installed.is_file() and json.loads(installed.read_text()).get("version") == wanted
+
+
+@pytest.fixture(scope="module")
+async def js_client() -> Path:
+    """`tests/js/replicate_client.mjs`, with the locked `replicate` npm package installed beside it."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are needed to run the replicate npm client (tests/js)")
+    if not _installed_matches_lock():
+        code, out, err = await _run("npm", "ci", "--no-audit", "--no-fund")
+        if code != 0 and any(marker in err for marker in NETWORK_ERRORS):
+            pytest.skip(f"npm ci could not reach the registry: {err.strip().splitlines()[-1]}")
+        assert code == 0, f"npm ci failed:\n{out}\n{err}"
+    return JS_DIR / "replicate_client.mjs"
+
+
+@pytest.fixture
+def node() -> Callable[..., Awaitable[tuple[int, str, str]]]:
+    """Runs a script of tests/js with node: ``await node(script, env=..., timeout=...)`` -> (code, out, err)."""
+
+    async def run(script: str, *, env: dict[str, str] | None = None, timeout: float = 120) -> tuple[int, str, str]:
+        return await _run("node", script, env=env, timeout=timeout)
+
+    return run

@@ -17,8 +17,6 @@ import pytest
 import replicate
 from replicate.helpers import FileOutput
 
-from tests.e2e.test_js_client import _run, js_client  # noqa: F401  (the npm client fixture)
-
 PREDICTORS = Path(__file__).parents[1] / "fixtures" / "predictors"
 
 
@@ -89,10 +87,10 @@ async def test_python_async_client_reads_file_outputs(platform, file_models, mon
     assert json.loads(b"".join([chunk async for chunk in output[1]])) == {"name": "async"}
 
 
-async def test_js_client_reads_file_outputs(platform, file_models, js_client: Path) -> None:  # noqa: F811
+async def test_js_client_reads_file_outputs(platform, file_models, js_client: Path, node) -> None:
     env = {**os.environ, **_client_env(platform), "COGWHEEL_API_URL": f"{platform.stack.base_url}/v1",
            "COGWHEEL_FILE_LIST_MODEL": file_models["list"], "COGWHEEL_PATH_MODEL": file_models["path"]}
-    code, out, err = await _run("node", str(js_client.parent / "file_outputs.mjs"), env=env, timeout=120)
+    code, out, err = await node(str(js_client.parent / "file_outputs.mjs"), env=env, timeout=120)
     assert code == 0, f"node exited {code}:\n{out}\n{err}"
     report = json.loads(out.strip().splitlines()[-1])
     assert report["list_kinds"] == ["FileOutput", "FileOutput"]
