@@ -144,6 +144,10 @@ def _search_text(body: str) -> str:
 
 
 async def _search_page(request: Request, query: str, cursor: str | None) -> JSONResponse:
+    if len(query.encode()) > MAX_QUERY_BYTES:
+        raise ApiError(400, "Bad request", f"The search query is longer than {MAX_QUERY_BYTES} bytes")
+    if "\x00" in query:
+        raise ApiError(400, "Bad request", "The search query must not contain NUL characters")
     deps = _deps(request)
     models, next_cursor = await registry_page(lambda: deps.registry.list_models(cursor=cursor or "", query=query))
     # The query travels in the body, so `next` repeats it as a parameter: a GET (how both clients follow
