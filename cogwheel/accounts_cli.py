@@ -31,7 +31,10 @@ def _api() -> httpx.Client:
             "no admin API to talk to: run `cogwheel up`, or set COGWHEEL_URL and COGWHEEL_ADMIN_TOKEN", err=True
         )
         raise typer.Exit(1)
-    return httpx.Client(base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    # The local stack's CA is trusted even without `eval $(cogwheel env)`; SSL_CERT_FILE still wins if set.
+    verify = state.verify() if state.running() and not os.environ.get("SSL_CERT_FILE") else True
+    return httpx.Client(base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=30,
+                        verify=verify)
 
 
 def _call(method: str, path: str, body: dict[str, Any] | None = None) -> Any:

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -25,11 +26,12 @@ def up(
     port: Annotated[int, typer.Option(help="Gateway HTTP port.", envvar="COGWHEEL_PORT")] = 8000,
     schedulers: Annotated[int, typer.Option(help="Scheduler processes.")] = 1,
     runners: Annotated[int, typer.Option(help="Runner processes.")] = 1,
+    http: Annotated[bool, typer.Option("--http", help="Serve plain HTTP instead of HTTPS with a local CA.")] = False,
 ) -> None:
     """Start NATS, PostgreSQL and every service in the foreground; Ctrl-C stops them all."""
     from cogwheel.up import run_up
 
-    code = asyncio.run(run_up(data_dir(), port, {"scheduler": schedulers, "runner": runners}))
+    code = asyncio.run(run_up(data_dir(), port, {"scheduler": schedulers, "runner": runners}, http=http))
     raise typer.Exit(code)
 
 
@@ -45,6 +47,10 @@ def env() -> None:
     # Replicate's Python client 1.x writes every path as /v1/..., so its base URL is the origin alone.
     typer.echo(f"export REPLICATE_BASE_URL={state.base_url}")
     typer.echo(f"export REPLICATE_API_TOKEN={state.token}")
+    if state.ca_bundle:
+        # Python (httpx, requests), Node and curl then trust the local CA next to the usual public roots.
+        for name in ("SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "CURL_CA_BUNDLE"):
+            typer.echo(f"export {name}={shlex.quote(state.ca_bundle)}")
 
 
 @app.command()
@@ -62,6 +68,7 @@ def push(
 
     state = State.load(data_dir())
     # Like `cogwheel env`: the running local stack first; otherwise what `eval $(cogwheel env)` exported.
+    verify = state.verify() if state.running() else True
     if state.running() and state.token:
         default_url, default_token = state.base_url, state.token
     else:
@@ -71,7 +78,8 @@ def push(
         typer.echo("no gateway to push to: start one with `make up`, or pass --url and --token", err=True)
         raise typer.Exit(1)
     try:
-        result = push_directory(directory, model, base_url=base_url, token=api_token, visibility=visibility)
+        result = push_directory(directory, model, base_url=base_url, token=api_token, visibility=visibility,
+                                verify=verify)
     except PushError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

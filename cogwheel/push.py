@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,7 +44,8 @@ def _chunks(path: Path) -> Iterator[bytes]:
 
 
 def push_directory(
-    model_dir: Path, model: str, *, base_url: str, token: str, visibility: str = "private", timeout: float = 1800.0
+    model_dir: Path, model: str, *, base_url: str, token: str, visibility: str = "private", timeout: float = 1800.0,
+    verify: ssl.SSLContext | bool = True,
 ) -> PushResult:
     """Package ``model_dir`` and push it as a version of ``model`` (``owner/name``).
 
@@ -71,7 +73,7 @@ def push_directory(
         }
         try:
             response = httpx.post(url, content=_chunks(package), headers=headers, params={"visibility": visibility},
-                                  timeout=httpx.Timeout(timeout, connect=10.0))
+                                  timeout=httpx.Timeout(timeout, connect=10.0), verify=verify)
         except httpx.HTTPError as exc:
             raise PushError(f"cannot reach {base_url}: {exc}") from None
     if response.status_code not in (200, 201):

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import ssl
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -12,6 +13,7 @@ import httpx
 
 from cogwheel.credentials import Credentials
 from cogwheel.process import ServiceProcess, child_env
+from cogwheel.tls import LocalTls, ensure_local_tls
 from libs.infra import InfraError, free_port, port_in_use
 
 __all__ = ["SERVICES", "Stack", "StackError"]
@@ -53,6 +55,10 @@ class Stack:
         nats_users: the NATS server checks the users of ``credentials`` (an embedded server configured so).
         database_roles: each service logs in as its schema's role of ``credentials`` (the roles exist: see
             ``libs.db.roles``); otherwise every service uses ``database_url``.
+        tls: serve the gateway over HTTPS with a certificate of the local CA under ``<data_dir>/tls``
+            (created on first use); every child trusts that CA. ``cogwheel up`` does this by default.
+        public_url: the origin clients use when it is not the gateway itself (a TLS-terminating proxy);
+            absolute URLs in responses are built on it.
     """
 
     def __init__(
@@ -71,9 +77,13 @@ class Stack:
         credentials: Credentials | None = None,
         nats_users: bool = False,
         database_roles: bool = False,
+        tls: bool = False,
+        public_url: str = "",
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.gateway_port = gateway_port
+        self.tls: LocalTls | None = ensure_local_tls(self.data_dir) if tls else None
+        self.public_url = public_url.rstrip("/")
         self.echo = echo
         self.notify = notify
         self.auto_restart = auto_restart
@@ -96,9 +106,9 @@ class Stack:
             "COGWHEEL_WEBHOOK_ALLOWED_NETWORKS": os.environ.get(
                 "COGWHEEL_WEBHOOK_ALLOWED_NETWORKS", LOCAL_WEBHOOK_NETWORKS
             ),
-            "COGWHEEL_PUBLIC_URL": self.base_url,
+            "COGWHEEL_PUBLIC_URL": self.public_url or self.base_url,
             "COGWHEEL_DATA_DIR": str(self.data_dir),
-        } | (extra_env or {})
+        } | (self.tls.client_env() if self.tls else {}) | (extra_env or {})
         self.processes: dict[str, ServiceProcess] = {}
         for svc in SERVICES:
             env = shared
@@ -120,15 +130,25 @@ class Stack:
         if svc == "gateway":
             port = self.gateway_port if i == 0 else free_port()
             env["COGWHEEL_PORT"] = str(port)
-            health_url = f"http://{LOOPBACK}:{port}/healthz"
+            scheme = "http"
+            if self.tls:
+                env["COGWHEEL_SSL_CERTFILE"] = str(self.tls.server_cert)
+                env["COGWHEEL_SSL_KEYFILE"] = str(self.tls.server_key)
+                scheme = "https"
+            health_url = f"{scheme}://{LOOPBACK}:{port}/healthz"
         proc = ServiceProcess(svc, i + 1, env, self.data_dir / "logs" / f"{svc}-{i + 1}.log", health_url,
                               cwd=Path.cwd())
         self.processes[proc.name] = proc
 
     @property
     def base_url(self) -> str:
-        """Origin of the first gateway, e.g. ``http://127.0.0.1:8000`` (the API lives under ``/v1``)."""
-        return f"http://{LOOPBACK}:{self.gateway_port}"
+        """Origin of the first gateway, e.g. ``https://127.0.0.1:8000`` (the API lives under ``/v1``)."""
+        return f"{'https' if self.tls else 'http'}://{LOOPBACK}:{self.gateway_port}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What an HTTP client of this stack passes as ``verify`` (trusts the local CA when TLS is on)."""
+        return self.tls.ssl_context() if self.tls else True
 
     @property
     def api_url(self) -> str:
@@ -186,7 +206,7 @@ class Stack:
         """Block until every named process (all by default) reports healthy; StackError on timeout."""
         pending = list(names or self.processes)
         deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(timeout=2.0) as client:
+        async with httpx.AsyncClient(timeout=2.0, verify=self.verify) as client:
             while pending:
                 still = []
                 for name in pending:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import ssl
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,8 @@ def data_dir() -> Path:
 @dataclass
 class State:
     base_url: str = ""
+    # Trust store (public roots + the local CA) when the gateway serves HTTPS with the local CA's certificate.
+    ca_bundle: str = ""
     token: str = ""
     token_id: str = ""
     # Token of the `admin` account, used by `cogwheel account|token` (the admin HTTP API).
@@ -32,6 +35,12 @@ class State:
     @property
     def api_url(self) -> str:
         return f"{self.base_url}/v1"
+
+    def verify(self) -> ssl.SSLContext | bool:
+        """``verify`` for an HTTP client of this installation: the local CA when it has one."""
+        if self.ca_bundle and Path(self.ca_bundle).is_file():
+            return ssl.create_default_context(cafile=self.ca_bundle)
+        return True
 
     def running(self) -> bool:
         return self.supervisor_pid is not None and pid_alive(self.supervisor_pid)

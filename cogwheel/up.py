@@ -45,7 +45,8 @@ async def _migrate(servers: Servers) -> None:
     say(f"migrations applied: {count}")
 
 
-async def _bring_up(data_dir: Path, port: int, servers: Servers, replicas: dict[str, int]) -> Stack:
+async def _bring_up(data_dir: Path, port: int, servers: Servers, replicas: dict[str, int], *, tls: bool,
+                    public_url: str) -> Stack:
     await servers.start()
     say(f"nats: {servers.service_nats_url}")
     say(f"postgres: {without_password(servers.database_url)}")
@@ -53,13 +54,18 @@ async def _bring_up(data_dir: Path, port: int, servers: Servers, replicas: dict[
     await provision_nats(servers.nats_url)
     stack = Stack(servers.service_nats_url, servers.database_url, data_dir, port, replicas, echo=_console_echo(),
                   notify=say, credentials=servers.credentials, nats_users=servers.nats_users,
-                  database_roles=servers.database_roles)
+                  database_roles=servers.database_roles, tls=tls, public_url=public_url)
     await stack.start()
     return stack
 
 
-async def run_up(data_dir: Path, port: int, replicas: dict[str, int] | None = None) -> int:
-    """Run the installation in the foreground; returns the process exit code."""
+async def run_up(data_dir: Path, port: int, replicas: dict[str, int] | None = None, *, http: bool = False) -> int:
+    """Run the installation in the foreground; returns the process exit code.
+
+    The gateway serves HTTPS with a local CA's certificate unless ``http`` is set or ``COGWHEEL_PUBLIC_URL``
+    names the origin of a TLS-terminating proxy in front of it (then it serves plain HTTP on loopback).
+    """
+    public_url = os.environ.get("COGWHEEL_PUBLIC_URL", "")
     state = State.load(data_dir)
     if state.running() and state.supervisor_pid != os.getpid():
         say(f"already running (pid {state.supervisor_pid}); see {data_dir / 'state.json'}")
@@ -89,13 +95,15 @@ async def run_up(data_dir: Path, port: int, replicas: dict[str, int] | None = No
     servers = Servers(data_dir, credentials=credentials)
     stack: Stack | None = None
     try:
-        stack = await _bring_up(data_dir, port, servers, replicas or {})
+        stack = await _bring_up(data_dir, port, servers, replicas or {}, tls=not (http or public_url),
+                                public_url=public_url)
         say(f"pushing example models: {', '.join(EXAMPLES)}")
         result = await seed(stack.registry_addr, servers.nats_url, token=state.token, token_id=state.token_id,
                             examples=tuple(EXAMPLES))
         admin = await ensure_admin(stack.registry_addr, state.admin_token, state.admin_token_id)
         state = State(
-            base_url=stack.base_url, token=result.token, token_id=result.token_id, version_id=result.version_id,
+            base_url=stack.public_url or stack.base_url, ca_bundle=str(stack.tls.bundle) if stack.tls else "",
+            token=result.token, token_id=result.token_id, version_id=result.version_id,
             admin_token=admin.token, admin_token_id=admin.token_id,
             nats_url=servers.nats_url, database_url=servers.database_url, supervisor_pid=os.getpid(),
             pids=stack.pids() | servers.pids(),

@@ -54,6 +54,10 @@ def apply_event(view: dict[str, Any] | None, event: Envelope) -> dict[str, Any]:
         raise ValueError(f"{event.type} for {event.stream_id} arrived before prediction.created")
     if event.type == "prediction.progressed":
         return _apply_progress(view, data, event.stream_version)
+    if event.type == "prediction.data_removed":
+        # The retention period is over: the prediction stays, its input, output and logs do not.
+        return {**view, "input": {}, "output": None, "logs": "", "data_removed": True,
+                "stream_version": event.stream_version}
     if event.type not in _STATUS_BY_TYPE or event.type == "prediction.created":
         return {**view, "stream_version": event.stream_version}
     updated = {**view, "status": _STATUS_BY_TYPE[event.type], "stream_version": event.stream_version}
@@ -117,7 +121,7 @@ def render_prediction(view: dict[str, Any], public_url: str) -> dict[str, Any]:
         "error": view.get("error"),
         "status": view["status"],
         "source": view.get("source") or "api",
-        "data_removed": False,
+        "data_removed": bool(view.get("data_removed")),
         "created_at": _timestamp(view.get("created_at")),
         "urls": {
             "get": f"{base}/v1/predictions/{prediction_id}",

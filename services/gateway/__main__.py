@@ -34,6 +34,8 @@ def main() -> None:
         http=with_header_timeout(settings.header_read_timeout),
         # Request lines and headers are bounded by h11's incomplete-event limit (64 KiB here).
         h11_max_incomplete_event_size=64 * 1024,
+        ssl_certfile=settings.ssl_certfile or None,
+        ssl_keyfile=settings.ssl_keyfile or None,
     )
     uvicorn.Server(config).run()
 

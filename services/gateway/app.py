@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from libs.telemetry import TraceMiddleware
 from services.gateway import errors
 from services.gateway.auth_failures import FailedAuthThrottle
+from services.gateway.arrival import ArrivalMiddleware
 from services.gateway.bootstrap import Deps, bootstrap
 from services.gateway.limits import RequestLimits, RequestLimitsMiddleware
 from services.gateway.routes import account, admin, collections, files, models, outputs, predictions, search, stream, tokens
@@ -63,4 +64,5 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     )
     app.state.auth_throttle = FailedAuthThrottle(settings.auth_failure_limit, settings.auth_failure_window_seconds)
     app.add_middleware(TraceMiddleware)
+    app.add_middleware(ArrivalMiddleware)  # added last: outermost, so it sees the request first
     return app

@@ -17,6 +17,7 @@ from services.gateway.adapters.packages import PackageTexts
 from services.gateway.adapters.registry_grpc import GrpcRegistryClient
 from services.gateway.adapters.scheduler_grpc import GrpcSchedulerClient
 from services.gateway.auth import rate_limiter
+from services.gateway.file_links import FileLinkSigner
 from services.gateway.projection import SCHEMA, PredictionProjection
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.settings import GatewaySettings
@@ -39,6 +40,7 @@ class Deps:
     packages: PackageTexts
     # The SKUs `GET /v1/hardware` lists and models and deployments may ask for.
     hardware: HardwareCatalog
+    file_links: FileLinkSigner
 
 
 async def bootstrap(settings: GatewaySettings) -> Deps:
@@ -62,4 +64,5 @@ async def bootstrap(settings: GatewaySettings) -> Deps:
         rate_limiter=rate_limiter(settings),
         packages=PackageTexts(bus.js),
         hardware=load_catalog(),
+        file_links=FileLinkSigner(engine, SCHEMA, settings.files_signing_secret),
     )

@@ -81,13 +81,29 @@ class PredictionProjection:
         return dict(row.view) if row else None
 
     async def list_for_account(
-        self, account: str, *, before: tuple[datetime, str] | None, limit: int
+        self,
+        account: str,
+        *,
+        before: tuple[datetime, str] | None,
+        limit: int,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        source: str | None = None,
     ) -> list[dict[str, Any]]:
         query = f"SELECT view FROM {SCHEMA}.predictions WHERE account = :account"
         params: dict[str, Any] = {"account": account, "limit": limit}
         if before is not None:
             query += " AND (created_at, id) < (:created_at, :id)"
             params.update(created_at=before[0], id=before[1])
+        if created_after is not None:
+            query += " AND created_at >= :created_after"
+            params["created_after"] = created_after
+        if created_before is not None:
+            query += " AND created_at < :created_before"
+            params["created_before"] = created_before
+        if source is not None:
+            query += " AND coalesce(view->>'source', 'api') = :source"
+            params["source"] = source
         query += " ORDER BY created_at DESC, id DESC LIMIT :limit"
         async with self._store.engine.connect() as conn:
             rows = (await conn.execute(text(query), params)).all()

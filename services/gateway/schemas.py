@@ -113,6 +113,7 @@ class Model(BaseModel):
 
 class FileUrls(BaseModel):
     get: str
+    download: str | None = None
 
 
 class File(BaseModel):

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 
 from libs import telemetry
-from libs.bus.nats import connect
+from libs.blobs import FILES_BUCKET, delete_blob
+from libs.bus.nats import Bus, connect
 from libs.health import serve_health
 from libs.runtime import configure_logging, run_until_stopped, stop_on_signals
-from services.registry.bootstrap import bootstrap, migrate_schema, rebuild_projections
+from services.registry import handlers
+from services.registry.bootstrap import Deps, bootstrap, migrate_schema, rebuild_projections
 from services.registry.rpc import SERVICE_NAME, create_rpc_server
 from services.registry.settings import Settings
 
@@ -33,7 +36,7 @@ async def serve(settings: Settings) -> None:
     await server.start([SERVICE_NAME])
     ready = True
     try:
-        await run_until_stopped(stop, deps.relay.run(stop))
+        await run_until_stopped(stop, deps.relay.run(stop), purge_expired_files(deps, bus, stop))
     finally:
         ready = False
         await server.stop()
@@ -41,6 +44,23 @@ async def serve(settings: Settings) -> None:
         await deps.close()
         if health is not None:
             health.close()
+
+
+async def purge_expired_files(deps: Deps, bus: Bus, stop: asyncio.Event) -> None:
+    """Expired uploads leave the API at `expires_at`; this deletes their bytes from `cogwheel-files` too."""
+
+    async def delete_bytes(file_id: str) -> None:
+        await delete_blob(bus.js, FILES_BUCKET, file_id)
+
+    while not stop.is_set():
+        try:
+            purged = await handlers.purge_expired_files(deps.views, deps.uow, deps.clock, delete_bytes)
+            if purged:
+                log.info("deleted %d expired file(s)", len(purged))
+        except Exception:  # noqa: BLE001 - the sweep must outlive hiccups; expired files stay expired
+            log.warning("expired file sweep failed; retrying", exc_info=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), deps.settings.file_purge_interval)
 
 
 async def rebuild(settings: Settings) -> None:

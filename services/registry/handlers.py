@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable
+from collections.abc import Collection as Known
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -343,6 +344,30 @@ async def delete_file(cmd: DeleteFile, uow: UnitOfWorkFactory, clock: Clock, met
     return await retry_on_conflict(attempt)
 
 
+async def purge_expired_files(
+    views: RegistryViews,
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+    delete_bytes: Callable[[str], Awaitable[object]],
+    *,
+    batch: int = 100,
+) -> list[str]:
+    """Delete the bytes of files past their expiry, then record `file.deleted`; returns their ids.
+
+    Bytes first: a crash in between leaves the file recorded, and the next sweep finds nothing to delete but
+    the record. Instances sweeping at once are harmless: the slower one finds the file already deleted.
+    """
+    purged = []
+    for file_id in await views.expired_file_ids(limit=batch):
+        await delete_bytes(file_id)
+        try:
+            await delete_file(DeleteFile(id=file_id), uow, clock, EventMetadata(actor="registry"))
+        except FileNotFound:
+            continue
+        purged.append(file_id)
+    return purged
+
+
 async def put_collection(
     cmd: PutCollection, uow: UnitOfWorkFactory, clock: Clock, meta: EventMetadata | None = None
 ) -> Collection:
@@ -388,7 +413,7 @@ async def create_deployment(
     cmd: CreateDeployment,
     uow: UnitOfWorkFactory,
     clock: Clock,
-    hardware: Collection[str],
+    hardware: Known[str],
     meta: EventMetadata | None = None,
 ) -> Deployment:
     """Reads the owner and the model; appends to the deployment's stream only (a racing creator loses there)."""
@@ -413,7 +438,7 @@ async def update_deployment(
     cmd: UpdateDeployment,
     uow: UnitOfWorkFactory,
     clock: Clock,
-    hardware: Collection[str],
+    hardware: Known[str],
     meta: EventMetadata | None = None,
 ) -> Deployment:
     if not deployments.exists_as_name(cmd.owner, cmd.name):

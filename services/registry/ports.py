@@ -50,6 +50,10 @@ UnitOfWorkFactory = Callable[[EventMetadata], AbstractAsyncContextManager[UnitOf
 class RegistryViews(Protocol):
     """Read models; they are updated in the transaction of the events they derive from."""
 
+    async def expired_file_ids(self, *, limit: int) -> list[str]:
+        """Files past their expiry that are still recorded, oldest first."""
+        ...
+
     async def account_for_token(self, token_hash: str) -> tuple[Account, str] | None:
         """The account and token id of an enabled token with this hash."""
         ...

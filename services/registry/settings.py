@@ -12,3 +12,5 @@ class Settings(ServiceSettings):
     grpc_port: int = 50051
     # Uploaded files stop being served this long after upload (Replicate keeps them 24 hours).
     file_ttl_seconds: int = 24 * 3600
+    # How often the bytes of expired files are looked for and deleted.
+    file_purge_interval: float = 60.0

@@ -121,7 +121,8 @@ class Execution:
         """The stream's last events (before the completion is reported, so readers never wait for them)."""
         if self._stream is None:
             return
-        if result.status == "succeeded" and not self._has_items and self._output is not None:
+        # (An iterator that yielded nothing has the output [] and no item to stream.)
+        if result.status == "succeeded" and not self._has_items and self._output not in (None, []):
             # A non-iterator output still reaches a stream reader, as one item.
             await self._stream.output(self._output)
         await self._stream.close(result.status, result.error)

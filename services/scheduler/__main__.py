@@ -12,7 +12,7 @@ from libs.runtime import configure_logging, run_until_stopped, stop_on_signals
 from services.scheduler import rpc
 from services.scheduler.bootstrap import bootstrap
 from services.scheduler.settings import SchedulerSettings
-from services.scheduler.subscribers import consume_runner_events, sweep_deadlines
+from services.scheduler.subscribers import consume_runner_events, sweep_data_removals, sweep_deadlines
 
 
 async def serve(settings: SchedulerSettings) -> None:
@@ -25,7 +25,7 @@ async def serve(settings: SchedulerSettings) -> None:
     health = await serve_health("scheduler", settings.health_port, lambda: not stop.is_set())
     try:
         await run_until_stopped(stop, deps.relay.run(stop), consume_runner_events(deps, stop),
-                                sweep_deadlines(deps, stop))
+                                sweep_deadlines(deps, stop), sweep_data_removals(deps, stop))
     finally:
         await server.stop()
         if health is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
@@ -24,7 +24,7 @@ from libs.predictions import restore_event
 from services.scheduler.domain import prediction as model
 from services.scheduler.domain.errors import InvalidPredictionRequest, PredictionNotFound
 from services.scheduler.domain.schema import redact
-from services.scheduler.ports import Clock, RegistryClient, RunnerControl
+from services.scheduler.ports import Clock, PredictionData, RegistryClient, RunnerControl
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,8 @@ RUNNER_EVENTS_CONSUMER = "scheduler-runner-events"
 # Fields of a prediction event that may be too large for one NATS message (libs.blobs.spill).
 LARGE_FIELDS = ("output", "output_items", "logs", "error")
 WEBHOOK_EVENTS = frozenset({"start", "output", "logs", "completed"})
+# Replicate removes an API prediction's input, output and logs an hour after it ends.
+DEFAULT_RETENTION_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,7 @@ async def cancel_prediction(
     actor: str | None = None,
     reason: str = "canceled",
     js: Any = None,
+    retention_seconds: float = DEFAULT_RETENTION_SECONDS,
 ) -> model.Prediction:
     async def attempt() -> model.Prediction:
         async with store.transaction() as tx:
@@ -199,6 +202,7 @@ async def cancel_prediction(
                 )
                 # The stored copies may hold references; the state returned keeps the values themselves.
                 history = history + [kept.model_copy(update={"data": event.data}) for kept, event in zip(stored, events)]
+                await _schedule_data_removal(tx, store, model.load(prediction_id, history), retention_seconds)
             if state.deadline is not None:
                 await _forget_deadline(tx, store, prediction_id)
             return model.load(prediction_id, history)
@@ -208,7 +212,14 @@ async def cancel_prediction(
     return prediction
 
 
-async def record_runner_event(event: Envelope, kind: str, *, store: EventStore, js: Any = None) -> None:
+async def record_runner_event(
+    event: Envelope,
+    kind: str,
+    *,
+    store: EventStore,
+    js: Any = None,
+    retention_seconds: float = DEFAULT_RETENTION_SECONDS,
+) -> None:
     """Fold a runner's report (`kind` is `started` or `completed`) into the prediction, exactly once.
 
     A report that carries large values by reference is restored first; the events it leads to store them
@@ -237,14 +248,27 @@ async def record_runner_event(event: Envelope, kind: str, *, store: EventStore, 
                 await tx.append(
                     model.stream_id(prediction_id), await _fitting(js, new_events), expected_version=state.version
                 )
-                if state.deadline is not None and new_events[-1].type.removeprefix("prediction.") in model.TERMINAL:
+                ended = new_events[-1].type.removeprefix("prediction.") in model.TERMINAL
+                if state.deadline is not None and ended:
                     await _forget_deadline(tx, store, prediction_id)
+                if ended:
+                    after = state
+                    for new_event in new_events:
+                        after = model.evolve(after, new_event)
+                    await _schedule_data_removal(tx, store, after, retention_seconds)
 
     await retry_on_conflict(attempt)
 
 
 async def fail_unrecorded_report(
-    event: Envelope, kind: str, reason: str, *, store: EventStore, clock: Clock, js: Any = None
+    event: Envelope,
+    kind: str,
+    reason: str,
+    *,
+    store: EventStore,
+    clock: Clock,
+    js: Any = None,
+    retention_seconds: float = DEFAULT_RETENTION_SECONDS,
 ) -> None:
     """A runner's completion that could not be recorded however often it was delivered: the prediction fails
     with the reason instead of staying `processing` forever. Other reports are only progress; they are dropped."""
@@ -271,6 +295,10 @@ async def fail_unrecorded_report(
                 )
                 if state.deadline is not None:
                     await _forget_deadline(tx, store, prediction_id)
+                after = state
+                for new_event in new_events:
+                    after = model.evolve(after, new_event)
+                await _schedule_data_removal(tx, store, after, retention_seconds)
 
     await retry_on_conflict(attempt)
 
@@ -282,7 +310,8 @@ async def _forget_deadline(tx: Any, store: EventStore, prediction_id: str) -> No
 
 
 async def cancel_due_predictions(
-    *, store: EventStore, clock: Clock, runners: RunnerControl, batch: int = 100, js: Any = None
+    *, store: EventStore, clock: Clock, runners: RunnerControl, batch: int = 100, js: Any = None,
+    retention_seconds: float = DEFAULT_RETENTION_SECONDS,
 ) -> list[str]:
     """Cancel the predictions whose Cancel-After deadline has passed; returns their ids.
 
@@ -303,13 +332,83 @@ async def cancel_due_predictions(
     for row in rows:
         try:
             await cancel_prediction(row.prediction_id, store=store, clock=clock, runners=runners,
-                                    actor="scheduler", reason="deadline", js=js)
+                                    actor="scheduler", reason="deadline", js=js,
+                                    retention_seconds=retention_seconds)
         except PredictionNotFound:
             async with store.transaction() as tx:
                 await _forget_deadline(tx, store, row.prediction_id)
             continue
         canceled.append(row.prediction_id)
     return canceled
+
+
+async def _schedule_data_removal(tx: Any, store: EventStore, ended: model.Prediction, retention_seconds: float) -> None:
+    """Due row for removing an ended API prediction's data (web predictions keep theirs)."""
+    if ended.source == "web" or not ended.is_terminal or ended.completed_at is None:
+        return
+    completed_at = datetime.fromisoformat(str(ended.completed_at).replace("Z", "+00:00"))
+    if completed_at.tzinfo is None:
+        completed_at = completed_at.replace(tzinfo=UTC)
+    await tx.conn.execute(
+        text(f"INSERT INTO {store.schema}.data_removals (prediction_id, due_at) VALUES (:id, :due)"
+             " ON CONFLICT (prediction_id) DO NOTHING"),
+        {"id": ended.id, "due": completed_at + timedelta(seconds=retention_seconds)},
+    )
+
+
+# Each event type's fields that hold input, output or logs, and what they become once the data is removed.
+_SCRUB = """
+UPDATE {schema}.events SET data = CASE type
+    WHEN 'prediction.created' THEN jsonb_set(data, '{{input}}', '{{}}'::jsonb)
+    WHEN 'prediction.progressed' THEN data || '{{"output_items": [], "logs": ""}}'::jsonb
+    ELSE data || '{{"output": null, "logs": ""}}'::jsonb
+END
+WHERE stream_id = :stream AND type IN ('prediction.created', 'prediction.progressed', 'prediction.succeeded',
+                                       'prediction.failed', 'prediction.canceled')
+"""
+
+
+async def remove_due_data(
+    *, store: EventStore, clock: Clock, data: PredictionData, batch: int = 50
+) -> list[str]:
+    """Remove the data of ended API predictions whose retention period is over; returns their ids.
+
+    Each prediction is handled in its own transaction holding its due row (`FOR UPDATE SKIP LOCKED`), so
+    scheduler instances sweeping at once never handle the same prediction twice. The bytes outside the log
+    (output files, stream, uploaded inputs) are deleted first, then `prediction.data_removed` is appended and
+    the input, output and logs are redacted from the prediction's earlier events; a crash in between leaves
+    the row due, and the retry finds the bytes already gone.
+    """
+    removed: list[str] = []
+    for _ in range(batch):
+        async with store.transaction() as tx:
+            row = (
+                await tx.conn.execute(
+                    text(f"SELECT prediction_id FROM {store.schema}.data_removals WHERE due_at <= :now"
+                         " ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED"),
+                    {"now": clock.now()},
+                )
+            ).first()
+            if row is None:
+                break
+            prediction_id = row.prediction_id
+            history = await tx.read_stream(model.stream_id(prediction_id))
+            if history:
+                state = model.load(prediction_id, history)
+                events = model.decide_remove_data(
+                    state, removed_at=clock.now().isoformat(),
+                    metadata=_metadata(prediction_id, actor="scheduler"),
+                )
+                if events:
+                    await data.remove(prediction_id, input=state.input, output=state.output, account=state.account)
+                    await tx.append(model.stream_id(prediction_id), events, expected_version=state.version)
+                    await tx.conn.execute(text(_SCRUB.format(schema=store.schema)),
+                                          {"stream": model.stream_id(prediction_id)})
+                    removed.append(prediction_id)
+            await tx.conn.execute(
+                text(f"DELETE FROM {store.schema}.data_removals WHERE prediction_id = :id"), {"id": prediction_id}
+            )
+    return removed
 
 
 def _decide_for_runner_event(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -31,3 +31,12 @@ class Clock(Protocol):
 
 class RunnerControl(Protocol):
     async def request_cancel(self, prediction_id: str) -> None: ...
+
+
+class PredictionData(Protocol):
+    async def remove(self, prediction_id: str, *, input: dict[str, Any], output: Any, account: str) -> None:
+        """Delete the bytes a prediction left outside the event log: output files, its stream, uploaded inputs.
+
+        Idempotent: what is already gone is skipped.
+        """
+        ...

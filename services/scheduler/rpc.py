@@ -34,6 +34,7 @@ def to_pb(prediction: Prediction) -> scheduler_pb2.Prediction:
         deadline=prediction.deadline or "",
         deployment=prediction.deployment or "",
         stream_token=prediction.stream_token or "",
+        data_removed=prediction.data_removed,
     )
     if prediction.predict_time is not None:
         message.predict_time = prediction.predict_time
@@ -79,6 +80,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         prediction = await handlers.cancel_prediction(
             request.id, store=self._deps.store, clock=self._deps.clock, runners=self._deps.runners,
             js=self._deps.bus.js,
+            retention_seconds=self._deps.settings.prediction_retention_seconds,
         )
         return to_pb(prediction)
 

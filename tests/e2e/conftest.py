@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +39,8 @@ class Platform:
         return {"Authorization": f"Bearer {self.token}"}
 
     def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.stack.base_url, headers=self.headers, timeout=70)
+        return httpx.AsyncClient(base_url=self.stack.base_url, headers=self.headers, timeout=70,
+                                 verify=self.stack.verify)
 
     async def push(self, owner: str, name: str, model_dir: Path) -> str:
         """Register `owner/name` (public, cpu) and push `model_dir` as its version."""
@@ -84,12 +87,19 @@ def platform_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
+def platform_tls() -> bool:
+    """Serve the gateway over HTTPS with a local CA, as `cogwheel up` does; a module overrides this fixture."""
+    return False
+
+
+@pytest.fixture(scope="module")
 async def platform(
     nats_url: str,
     database_url: str,
     tmp_path_factory: pytest.TempPathFactory,
     platform_replicas: dict[str, int],
     platform_env: dict[str, str],
+    platform_tls: bool,
 ) -> AsyncIterator[Platform]:
     data_dir = tmp_path_factory.mktemp("stack")
     # As under `cogwheel up`: the gRPC token and the secrets key pair (the shared test NATS has no users).
@@ -103,6 +113,7 @@ async def platform(
         extra_env=platform_env,
         notify=lambda line: None,
         credentials=credentials,
+        tls=platform_tls,
     )
     with pytest.MonkeyPatch.context() as env:
         # Tests that call a service's gRPC API directly carry the token like any internal client.
@@ -113,3 +124,53 @@ async def platform(
             yield Platform(stack, nats_url, database_url, seeded.token, seeded.version_id, credentials.rpc_token)
         finally:
             await stack.stop()
+
+
+# -- the official npm client (tests/js, pinned by its package-lock.json) ------------------------------------
+
+JS_DIR = Path(__file__).resolve().parents[1] / "js"
+NETWORK_ERRORS = ("ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "ECONNREFUSED", "ENETUNREACH")
+
+
+async def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        *args, cwd=JS_DIR, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout=timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+def _installed_matches_lock() -> bool:
+    """npm ci wipes node_modules, so it runs only when the installed client is not the locked one."""
+    lock = json.loads((JS_DIR / "package-lock.json").read_text())
+    wanted = lock["packages"]["node_modules/replicate"]["version"]
+    installed = JS_DIR / "node_modules" / "replicate" / "package.json"
+    return installed.is_file() and json.loads(installed.read_text()).get("version") == wanted
+
+
+@pytest.fixture(scope="module")
+async def js_client() -> Path:
+    """`tests/js/replicate_client.mjs`, with the locked `replicate` npm package installed beside it."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are needed to run the replicate npm client (tests/js)")
+    if not _installed_matches_lock():
+        code, out, err = await _run("npm", "ci", "--no-audit", "--no-fund")
+        if code != 0 and any(marker in err for marker in NETWORK_ERRORS):
+            pytest.skip(f"npm ci could not reach the registry: {err.strip().splitlines()[-1]}")
+        assert code == 0, f"npm ci failed:\n{out}\n{err}"
+    return JS_DIR / "replicate_client.mjs"
+
+
+@pytest.fixture
+def node() -> Callable[..., Awaitable[tuple[int, str, str]]]:
+    """Runs a script of tests/js with node: ``await node(script, env=..., timeout=...)`` -> (code, out, err)."""
+
+    async def run(script: str, *, env: dict[str, str] | None = None, timeout: float = 120) -> tuple[int, str, str]:
+        return await _run("node", script, env=env, timeout=timeout)
+
+    return run

@@ -341,7 +341,7 @@ async def test_model_update_readme_examples_and_deletion_rules(surface: Surface)
             "Greets", "https://github.com/example/greeter")
         readme = await http.get("/v1/models/cogwheel/greeter/readme")
         assert readme.status_code == 200
-        assert readme.headers["content-type"].startswith("text/markdown")
+        assert readme.headers["content-type"].startswith("text/plain")
         assert readme.text == "# Greeter\n\nSays hello.\n"  # the package's README.md wins over the stored one
         examples = await http.get("/v1/models/cogwheel/greeter/examples")
         assert examples.json() == {"next": None, "previous": None, "results": []}

@@ -17,7 +17,6 @@ import pytest
 from libs.pb.cogwheel.registry.v1 import registry_pb2 as pb
 from libs.pb.cogwheel.registry.v1 import registry_pb2_grpc
 from libs.rpc import create_channel
-from tests.e2e.test_js_client import _run, js_client  # noqa: F401  (the fixture installs the npm client)
 
 pytestmark = pytest.mark.e2e
 
@@ -103,7 +102,7 @@ async def test_python_client_creates_updates_runs_and_deletes_a_deployment(platf
     assert body["deployment"] == f"cogwheel/{name}" and body["version"] == platform.hello_version
 
 
-async def test_js_client_drives_deployments(platform, js_client: Path) -> None:  # noqa: F811
+async def test_js_client_drives_deployments(platform, js_client: Path, node) -> None:
     name = unique("js-app")
     env = {
         **os.environ,
@@ -113,7 +112,7 @@ async def test_js_client_drives_deployments(platform, js_client: Path) -> None: 
         "COGWHEEL_VERSION": platform.hello_version,
         "COGWHEEL_DEPLOYMENT": name,
     }
-    code, out, err = await _run("node", str(js_client.parent / "deployments_client.mjs"), env=env, timeout=120)
+    code, out, err = await node(str(js_client.parent / "deployments_client.mjs"), env=env, timeout=120)
     assert code == 0, f"node exited {code}:\n{out}\n{err}"
     report = json.loads(out.strip().splitlines()[-1])
     assert report["hardware"][0] == "cpu" and "gpu-h100" in report["hardware"]

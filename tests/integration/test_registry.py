@@ -500,3 +500,36 @@ async def test_the_service_process_serves_until_sigterm(database_url: str, nats_
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_expired_files_lose_their_bytes_and_their_record(registry: Registry) -> None:
+    from libs.blobs import FILES_BUCKET, BlobNotFound, delete_blob, get_blob, put_blob
+
+    stub, js = registry.stub, registry.bus.js
+    owner = unique("expiring")
+    await stub.EnsureAccount(pb.EnsureAccountRequest(username=owner))
+    expired, fresh = uuid.uuid4().hex, uuid.uuid4().hex
+    for file_id in (expired, fresh):
+        await put_blob(js, FILES_BUCKET, file_id, b"bytes", content_type="text/plain", metadata={"account": owner})
+        await stub.CreateFile(pb.CreateFileRequest(id=file_id, owner=owner, name="a.txt", size=5,
+                                                   sha256="1" * 64, content_type="text/plain"))
+    async with registry.deps.engine.begin() as conn:  # as if its 24 hours had passed
+        await conn.execute(text("UPDATE registry.files SET expires_at = now() - interval '1 second' WHERE id = :id"),
+                           {"id": expired})
+
+    async def delete_bytes(file_id: str) -> None:
+        await delete_blob(js, FILES_BUCKET, file_id)
+
+    deps = registry.deps
+    purged = await handlers.purge_expired_files(deps.views, deps.uow, deps.clock, delete_bytes)
+    assert expired in purged and fresh not in purged
+    with pytest.raises(BlobNotFound):
+        await get_blob(js, FILES_BUCKET, expired)
+    assert (await get_blob(js, FILES_BUCKET, fresh)).data == b"bytes"
+    assert expired not in await deps.views.expired_file_ids(limit=1000)
+    async with deps.engine.connect() as conn:
+        types = (await conn.execute(text("SELECT type FROM registry.events WHERE stream_id = :s ORDER BY position"),
+                                    {"s": f"file-{expired}"})).scalars().all()
+    assert types == ["file.created", "file.deleted"]
+    # A second sweep (another instance, or after a crash) finds nothing left to do.
+    assert expired not in await handlers.purge_expired_files(deps.views, deps.uow, deps.clock, delete_bytes)

@@ -32,6 +32,7 @@ def view_from_pb(message: scheduler_pb2.Prediction) -> dict[str, Any]:
         "deadline": message.deadline or None,
         "deployment": message.deployment or None,
         "stream_token": message.stream_token or None,
+        "data_removed": message.data_removed,
     }
 
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -67,7 +68,9 @@ def _invalid(field: str, description: str) -> ApiError:
                     invalid_fields=[{"type": "invalid", "field": field, "description": description}])
 
 
-def file_body(origin: str, record: dict[str, Any]) -> dict[str, Any]:
+async def file_body(request: Request, record: dict[str, Any]) -> dict[str, Any]:
+    deps = _deps(request)
+    origin = deps.settings.origin
     checksums = {"sha256": record["sha256"]}
     if record["md5"]:
         checksums["md5"] = record["md5"]
@@ -81,8 +84,17 @@ def file_body(origin: str, record: dict[str, Any]) -> dict[str, Any]:
         "metadata": record["metadata"],
         "created_at": record["created_at"],
         "expires_at": record["expires_at"],
-        "urls": {"get": f"{origin}/v1/files/{record['id']}"},
+        "urls": {
+            "get": f"{origin}/v1/files/{record['id']}",
+            # A link that works without a token until the file expires (Replicate's signed download form).
+            "download": await deps.file_links.link(origin, record["owner"], record["id"],
+                                                   _unix(record["expires_at"])),
+        },
     }
+
+
+def _unix(timestamp: str) -> int:
+    return int(datetime.fromisoformat(str(timestamp).replace("Z", "+00:00")).timestamp())
 
 
 def _limited(receive: Callable[[], Awaitable[Message]], limit: int) -> Callable[[], Awaitable[Message]]:
@@ -111,6 +123,8 @@ async def _metadata(value: Any) -> dict[str, Any]:
         raise _invalid("metadata", "must be a JSON object") from None
     if not isinstance(parsed, dict):
         raise _invalid("metadata", "must be a JSON object")
+    if "\\u0000" in json.dumps(parsed):  # PostgreSQL cannot store NUL in text or jsonb
+        raise _invalid("metadata", "must not contain NUL characters")
     return parsed
 
 
@@ -148,6 +162,8 @@ async def create_file(request: Request, account: Account = Depends(current_accou
         raise _too_large(limit)
     if len(name.encode()) > 255:
         raise _invalid("filename", "must be at most 255 bytes")
+    if "\x00" in content_type:
+        raise _invalid("type", "must not contain NUL characters")
     sha256, md5 = await asyncio.to_thread(_digests, data)
     file_id = _new_file_id()
     await put_blob(deps.bus.js, FILES_BUCKET, file_id, data, content_type=content_type,
@@ -160,7 +176,7 @@ async def create_file(request: Request, account: Account = Depends(current_accou
     except BaseException:
         await delete_blob(deps.bus.js, FILES_BUCKET, file_id)
         raise
-    body = file_body(deps.settings.origin, record)
+    body = await file_body(request, record)
     return JSONResponse(body, status_code=201, headers={"Location": body["urls"]["get"]})
 
 
@@ -174,17 +190,30 @@ async def _owned_file(request: Request, file_id: str, account: Account) -> dict[
     return record
 
 
+async def _signed_file(request: Request, file_id: str, owner: str, expiry: str, signature: str) -> dict[str, Any]:
+    if not await _deps(request).file_links.valid(owner, file_id, expiry, signature):
+        # Replicate answers a bad or expired signature like a missing file.
+        raise not_found("File not found")
+    try:
+        record = await _deps(request).registry.get_file(file_id)
+    except RpcNotFound as exc:
+        raise not_found("File not found") from exc
+    if record["owner"] != owner:
+        raise not_found("File not found")
+    return record
+
+
 @router.get("/files", response_model=FilePage)
 async def list_files(request: Request, cursor: str | None = None, account: Account = Depends(current_account)) -> JSONResponse:
     deps = _deps(request)
     records, next_cursor = await registry_page(lambda: deps.registry.list_files(account.username, cursor or ""))
-    origin = deps.settings.origin
-    return JSONResponse(page_body(origin, "/v1/files", [file_body(origin, r) for r in records], next_cursor))
+    bodies = [await file_body(request, r) for r in records]
+    return JSONResponse(page_body(deps.settings.origin, "/v1/files", bodies, next_cursor))
 
 
 @router.get("/files/{file_id}", response_model=File)
 async def get_file(file_id: str, request: Request, account: Account = Depends(current_account)) -> JSONResponse:
-    return JSONResponse(file_body(_deps(request).settings.origin, await _owned_file(request, file_id, account)))
+    return JSONResponse(await file_body(request, await _owned_file(request, file_id, account)))
 
 
 @router.delete("/files/{file_id}", status_code=204, response_class=Response)
@@ -201,8 +230,18 @@ async def delete_file(file_id: str, request: Request, account: Account = Depends
 
 @router.get("/files/{file_id}/download", response_class=Response,
             responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
-async def download_file(file_id: str, request: Request, account: Account = Depends(current_account)) -> Response:
-    record = await _owned_file(request, file_id, account)
+async def download_file(
+    file_id: str,
+    request: Request,
+    owner: str | None = None,
+    expiry: str | None = None,
+    signature: str | None = None,
+) -> Response:
+    """The bytes, for the owner's token or for a signed link (`owner`, `expiry`, `signature`) without one."""
+    if owner is not None or expiry is not None or signature is not None:
+        record = await _signed_file(request, file_id, owner or "", expiry or "", signature or "")
+    else:
+        record = await _owned_file(request, file_id, await current_account(request))
     try:
         blob = await get_blob(_deps(request).bus.js, FILES_BUCKET, file_id)
     except BlobNotFound as exc:

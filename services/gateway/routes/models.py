@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -97,8 +98,11 @@ async def list_models(
     cursor: str | None = None,
     sort_by: SortBy = "latest_version_created_at",
     sort_direction: SortDirection = "desc",
+    query: str | None = None,
     _: Account = Depends(current_account),
 ) -> JSONResponse:
+    if query:  # the `next` link of a search (`QUERY /v1/models`) carries its query
+        return await _search_page(request, query, cursor)
     deps = _deps(request)
     models, next_cursor = await registry_page(
         lambda: deps.registry.list_models(cursor=cursor or "", sort_by=sort_by, sort_direction=sort_direction)
@@ -116,17 +120,40 @@ async def list_models(
     },
 )
 async def search_models(request: Request, cursor: str | None = None, _: Account = Depends(current_account)) -> JSONResponse:
-    """Public models matching the plain-text body."""
+    """Public models matching the plain-text body (or the `query` parameter of a `next` link)."""
     raw = await request.body()
     if len(raw) > MAX_QUERY_BYTES:
         raise ApiError(400, "Bad request", f"The search query is longer than {MAX_QUERY_BYTES} bytes")
-    query = raw.decode("utf-8", errors="replace").strip()
+    query = _search_text(raw.decode("utf-8", errors="replace")) or (request.query_params.get("query") or "").strip()
     if not query:
         raise ApiError(400, "Bad request", "Send the search query as the plain-text request body")
+    return await _search_page(request, query, cursor)
+
+
+def _search_text(body: str) -> str:
+    """The query: the body as text, or the JSON string the JavaScript client sends (it JSON-encodes `data`)."""
+    text_ = body.strip()
+    if text_.startswith('"') and text_.endswith('"') and len(text_) >= 2:
+        try:
+            decoded = json.loads(text_)
+        except ValueError:
+            return text_
+        if isinstance(decoded, str):
+            return decoded.strip()
+    return text_
+
+
+async def _search_page(request: Request, query: str, cursor: str | None) -> JSONResponse:
+    if len(query.encode()) > MAX_QUERY_BYTES:
+        raise ApiError(400, "Bad request", f"The search query is longer than {MAX_QUERY_BYTES} bytes")
+    if "\x00" in query:
+        raise ApiError(400, "Bad request", "The search query must not contain NUL characters")
     deps = _deps(request)
     models, next_cursor = await registry_page(lambda: deps.registry.list_models(cursor=cursor or "", query=query))
-    # The query travels in the body, so a plain GET of `next` cannot repeat it: `next` is for QUERY too.
-    return JSONResponse(page_body(deps.settings.origin, "/v1/models", await model_bodies(request, models), next_cursor))
+    # The query travels in the body, so `next` repeats it as a parameter: a GET (how both clients follow
+    # `next`) or a QUERY of that URL continues the search.
+    return JSONResponse(page_body(deps.settings.origin, "/v1/models", await model_bodies(request, models),
+                                  next_cursor, {"query": query}))
 
 
 @router.post("/models", status_code=201, response_model=Model)
@@ -166,7 +193,7 @@ async def delete_model(owner: str, name: str, request: Request, account: Account
 
 
 @router.get("/models/{owner}/{name}/readme", response_class=Response,
-            responses={200: {"content": {"text/markdown": {"schema": {"type": "string"}}}}})
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
 async def get_readme(owner: str, name: str, request: Request, account: Account = Depends(current_account)) -> Response:
     """The latest version's README.md, or else the readme set with PATCH; 404 when there is neither."""
     model = await visible_model(request, owner, name, account)
@@ -176,7 +203,8 @@ async def get_readme(owner: str, name: str, request: Request, account: Account =
     text = text or model.get("readme")
     if not text:
         raise not_found(f"{owner}/{name} has no README")
-    return Response(text, media_type="text/markdown; charset=utf-8")
+    # Markdown, served as `text/plain` as Replicate's API documents it.
+    return Response(text, media_type="text/plain; charset=utf-8")
 
 
 @router.get("/models/{owner}/{name}/examples", response_model=PredictionPage)

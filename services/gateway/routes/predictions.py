@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from datetime import datetime
-from typing import Any, NamedTuple
+from datetime import UTC, datetime
+from typing import Any, Literal, NamedTuple
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -15,6 +15,7 @@ from libs.predictions import TERMINAL_STATUSES, render_prediction
 from libs.rpc import RpcNotFound
 from services.gateway.access import can_access
 from services.gateway.adapters.registry_grpc import Account
+from services.gateway.arrival import arrived_at
 from services.gateway.auth import current_account
 from services.gateway.cancel_after import parse_cancel_after
 from services.gateway.errors import ApiError, not_found
@@ -67,7 +68,7 @@ async def _created_response(request: Request, view: dict[str, Any], wait: WaitPr
     deps = _deps(request)
     headers: dict[str, str] = {}
     if wait is not None:
-        view = await wait_for_prediction(deps, view, wait.seconds)
+        view = await wait_for_prediction(deps, view, wait.seconds, since=arrived_at(request))
         headers["Preference-Applied"] = wait.applied
         if view["status"] not in TERMINAL_STATUSES:
             # The official clients treat any status but `starting` as final output; only a finished
@@ -78,9 +79,12 @@ async def _created_response(request: Request, view: dict[str, Any], wait: WaitPr
     return JSONResponse(body, status_code=201, headers=headers)
 
 
-async def wait_for_prediction(deps: Any, view: dict[str, Any], seconds: int) -> dict[str, Any]:
+async def wait_for_prediction(
+    deps: Any, view: dict[str, Any], seconds: int, *, since: float | None = None
+) -> dict[str, Any]:
+    """The view once the prediction ended, or as it is ``seconds`` after ``since`` (monotonic; default now)."""
     prediction_id = view["id"]
-    deadline = time.monotonic() + seconds
+    deadline = (time.monotonic() if since is None else since) + seconds
     waiter = deps.waiters.register(prediction_id)
     try:
         while True:
@@ -124,6 +128,20 @@ async def _runnable_model(request: Request, owner: str, name: str, account: Acco
     return model
 
 
+def _webhook_of(body: PredictionRequest) -> tuple[str | None, list[str] | None]:
+    """`webhook` and its event filter; the legacy `webhook_completed` is a webhook for `completed` only."""
+    events = list(body.webhook_events_filter) if body.webhook_events_filter else None
+    if not body.webhook_completed:
+        return body.webhook, events
+    if body.webhook and body.webhook != body.webhook_completed:
+        description = "Must be the same URL as webhook (a prediction has one webhook; use webhook_events_filter)"
+        raise ApiError(422, "Input validation failed", f"- webhook_completed: {description}\n",
+                       invalid_fields=[{"type": "invalid", "field": "webhook_completed", "description": description}])
+    if body.webhook:
+        return body.webhook, events
+    return body.webhook_completed, ["completed"]
+
+
 async def _create(
     request: Request,
     account: Account,
@@ -134,7 +152,8 @@ async def _create(
     hardware: str | None = None,
 ) -> JSONResponse:
     """`deployment` (`owner/name`) and `hardware` are given for predictions made through a deployment."""
-    validate_webhook_url(body.webhook)
+    webhook, webhook_events_filter = _webhook_of(body)
+    validate_webhook_url(webhook)
     deps = _deps(request)
     wait = parse_prefer_wait(request.headers.get("prefer"))
     _check_input(version, body)
@@ -144,8 +163,8 @@ async def _create(
             version_id=version["id"],
             input=body.input,
             account=account.username,
-            webhook=body.webhook,
-            webhook_events_filter=list(body.webhook_events_filter) if body.webhook_events_filter else None,
+            webhook=webhook,
+            webhook_events_filter=webhook_events_filter,
             cancel_after_seconds=cancel_after,
             deployment=deployment,
             hardware=hardware,
@@ -249,16 +268,40 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise INVALID_CURSOR from None
 
 
+def _query_time(name: str, value: str | None) -> datetime | None:
+    """An ISO 8601 date-time query parameter (``Z`` or an offset; a naive one is taken as UTC)."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        raise ApiError(422, "Input validation failed", f"- {name}: must be an ISO 8601 date-time\n",
+                       invalid_fields=[{"type": "format", "field": name,
+                                        "description": "Must be an ISO 8601 date-time"}]) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 @router.get("/predictions", response_model=PredictionPage)
 async def list_predictions(
-    request: Request, cursor: str | None = None, account: Account = Depends(current_account)
+    request: Request,
+    cursor: str | None = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
+    source: Literal["web", "api"] | None = None,
+    account: Account = Depends(current_account),
 ) -> JSONResponse:
+    """The account's predictions, newest first; filtered by creation time and `source` as Replicate's API is."""
     deps = _deps(request)
     before = _decode_cursor(cursor) if cursor else None
-    views = await deps.projection.list_for_account(account.username, before=before, limit=PAGE_SIZE + 1)
+    filters = {"created_after": _query_time("created_after", created_after),
+               "created_before": _query_time("created_before", created_before), "source": source}
+    views = await deps.projection.list_for_account(account.username, before=before, limit=PAGE_SIZE + 1, **filters)
     page, more = views[:PAGE_SIZE], len(views) > PAGE_SIZE
     origin = deps.settings.origin
     next_cursor = encode_cursor(str(page[-1]["created_at"]), page[-1]["id"]) if more else None
-    body = page_body(origin, "/v1/predictions", [render_prediction(view, origin) for view in page], next_cursor)
+    # The filters travel with `next`, so every page answers the same question.
+    params = {"created_after": created_after, "created_before": created_before, "source": source}
+    body = page_body(origin, "/v1/predictions", [render_prediction(view, origin) for view in page], next_cursor,
+                     {k: v for k, v in params.items() if v is not None})
     return JSONResponse(body)
 

@@ -221,6 +221,14 @@ class PostgresViews:
         )
         return File.model_validate(rows[0]._asdict()) if rows else None
 
+    async def expired_file_ids(self, *, limit: int) -> list[str]:
+        """Files past their `expires_at` that are still recorded, oldest first."""
+        rows = await self._rows(
+            "SELECT id FROM __SCHEMA__.files WHERE expires_at <= now() ORDER BY expires_at LIMIT :limit",
+            {"limit": limit},
+        )
+        return [str(row.id) for row in rows]
+
     async def list_files(self, owner: str, *, cursor: str, limit: int) -> tuple[list[File], str]:
         """Newest first."""
         sql = f"SELECT {_FILE_COLUMNS} FROM __SCHEMA__.files WHERE owner = :owner AND expires_at > now()"

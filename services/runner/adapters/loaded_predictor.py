@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import functools
 import importlib.util
 import inspect
 import io
@@ -72,7 +73,13 @@ class LoadedPredictor:
         return [name for name, field in self.info.inputs.items() if field.type.primitive in kinds]
 
     def prepare_input(self, raw: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
-        """Fill Input() defaults, coerce and check constraints, as cog's own input check does.
+        """The keyword arguments predict() gets for ``raw``, as Cog's server builds them.
+
+        Cog's own input check (``check_input``) checks constraints, refuses missing required inputs and
+        coerces files, secrets and strings. Like coglet, an input that is not given gets the predictor's
+        Python default (``Input(default=...)`` unwrapped, unconverted: ``Secret = Input(default=None)``
+        arrives as None), and numbers arrive as given (coglet hands an integral float for an ``int``, or an
+        int for a ``float``, to predict() unchanged).
 
         File inputs normally arrive as local paths (the runner downloaded them); a URL that did not is
         downloaded here the way cog does it. Returns the keyword arguments and the temporary paths to remove.
@@ -80,16 +87,24 @@ class LoadedPredictor:
         from cog import _adt as adt
         from cog.types import URLPath
 
-        raw = dict(raw)
+        given = {name: value for name, value in raw.items() if not (value is None and name in self._defaults)}
         files: list[Any] = []
         for name, field in self.info.inputs.items():
-            primitive = field.type.primitive
-            if primitive is adt.PrimitiveType.SECRET and name not in raw and field.default is None:
-                # `Secret = Input(default=None)` is optional and nullable in Cog's schema.
-                raw[name] = None
-            elif primitive is adt.PrimitiveType.FILE and name in raw:
-                raw[name] = _open_local(raw[name], files)
-        kwargs = self._inspector.check_input(self.info.inputs, raw)
+            if field.type.primitive is adt.PrimitiveType.FILE and name in given:
+                given[name] = _open_local(given[name], files)
+        # A missing input with a Python default is not checked (Cog does not check defaults at run time).
+        checked = {name: field for name, field in self.info.inputs.items()
+                   if name in given or name not in self._defaults}
+        normalised = self._inspector.check_input(checked, given)
+        kwargs: dict[str, Any] = {}
+        for name, field in self.info.inputs.items():
+            if name not in given:
+                kwargs[name] = self._defaults[name] if name in self._defaults else normalised.get(name)
+            elif field.type.primitive in (adt.PrimitiveType.INTEGER, adt.PrimitiveType.FLOAT) and _numbers(
+                    given[name]):
+                kwargs[name] = given[name]
+            else:
+                kwargs[name] = normalised[name]
         temps: list[Any] = []
         for name, value in kwargs.items():
             if isinstance(value, URLPath):
@@ -99,6 +114,34 @@ class LoadedPredictor:
                 kwargs[name] = [v.convert() if isinstance(v, URLPath) else v for v in value]
                 temps.extend(v for v in kwargs[name] if isinstance(v, PurePath))
         return kwargs, temps + files
+
+    @functools.cached_property
+    def _defaults(self) -> dict[str, Any]:
+        """Python defaults of predict()'s parameters, ``Input(default=...)`` unwrapped, as coglet passes them.
+
+        ``Input()`` without a default also has ``default=None``; such an input is either optional (None is
+        its default) or required, which the schema (and Cog's input check, for a missing one) enforces.
+        """
+        from cog.input import FieldInfo
+
+        defaults: dict[str, Any] = {}
+        for name, param in inspect.signature(self.fn).parameters.items():
+            if name not in self.info.inputs or param.default is inspect.Parameter.empty:
+                continue
+            default = param.default.default if isinstance(param.default, FieldInfo) else param.default
+            if default is None and not self._optional(name):
+                continue
+            defaults[name] = default
+        return defaults
+
+    def _optional(self, name: str) -> bool:
+        """None is a valid value: ``Optional[...]``, or ``Secret = Input(default=None)`` (Cog's one exception)."""
+        from cog import _adt as adt
+
+        field = self.info.inputs[name]
+        if field.type.repetition in (adt.Repetition.OPTIONAL, adt.Repetition.OPTIONAL_REPEATED):
+            return True
+        return field.type.primitive is adt.PrimitiveType.SECRET and field.type.repetition is adt.Repetition.REQUIRED
 
     def encode(self, value: Any, *, item: bool = False) -> Any:
         """JSON-ready form of a whole output or one iterator element; files become file markers."""
@@ -110,6 +153,12 @@ class LoadedPredictor:
         else:
             value = output.json_encode(value)
         return jsonable(value)
+
+
+def _numbers(value: Any) -> bool:
+    """A JSON number (or a list of them) that coglet would hand to predict() unchanged."""
+    items = value if isinstance(value, list) else [value]
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items)
 
 
 def _open_local(value: Any, opened: list[Any]) -> Any:

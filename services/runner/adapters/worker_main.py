@@ -183,8 +183,12 @@ def _run_sync(predictor: LoadedPredictor, req: p.PredictRequest, kwargs: dict[st
             raise CancelationException()
         result = predictor.fn(**kwargs)
         if inspect.isgenerator(result):
+            produced = False
             for item in result:
+                produced = True
                 channel.send(p.Output(id=req.id, value=predictor.encode(item, item=True), item=True))
+            if not produced:  # an iterator that yields nothing has the output [], as in Cog
+                channel.send(p.Output(id=req.id, value=[]))
         else:
             channel.send(p.Output(id=req.id, value=predictor.encode(result)))
     finally:
@@ -275,8 +279,12 @@ async def _predict_async(predictor: LoadedPredictor, req: p.PredictRequest, chan
     else:
         try:
             if inspect.isasyncgenfunction(predictor.fn):
+                produced = False
                 async for item in predictor.fn(**kwargs):
+                    produced = True
                     channel.send(p.Output(id=req.id, value=predictor.encode(item, item=True), item=True))
+                if not produced:
+                    channel.send(p.Output(id=req.id, value=[]))
             else:
                 result = await predictor.fn(**kwargs)
                 channel.send(p.Output(id=req.id, value=predictor.encode(result)))

@@ -48,3 +48,14 @@ class GrpcRegistryClient:
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return info
+
+    async def file_owner(self, file_id: str) -> str | None:
+        """The account that uploaded the file; None when there is no such (unexpired) file."""
+        try:
+            reply = await self._stub.GetFile(registry_pb2.GetFileRequest(id=file_id))
+        except RpcNotFound:
+            return None
+        return str(reply.owner)
+
+    async def delete_file(self, file_id: str) -> None:
+        await self._stub.DeleteFile(registry_pb2.DeleteFileRequest(id=file_id))

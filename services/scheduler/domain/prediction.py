@@ -57,6 +57,8 @@ class Prediction:
     stream_token: str | None = None
     # Sequence number of the last runner progress report folded in.
     progress_seq: int = 0
+    # Input, output and logs were removed at the end of the retention period (`prediction.data_removed`).
+    data_removed: bool = False
 
     @property
     def is_terminal(self) -> bool:
@@ -111,6 +113,8 @@ def evolve(state: Prediction, event: Envelope) -> Prediction:
             error=data.get("error"),
             predict_time=data.get("predict_time"),
         )
+    if kind == "data_removed":
+        return replace(state, **common, input={}, output=None, logs="", data_removed=True)
     return replace(state, **common)
 
 
@@ -234,3 +238,10 @@ def decide_cancel(
         "reason": reason,
     }
     return [_event(state, "canceled", data, metadata)]
+
+
+def decide_remove_data(state: Prediction, *, removed_at: str, metadata: EventMetadata) -> list[Envelope]:
+    """Remove an ended API prediction's input, output and logs; web predictions and repeats change nothing."""
+    if not state.is_terminal or state.data_removed or state.source == "web":
+        return []
+    return [_event(state, "data_removed", {"removed_at": removed_at}, metadata)]

@@ -64,3 +64,14 @@ def test_deployment_is_shown_only_for_predictions_made_through_one() -> None:
     view = apply_event(None, through)
     view = apply_event(view, _event("succeeded", 2, output="ok", completed_at="2026-01-01T00:00:01+00:00"))
     assert render_prediction(view, "http://gw")["deployment"] == "acme/my-app"
+
+
+def test_data_removed_empties_input_output_and_logs_and_is_shown() -> None:
+    view = apply_event(None, CREATED)
+    view = apply_event(view, _event("succeeded", 2, output=[output_ref("p1/0-out.png")], logs="all\n",
+                                    completed_at="2026-01-01T00:00:01+00:00"))
+    assert render_prediction(view, "http://gw")["data_removed"] is False
+    view = apply_event(view, _event("data_removed", 3, removed_at="2026-01-01T01:00:01+00:00"))
+    body = render_prediction(view, "http://gw")
+    assert (body["input"], body["output"], body["logs"], body["data_removed"]) == ({}, None, "", True)
+    assert (body["status"], body["completed_at"]) == ("succeeded", "2026-01-01T00:00:01Z")

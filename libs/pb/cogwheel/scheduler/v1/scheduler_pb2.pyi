@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Prediction(_message.Message):
-    __slots__ = ("id", "model", "version", "input_json", "output_json", "logs", "error", "status", "created_at", "started_at", "completed_at", "predict_time", "webhook", "webhook_events_filter", "account", "source", "stream", "deadline", "deployment", "stream_token")
+    __slots__ = ("id", "model", "version", "input_json", "output_json", "logs", "error", "status", "created_at", "started_at", "completed_at", "predict_time", "webhook", "webhook_events_filter", "account", "source", "stream", "deadline", "deployment", "stream_token", "data_removed")
     ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +29,7 @@ class Prediction(_message.Message):
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     STREAM_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    DATA_REMOVED_FIELD_NUMBER: _ClassVar[int]
     id: str
     model: str
     version: str
@@ -49,7 +50,8 @@ class Prediction(_message.Message):
     deadline: str
     deployment: str
     stream_token: str
-    def __init__(self, id: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., input_json: _Optional[str] = ..., output_json: _Optional[str] = ..., logs: _Optional[str] = ..., error: _Optional[str] = ..., status: _Optional[str] = ..., created_at: _Optional[str] = ..., started_at: _Optional[str] = ..., completed_at: _Optional[str] = ..., predict_time: _Optional[float] = ..., webhook: _Optional[str] = ..., webhook_events_filter: _Optional[_Iterable[str]] = ..., account: _Optional[str] = ..., source: _Optional[str] = ..., stream: _Optional[bool] = ..., deadline: _Optional[str] = ..., deployment: _Optional[str] = ..., stream_token: _Optional[str] = ...) -> None: ...
+    data_removed: bool
+    def __init__(self, id: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., input_json: _Optional[str] = ..., output_json: _Optional[str] = ..., logs: _Optional[str] = ..., error: _Optional[str] = ..., status: _Optional[str] = ..., created_at: _Optional[str] = ..., started_at: _Optional[str] = ..., completed_at: _Optional[str] = ..., predict_time: _Optional[float] = ..., webhook: _Optional[str] = ..., webhook_events_filter: _Optional[_Iterable[str]] = ..., account: _Optional[str] = ..., source: _Optional[str] = ..., stream: _Optional[bool] = ..., deadline: _Optional[str] = ..., deployment: _Optional[str] = ..., stream_token: _Optional[str] = ..., data_removed: _Optional[bool] = ...) -> None: ...
 
 class CreatePredictionRequest(_message.Message):
     __slots__ = ("version_id", "input_json", "webhook", "webhook_events_filter", "account", "source", "cancel_after_seconds", "deployment", "hardware")
