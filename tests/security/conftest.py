@@ -14,6 +14,5 @@ _e2e = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = _e2e
 _spec.loader.exec_module(_e2e)
 
-platform = _e2e.platform
-platform_env = _e2e.platform_env
-platform_replicas = _e2e.platform_replicas
+# Every fixture of the e2e conftest (the stack and the knobs a module overrides), under its own name.
+globals().update({name: value for name, value in vars(_e2e).items() if hasattr(value, "_fixture_function_marker")})
