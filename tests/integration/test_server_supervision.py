@@ -8,6 +8,7 @@ import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import nats
 import psycopg
 import pytest
@@ -67,3 +68,40 @@ async def test_a_stopped_stack_does_not_restart_its_servers(servers: Servers) ->
     await servers.stop()
     await asyncio.sleep(1.5)
     assert lines == []
+
+
+async def test_readiness_turns_false_while_a_dependency_is_down_and_back_after(servers: Servers) -> None:
+    from libs.bus.nats import connect
+    from libs.db import create_engine
+    from libs.health import nats_check, postgres_check, serve_health
+    from libs.infra import free_port
+
+    lines: list[str] = []
+    servers.supervise(lines.append)
+    bus = await connect(servers.nats_url, name="readiness-test")
+    engine = create_engine(servers.database_url)
+    port = free_port()
+    health = await serve_health("probe", port, lambda: True,
+                                checks={"nats": nats_check(bus), "postgres": postgres_check(engine)})
+    assert health is not None
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            ready = await http.get("/readyz")
+            assert ready.status_code == 200 and ready.json()["checks"] == {
+                "process": "ok", "nats": "ok", "postgres": "ok"}
+
+            for name in ("nats", "postgres"):
+                os.kill(servers.pids()[name], signal.SIGKILL)
+                down = await http.get("/readyz")
+                assert down.status_code == 503 and down.json()["checks"][name] != "ok", down.json()
+                # Liveness stays: the process is fine and must not be restarted for its dependency's sake.
+                assert (await http.get("/healthz")).status_code == 200
+
+                async def ready_again() -> bool:
+                    return (await http.get("/readyz")).status_code == 200
+
+                await wait_until(ready_again, timeout=90, interval=0.3)
+    finally:
+        health.close()
+        await bus.close()
+        await engine.dispose()
