@@ -24,11 +24,12 @@ def up(
     port: Annotated[int, typer.Option(help="Gateway HTTP port.", envvar="COGWHEEL_PORT")] = 8000,
     schedulers: Annotated[int, typer.Option(help="Scheduler processes.")] = 1,
     runners: Annotated[int, typer.Option(help="Runner processes.")] = 1,
+    registries: Annotated[int, typer.Option(help="Registry processes (clients fail over between them).")] = 1,
 ) -> None:
     """Start NATS, PostgreSQL and every service in the foreground; Ctrl-C stops them all."""
     from cogwheel.up import run_up
 
-    code = asyncio.run(run_up(data_dir(), port, {"scheduler": schedulers, "runner": runners}))
+    code = asyncio.run(run_up(data_dir(), port, {"scheduler": schedulers, "runner": runners, "registry": registries}))
     raise typer.Exit(code)
 
 

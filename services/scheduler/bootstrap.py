@@ -13,12 +13,16 @@ from libs.bus.subjects import event_subject
 from libs.db import create_engine
 from libs.db.migrations import migrate
 from libs.eventstore import EventStore
-from libs.rpc import create_channel
+from libs.pb.cogwheel.registry.v1 import registry_pb2
+from libs.rpc import create_channel, failover_options_for
 from services.scheduler.adapters.clock import SystemClock
 from services.scheduler.adapters.registry_grpc import GrpcRegistryClient
 from services.scheduler.adapters.runner_control import NatsRunnerControl
 from services.scheduler.ports import Clock, RegistryClient, RunnerControl
 from services.scheduler.settings import SchedulerSettings
+
+# Several registries may stand side by side (`cogwheel up --registries N`): spread calls, retry reads elsewhere.
+REGISTRY_FAILOVER = failover_options_for(registry_pb2.DESCRIPTOR.services_by_name["RegistryService"])
 
 SCHEMA = "scheduler"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -44,5 +48,5 @@ async def bootstrap(settings: SchedulerSettings) -> Deps:
     store = EventStore(engine, SCHEMA, subject_for=lambda event: event_subject(SCHEMA, event.type))
     relay = OutboxRelay(engine, SCHEMA, bus, database_url=settings.database_url)
     store.set_on_commit(relay.wake)
-    registry = GrpcRegistryClient(create_channel(settings.registry_addr))
+    registry = GrpcRegistryClient(create_channel(settings.registry_addr, options=REGISTRY_FAILOVER))
     return Deps(settings, engine, bus, store, relay, registry, NatsRunnerControl(bus), SystemClock())
