@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Prediction(_message.Message):
-    __slots__ = ("id", "model", "version", "input_json", "output_json", "logs", "error", "status", "created_at", "started_at", "completed_at", "predict_time", "webhook", "webhook_events_filter", "account", "source", "stream", "deadline")
+    __slots__ = ("id", "model", "version", "input_json", "output_json", "logs", "error", "status", "created_at", "started_at", "completed_at", "predict_time", "webhook", "webhook_events_filter", "account", "source", "stream", "deadline", "idempotent_replay")
     ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,7 @@ class Prediction(_message.Message):
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENT_REPLAY_FIELD_NUMBER: _ClassVar[int]
     id: str
     model: str
     version: str
@@ -45,10 +46,11 @@ class Prediction(_message.Message):
     source: str
     stream: bool
     deadline: str
-    def __init__(self, id: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., input_json: _Optional[str] = ..., output_json: _Optional[str] = ..., logs: _Optional[str] = ..., error: _Optional[str] = ..., status: _Optional[str] = ..., created_at: _Optional[str] = ..., started_at: _Optional[str] = ..., completed_at: _Optional[str] = ..., predict_time: _Optional[float] = ..., webhook: _Optional[str] = ..., webhook_events_filter: _Optional[_Iterable[str]] = ..., account: _Optional[str] = ..., source: _Optional[str] = ..., stream: _Optional[bool] = ..., deadline: _Optional[str] = ...) -> None: ...
+    idempotent_replay: bool
+    def __init__(self, id: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., input_json: _Optional[str] = ..., output_json: _Optional[str] = ..., logs: _Optional[str] = ..., error: _Optional[str] = ..., status: _Optional[str] = ..., created_at: _Optional[str] = ..., started_at: _Optional[str] = ..., completed_at: _Optional[str] = ..., predict_time: _Optional[float] = ..., webhook: _Optional[str] = ..., webhook_events_filter: _Optional[_Iterable[str]] = ..., account: _Optional[str] = ..., source: _Optional[str] = ..., stream: _Optional[bool] = ..., deadline: _Optional[str] = ..., idempotent_replay: _Optional[bool] = ...) -> None: ...
 
 class CreatePredictionRequest(_message.Message):
-    __slots__ = ("version_id", "input_json", "webhook", "webhook_events_filter", "account", "source", "cancel_after_seconds")
+    __slots__ = ("version_id", "input_json", "webhook", "webhook_events_filter", "account", "source", "cancel_after_seconds", "idempotency_key", "request_fingerprint")
     VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     INPUT_JSON_FIELD_NUMBER: _ClassVar[int]
     WEBHOOK_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +58,8 @@ class CreatePredictionRequest(_message.Message):
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     CANCEL_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     version_id: str
     input_json: str
     webhook: str
@@ -63,7 +67,9 @@ class CreatePredictionRequest(_message.Message):
     account: str
     source: str
     cancel_after_seconds: float
-    def __init__(self, version_id: _Optional[str] = ..., input_json: _Optional[str] = ..., webhook: _Optional[str] = ..., webhook_events_filter: _Optional[_Iterable[str]] = ..., account: _Optional[str] = ..., source: _Optional[str] = ..., cancel_after_seconds: _Optional[float] = ...) -> None: ...
+    idempotency_key: str
+    request_fingerprint: str
+    def __init__(self, version_id: _Optional[str] = ..., input_json: _Optional[str] = ..., webhook: _Optional[str] = ..., webhook_events_filter: _Optional[_Iterable[str]] = ..., account: _Optional[str] = ..., source: _Optional[str] = ..., cancel_after_seconds: _Optional[float] = ..., idempotency_key: _Optional[str] = ..., request_fingerprint: _Optional[str] = ...) -> None: ...
 
 class GetPredictionRequest(_message.Message):
     __slots__ = ("id",)
