@@ -35,7 +35,7 @@ from cogwheel.servers import Servers
 from cogwheel.stack import Stack
 from libs.infra import free_port
 
-__all__ = ["KINDS", "ChaosReport", "PhaseResult", "run_chaos"]
+__all__ = ["KINDS", "ChaosReport", "PhaseResult", "Platform", "run_chaos"]
 
 SERVICE_KINDS = ("gateway", "scheduler", "runner", "registry", "webhook_dispatcher", "billing")
 KINDS = (*SERVICE_KINDS, "nats", "postgres")
@@ -319,30 +319,42 @@ async def run_chaos(
     settle_timeout: float = 180.0,
     webhook_delay: float = 0.0,
     notify: Callable[[str], None] = lambda line: print(f"chaos | {line}", flush=True),
+    platform: Platform | None = None,
 ) -> ChaosReport:
-    """Run a burst per kind of kill (plus one without a fault first) and report what became of each prediction."""
-    started = time.monotonic()
+    """Run a burst per kind of kill (plus one without a fault first) and report what became of each prediction.
+
+    Brings up a platform of its own unless given a running one.
+    """
+    if platform is not None:
+        return await _run_on(platform, kinds, per_kill, concurrency, settle_timeout, webhook_delay, notify)
     replicas = replicas or {"gateway": 2, "scheduler": 2, "runner": 2, "registry": 2, "webhook_dispatcher": 2,
                             "billing": 2}
+    with tempfile.TemporaryDirectory(prefix="cogwheel-chaos-") as scratch:
+        async with Platform(data_dir or Path(scratch), replicas, notify).running() as started:
+            return await _run_on(started, kinds, per_kill, concurrency, settle_timeout, webhook_delay, notify)
+
+
+async def _run_on(
+    platform: Platform, kinds: tuple[str, ...], per_kill: int, concurrency: int, settle_timeout: float,
+    webhook_delay: float, notify: Callable[[str], None],
+) -> ChaosReport:
+    started = time.monotonic()
     hooks = WebhookLog(delay=webhook_delay)
     receiver = await asyncio.start_server(hooks.handle, "127.0.0.1", 0)
     hooks.port = receiver.sockets[0].getsockname()[1]
-    with tempfile.TemporaryDirectory(prefix="cogwheel-chaos-") as scratch:
-        platform = Platform(data_dir or Path(scratch), replicas, notify)
-        phases: list[PhaseResult] = []
-        try:
-            async with platform.running():
-                limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency)
-                async with httpx.AsyncClient(timeout=30, limits=limits) as http:
-                    for kind in ("none", *kinds):
-                        phase = PhaseResult(kind)
-                        phases.append(phase)
-                        notify(f"burst of {per_kill} predictions, killing {kind}")
-                        await _burst(platform, phase, per_kill, concurrency, hooks.url, kind != "none", http)
-                    notify("waiting for every prediction to settle")
-                    await _settle(platform, phases, hooks, settle_timeout)
-        finally:
-            receiver.close()
+    phases: list[PhaseResult] = []
+    try:
+        limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+            for kind in ("none", *kinds):
+                phase = PhaseResult(kind)
+                phases.append(phase)
+                notify(f"burst of {per_kill} predictions, killing {kind}")
+                await _burst(platform, phase, per_kill, concurrency, hooks.url, kind != "none", http)
+            notify("waiting for every prediction to settle")
+            await _settle(platform, phases, hooks, settle_timeout)
+    finally:
+        receiver.close()
     return ChaosReport(phases, time.monotonic() - started)
 
 

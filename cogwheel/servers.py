@@ -25,6 +25,8 @@ class Servers:
     _postgres: EmbeddedPostgres | None = field(default=None, repr=False)
     _watchers: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
     _stopping: bool = field(default=False, repr=False)
+    # Seconds before the first restart of a server that died (doubling up to 30 s while it keeps dying).
+    restart_backoff: float = 1.0
 
     async def start(self) -> None:
         self.nats_url = os.environ.get("COGWHEEL_NATS_URL", "")
@@ -51,7 +53,7 @@ class Servers:
         self, name: str, server: EmbeddedNats | EmbeddedPostgres, notify: Callable[[str], None],
         on_restart: Callable[[], None],
     ) -> None:
-        backoff = 1.0
+        backoff = self.restart_backoff
         while not self._stopping:
             started = time.monotonic()
             # Polling also reaps the exited child: a zombie would still own its pid, and PostgreSQL refuses to
@@ -61,7 +63,7 @@ class Servers:
             if self._stopping:
                 return
             if time.monotonic() - started > 60:
-                backoff = 1.0
+                backoff = self.restart_backoff
             notify(f"{name} exited with code {server.exit_code()}; restarting in {backoff:.0f}s")
             while not self._stopping:
                 await asyncio.sleep(backoff)
