@@ -69,6 +69,17 @@ async def test_the_same_idempotency_key_returns_the_same_prediction_across_a_gat
         await platform.stack.wait_healthy(["gateway-1"], timeout=60)
 
 
+def test_the_official_python_client_sends_an_idempotency_key_through_its_headers(platform: Platform) -> None:
+    import replicate
+
+    key = uuid.uuid4().hex
+    client = replicate.Client(api_token=platform.token, base_url=platform.gateways[0],
+                              headers={"Idempotency-Key": key})
+    first = client.models.predictions.create("cogwheel/hello-world", input={"text": key})
+    again = client.models.predictions.create("cogwheel/hello-world", input={"text": key})
+    assert first.id == again.id
+
+
 async def test_creates_answer_503_while_nats_is_down_and_readiness_follows(platform: Platform) -> None:
     assert platform.stack is not None
     gateway = platform.gateways[1]
