@@ -15,7 +15,7 @@ from libs.bus.consumer import Retry
 from libs.bus.subjects import runner_jobs
 from libs.telemetry import current_traceparent
 from libs.events import Envelope, EventMetadata
-from libs.eventstore import EventStore, OutboxMessage
+from libs.eventstore import EventStore, OutboxMessage, Transaction
 from libs.eventstore.retry import retry_on_conflict
 from services.scheduler.domain import prediction as model
 from services.scheduler.domain.errors import (
@@ -121,7 +121,7 @@ async def _earlier_prediction(store: EventStore, cmd: CreatePrediction) -> model
     return await get_prediction(row.prediction_id, store=store)
 
 
-async def _store_key(tx: Any, schema: str, cmd: CreatePrediction, prediction_id: str) -> None:
+async def _store_key(tx: Transaction, schema: str, cmd: CreatePrediction, prediction_id: str) -> None:
     # An expired row is taken over; a live one means a concurrent request stored the key first.
     stored = (
         await tx.conn.execute(
