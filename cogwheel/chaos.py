@@ -51,6 +51,7 @@ class WebhookLog:
     delay: float = 0.0
     by_prediction: Counter[str] = field(default_factory=Counter)
     by_webhook_id: Counter[str] = field(default_factory=Counter)
+    webhook_ids: dict[str, list[str]] = field(default_factory=dict)  # prediction id -> webhook-id per POST
     port: int = 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -66,6 +67,7 @@ class WebhookLog:
             prediction_id = json.loads(body).get("id", "")
             self.by_prediction[prediction_id] += 1
             self.by_webhook_id[headers.get("webhook-id", "")] += 1
+            self.webhook_ids.setdefault(prediction_id, []).append(headers.get("webhook-id", ""))
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
@@ -96,6 +98,8 @@ class PhaseResult:
     billed: Counter[str] = field(default_factory=Counter)
     webhooks: Counter[str] = field(default_factory=Counter)
     keys: dict[str, str] = field(default_factory=dict)  # idempotency key -> prediction id
+    # What went wrong, prediction by prediction (attempt history of a webhook sent twice, ids never settled).
+    details: list[str] = field(default_factory=list)
 
     def violations(self) -> list[str]:
         found = []
@@ -285,15 +289,28 @@ def _created_per_key(database_url: str, keys: list[str]) -> Counter[str]:
     return Counter({key: count for key, count in rows})
 
 
+def _attempt_history(database_url: str, prediction_id: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(database_url, connect_timeout=10) as conn:
+        return conn.execute(
+            "SELECT data->>'webhook_id', data->>'attempt', data->>'status_code', data->>'error', data->>'outcome'"
+            " FROM webhook_dispatcher.events WHERE stream_id = %s ORDER BY stream_version",
+            (f"webhook-{prediction_id}",)).fetchall()
+
+
 async def _settle(platform: Platform, phases: list[PhaseResult], hooks: WebhookLog, timeout: float) -> None:
     ids = set().union(*(p.created for p in phases))
     database_url = platform.servers.database_url
     deadline = time.monotonic() + timeout
+    said = 0.0
     while True:
         known, terminal, billed = await asyncio.to_thread(_settled_counts, database_url, ids)
         hooked = {i for i in terminal if hooks.by_prediction[i] >= 1}
         if (terminal == ids and hooked == ids and set(billed) >= ids) or time.monotonic() > deadline:
             break
+        if time.monotonic() - said > 10:
+            said = time.monotonic()
+            platform.notify(f"settling: {len(ids - terminal)} not terminal, {len(ids - hooked)} without a webhook, "
+                            f"{len(ids - set(billed))} not billed")
         await asyncio.sleep(1.0)
     await asyncio.sleep(2.0)  # late duplicates (a webhook or usage record sent twice) would show up now
     known, terminal, billed = await asyncio.to_thread(_settled_counts, database_url, ids)
@@ -308,6 +325,13 @@ async def _settle(platform: Platform, phases: list[PhaseResult], hooks: WebhookL
             phase.billed["0" if times == 0 else "1" if times == 1 else "2+"] += 1
             posts = hooks.by_prediction[prediction_id]
             phase.webhooks["0" if posts == 0 else "1" if posts == 1 else "dup"] += 1
+            if posts > 1:
+                history = await asyncio.to_thread(_attempt_history, database_url, prediction_id)
+                phase.details.append(f"{prediction_id} webhook POSTs {hooks.webhook_ids[prediction_id]}; "
+                                     f"attempts recorded: {history}")
+        missing = sorted(i for i in phase.created & terminal if hooks.by_prediction[i] == 0)
+        if missing:
+            phase.details.append(f"{len(missing)} terminal without a webhook, e.g. {missing[:3]}")
 
 
 async def run_chaos(
@@ -316,7 +340,7 @@ async def run_chaos(
     concurrency: int = 8,
     replicas: dict[str, int] | None = None,
     data_dir: Path | None = None,
-    settle_timeout: float = 180.0,
+    settle_timeout: float = 300.0,
     webhook_delay: float = 0.0,
     notify: Callable[[str], None] = lambda line: print(f"chaos | {line}", flush=True),
     platform: Platform | None = None,
@@ -365,13 +389,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent client requests")
     parser.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated subset of {','.join(KINDS)}")
     parser.add_argument("--webhook-delay", type=float, default=0.0, help="seconds the webhook receiver takes")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="keep data and service logs here (default: a temporary directory)")
     args = parser.parse_args(argv)
     kinds = tuple(k for k in args.kinds.split(",") if k)
     unknown = set(kinds) - set(KINDS)
     if unknown:
         parser.error(f"unknown kinds: {', '.join(sorted(unknown))}")
-    report = asyncio.run(run_chaos(kinds, args.per_kill, args.concurrency, webhook_delay=args.webhook_delay))
+    report = asyncio.run(run_chaos(kinds, args.per_kill, args.concurrency, webhook_delay=args.webhook_delay,
+                                   data_dir=args.data_dir))
     print(report.table())
+    for phase in report.phases:
+        for line in phase.details:
+            print(f"{phase.kind}: {line}")
     print(f"total {report.seconds:.0f} s")
     problems = report.violations()
     for problem in problems:
