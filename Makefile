@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: up install test test-unit test-integration test-e2e proto proto-check bench clean
+.PHONY: up install test test-unit test-integration test-e2e proto proto-check bench chaos clean
 
 up: install
 	$(VENV)/bin/cogwheel up
@@ -42,6 +42,10 @@ proto-check: proto
 
 bench: install
 	@if [ -d benchmarks ]; then $(PY) -m benchmarks; else echo "no benchmarks yet"; fi
+
+# Fault injection: every service, NATS and PostgreSQL SIGKILLed mid-burst in turn (CHAOS_PER_KILL predictions each).
+chaos: install
+	$(PY) -m cogwheel.chaos
 
 clean:
 	rm -rf .cogwheel .pytest_cache build dist *.egg-info

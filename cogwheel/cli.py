@@ -27,11 +27,13 @@ def up(
     schedulers: Annotated[int, typer.Option(help="Scheduler processes.")] = 1,
     runners: Annotated[int, typer.Option(help="Runner processes.")] = 1,
     http: Annotated[bool, typer.Option("--http", help="Serve plain HTTP instead of HTTPS with a local CA.")] = False,
+    registries: Annotated[int, typer.Option(help="Registry processes (clients fail over between them).")] = 1,
 ) -> None:
     """Start NATS, PostgreSQL and every service in the foreground; Ctrl-C stops them all."""
     from cogwheel.up import run_up
 
-    code = asyncio.run(run_up(data_dir(), port, {"scheduler": schedulers, "runner": runners}, http=http))
+    code = asyncio.run(run_up(data_dir(), port, {"scheduler": schedulers, "runner": runners, "registry": registries},
+                              http=http))
     raise typer.Exit(code)
 
 

@@ -1,15 +1,17 @@
 """NATS and PostgreSQL for ``cogwheel up``: given by URL, or embedded under the data directory."""
 
+import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from cogwheel.credentials import Credentials
 from cogwheel.state import State
-from libs.infra import EmbeddedNats, EmbeddedPostgres
+from libs.infra import EmbeddedNats, EmbeddedPostgres, InfraError
 
 __all__ = ["Servers", "database_for_command", "servers_for_command"]
 
@@ -31,6 +33,10 @@ class Servers:
     credentials: Credentials | None = None
     _nats: EmbeddedNats | None = field(default=None, repr=False)
     _postgres: EmbeddedPostgres | None = field(default=None, repr=False)
+    _watchers: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
+    _stopping: bool = field(default=False, repr=False)
+    # Seconds before the first restart of a server that died (doubling up to 30 s while it keeps dying).
+    restart_backoff: float = 1.0
 
     @property
     def nats_users(self) -> bool:
@@ -61,7 +67,51 @@ class Servers:
             self._postgres = EmbeddedPostgres(self.data_dir / "pgdata", password=password)
             self.database_url = await self._postgres.astart()
 
+    def supervise(self, notify: Callable[[str], None], on_restart: Callable[[], None] = lambda: None) -> None:
+        """Restart an embedded server that dies, on its port and data, with backoff; say so on the console.
+
+        Only servers started here are watched; given ones belong to whoever runs them.
+        """
+        for name, server in (("nats", self._nats), ("postgres", self._postgres)):
+            if server is not None:
+                self._watchers.append(
+                    asyncio.create_task(self._watch(name, server, notify, on_restart), name=f"watch-{name}")
+                )
+
+    async def _watch(
+        self, name: str, server: EmbeddedNats | EmbeddedPostgres, notify: Callable[[str], None],
+        on_restart: Callable[[], None],
+    ) -> None:
+        backoff = self.restart_backoff
+        while not self._stopping:
+            started = time.monotonic()
+            # Polling also reaps the exited child: a zombie would still own its pid, and PostgreSQL refuses to
+            # start while the pid in postmaster.pid is alive.
+            while not self._stopping and server.running():
+                await asyncio.sleep(0.2)
+            if self._stopping:
+                return
+            if time.monotonic() - started > 60:
+                backoff = self.restart_backoff
+            notify(f"{name} exited with code {server.exit_code()}; restarting in {backoff:.0f}s")
+            while not self._stopping:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                try:
+                    await server.arestart()
+                except InfraError as exc:
+                    notify(f"{name} did not come back: {exc}; retrying in {backoff:.0f}s")
+                    continue
+                notify(f"{name} is back (pid {server.pid})")
+                on_restart()
+                break
+
     async def stop(self) -> None:
+        self._stopping = True
+        for task in self._watchers:
+            task.cancel()
+        await asyncio.gather(*self._watchers, return_exceptions=True)
+        self._watchers.clear()
         if self._postgres is not None:
             await self._postgres.astop()
         if self._nats is not None:

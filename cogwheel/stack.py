@@ -124,7 +124,7 @@ class Stack:
     def _add(self, svc: str, i: int, shared: dict[str, str], grpc_ports: list[int] | None) -> None:
         health_port = free_port()
         env = shared | {"COGWHEEL_HEALTH_PORT": str(health_port), "COGWHEEL_INSTANCE_ID": f"{svc}-{i + 1}"}
-        health_url = f"http://{LOOPBACK}:{health_port}/healthz"
+        health_url = f"http://{LOOPBACK}:{health_port}/readyz"
         if grpc_ports:
             env["COGWHEEL_GRPC_PORT"] = str(grpc_ports[i])
         if svc == "gateway":
@@ -135,7 +135,7 @@ class Stack:
                 env["COGWHEEL_SSL_CERTFILE"] = str(self.tls.server_cert)
                 env["COGWHEEL_SSL_KEYFILE"] = str(self.tls.server_key)
                 scheme = "https"
-            health_url = f"{scheme}://{LOOPBACK}:{port}/healthz"
+            health_url = f"{scheme}://{LOOPBACK}:{port}/readyz"
         proc = ServiceProcess(svc, i + 1, env, self.data_dir / "logs" / f"{svc}-{i + 1}.log", health_url,
                               cwd=Path.cwd())
         self.processes[proc.name] = proc
@@ -162,7 +162,7 @@ class Stack:
         return [name for name, p in self.processes.items() if p.service == service]
 
     async def start(self, timeout: float = 90.0) -> None:
-        """Spawn every process and wait until each answers ``GET /healthz`` with 200."""
+        """Spawn every process and wait until each is ready (``GET /readyz`` answers 200: its NATS and PostgreSQL answer)."""
         if "gateway-1" in self.processes and port_in_use(self.gateway_port):
             raise InfraError(f"gateway: port {LOOPBACK}:{self.gateway_port} is already in use")
         for name in self.processes:

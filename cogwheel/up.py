@@ -109,6 +109,13 @@ async def run_up(data_dir: Path, port: int, replicas: dict[str, int] | None = No
             pids=stack.pids() | servers.pids(),
         )
         state.save(data_dir)
+
+        def record_server_pids() -> None:
+            current = State.load(data_dir)
+            current.pids = stack.pids() | servers.pids()
+            current.save(data_dir)
+
+        servers.supervise(say, on_restart=record_server_pids)
         _banner(state, result.versions)
         await asyncio.Event().wait()
     except asyncio.CancelledError:

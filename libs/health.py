@@ -1,34 +1,105 @@
-"""A minimal HTTP `/healthz` endpoint for services that serve no HTTP of their own."""
+"""Liveness (`/healthz`) and readiness (`/readyz`) over HTTP, for services that serve no HTTP of their own.
+
+Liveness says the process works (a supervisor restarts it when not). Readiness says the dependencies it needs
+answer right now, NATS connected and PostgreSQL reachable, each checked within a short timeout; a load balancer
+or `cogwheel up` sends it work only then. A service that is live but not ready must not be restarted: it waits
+for its dependency to come back.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+__all__ = ["Check", "nats_check", "postgres_check", "readiness", "serve_health"]
+
+# A check returns normally when its dependency answers and raises (any exception) when it does not.
+Check = Callable[[], Awaitable[None]]
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+def nats_check(bus: Any) -> Check:
+    """The connection is up and the server answers a round trip."""
+
+    async def check() -> None:
+        if not bus.nc.is_connected:
+            raise ConnectionError("not connected")
+        await bus.nc.flush(timeout=CHECK_TIMEOUT_SECONDS)
+
+    return check
+
+
+def postgres_check(engine: Any) -> Check:
+    """The database answers a query (a pooled connection, or a new one)."""
+    from sqlalchemy import text
+
+    async def check() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    return check
+
+
+async def readiness(checks: Mapping[str, Check], timeout: float = CHECK_TIMEOUT_SECONDS) -> tuple[bool, dict[str, str]]:
+    """Run every check at once, each bounded by `timeout`; (all passed, name -> "ok" or what failed)."""
+
+    async def one(check: Check) -> str:
+        try:
+            await asyncio.wait_for(check(), timeout)
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready; the reason is reported
+            return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return "ok"
+
+    names = list(checks)
+    results = await asyncio.gather(*(one(checks[name]) for name in names))
+    report = dict(zip(names, results, strict=True))
+    return all(result == "ok" for result in results), report
 
 
 async def serve_health(
-    service: str, port: int, ready: Callable[[], bool], host: str = "127.0.0.1"
+    service: str,
+    port: int,
+    ready: Callable[[], bool],
+    host: str = "127.0.0.1",
+    checks: Mapping[str, Check] | None = None,
 ) -> asyncio.Server | None:
-    """Answer 200 while `ready()` holds, 503 otherwise; port 0 means no endpoint."""
+    """`/healthz` answers 200 while `ready()` holds; `/readyz` 200 while it holds and every check passes; else 503.
+
+    Port 0 means no endpoint.
+    """
     if not port:
         return None
+    dependencies = dict(checks or {})
+
+    async def answer(path: bytes) -> tuple[int, dict[str, Any]]:
+        if path == b"/healthz":
+            ok = ready()
+            return (200 if ok else 503), {"status": "ok" if ok else "unavailable", "service": service}
+        if path == b"/readyz":
+            live = ready()
+            ok, report = await readiness(dependencies) if live else (False, {})
+            report = {"process": "ok" if live else "starting or stopping", **report}
+            return (200 if ok else 503), {"status": "ready" if ok else "unavailable", "service": service,
+                                          "checks": report}
+        return 404, {"status": "not found", "service": service}
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             request_line = await asyncio.wait_for(reader.readline(), timeout=5)
             while (await asyncio.wait_for(reader.readline(), timeout=5)) not in (b"\r\n", b"\n", b""):
                 pass
-            is_health = request_line.split(b" ")[1:2] == [b"/healthz"]
-            ok = is_health and ready()
-            status = "200 OK" if ok else ("503 Service Unavailable" if is_health else "404 Not Found")
-            body = json.dumps({"status": "ok" if ok else "unavailable", "service": service}).encode()
+            path = (request_line.split(b" ")[1:2] or [b""])[0].split(b"?")[0]
+            code, payload = await answer(path)
+            reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[code]
+            body = json.dumps(payload).encode()
             writer.write(
-                f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+                f"HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
             )
             await writer.drain()
-        except (TimeoutError, ConnectionError, IndexError):
+        except (TimeoutError, ConnectionError):
             pass
         finally:
             writer.close()

@@ -124,6 +124,20 @@ class EmbeddedNats:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    def exit_code(self) -> int | None:
+        """The exit code of a server that died (its child is reaped), None while it runs."""
+        return self._proc.poll() if self._proc is not None else None
+
+    def restart(self, timeout: float = 30.0) -> str:
+        """Start again on the same port and store after the server died (or was stopped)."""
+        port = self.port or self.requested_port
+        self.stop(grace=5)
+        self.requested_port = port
+        return self.start(timeout)
+
+    async def arestart(self, timeout: float = 30.0) -> str:
+        return await asyncio.to_thread(self.restart, timeout)
+
     async def astart(self, timeout: float = 30.0) -> str:
         """``start()`` without blocking the event loop."""
         return await asyncio.to_thread(self.start, timeout)

@@ -17,9 +17,13 @@ def free_port(host: str = LOOPBACK) -> int:
 
 
 def port_in_use(port: int, host: str = LOOPBACK) -> bool:
-    """True when binding ``host:port`` fails, i.e. another process already owns it."""
+    """True when binding ``host:port`` fails, i.e. another process listens on it.
+
+    The check binds the way our servers do (uvicorn, grpc, nats-server and PostgreSQL all set SO_REUSEADDR), so
+    connections of a stack stopped a moment ago, lingering in TIME_WAIT, do not read as a busy port.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # Without SO_REUSEADDR a port in TIME_WAIT reads as busy, which is what the servers will see too.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

@@ -111,6 +111,8 @@ class EmbeddedPostgres:
     def _prepare_dirs(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.chmod(0o700)
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)  # with the socket lock of a server that died
         self._socket_dir = Path(tempfile.mkdtemp(prefix="cogwheel-pg-"))
         if self.run_as:
             self.run_as.own(self.data_dir)
@@ -160,18 +162,29 @@ class EmbeddedPostgres:
             conn.execute("SELECT pg_reload_conf()")
 
     def _clear_stale_pidfile(self) -> None:
+        """Deal with a ``postmaster.pid`` left behind, removing it only when its owner is certainly gone.
+
+        A live server (left by a supervisor that was killed) is stopped: we need one we own, on our port. A file
+        whose pid is dead is left to PostgreSQL, which removes it itself after checking that no backend of the
+        old server still holds its shared memory. Only a pid now used by a process that is not PostgreSQL is
+        one PostgreSQL would mistake for a running server, so that file is removed here.
+        """
         pidfile = self.data_dir / "postmaster.pid"
         if not pidfile.exists():
             return
         try:
             pid = int(pidfile.read_text().splitlines()[0])
         except (ValueError, IndexError, OSError):
-            pid = 0
-        if pid and pid_alive(pid) and _is_postgres(pid):
-            # A server left behind by a supervisor that was killed; we need one we own, on our port.
+            return  # half-written by a dying server: PostgreSQL judges it on start
+        if not pid or not pid_alive(pid):
+            return
+        if _is_postgres(pid):
             self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "30")
-        if pidfile.exists():
-            pidfile.unlink()
+            deadline = time.monotonic() + 30
+            while pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            return
+        pidfile.unlink(missing_ok=True)
 
     def start(self, timeout: float = 60.0) -> str:
         """initdb if needed, start the server, wait until it serves queries, ensure the database; return its URL."""
@@ -235,6 +248,20 @@ class EmbeddedPostgres:
 
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    def exit_code(self) -> int | None:
+        """The exit code of a server that died (its child is reaped), None while it runs."""
+        return self._proc.poll() if self._proc is not None else None
+
+    def restart(self, timeout: float = 60.0) -> str:
+        """Start again on the same port and data directory after the server died (or was stopped)."""
+        port = self.port or self.requested_port
+        self.stop(grace=10)
+        self.requested_port = port
+        return self.start(timeout)
+
+    async def arestart(self, timeout: float = 60.0) -> str:
+        return await asyncio.to_thread(self.restart, timeout)
 
     async def astart(self, timeout: float = 60.0) -> str:
         """``start()`` without blocking the event loop."""

@@ -1,6 +1,12 @@
 """grpc.aio server and channel factories, tracing and error-mapping interceptors, health."""
 
-from libs.rpc.channel import DEFAULT_TIMEOUT_S, DefaultDeadlineInterceptor, create_channel
+from libs.rpc.channel import (
+    DEFAULT_TIMEOUT_S,
+    DefaultDeadlineInterceptor,
+    create_channel,
+    failover_options,
+    failover_options_for,
+)
 from libs.rpc.errors import (
     ErrorMappingClientInterceptor,
     ErrorMappingServerInterceptor,
@@ -41,5 +47,7 @@ __all__ = [
     "TracingServerInterceptor",
     "create_channel",
     "create_server",
+    "failover_options",
+    "failover_options_for",
     "status_for",
 ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import grpc
 from opentelemetry import trace
@@ -25,6 +27,43 @@ class DefaultDeadlineInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
         if client_call_details.timeout is None:
             client_call_details = client_call_details._replace(timeout=self.timeout_s)
         return await continuation(client_call_details, request)
+
+
+def _reads(method: str) -> bool:
+    return method.startswith(("Get", "List", "Authenticate"))
+
+
+def failover_options(
+    service: str, methods: Sequence[str], *, retryable: Callable[[str], bool] = _reads, attempts: int = 3
+) -> list[tuple[str, object]]:
+    """Channel options for a target of several replicas (``ipv4:a:1,b:2``): calls spread over the replicas
+    that are up (round robin skips one whose connection broke), and a read refused with UNAVAILABLE, because
+    its replica died under it, is tried again on another. Writes are not retried: the dead replica may have
+    committed them.
+
+    Args:
+        service: full protobuf service name, e.g. ``cogwheel.registry.v1.RegistryService``.
+        methods: its method names; those for which ``retryable`` holds get the retry policy.
+    """
+    config = {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "methodConfig": [{
+            "name": [{"service": service, "method": method} for method in methods if retryable(method)],
+            "retryPolicy": {
+                "maxAttempts": attempts,
+                "initialBackoff": "0.05s",
+                "maxBackoff": "1s",
+                "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+        }],
+    }
+    return [("grpc.service_config", json.dumps(config)), ("grpc.enable_retries", 1)]
+
+
+def failover_options_for(descriptor: Any) -> list[tuple[str, object]]:
+    """``failover_options`` for a protobuf ``ServiceDescriptor`` (``<module>_pb2.DESCRIPTOR.services_by_name[...]``)."""
+    return failover_options(descriptor.full_name, [method.name for method in descriptor.methods])
 
 
 def create_channel(

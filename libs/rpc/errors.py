@@ -25,6 +25,7 @@ NAME_RULES: tuple[tuple[str, grpc.StatusCode], ...] = (
     ("PermissionDenied", grpc.StatusCode.PERMISSION_DENIED),
     ("Forbidden", grpc.StatusCode.PERMISSION_DENIED),
     ("FailedPrecondition", grpc.StatusCode.FAILED_PRECONDITION),
+    ("Unavailable", grpc.StatusCode.UNAVAILABLE),
 )
 
 ErrorMap = Mapping[type[BaseException], grpc.StatusCode]

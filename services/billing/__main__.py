@@ -9,7 +9,7 @@ import sys
 from libs import telemetry
 from libs.db.migrations import migrate
 from libs.eventstore.projections import rebuild_from_log
-from libs.health import serve_health
+from libs.health import nats_check, postgres_check, serve_health
 from libs.runtime import configure_logging, run_until_stopped, stop_on_signals
 from services.billing.bootstrap import MIGRATIONS, bootstrap, offline_store
 from services.billing.projections import PROJECTIONS, SCHEMA
@@ -24,7 +24,10 @@ async def serve(settings: Settings) -> None:
     deps = await bootstrap(settings)
     stop = asyncio.Event()
     stop_on_signals(stop)
-    health = await serve_health(settings.service_name, settings.health_port, lambda: deps.bus.nc.is_connected)
+    health = await serve_health(
+        settings.service_name, settings.health_port, lambda: not stop.is_set(),
+        checks={"nats": nats_check(deps.bus), "postgres": postgres_check(deps.engine)},
+    )
     try:
         await run_until_stopped(stop, deps.relay.run(stop), consume_prediction_events(deps, stop))
     finally:

@@ -12,7 +12,8 @@ from libs.db import create_engine
 from libs.db.migrations import migrate
 from libs.eventstore import EventStore
 from libs.hardware import HardwareCatalog, load_catalog
-from libs.rpc import create_channel
+from libs.pb.cogwheel.registry.v1 import registry_pb2
+from libs.rpc import create_channel, failover_options_for
 from services.gateway.adapters.packages import PackageTexts
 from services.gateway.adapters.registry_grpc import GrpcRegistryClient
 from services.gateway.adapters.scheduler_grpc import GrpcSchedulerClient
@@ -22,6 +23,9 @@ from services.gateway.projection import SCHEMA, PredictionProjection
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.settings import GatewaySettings
 from services.gateway.waiters import PredictionWaiters
+
+# Several registries may stand side by side (`cogwheel up --registries N`): spread calls, retry reads elsewhere.
+REGISTRY_FAILOVER = failover_options_for(registry_pb2.DESCRIPTOR.services_by_name["RegistryService"])
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -50,7 +54,9 @@ async def bootstrap(settings: GatewaySettings) -> Deps:
     await bus.ensure_streams()
     store = EventStore(engine, SCHEMA)
     projection = PredictionProjection(store, bus.js)
-    registry = GrpcRegistryClient(create_channel(settings.registry_addr), settings.auth_cache_seconds)
+    registry = GrpcRegistryClient(
+        create_channel(settings.registry_addr, options=REGISTRY_FAILOVER), settings.auth_cache_seconds
+    )
     await registry.watch_auth_changes(bus.nc)
     return Deps(
         settings=settings,

@@ -23,6 +23,8 @@ from libs.rpc import (
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# What a 503 asks the client to wait: a restarted service or server is usually back within this.
+RETRY_AFTER_SECONDS = 5
 
 
 class ApiError(Exception):
@@ -105,7 +107,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RpcUnavailable)
     async def rpc_unavailable(_: Request, exc: RpcUnavailable) -> JSONResponse:
-        return problem(503, "Service unavailable", "A backing service is not reachable; try again shortly.")
+        return problem(
+            503, "Service unavailable", "A backing service is not reachable; try again shortly.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
 
     @app.exception_handler(RpcError)
     async def rpc_error(_: Request, exc: RpcError) -> JSONResponse:

@@ -10,7 +10,7 @@ import sys
 from libs import telemetry
 from libs.blobs import FILES_BUCKET, delete_blob
 from libs.bus.nats import Bus, connect
-from libs.health import serve_health
+from libs.health import Check, nats_check, postgres_check, serve_health
 from libs.runtime import configure_logging, run_until_stopped, stop_on_signals
 from services.registry import handlers
 from services.registry.bootstrap import Deps, bootstrap, migrate_schema, rebuild_projections
@@ -26,11 +26,13 @@ async def serve(settings: Settings) -> None:
     stop = asyncio.Event()
     stop_on_signals(stop)
     ready = False
-    health = await serve_health(settings.service_name, settings.health_port, lambda: ready)
+    checks: dict[str, Check] = {}
+    health = await serve_health(settings.service_name, settings.health_port, lambda: ready, checks=checks)
     await migrate_schema(settings.database_url)
     bus = await connect(settings.nats_url, name=f"registry-{settings.instance_id or 'main'}")
     await bus.ensure_streams()
     deps = bootstrap(settings, bus=bus)
+    checks.update(nats=nats_check(bus), postgres=postgres_check(deps.engine))
     assert deps.relay is not None
     server = create_rpc_server(deps, settings.grpc_port, settings.grpc_host)
     await server.start([SERVICE_NAME])

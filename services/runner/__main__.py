@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from libs import telemetry
-from libs.health import serve_health
+from libs.health import nats_check, serve_health
 from libs.runtime import configure_logging, run_until_stopped, stop_on_signals
 from services.runner.bootstrap import bootstrap, forget_credentials
 from services.runner.settings import RunnerSettings
@@ -15,7 +15,11 @@ async def serve(settings: RunnerSettings) -> None:
     stop = asyncio.Event()
     stop_on_signals(stop)
     deps = await bootstrap(settings)
-    health = await serve_health("runner", settings.health_port, lambda: deps.worker.ready and not stop.is_set())
+    # Liveness while the worker has not failed; readiness adds that NATS answers (the runner keeps no database).
+    health = await serve_health(
+        "runner", settings.health_port, lambda: deps.worker.ready and not stop.is_set(),
+        checks={"nats": nats_check(deps.bus)},
+    )
     try:
         await run_until_stopped(stop, deps.worker.run(stop))
     finally:

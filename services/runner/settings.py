@@ -12,7 +12,9 @@ class RunnerSettings(ServiceSettings):
     hardware: str = "cpu"
     max_loaded_versions: int = 2
     setup_timeout: float = 600.0
-    ack_wait: float = 60.0
+    # A running job is confirmed (in_progress) every ack_wait/3 seconds; a runner that dies stops confirming,
+    # and JetStream hands its job to another runner once this many seconds have passed.
+    ack_wait: float = 10.0
     # A prediction running longer fails; a model overrides it with `COGWHEEL_PREDICT_TIMEOUT` in cog.yaml's
     # `environment`.
     predict_timeout: float = 1800.0

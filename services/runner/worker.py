@@ -62,7 +62,7 @@ SupervisorFactory = Callable[[Path, str], Predictor | Awaitable[Predictor]]
 class RunnerOptions:
     hardware: str = "cpu"
     max_loaded: int = 2
-    ack_wait: float = 60.0
+    ack_wait: float = 10.0
     predict_timeout: float = 1800.0
     heartbeat_interval: float = 5.0
     inputs_dir: Path | None = None
@@ -133,7 +133,11 @@ class RunnerWorker:
             ack_wait=self._options.ack_wait, max_ack_pending=256, filter_subject=subject,
             max_deliver=self._options.job_max_deliver,
         )
-        pull = await self.bus.js.pull_subscribe(subject, durable=durable, stream=RUNNER_JOBS.name, config=config)
+        # Create, or update a consumer an older installation made with another ack wait: the ack wait is how
+        # long a dead runner's job waits before another runner takes it.
+        config.name = durable
+        await self.bus.js.add_consumer(RUNNER_JOBS.name, config=config)
+        pull = await self.bus.js.pull_subscribe_bind(durable=durable, stream=RUNNER_JOBS.name)
         running: set[asyncio.Task[None]] = set()
         try:
             while not stop.is_set():

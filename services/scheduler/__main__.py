@@ -6,7 +6,7 @@ import asyncio
 import sys
 
 from libs import telemetry
-from libs.health import serve_health
+from libs.health import nats_check, postgres_check, serve_health
 from libs.rpc import create_server
 from libs.runtime import configure_logging, run_until_stopped, stop_on_signals
 from services.scheduler import rpc
@@ -22,7 +22,10 @@ async def serve(settings: SchedulerSettings) -> None:
     server = create_server(settings.grpc_port)
     service_name = rpc.register(server.server, deps)
     await server.start([service_name])
-    health = await serve_health("scheduler", settings.health_port, lambda: not stop.is_set())
+    health = await serve_health(
+        "scheduler", settings.health_port, lambda: not stop.is_set(),
+        checks={"nats": nats_check(deps.bus), "postgres": postgres_check(deps.engine)},
+    )
     try:
         await run_until_stopped(stop, deps.relay.run(stop), consume_runner_events(deps, stop),
                                 sweep_deadlines(deps, stop), sweep_data_removals(deps, stop))

@@ -16,7 +16,8 @@ from libs.db import create_engine
 from libs.db.migrations import migrate
 from libs.eventstore import EventStore
 from libs.hardware import HardwareCatalog, load_catalog
-from libs.rpc import create_channel
+from libs.pb.cogwheel.registry.v1 import registry_pb2
+from libs.rpc import create_channel, failover_options_for
 from libs.sealing import load_public_key
 from services.scheduler.adapters.clock import SystemClock
 from services.scheduler.adapters.registry_grpc import GrpcRegistryClient
@@ -25,6 +26,9 @@ from services.scheduler.ports import Clock, RegistryClient, RunnerControl
 from services.scheduler.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
+
+# Several registries may stand side by side (`cogwheel up --registries N`): spread calls, retry reads elsewhere.
+REGISTRY_FAILOVER = failover_options_for(registry_pb2.DESCRIPTOR.services_by_name["RegistryService"])
 
 SCHEMA = "scheduler"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -53,7 +57,7 @@ async def bootstrap(settings: SchedulerSettings) -> Deps:
     store = EventStore(engine, SCHEMA, subject_for=lambda event: event_subject(SCHEMA, event.type))
     relay = OutboxRelay(engine, SCHEMA, bus, database_url=settings.database_url)
     store.set_on_commit(relay.wake)
-    registry = GrpcRegistryClient(create_channel(settings.registry_addr))
+    registry = GrpcRegistryClient(create_channel(settings.registry_addr, options=REGISTRY_FAILOVER))
     secrets_key = load_public_key(settings.secrets_public_key) if settings.secrets_public_key else None
     if secrets_key is None:
         log.warning("no COGWHEEL_SECRETS_PUBLIC_KEY: predictions with secret inputs will be refused")

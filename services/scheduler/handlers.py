@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,13 +17,18 @@ from libs.bus.consumer import Retry
 from libs.bus.subjects import runner_jobs
 from libs.telemetry import current_traceparent
 from libs.events import Envelope, EventMetadata
-from libs.eventstore import EventStore, OutboxMessage
+from libs.eventstore import EventStore, OutboxMessage, Transaction
 from libs.eventstore.retry import retry_on_conflict
 from libs.hardware import HardwareCatalog, load_catalog
 from libs.sealing import SEALED_INPUT, seal_json
 from libs.predictions import restore_event
 from services.scheduler.domain import prediction as model
-from services.scheduler.domain.errors import InvalidPredictionRequest, PredictionNotFound
+from services.scheduler.domain.errors import (
+    InvalidIdempotencyKeyReuse,
+    InvalidPredictionRequest,
+    PredictionNotFound,
+    QueueUnavailable,
+)
 from services.scheduler.domain.schema import redact
 from services.scheduler.ports import Clock, PredictionData, RegistryClient, RunnerControl
 
@@ -49,6 +55,9 @@ class CreatePrediction:
     # Created through this deployment (`owner/name`), which runs it on `hardware` (its release's SKU).
     deployment: str | None = None
     hardware: str | None = None
+    # Idempotency-Key: the same key (of this account) and fingerprint within 24 h return the same prediction.
+    idempotency_key: str | None = None
+    request_fingerprint: str = ""
 
 
 def _metadata(correlation_id: str, causation_id: str | None = None, actor: str | None = None) -> EventMetadata:
@@ -60,6 +69,13 @@ def _metadata(correlation_id: str, causation_id: str | None = None, actor: str |
     )
 
 
+IDEMPOTENCY_WINDOW = "24 hours"
+
+
+class _KeyTakenMeanwhile(Exception):
+    """Another request stored the same Idempotency-Key first; this transaction is rolled back."""
+
+
 async def create_prediction(
     cmd: CreatePrediction,
     *,
@@ -68,6 +84,95 @@ async def create_prediction(
     clock: Clock,
     hardware_catalog: HardwareCatalog | None = None,
     secrets_key: X25519PublicKey | None = None,
+    queue_open: Callable[[], bool] = lambda: True,
+) -> model.Prediction:
+    prediction, _ = await create_prediction_once(
+        cmd, store=store, registry=registry, clock=clock, hardware_catalog=hardware_catalog,
+        secrets_key=secrets_key, queue_open=queue_open,
+    )
+    return prediction
+
+
+async def create_prediction_once(
+    cmd: CreatePrediction,
+    *,
+    store: EventStore,
+    registry: RegistryClient,
+    clock: Clock,
+    hardware_catalog: HardwareCatalog | None = None,
+    secrets_key: X25519PublicKey | None = None,
+    queue_open: Callable[[], bool] = lambda: True,
+) -> tuple[model.Prediction, bool]:
+    """Create the prediction, or return the one an earlier request with the same Idempotency-Key created.
+
+    Returns (prediction, replayed). The key is stored in the transaction that stores the prediction, so a
+    client whose request died anywhere (gateway, scheduler, network) can retry with the key and never get two.
+    """
+    for _ in range(3):
+        if cmd.idempotency_key:
+            earlier = await _earlier_prediction(store, cmd)
+            if earlier is not None:
+                return earlier, True
+        try:
+            created = await _create(
+                cmd, store=store, registry=registry, clock=clock, hardware_catalog=hardware_catalog,
+                secrets_key=secrets_key, queue_open=queue_open,
+            )
+            return created, False
+        except _KeyTakenMeanwhile:
+            continue  # a concurrent request with the key won; the next round returns its prediction
+    raise QueueUnavailable("the Idempotency-Key is being used by a concurrent request; retry")
+
+
+async def _earlier_prediction(store: EventStore, cmd: CreatePrediction) -> model.Prediction | None:
+    async with store.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    f"SELECT fingerprint, prediction_id FROM {store.schema}.idempotency_keys"
+                    f" WHERE account = :account AND key = :key AND created_at > now() - interval '{IDEMPOTENCY_WINDOW}'"
+                ),
+                {"account": cmd.account, "key": cmd.idempotency_key},
+            )
+        ).first()
+    if row is None:
+        return None
+    if row.fingerprint != cmd.request_fingerprint:
+        raise InvalidIdempotencyKeyReuse(
+            "This Idempotency-Key was used in the last 24 hours with a different request; use a new key"
+        )
+    return await get_prediction(row.prediction_id, store=store)
+
+
+async def _store_key(tx: Transaction, schema: str, cmd: CreatePrediction, prediction_id: str) -> None:
+    # An expired row is taken over; a live one means a concurrent request stored the key first.
+    stored = (
+        await tx.conn.execute(
+            text(
+                f"INSERT INTO {schema}.idempotency_keys (account, key, fingerprint, prediction_id)"
+                " VALUES (:account, :key, :fingerprint, :prediction_id)"
+                " ON CONFLICT (account, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,"
+                " prediction_id = EXCLUDED.prediction_id, created_at = now()"
+                f" WHERE {schema}.idempotency_keys.created_at <= now() - interval '{IDEMPOTENCY_WINDOW}'"
+                " RETURNING prediction_id"
+            ),
+            {"account": cmd.account, "key": cmd.idempotency_key, "fingerprint": cmd.request_fingerprint,
+             "prediction_id": prediction_id},
+        )
+    ).first()
+    if stored is None:
+        raise _KeyTakenMeanwhile()
+
+
+async def _create(
+    cmd: CreatePrediction,
+    *,
+    store: EventStore,
+    registry: RegistryClient,
+    clock: Clock,
+    hardware_catalog: HardwareCatalog | None,
+    secrets_key: X25519PublicKey | None,
+    queue_open: Callable[[], bool],
 ) -> model.Prediction:
     """Record the prediction and queue its job.
 
@@ -81,6 +186,10 @@ async def create_prediction(
         raise InvalidPredictionRequest(f"unknown webhook events: {', '.join(sorted(unknown))}")
     if cmd.cancel_after_seconds is not None and cmd.cancel_after_seconds <= 0:
         raise InvalidPredictionRequest("Cancel-After must be a positive duration")
+    if not queue_open():
+        # The outbox would keep the job until NATS is back, but no runner could start it meanwhile: refuse now,
+        # rather than accept work that silently waits; the client retries after Retry-After.
+        raise QueueUnavailable("predictions cannot be queued right now (message bus unreachable)")
     version = await registry.get_version(cmd.version_id)
     hardware = cmd.hardware or version.hardware
     # Jobs go to the runners of the hardware's label (the catalogue maps SKUs to labels).
@@ -131,6 +240,8 @@ async def create_prediction(
         job[SEALED_INPUT] = seal_json(secret_values, secrets_key)
     headers = {"traceparent": job["traceparent"]} if job["traceparent"] else {}
     async with store.transaction() as tx:
+        if cmd.idempotency_key:
+            await _store_key(tx, store.schema, cmd, prediction_id)
         stored = await tx.append(model.stream_id(prediction_id), events, expected_version=0)
         await tx.enqueue(
             OutboxMessage(runner_jobs(runner_label), json.dumps(job).encode(), prediction_id, headers)

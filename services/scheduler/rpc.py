@@ -5,12 +5,20 @@ from __future__ import annotations
 import json
 
 import grpc
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from libs.pb.cogwheel.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from services.scheduler import handlers
 from services.scheduler.bootstrap import Deps
-from services.scheduler.domain.errors import InvalidPredictionRequest
+from services.scheduler.domain.errors import InvalidPredictionRequest, QueueUnavailable
 from services.scheduler.domain.prediction import Prediction
+
+
+def _database_unreachable(exc: BaseException) -> bool:
+    """The database is down or the connection broke: the create is refused as unavailable (retry later)."""
+    if isinstance(exc, OSError | OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def to_pb(prediction: Prediction) -> scheduler_pb2.Prediction:
@@ -62,16 +70,26 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
             ),
             deployment=request.deployment or None,
             hardware=request.hardware or None,
+            idempotency_key=request.idempotency_key or None,
+            request_fingerprint=request.request_fingerprint,
         )
-        prediction = await handlers.create_prediction(
-            command,
-            store=self._deps.store,
-            registry=self._deps.registry,
-            clock=self._deps.clock,
-            hardware_catalog=self._deps.hardware,
-            secrets_key=self._deps.secrets_key,
-        )
-        return to_pb(prediction)
+        try:
+            prediction, replayed = await handlers.create_prediction_once(
+                command,
+                store=self._deps.store,
+                registry=self._deps.registry,
+                clock=self._deps.clock,
+                hardware_catalog=self._deps.hardware,
+                secrets_key=self._deps.secrets_key,
+                queue_open=lambda: self._deps.bus.nc.is_connected,
+            )
+        except (DBAPIError, OSError) as exc:
+            if not _database_unreachable(exc):
+                raise
+            raise QueueUnavailable(f"predictions cannot be stored right now: {type(exc).__name__}") from exc
+        message = to_pb(prediction)
+        message.idempotent_replay = replayed
+        return message
 
     async def GetPrediction(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
         return to_pb(await handlers.get_prediction(request.id, store=self._deps.store, js=self._deps.bus.js))

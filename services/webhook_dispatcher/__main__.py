@@ -9,7 +9,7 @@ import sys
 from libs import telemetry
 from libs.db.migrations import migrate
 from libs.eventstore.projections import rebuild_from_log
-from libs.health import serve_health
+from libs.health import nats_check, postgres_check, serve_health
 from libs.rpc import create_server
 from libs.runtime import configure_logging, run_until_stopped, stop_on_signals
 from services.webhook_dispatcher import rpc
@@ -32,7 +32,10 @@ async def serve(settings: Settings) -> None:
     stop_on_signals(stop)
     server = create_server(settings.grpc_port)
     await server.start([rpc.register(server.server, deps)])
-    health = await serve_health(settings.service_name, settings.health_port, lambda: deps.bus.nc.is_connected)
+    health = await serve_health(
+        settings.service_name, settings.health_port, lambda: not stop.is_set(),
+        checks={"nats": nats_check(deps.bus), "postgres": postgres_check(deps.engine)},
+    )
     try:
         await run_until_stopped(
             stop, deps.relay.run(stop), consume_prediction_events(deps, stop), run_senders(deps, stop)

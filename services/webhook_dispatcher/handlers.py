@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 
@@ -21,6 +22,8 @@ from services.webhook_dispatcher.ports import (
     SecretStore,
     WebhookClient,
 )
+
+log = logging.getLogger(__name__)
 
 
 class EventOutOfOrder(Exception):
@@ -102,12 +105,27 @@ async def deliver_next(sender: Sender) -> bool:
         delivery = await uow.claim_next(sender.lease_seconds)
     if delivery is None:
         return False
-    await send(sender, delivery)
+    # Just claimed: the lease is whole, no renewal needed before the POST.
+    await send(sender, delivery, renew=False)
     return True
 
 
-async def send(sender: Sender, delivery: ClaimedDelivery) -> None:
-    """POST a leased delivery, signed with its account's secret, and record the attempt."""
+async def send(sender: Sender, delivery: ClaimedDelivery, *, renew: bool = True) -> bool:
+    """POST a leased delivery, signed with its account's secret, and record the attempt.
+
+    The lease is renewed right before the POST: a delivery that waited in memory (handed over by the
+    consumer while every sender was busy) may have outlived its lease and been taken by another sender.
+    Only a sender whose token still holds posts, and then with a full lease ahead, which outlasts the
+    client's whole-request timeout; so two senders never post the same delivery at once. False when the
+    delivery was no longer ours and nothing was sent. `renew=False` is for a delivery claimed a moment ago.
+    """
+    if renew:
+        async with sender.unit_of_work() as uow:
+            renewed = await uow.renew(delivery, sender.lease_seconds)
+        if renewed is None:
+            log.info("delivery %s was taken over by another sender; not sending it here", delivery.id)
+            return False
+        delivery = renewed
     secret = await sender.secrets.get_or_create(delivery.account)
     body = delivery.body.encode()
     headers = signed_headers(secret, webhook_id(delivery.id), int(time.time()), body)
@@ -122,3 +140,4 @@ async def send(sender: Sender, delivery: ClaimedDelivery) -> None:
     async with sender.unit_of_work() as uow:
         await uow.record_attempt(delivery, record)
     sender.metrics.attempt(delivery.webhook_event, result.status_code, outcome.value, result.latency_ms)
+    return True

@@ -94,6 +94,10 @@ class DeliveryUnitOfWork(Protocol):
     async def claim_next(self, lease_seconds: float) -> ClaimedDelivery | None:
         """Lease the oldest due delivery no sender holds and that no earlier pending one of its prediction precedes."""
 
+    async def renew(self, delivery: ClaimedDelivery, lease_seconds: float) -> ClaimedDelivery | None:
+        """Extend the lease to `lease_seconds` from now if it is still this holder's (same token, still pending),
+        returning the delivery as it stands; None when another sender took it over or it was settled."""
+
     async def release(self, deliveries: list[ClaimedDelivery]) -> None:
         """Give back leases never used, so other senders need not wait for them to run out."""
 

@@ -114,3 +114,38 @@ def test_session_fixtures_answer(nats_url: str, database_url: str) -> None:
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT current_database()").fetchone()[0].startswith("cogwheel_test_")
     assert nats_url.startswith("nats://")
+
+
+def test_a_port_left_in_time_wait_by_a_stopped_server_reads_as_free() -> None:
+    from libs.infra import free_port, port_in_use
+
+    port = free_port()
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen()
+    client = socket.create_connection(("127.0.0.1", port))
+    served, _ = listener.accept()
+    served.close()  # the server closes first, as a stopping gateway does: its side lingers in TIME_WAIT
+    client.recv(1)
+    client.close()
+    listener.close()
+
+    with socket.socket() as plain:
+        try:
+            plain.bind(("127.0.0.1", port))
+            time_wait_blocks_plain_bind = False
+        except OSError:
+            time_wait_blocks_plain_bind = True
+    assert time_wait_blocks_plain_bind, "the kernel did not keep the port in TIME_WAIT; nothing was tested"
+    assert not port_in_use(port)
+    # A server (SO_REUSEADDR, like uvicorn) can indeed bind it right away.
+    with socket.socket() as restarted:
+        restarted.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        restarted.bind(("127.0.0.1", port))
+        restarted.listen()
+        with socket.socket() as other:
+            other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            with pytest.raises(OSError):
+                other.bind(("127.0.0.1", port))
+            assert port_in_use(port)

@@ -56,6 +56,8 @@ class WebhookReceiver:
     hang_once: set[str] = field(default_factory=set)
     received: list[Received] = field(default_factory=list)
     port: int = 0
+    # Seconds every answer takes: a slow receiver.
+    delay: float = 0.0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -71,6 +73,8 @@ class WebhookReceiver:
                 self.hang_once.discard(target)
                 await reader.read()  # until the sender gives up or dies and the connection closes
                 return
+            if self.delay:
+                await asyncio.sleep(self.delay)
             scripted = self.statuses.get(target) or []
             status = scripted.pop(0) if scripted else 200
             extra = f"Location: {self.url('/redirected')}\r\n" if status in (301, 302, 307) else ""
@@ -541,6 +545,29 @@ async def test_two_replicas_share_the_work_without_double_delivery(
             ("start", 200, 1, "delivered"),
             ("completed", 200, 1, "delivered"),
         ]
+
+
+async def test_a_slow_receiver_gets_each_delivery_once_from_two_replicas(
+    dispatchers: Dispatchers, publisher: Bus, receiver: WebhookReceiver
+) -> None:
+    # One sender per replica and a receiver slower than the lease is long relative to the backlog: deliveries
+    # handed over in memory wait past their lease while the other replica looks for expired leases.
+    receiver.delay = 0.4
+    settings = {"webhook_senders": 1, "webhook_lease_seconds": 1.5, "webhook_timeout": 1.0}
+    replicas = [await dispatchers.start(**settings), await dispatchers.start(**settings)]
+    path = f"/slow/{uuid.uuid4().hex}"
+    predictions = [Lifecycle(receiver.url(path), ["completed"]) for _ in range(16)]
+    for prediction in predictions:
+        for event in (prediction.created(), prediction.started(), prediction.succeeded()):
+            await publish(publisher, event)
+
+    for prediction in predictions:
+        await eventually(lambda p=prediction: applied_and_idle(replicas[0], p.id, 3), timeout=60)
+    await asyncio.sleep(1.0)
+    sent = receiver.for_path(path)
+    assert sorted(r.body["id"] for r in sent) == sorted(p.id for p in predictions)
+    for prediction in predictions:
+        assert outcomes(await attempts(replicas[0], prediction.id)) == [("completed", 200, 1, "delivered")]
 
 
 async def test_private_destinations_are_refused_unless_allowed(

@@ -51,7 +51,10 @@ class GrpcSchedulerClient:
         cancel_after_seconds: float | None = None,
         deployment: str | None = None,
         hardware: str | None = None,
+        idempotency_key: str | None = None,
+        request_fingerprint: str = "",
     ) -> dict[str, Any]:
+        """The created prediction's view; with `idempotency_key`, `idempotent_replay` says it was created before."""
         request = scheduler_pb2.CreatePredictionRequest(
             version_id=version_id,
             input_json=json.dumps(input),
@@ -64,8 +67,11 @@ class GrpcSchedulerClient:
         )
         if cancel_after_seconds is not None:
             request.cancel_after_seconds = cancel_after_seconds
+        if idempotency_key:
+            request.idempotency_key = idempotency_key
+            request.request_fingerprint = request_fingerprint
         reply = await self._stub.CreatePrediction(request)
-        return view_from_pb(reply)
+        return {**view_from_pb(reply), "idempotent_replay": reply.idempotent_replay}
 
     async def get_prediction(self, prediction_id: str) -> dict[str, Any]:
         return view_from_pb(await self._stub.GetPrediction(scheduler_pb2.GetPredictionRequest(id=prediction_id)))

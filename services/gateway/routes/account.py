@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from libs.health import nats_check, postgres_check, readiness
 
 from libs.hardware import HardwareCatalog, UnknownHardware
 from services.gateway.adapters.registry_grpc import Account
@@ -44,3 +47,12 @@ async def list_hardware(request: Request, _: Account = Depends(current_account))
 @router.get("/healthz", include_in_schema=False)
 async def healthz() -> dict[str, str]:
     return {"status": "ok", "service": "gateway"}
+
+
+@router.get("/readyz", include_in_schema=False)
+async def readyz(request: Request) -> JSONResponse:
+    """200 while NATS and PostgreSQL answer; 503 otherwise (the gateway stays live, it waits for them)."""
+    deps = request.app.state.deps
+    ok, report = await readiness({"nats": nats_check(deps.bus), "postgres": postgres_check(deps.engine)})
+    return JSONResponse({"status": "ready" if ok else "unavailable", "service": "gateway", "checks": report},
+                        status_code=200 if ok else 503)

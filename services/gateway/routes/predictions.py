@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from libs.predictions import TERMINAL_STATUSES, render_prediction
+from services.gateway.idempotency import parse_idempotency_key, request_fingerprint
 from libs.rpc import RpcNotFound
 from services.gateway.access import can_access
 from services.gateway.adapters.registry_grpc import Account
@@ -25,6 +27,7 @@ from services.gateway.validation import problem_detail, validate_input
 from services.gateway.webhook_urls import validate_webhook_url
 
 router = APIRouter(prefix="/v1")
+log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100
 MAX_WAIT_SECONDS = 60
@@ -64,7 +67,9 @@ def _deps(request: Request) -> Any:
     return request.app.state.deps
 
 
-async def _created_response(request: Request, view: dict[str, Any], wait: WaitPreference | None) -> JSONResponse:
+async def _created_response(
+    request: Request, view: dict[str, Any], wait: WaitPreference | None, status_code: int = 201
+) -> JSONResponse:
     deps = _deps(request)
     headers: dict[str, str] = {}
     if wait is not None:
@@ -76,7 +81,7 @@ async def _created_response(request: Request, view: dict[str, Any], wait: WaitPr
             view = {**view, "status": "starting"}
     body = render_prediction(view, deps.settings.origin)
     headers["Location"] = body["urls"]["get"]
-    return JSONResponse(body, status_code=201, headers=headers)
+    return JSONResponse(body, status_code=status_code, headers=headers)
 
 
 async def wait_for_prediction(
@@ -158,6 +163,8 @@ async def _create(
     wait = parse_prefer_wait(request.headers.get("prefer"))
     _check_input(version, body)
     cancel_after = parse_cancel_after(request.headers.get("cancel-after"))
+    idempotency_key = parse_idempotency_key(request.headers.get("idempotency-key"))
+    fingerprint = request_fingerprint(request.url.path, await request.body(), request.headers.get("cancel-after"))
     try:
         view = await deps.scheduler.create_prediction(
             version_id=version["id"],
@@ -168,11 +175,18 @@ async def _create(
             cancel_after_seconds=cancel_after,
             deployment=deployment,
             hardware=hardware,
+            idempotency_key=idempotency_key,
+            request_fingerprint=fingerprint,
         )
     except RpcNotFound as exc:
         raise INVALID_VERSION from exc
-    await deps.projection.apply_created(view)
-    return await _created_response(request, view, wait)
+    replayed = bool(view.pop("idempotent_replay", False))
+    try:
+        await deps.projection.apply_created(view)
+    except Exception:  # noqa: BLE001 - the prediction is committed; the event consumer fills the read model
+        log.warning("read model not updated for %s; the event consumer will", view["id"], exc_info=True)
+    # A retried request with its Idempotency-Key gets the prediction it created before, as 200.
+    return await _created_response(request, view, wait, status_code=200 if replayed else 201)
 
 
 async def _resolve_version(request: Request, account: Account, ref: str) -> dict[str, Any]:

@@ -19,6 +19,9 @@ USER_AGENT = "cogwheel-webhooks/1"
 
 class HttpxWebhookClient:
     def __init__(self, timeout: float = 10.0, allowed: Iterable[Network] = ()) -> None:
+        # httpx's timeout bounds each read or write; a receiver trickling its answer could outlast it. The
+        # whole request is also bounded, so an attempt never outlives the sender's lease.
+        self._timeout = timeout
         self._client = httpx.AsyncClient(
             timeout=timeout, follow_redirects=False, trust_env=False,
             transport=GuardedTransport(allowed, purpose="webhooks"),
@@ -27,11 +30,12 @@ class HttpxWebhookClient:
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> AttemptResult:
         started = time.perf_counter()
         try:
-            response = await self._client.post(
-                url,
-                content=body,
-                headers={"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers},
-            )
+            async with asyncio.timeout(self._timeout):
+                response = await self._client.post(
+                    url,
+                    content=body,
+                    headers={"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers},
+                )
         except DestinationRefused as exc:
             return AttemptResult(status_code=None, latency_ms=_since(started), error=f"refused: {exc}", refused=True)
         except Exception as exc:  # noqa: BLE001 - any failure to make the request is a failed attempt

@@ -190,6 +190,15 @@ RETURNING d.id, d.prediction_id, d.account, d.webhook_event, d.url, d.body, d.at
     EXTRACT(EPOCH FROM clock_timestamp() - d.first_attempt_at)::float8 AS elapsed_seconds
 """
 
+_RENEW = f"""
+UPDATE {SCHEMA}.deliveries d
+SET lease_until = clock_timestamp() + make_interval(secs => :lease),
+    first_attempt_at = COALESCE(d.first_attempt_at, clock_timestamp())
+WHERE d.id = :id AND d.lease_token = CAST(:token AS uuid) AND d.status = 'pending'
+RETURNING d.id, d.prediction_id, d.account, d.webhook_event, d.url, d.body, d.attempts, d.lease_token,
+    EXTRACT(EPOCH FROM clock_timestamp() - d.first_attempt_at)::float8 AS elapsed_seconds
+"""
+
 _NEXT_DUE = f"""
 SELECT EXTRACT(EPOCH FROM min(GREATEST(next_attempt_at, COALESCE(lease_until, next_attempt_at)))
     - clock_timestamp())::float8
@@ -207,6 +216,17 @@ class PostgresDeliveryUnitOfWork:
     async def claim_next(self, lease_seconds: float) -> ClaimedDelivery | None:
         row = (
             await self._tx.conn.execute(text(_CLAIM), {"lease": lease_seconds, "token": str(uuid.uuid4())})
+        ).mappings().first()
+        if row is None:
+            return None
+        return ClaimedDelivery(**{**row, "id": str(row["id"]), "lease_token": str(row["lease_token"])})
+
+    async def renew(self, delivery: ClaimedDelivery, lease_seconds: float) -> ClaimedDelivery | None:
+        # A claim replaces the token under the row lock, so a matching token means nobody else holds the
+        # delivery, even when our lease has run out in the meantime.
+        row = (
+            await self._tx.conn.execute(text(_RENEW), {"id": delivery.id, "token": delivery.lease_token,
+                                                       "lease": lease_seconds})
         ).mappings().first()
         if row is None:
             return None

@@ -17,7 +17,13 @@ from standardwebhooks import Webhook
 from libs.events import Envelope
 from services.webhook_dispatcher.domain.retries import RetryPolicy
 from services.webhook_dispatcher.domain.signing import new_secret
-from services.webhook_dispatcher.handlers import EventOutOfOrder, Sender, deliver_next, handle_prediction_event
+from services.webhook_dispatcher.handlers import (
+    EventOutOfOrder,
+    Sender,
+    deliver_next,
+    handle_prediction_event,
+    send,
+)
 from services.webhook_dispatcher.metrics import DeliveryMetrics
 from services.webhook_dispatcher.ports import AttemptRecord, AttemptResult, ClaimedDelivery, StoredView
 
@@ -96,12 +102,19 @@ class FakeDispatcherStore:
         for row in self.deliveries:
             if row["status"] == "pending" and not row["leased"]:
                 row["leased"] = True
-                fields = {k: v for k, v in row.items() if k not in ("status", "leased")}
-                return ClaimedDelivery(**fields, lease_token="t", elapsed_seconds=float(row["attempts"]))
+                fields = {k: v for k, v in row.items() if k not in ("status", "leased", "token")}
+                return ClaimedDelivery(**fields, lease_token=row.get("token", "t"),
+                                       elapsed_seconds=float(row["attempts"]))
         return None
 
     async def seconds_until_next_due(self) -> float | None:
         return None
+
+    async def renew(self, delivery: ClaimedDelivery, lease_seconds: float) -> ClaimedDelivery | None:
+        row = next(r for r in self.deliveries if r["id"] == delivery.id)
+        if row["status"] != "pending" or not row["leased"] or row.get("token", "t") != delivery.lease_token:
+            return None
+        return delivery.model_copy(update={"attempts": row["attempts"]})
 
     async def release(self, deliveries: list[ClaimedDelivery]) -> None:
         for delivery in deliveries:
@@ -110,6 +123,8 @@ class FakeDispatcherStore:
     async def record_attempt(self, delivery: ClaimedDelivery, record: AttemptRecord) -> None:
         row = next(r for r in self.deliveries if r["id"] == delivery.id)
         status = "pending" if record.retry_in is not None else record.outcome
+        if row.get("token", "t") != delivery.lease_token:
+            return  # the lease went to another sender; only its holder settles the delivery
         row.update(status=status, attempts=record.attempt, leased=False)
         self.attempts.append(
             {"delivery": delivery.id, "attempt": record.attempt, "status_code": record.result.status_code,
@@ -330,3 +345,20 @@ def test_retry_policy_backs_off_exponentially_with_jitter_within_the_window() ->
         assert ceiling / 2 <= delay <= ceiling
     assert policy.next_retry_in(3, 59.5, rng) == pytest.approx(0.5)
     assert policy.next_retry_in(1, 60.0, rng) is None
+
+
+async def test_a_delivery_taken_over_by_another_sender_is_not_posted_by_the_first() -> None:
+    store = FakeDispatcherStore()
+    await feed(store, created(), STARTED, SUCCEEDED_EARLY)
+    first_client, second_client = ScriptedClient(), ScriptedClient()
+    async with store.unit_of_work() as uow:
+        start = await uow.claim_next(20.0)
+    assert start is not None
+    # The first sender's lease ran out while the delivery waited in its memory; another sender claimed it.
+    row = next(r for r in store.deliveries if r["id"] == start.id)
+    row["token"] = "taken-over"
+    assert await send(sender(store, second_client), start.model_copy(update={"lease_token": "taken-over"}))
+    assert not await send(sender(store, first_client), start)
+    assert first_client.sent == []
+    assert len(second_client.sent) == 1
+    assert [a["attempt"] for a in store.attempts if a["delivery"] == start.id] == [1]

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%cogwheel/scheduler/v1/scheduler.proto\x12\x15\x63ogwheel.scheduler.v1\"\xab\x03\n\nPrediction\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x12\n\ninput_json\x18\x04 \x01(\t\x12\x13\n\x0boutput_json\x18\x05 \x01(\t\x12\x0c\n\x04logs\x18\x06 \x01(\t\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x0e\n\x06status\x18\x08 \x01(\t\x12\x12\n\ncreated_at\x18\t \x01(\t\x12\x12\n\nstarted_at\x18\n \x01(\t\x12\x14\n\x0c\x63ompleted_at\x18\x0b \x01(\t\x12\x19\n\x0cpredict_time\x18\x0c \x01(\x01H\x00\x88\x01\x01\x12\x0f\n\x07webhook\x18\r \x01(\t\x12\x1d\n\x15webhook_events_filter\x18\x0e \x03(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x0f \x01(\t\x12\x0e\n\x06source\x18\x10 \x01(\t\x12\x0e\n\x06stream\x18\x11 \x01(\x08\x12\x10\n\x08\x64\x65\x61\x64line\x18\x12 \x01(\t\x12\x12\n\ndeployment\x18\x13 \x01(\t\x12\x14\n\x0cstream_token\x18\x14 \x01(\t\x12\x14\n\x0c\x64\x61ta_removed\x18\x15 \x01(\x08\x42\x0f\n\r_predict_time\"\xf4\x01\n\x17\x43reatePredictionRequest\x12\x12\n\nversion_id\x18\x01 \x01(\t\x12\x12\n\ninput_json\x18\x02 \x01(\t\x12\x0f\n\x07webhook\x18\x03 \x01(\t\x12\x1d\n\x15webhook_events_filter\x18\x04 \x03(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x05 \x01(\t\x12\x0e\n\x06source\x18\x06 \x01(\t\x12!\n\x14\x63\x61ncel_after_seconds\x18\x07 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\ndeployment\x18\x08 \x01(\t\x12\x10\n\x08hardware\x18\t \x01(\tB\x17\n\x15_cancel_after_seconds\"\"\n\x14GetPredictionRequest\x12\n\n\x02id\x18\x01 \x01(\t\"%\n\x17\x43\x61ncelPredictionRequest\x12\n\n\x02id\x18\x01 \x01(\t\")\n\x1bListPredictionEventsRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xbb\x01\n\x0b\x45ventRecord\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x16\n\x0eschema_version\x18\x03 \x01(\x05\x12\x11\n\tstream_id\x18\x04 \x01(\t\x12\x16\n\x0estream_version\x18\x05 \x01(\x03\x12\x10\n\x08position\x18\x06 \x01(\x03\x12\x13\n\x0boccurred_at\x18\x07 \x01(\t\x12\x11\n\tdata_json\x18\x08 \x01(\t\x12\x15\n\rmetadata_json\x18\t \x01(\t\"R\n\x1cListPredictionEventsResponse\x12\x32\n\x06\x65vents\x18\x01 \x03(\x0b\x32\".cogwheel.scheduler.v1.EventRecord2\xc2\x03\n\x10SchedulerService\x12\x65\n\x10\x43reatePrediction\x12..cogwheel.scheduler.v1.CreatePredictionRequest\x1a!.cogwheel.scheduler.v1.Prediction\x12_\n\rGetPrediction\x12+.cogwheel.scheduler.v1.GetPredictionRequest\x1a!.cogwheel.scheduler.v1.Prediction\x12\x65\n\x10\x43\x61ncelPrediction\x12..cogwheel.scheduler.v1.CancelPredictionRequest\x1a!.cogwheel.scheduler.v1.Prediction\x12\x7f\n\x14ListPredictionEvents\x12\x32.cogwheel.scheduler.v1.ListPredictionEventsRequest\x1a\x33.cogwheel.scheduler.v1.ListPredictionEventsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%cogwheel/scheduler/v1/scheduler.proto\x12\x15\x63ogwheel.scheduler.v1\"\xc6\x03\n\nPrediction\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x12\n\ninput_json\x18\x04 \x01(\t\x12\x13\n\x0boutput_json\x18\x05 \x01(\t\x12\x0c\n\x04logs\x18\x06 \x01(\t\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x0e\n\x06status\x18\x08 \x01(\t\x12\x12\n\ncreated_at\x18\t \x01(\t\x12\x12\n\nstarted_at\x18\n \x01(\t\x12\x14\n\x0c\x63ompleted_at\x18\x0b \x01(\t\x12\x19\n\x0cpredict_time\x18\x0c \x01(\x01H\x00\x88\x01\x01\x12\x0f\n\x07webhook\x18\r \x01(\t\x12\x1d\n\x15webhook_events_filter\x18\x0e \x03(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x0f \x01(\t\x12\x0e\n\x06source\x18\x10 \x01(\t\x12\x0e\n\x06stream\x18\x11 \x01(\x08\x12\x10\n\x08\x64\x65\x61\x64line\x18\x12 \x01(\t\x12\x12\n\ndeployment\x18\x13 \x01(\t\x12\x14\n\x0cstream_token\x18\x14 \x01(\t\x12\x14\n\x0c\x64\x61ta_removed\x18\x15 \x01(\x08\x12\x19\n\x11idempotent_replay\x18( \x01(\x08\x42\x0f\n\r_predict_time\"\xaa\x02\n\x17\x43reatePredictionRequest\x12\x12\n\nversion_id\x18\x01 \x01(\t\x12\x12\n\ninput_json\x18\x02 \x01(\t\x12\x0f\n\x07webhook\x18\x03 \x01(\t\x12\x1d\n\x15webhook_events_filter\x18\x04 \x03(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x05 \x01(\t\x12\x0e\n\x06source\x18\x06 \x01(\t\x12!\n\x14\x63\x61ncel_after_seconds\x18\x07 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\ndeployment\x18\x08 \x01(\t\x12\x10\n\x08hardware\x18\t \x01(\t\x12\x17\n\x0fidempotency_key\x18( \x01(\t\x12\x1b\n\x13request_fingerprint\x18) \x01(\tB\x17\n\x15_cancel_after_seconds\"\"\n\x14GetPredictionRequest\x12\n\n\x02id\x18\x01 \x01(\t\"%\n\x17\x43\x61ncelPredictionRequest\x12\n\n\x02id\x18\x01 \x01(\t\")\n\x1bListPredictionEventsRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xbb\x01\n\x0b\x45ventRecord\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x16\n\x0eschema_version\x18\x03 \x01(\x05\x12\x11\n\tstream_id\x18\x04 \x01(\t\x12\x16\n\x0estream_version\x18\x05 \x01(\x03\x12\x10\n\x08position\x18\x06 \x01(\x03\x12\x13\n\x0boccurred_at\x18\x07 \x01(\t\x12\x11\n\tdata_json\x18\x08 \x01(\t\x12\x15\n\rmetadata_json\x18\t \x01(\t\"R\n\x1cListPredictionEventsResponse\x12\x32\n\x06\x65vents\x18\x01 \x03(\x0b\x32\".cogwheel.scheduler.v1.EventRecord2\xc2\x03\n\x10SchedulerService\x12\x65\n\x10\x43reatePrediction\x12..cogwheel.scheduler.v1.CreatePredictionRequest\x1a!.cogwheel.scheduler.v1.Prediction\x12_\n\rGetPrediction\x12+.cogwheel.scheduler.v1.GetPredictionRequest\x1a!.cogwheel.scheduler.v1.Prediction\x12\x65\n\x10\x43\x61ncelPrediction\x12..cogwheel.scheduler.v1.CancelPredictionRequest\x1a!.cogwheel.scheduler.v1.Prediction\x12\x7f\n\x14ListPredictionEvents\x12\x32.cogwheel.scheduler.v1.ListPredictionEventsRequest\x1a\x33.cogwheel.scheduler.v1.ListPredictionEventsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,19 +33,19 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cogwheel.scheduler.v1.sched
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PREDICTION']._serialized_start=65
-  _globals['_PREDICTION']._serialized_end=492
-  _globals['_CREATEPREDICTIONREQUEST']._serialized_start=495
-  _globals['_CREATEPREDICTIONREQUEST']._serialized_end=739
-  _globals['_GETPREDICTIONREQUEST']._serialized_start=741
-  _globals['_GETPREDICTIONREQUEST']._serialized_end=775
-  _globals['_CANCELPREDICTIONREQUEST']._serialized_start=777
-  _globals['_CANCELPREDICTIONREQUEST']._serialized_end=814
-  _globals['_LISTPREDICTIONEVENTSREQUEST']._serialized_start=816
-  _globals['_LISTPREDICTIONEVENTSREQUEST']._serialized_end=857
-  _globals['_EVENTRECORD']._serialized_start=860
-  _globals['_EVENTRECORD']._serialized_end=1047
-  _globals['_LISTPREDICTIONEVENTSRESPONSE']._serialized_start=1049
-  _globals['_LISTPREDICTIONEVENTSRESPONSE']._serialized_end=1131
-  _globals['_SCHEDULERSERVICE']._serialized_start=1134
-  _globals['_SCHEDULERSERVICE']._serialized_end=1584
+  _globals['_PREDICTION']._serialized_end=519
+  _globals['_CREATEPREDICTIONREQUEST']._serialized_start=522
+  _globals['_CREATEPREDICTIONREQUEST']._serialized_end=820
+  _globals['_GETPREDICTIONREQUEST']._serialized_start=822
+  _globals['_GETPREDICTIONREQUEST']._serialized_end=856
+  _globals['_CANCELPREDICTIONREQUEST']._serialized_start=858
+  _globals['_CANCELPREDICTIONREQUEST']._serialized_end=895
+  _globals['_LISTPREDICTIONEVENTSREQUEST']._serialized_start=897
+  _globals['_LISTPREDICTIONEVENTSREQUEST']._serialized_end=938
+  _globals['_EVENTRECORD']._serialized_start=941
+  _globals['_EVENTRECORD']._serialized_end=1128
+  _globals['_LISTPREDICTIONEVENTSRESPONSE']._serialized_start=1130
+  _globals['_LISTPREDICTIONEVENTSRESPONSE']._serialized_end=1212
+  _globals['_SCHEDULERSERVICE']._serialized_start=1215
+  _globals['_SCHEDULERSERVICE']._serialized_end=1665
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Prediction(_message.Message):
-    __slots__ = ("id", "model", "version", "input_json", "output_json", "logs", "error", "status", "created_at", "started_at", "completed_at", "predict_time", "webhook", "webhook_events_filter", "account", "source", "stream", "deadline", "deployment", "stream_token", "data_removed")
+    __slots__ = ("id", "model", "version", "input_json", "output_json", "logs", "error", "status", "created_at", "started_at", "completed_at", "predict_time", "webhook", "webhook_events_filter", "account", "source", "stream", "deadline", "deployment", "stream_token", "data_removed", "idempotent_replay")
     ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +30,7 @@ class Prediction(_message.Message):
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     STREAM_TOKEN_FIELD_NUMBER: _ClassVar[int]
     DATA_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENT_REPLAY_FIELD_NUMBER: _ClassVar[int]
     id: str
     model: str
     version: str
@@ -51,10 +52,11 @@ class Prediction(_message.Message):
     deployment: str
     stream_token: str
     data_removed: bool
-    def __init__(self, id: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., input_json: _Optional[str] = ..., output_json: _Optional[str] = ..., logs: _Optional[str] = ..., error: _Optional[str] = ..., status: _Optional[str] = ..., created_at: _Optional[str] = ..., started_at: _Optional[str] = ..., completed_at: _Optional[str] = ..., predict_time: _Optional[float] = ..., webhook: _Optional[str] = ..., webhook_events_filter: _Optional[_Iterable[str]] = ..., account: _Optional[str] = ..., source: _Optional[str] = ..., stream: _Optional[bool] = ..., deadline: _Optional[str] = ..., deployment: _Optional[str] = ..., stream_token: _Optional[str] = ..., data_removed: _Optional[bool] = ...) -> None: ...
+    idempotent_replay: bool
+    def __init__(self, id: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., input_json: _Optional[str] = ..., output_json: _Optional[str] = ..., logs: _Optional[str] = ..., error: _Optional[str] = ..., status: _Optional[str] = ..., created_at: _Optional[str] = ..., started_at: _Optional[str] = ..., completed_at: _Optional[str] = ..., predict_time: _Optional[float] = ..., webhook: _Optional[str] = ..., webhook_events_filter: _Optional[_Iterable[str]] = ..., account: _Optional[str] = ..., source: _Optional[str] = ..., stream: _Optional[bool] = ..., deadline: _Optional[str] = ..., deployment: _Optional[str] = ..., stream_token: _Optional[str] = ..., data_removed: _Optional[bool] = ..., idempotent_replay: _Optional[bool] = ...) -> None: ...
 
 class CreatePredictionRequest(_message.Message):
-    __slots__ = ("version_id", "input_json", "webhook", "webhook_events_filter", "account", "source", "cancel_after_seconds", "deployment", "hardware")
+    __slots__ = ("version_id", "input_json", "webhook", "webhook_events_filter", "account", "source", "cancel_after_seconds", "deployment", "hardware", "idempotency_key", "request_fingerprint")
     VERSION_ID_FIELD_NUMBER: _ClassVar[int]
     INPUT_JSON_FIELD_NUMBER: _ClassVar[int]
     WEBHOOK_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +66,8 @@ class CreatePredictionRequest(_message.Message):
     CANCEL_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     version_id: str
     input_json: str
     webhook: str
@@ -73,7 +77,9 @@ class CreatePredictionRequest(_message.Message):
     cancel_after_seconds: float
     deployment: str
     hardware: str
-    def __init__(self, version_id: _Optional[str] = ..., input_json: _Optional[str] = ..., webhook: _Optional[str] = ..., webhook_events_filter: _Optional[_Iterable[str]] = ..., account: _Optional[str] = ..., source: _Optional[str] = ..., cancel_after_seconds: _Optional[float] = ..., deployment: _Optional[str] = ..., hardware: _Optional[str] = ...) -> None: ...
+    idempotency_key: str
+    request_fingerprint: str
+    def __init__(self, version_id: _Optional[str] = ..., input_json: _Optional[str] = ..., webhook: _Optional[str] = ..., webhook_events_filter: _Optional[_Iterable[str]] = ..., account: _Optional[str] = ..., source: _Optional[str] = ..., cancel_after_seconds: _Optional[float] = ..., deployment: _Optional[str] = ..., hardware: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., request_fingerprint: _Optional[str] = ...) -> None: ...
 
 class GetPredictionRequest(_message.Message):
     __slots__ = ("id",)
