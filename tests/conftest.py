@@ -8,7 +8,8 @@ import pytest
 
 from libs.testing.infra import INFRA_MODES, provide_database, provide_nats
 
-_MARK_BY_DIR = {"integration": "integration", "e2e": "e2e"}
+# tests/security runs hostile models on a real runner (NATS JetStream, PostgreSQL): integration tests.
+_MARK_BY_DIR = {"integration": "integration", "e2e": "e2e", "security": "integration"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

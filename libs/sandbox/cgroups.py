@@ -154,11 +154,16 @@ class Cgroup:
         A pid is signalled through a pidfd opened while it is still listed in the group, so a pid the
         kernel reused for a process elsewhere is never hit.
         """
-        killed = 0
-        for _ in range(200):  # a fork bomb refills the group; each round kills what it sees
+        killed: set[int] = set()
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            # A fork bomb refills the group, and killed processes take a moment to leave it: repeat until
+            # only ``keep`` is left.
             strays = self.members() - keep
             if not strays:
                 break
+            if killed:
+                time.sleep(0.001)
             pidfds: dict[int, int] = {}
             for pid in strays:
                 with contextlib.suppress(OSError):
@@ -168,13 +173,13 @@ class Cgroup:
                 try:
                     if pid in still_here:
                         signal.pidfd_send_signal(fd, signal.SIGKILL)
-                        killed += 1
+                        killed.add(pid)
                 except OSError as exc:
                     if exc.errno != errno.ESRCH:
                         raise
                 finally:
                     os.close(fd)
-        return killed
+        return len(killed)
 
     def remove(self) -> None:
         """Kill what is left and delete the group (it must be empty to be removed)."""

@@ -295,7 +295,7 @@ class WorkerSupervisor:
             finally:
                 self._running.pop(prediction_id, None)
                 if not self._running:
-                    self._reap_strays()
+                    await self._reap_strays()
             output = running.items if running.items is not None else running.output
             return PredictionResult(
                 status=done.status,
@@ -330,12 +330,12 @@ class WorkerSupervisor:
             logger.warning("worker ignored the cancel of %s for %.1fs; killing it", running.id, self._cancel_grace)
             self._proc.kill()
 
-    def _reap_strays(self) -> None:
+    async def _reap_strays(self) -> None:
         """Kill what the model started during the predictions that just ended (a read and a few kills)."""
         launch = self._launch
         if launch is None or self._proc is None or self._proc.returncode is not None:
             return
-        killed = launch.kill_strays(self._keep)
+        killed = await asyncio.to_thread(launch.kill_strays, self._keep)
         if killed:
             logger.info("killed %d process(es) %s left running after its prediction", killed, self.model_dir.name)
 
