@@ -239,13 +239,15 @@ class Sandbox:
                 args += ["--symlink", os.readlink(host), str(host)]
             elif host.is_dir():
                 args += ["--ro-bind", str(host), str(host)]
-        binds: list[tuple[str, str, str]] = []
+        # /tmp first: installations that live below the host's /tmp (tests, scratch data dirs) are then
+        # mounted on top of it instead of being hidden by it.
+        binds: list[tuple[str, str, str]] = [("--bind", str(tmp), TMP_DIR)]
         for entry in _ETC_FILES:
             binds.append(("--ro-bind-try", f"/etc/{entry}", f"/etc/{entry}"))
         if s.sandbox_network == "host":
             binds.append(("--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf"))
-        for directory in _python_dirs(python):
-            binds.append(("--ro-bind", directory, directory))
+        for host_dir, inside in _python_dirs(python):
+            binds.append(("--ro-bind", host_dir, inside))
         for inside, host_path in (code or {}).items():
             binds.append(("--ro-bind", str(host_path), inside))
         gpus = sorted(glob.glob("/dev/nvidia*"))
@@ -256,7 +258,6 @@ class Sandbox:
                       ("--ro-bind-try", "/proc/driver/nvidia", "/proc/driver/nvidia")]
         binds += [
             ("--ro-bind", str(model_dir), MODEL_DIR),
-            ("--bind", str(tmp), TMP_DIR),
             ("--ro-bind", str(inputs), INPUTS_DIR),
         ]
         args += _with_parents(binds)
@@ -309,21 +310,29 @@ def sandbox_python(python: str) -> str:
     return os.path.realpath(path)
 
 
-def _python_dirs(python: str | None) -> list[str]:
-    """Installations a sandboxed interpreter needs: its venv, the runner's venv and the base installation."""
+def _python_dirs(python: str | None) -> list[tuple[str, str]]:
+    """Installations a sandboxed interpreter needs, as (host directory, path inside) pairs.
+
+    Its venv, the runner's venv and the base installation; each at its real path, and also at the path
+    this process knows it by when that goes through a symlink (a per-version venv's ``.pth`` file names the
+    runner's site-packages that way).
+    """
     candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
     if python:
         real = Path(sandbox_python(python))
         candidates.append(str(real.parent.parent))
         candidates.append(str(Path(os.path.realpath(real)).parent.parent))
-    dirs: list[str] = []
+    pairs: dict[str, str] = {}
     for candidate in candidates:
-        real = os.path.realpath(candidate)
-        if real in ("/", "/usr") or real.startswith("/usr/") or not os.path.isdir(real):
-            continue
-        if not any(real == d or real.startswith(d + "/") for d in dirs):
-            dirs = [d for d in dirs if not d.startswith(real + "/")] + [real]
-    return sorted(dirs)
+        for inside in {os.path.realpath(candidate), os.path.abspath(candidate)}:
+            if inside in ("/", "/usr") or inside.startswith("/usr/") or not os.path.isdir(inside):
+                continue
+            if any(inside == d or inside.startswith(d + "/") for d in pairs):
+                continue
+            for nested in [d for d in pairs if d.startswith(inside + "/")]:
+                del pairs[nested]
+            pairs[inside] = os.path.realpath(inside)
+    return sorted((host, inside) for inside, host in pairs.items())
 
 
 def _with_parents(binds: list[tuple[str, str, str]]) -> list[str]:
