@@ -253,9 +253,8 @@ class Sandbox:
         gpus = sorted(glob.glob("/dev/nvidia*"))
         for device in gpus:
             binds.append(("--dev-bind", device, device))
-        if gpus:
-            binds += [("--ro-bind-try", "/sys", "/sys"),
-                      ("--ro-bind-try", "/proc/driver/nvidia", "/proc/driver/nvidia")]
+        if gpus:  # CUDA reads PCI topology from /sys; /proc/driver/nvidia is in the fresh /proc already
+            binds.append(("--ro-bind-try", "/sys", "/sys"))
         binds += [
             ("--ro-bind", str(model_dir), MODEL_DIR),
             ("--ro-bind", str(inputs), INPUTS_DIR),
