@@ -20,7 +20,8 @@ _SANDBOXED_PROBE = f"{CODE_DIR}/_probe.py"
 _default_sandbox: Sandbox | None = None
 
 
-def _sandbox_from_env() -> Sandbox:
+def inspection_sandbox() -> Sandbox:
+    """The sandbox pushes are inspected in, as this process's ``COGWHEEL_SANDBOX*`` variables configure it."""
     global _default_sandbox
     if _default_sandbox is None:
         _default_sandbox = Sandbox()
@@ -58,7 +59,7 @@ async def generate_openapi_schema(
     Raises:
         ModelPackageError: the predictor cannot be imported or its signature is not a valid Cog predictor.
     """
-    sandbox = sandbox or _sandbox_from_env()
+    sandbox = sandbox or inspection_sandbox()
     refs = [predictor_ref] + ([train_ref] if train_ref else [])
     launch: Launch | None = None
     scratch: Path | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from libs.bus.nats import Bus, connect
 from libs.db import create_engine
 from libs.db.migrations import migrate
 from libs.eventstore import EventStore
+from libs.modelpkg.schema import inspection_sandbox
 from libs.rpc import create_channel
 from services.gateway.adapters.packages import PackageTexts
 from services.gateway.adapters.registry_grpc import GrpcRegistryClient
@@ -22,6 +25,7 @@ from services.gateway.settings import GatewaySettings
 from services.gateway.waiters import PredictionWaiters
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,10 @@ async def bootstrap(settings: GatewaySettings) -> Deps:
     projection = PredictionProjection(store)
     registry = GrpcRegistryClient(create_channel(settings.registry_addr), settings.auth_cache_seconds)
     await registry.watch_auth_changes(bus.nc)
+    sandbox = inspection_sandbox()  # pushes import user code: say at start-up whether that can be done safely
+    description = await asyncio.to_thread(sandbox.describe)
+    log.log(logging.INFO if sandbox.enabled and sandbox.check() is None else logging.ERROR,
+            "push inspection: %s", description)
     return Deps(
         settings=settings,
         engine=engine,
