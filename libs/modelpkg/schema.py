@@ -69,11 +69,15 @@ async def generate_openapi_schema(
         except SandboxUnavailable as exc:
             raise ModelPackageError(f"cannot inspect the model: {exc}") from None
         scratch = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="cogwheel-probe-"))
-        launch = await asyncio.to_thread(
-            sandbox.launch, name="probe", command=[sandbox_python(python), _SANDBOXED_PROBE, MODEL_DIR, *refs],
-            model_dir=Path(model_dir).resolve(), scratch=scratch / "box", python=python,
-            code={_SANDBOXED_PROBE: _PROBE},
-        )
+        try:
+            launch = await asyncio.to_thread(
+                sandbox.launch, name="probe", command=[sandbox_python(python), _SANDBOXED_PROBE, MODEL_DIR, *refs],
+                model_dir=Path(model_dir).resolve(), scratch=scratch / "box", python=python,
+                code={_SANDBOXED_PROBE: _PROBE},
+            )
+        except SandboxUnavailable as exc:
+            await asyncio.to_thread(shutil.rmtree, scratch, True)
+            raise ModelPackageError(f"cannot inspect the model: {exc}") from None
         argv, env = launch.argv, launch.env
     else:
         argv, env = [python, str(_PROBE), str(Path(model_dir).resolve()), *refs], None

@@ -222,7 +222,10 @@ class Sandbox:
             os.chown(tmp, s.sandbox_uid, s.sandbox_gid)
         cgroup = None
         if use_cgroup and self.limits_note() is None:
-            cgroup = Cgroup.create(_cgroup_name(name), s.limits)
+            try:
+                cgroup = Cgroup.create(_cgroup_name(name), s.limits)
+            except CgroupError as exc:
+                raise SandboxUnavailable(str(exc)) from None
         args = [
             s.sandbox_bwrap,
             "--die-with-parent", "--new-session",

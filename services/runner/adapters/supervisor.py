@@ -214,10 +214,13 @@ class WorkerSupervisor:
         command = [sandbox_python(self._python), "-m", "services.runner.adapters.worker_main", MODEL_DIR,
                    self.predictor_ref]
         await self._close_launch()  # the cgroup of a worker that crashed
-        self._launch = await asyncio.to_thread(
-            self._sandbox.launch, name=self.model_dir.name[:16], command=command, model_dir=self.model_dir,
-            scratch=self._scratch, env=env, python=self._python, code=_WORKER_CODE,
-        )
+        try:
+            self._launch = await asyncio.to_thread(
+                self._sandbox.launch, name=self.model_dir.name[:16], command=command, model_dir=self.model_dir,
+                scratch=self._scratch, env=env, python=self._python, code=_WORKER_CODE,
+            )
+        except SandboxUnavailable as exc:
+            raise WorkerSetupError(f"cannot set up the model sandbox: {exc}", "") from None
         self._files = self._launch.files
         return self._launch.argv, self._launch.env
 
