@@ -1,5 +1,8 @@
-"""Without a working sandbox, model code does not run (unless the operator opted out explicitly)."""
+"""Without a working sandbox, model code does not run (unless the operator opted out explicitly); a worker's
+processes end with it."""
 
+import os
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -51,3 +54,37 @@ async def test_explicit_opt_out_runs_models_unsandboxed(supervisor: Callable[...
     assert sup.output_files is None and sup.prediction_dir("p1") is None
     schema = await generate_openapi_schema(HELLO, "predict.py:Predictor", sandbox=sandbox)
     assert "Input" in schema.openapi_schema["components"]["schemas"]
+
+
+async def test_setup_helpers_live_with_the_worker_and_die_when_it_stops(tmp_path: Path) -> None:
+    marker = f"{uuid.uuid4().int % 1000 + 3000}.{uuid.uuid4().int % 10**6}"
+    model = tmp_path / "helper"
+    model.mkdir()
+    (model / "cog.yaml").write_text('build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\n')
+    (model / "predict.py").write_text(
+        "import subprocess\nfrom cog import BasePredictor\n\n"
+        "class Predictor(BasePredictor):\n"
+        "    def setup(self):\n"
+        f"        self.helper = subprocess.Popen(['sleep', '{marker}'])\n"
+        "    def predict(self) -> str:\n"
+        "        return 'alive' if self.helper.poll() is None else 'gone'\n"
+    )
+    sup = WorkerSupervisor(model, "predict.py:Predictor")
+    try:
+        assert (await sup.predict("p1", {})).output == "alive"
+        assert (await sup.predict("p2", {})).output == "alive"  # what setup() started is the worker's own
+        assert _host_processes_with(marker)
+    finally:
+        await sup.stop()
+    assert _host_processes_with(marker) == []
+
+
+def _host_processes_with(marker: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(int(pid))
+        except OSError:
+            continue
+    return found
