@@ -175,7 +175,8 @@ async def test_version_files_are_read_only_and_other_versions_invisible(runner: 
         seen = await runner.attack(attack, str(other_file))
         assert not seen["ok"] and "FileNotFoundError" in seen["error"], seen
     assert other_file.read_bytes() == before
-    assert (runner.version_dir("attacker") / "predict.py").read_bytes() == (FIXTURES / "attacker" / "predict.py").read_bytes()
+    own_file = runner.version_dir("attacker") / "predict.py"
+    assert own_file.read_bytes() == (FIXTURES / "attacker" / "predict.py").read_bytes()
 
 
 async def test_model_cannot_kill_its_runner(runner: Runner) -> None:

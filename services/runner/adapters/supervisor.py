@@ -18,7 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from libs.sandbox import CODE_DIR, INPUTS_DIR, MODEL_DIR, Launch, Sandbox, SandboxFiles, SandboxUnavailable, sandbox_python
+from libs.sandbox import (
+    CODE_DIR, INPUTS_DIR, MODEL_DIR, Launch, Sandbox, SandboxFiles, SandboxUnavailable, sandbox_python,
+)
 from services.runner.adapters import protocol as p
 
 logger = logging.getLogger(__name__)

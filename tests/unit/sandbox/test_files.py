@@ -33,15 +33,17 @@ def test_refuses_paths_outside_and_links(layout: tuple[SandboxFiles, Path, Path,
     (tmp / "innocent.txt").symlink_to(secret)
     (tmp / "dir").symlink_to(secret.parent)
     os.mkfifo(tmp / "pipe")
-    for path in ("/etc/passwd", "/tmp/../etc/passwd", "/src/../tmp/../etc/passwd", "/tmp/innocent.txt", f"/tmp/dir/{secret.name}",
-                 "relative.txt", "/tmp"):
+    for path in ("/etc/passwd", "/tmp/../etc/passwd", "/src/../tmp/../etc/passwd", "/tmp/innocent.txt",
+                 f"/tmp/dir/{secret.name}", "relative.txt", "/tmp"):
         with pytest.raises(ForbiddenPath):
             files.read_bytes(path)
     with pytest.raises(ForbiddenPath, match="not a regular file"):
         files.read_bytes("/tmp/pipe")
 
 
-def test_removes_only_temporary_files_and_never_through_links(layout: tuple[SandboxFiles, Path, Path, Path]) -> None:
+def test_removes_only_temporary_files_and_never_through_links(
+    layout: tuple[SandboxFiles, Path, Path, Path],
+) -> None:
     files, tmp, src, secret = layout
     (tmp / "out.txt").write_text("x")
     (src / "weights.bin").write_text("w")
