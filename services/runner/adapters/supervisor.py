@@ -338,7 +338,7 @@ class WorkerSupervisor:
     async def _reap_strays(self) -> None:
         """Kill what the model started during the predictions that just ended (a read and a few kills)."""
         launch = self._launch
-        if launch is None or self._proc is None or self._proc.returncode is not None:
+        if launch is None or not self.alive:  # a worker still starting has no ``_keep`` of its own yet
             return
         killed = await asyncio.to_thread(launch.kill_strays, self._keep)
         if killed:
