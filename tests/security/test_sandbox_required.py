@@ -10,7 +10,7 @@ import pytest
 
 from libs.modelpkg import ModelPackageError
 from libs.modelpkg.schema import generate_openapi_schema
-from libs.sandbox import Sandbox, SandboxSettings
+from libs.sandbox import Cgroup, Limits, Sandbox, SandboxSettings
 from services.runner.adapters.supervisor import WorkerSetupError, WorkerSupervisor
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,3 +88,34 @@ def _host_processes_with(marker: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+async def test_push_probe_over_its_time_limit_is_killed_with_everything_it_started(tmp_path: Path) -> None:
+    marker = f"{uuid.uuid4().int % 1000 + 4000}.{uuid.uuid4().int % 10**6}"
+    model = tmp_path / "slow_import"
+    model.mkdir()
+    (model / "predict.py").write_text(
+        f"import subprocess, time\nsubprocess.Popen(['sleep', '{marker}'])\ntime.sleep(600)\n"
+    )
+    with pytest.raises(ModelPackageError, match="took longer than 2s"):
+        await generate_openapi_schema(model, "predict.py:Predictor", timeout=2)
+    assert _host_processes_with(marker) == []
+
+
+def test_cgroup_limits_are_applied() -> None:
+    limits = Limits(memory_bytes=300 * 1024 * 1024, pids=50, cpus=0.5)
+    group = Cgroup.create("limits-test", limits)
+    try:
+        if group.v2:
+            directory = group.dirs["unified"]
+            assert (directory / "memory.max").read_text().strip() == str(limits.memory_bytes)
+            assert (directory / "pids.max").read_text().strip() == "50"
+            assert (directory / "cpu.max").read_text().split() == ["50000", "100000"]
+        else:
+            assert (group.dirs["memory"] / "memory.limit_in_bytes").read_text().strip() == str(limits.memory_bytes)
+            assert (group.dirs["pids"] / "pids.max").read_text().strip() == "50"
+            assert (group.dirs["cpu"] / "cpu.cfs_quota_us").read_text().strip() == "50000"
+        assert group.members() == set()
+    finally:
+        group.remove()
+    assert not any(path.exists() for path in group.dirs.values())
