@@ -27,7 +27,7 @@ from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from libs.sandbox.cgroups import Cgroup, CgroupError, Limits
+from libs.sandbox.cgroups import Cgroup, CgroupError, Limits, prune_stale
 from libs.sandbox.files import Mount, SandboxFiles
 
 log = logging.getLogger(__name__)
@@ -174,6 +174,8 @@ class Sandbox:
             Cgroup.create("check", s.limits).remove()
         except CgroupError as exc:
             limits_note = str(exc)
+        else:
+            prune_stale()
         scratch = Path(tempfile.mkdtemp(prefix="cogwheel-sandbox-check-"))
         try:
             launch = self.launch(name="check", command=["/bin/sh", "-c", "exit 0"], model_dir=scratch,

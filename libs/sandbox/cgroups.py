@@ -55,6 +55,44 @@ def _write(path: Path, value: str) -> None:
         os.close(fd)
 
 
+def _make_leaf(base: Path, leaf: str) -> Path:
+    for _ in range(5):  # another group's removal may take the shared parent away in between
+        base.mkdir(exist_ok=True)
+        try:
+            (base / leaf).mkdir()
+            return base / leaf
+        except FileNotFoundError:
+            continue
+    raise CgroupError(f"cannot create {base / leaf}")
+
+
+def prune_stale(older_than: float = 300.0) -> int:
+    """Delete empty sandbox groups left behind by processes that died without cleaning up.
+
+    Only groups older than ``older_than`` seconds go: a fresh one may not have its process yet. A group
+    in use cannot be removed (the kernel refuses), so this never disturbs a running sandbox.
+    """
+    removed = 0
+    now = time.time()
+    parents = []
+    if _v2():
+        parents.append(CGROUP_ROOT / _own_path(None).lstrip("/") / _GROUP_PARENT)
+    else:
+        for controller in ("memory", "pids", "cpu"):
+            with contextlib.suppress(OSError):
+                parents.append(CGROUP_ROOT / controller / _own_path(controller).lstrip("/") / _GROUP_PARENT)
+    for parent in parents:
+        with contextlib.suppress(OSError):
+            for group in parent.iterdir():
+                with contextlib.suppress(OSError):
+                    if group.is_dir() and now - group.stat().st_mtime > older_than:
+                        group.rmdir()
+                        removed += 1
+        with contextlib.suppress(OSError):
+            parent.rmdir()
+    return removed
+
+
 class Cgroup:
     """One sandbox's cgroup: its directories (one per v1 controller, or one v2 directory)."""
 
@@ -69,12 +107,10 @@ class Cgroup:
         try:
             if _v2():
                 base = CGROUP_ROOT / _own_path(None).lstrip("/") / _GROUP_PARENT
-                base.mkdir(exist_ok=True)
+                path = _make_leaf(base, leaf)
                 with contextlib.suppress(OSError):  # already enabled, or delegated by the host
                     _write(base.parent / "cgroup.subtree_control", "+memory +pids +cpu")
                     _write(base / "cgroup.subtree_control", "+memory +pids +cpu")
-                path = base / leaf
-                path.mkdir()
                 dirs["unified"] = path
                 group = cls(dirs, v2=True)
             else:
@@ -84,17 +120,18 @@ class Cgroup:
                     if not (mount / "cgroup.procs").is_file():
                         raise CgroupError(f"cgroup v1 controller {controller!r} is not mounted at {mount}")
                     base = mount / _own_path(controller).lstrip("/") / _GROUP_PARENT
-                    base.mkdir(exist_ok=True)
-                    path = base / leaf
-                    path.mkdir()
-                    dirs[controller] = path
+                    dirs[controller] = _make_leaf(base, leaf)
                 group = cls(dirs, v2=False)
             group._configure(limits)
             return group
-        except OSError as exc:
+        except (OSError, CgroupError) as exc:
             for path in dirs.values():
                 with contextlib.suppress(OSError):
                     path.rmdir()
+                with contextlib.suppress(OSError):
+                    path.parent.rmdir()
+            if isinstance(exc, CgroupError):
+                raise
             raise CgroupError(f"cannot set up a cgroup for the sandbox: {exc}") from None
 
     def _configure(self, limits: Limits) -> None:
@@ -185,7 +222,7 @@ class Cgroup:
         """Kill what is left and delete the group (it must be empty to be removed)."""
         self.kill()
         for path in self.dirs.values():
-            for _ in range(50):
+            for _ in range(500):
                 try:
                     path.rmdir()
                     break
@@ -194,3 +231,5 @@ class Cgroup:
                 except OSError:
                     # Killed processes leave the group once the kernel has finished tearing them down.
                     time.sleep(0.01)
+            with contextlib.suppress(OSError):  # the shared parent goes with the last group, so no
+                path.parent.rmdir()  # empty directory is left in the cgroup this service was started in
