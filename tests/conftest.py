@@ -8,6 +8,7 @@ import pytest
 
 from libs.testing.infra import INFRA_MODES, provide_database, provide_nats
 
+# tests/security runs hostile models on a real runner (NATS JetStream, PostgreSQL): integration tests.
 _MARK_BY_DIR = {"integration": "integration", "e2e": "e2e", "security": "integration"}
 
 

@@ -92,9 +92,10 @@ async def _create(env_dir: Path, packages: tuple[str, ...], install_timeout: flo
         python = env_dir / "bin" / "python"
         await asyncio.to_thread(_link_base_site_packages, python)
         # The runner's pip installs into the new environment, so the environment needs no pip of its own.
+        # Wheels only: building a source distribution runs its code as this service, outside the sandbox.
         await _run(
             [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-input",
-             "--disable-pip-version-check", "--quiet", *packages],
+             "--disable-pip-version-check", "--quiet", "--only-binary=:all:", *packages],
             install_timeout,
         )
         marker = {"packages": list(packages), "seconds": round(time.monotonic() - started, 3)}

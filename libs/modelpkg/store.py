@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
+import logging
 import os
 import shutil
 import sys
@@ -27,6 +29,8 @@ from libs.modelpkg.envs import ensure_environment
 from libs.modelpkg.errors import ModelPackageError
 from libs.modelpkg.package import UnpackLimits, extract_package, write_package
 from libs.modelpkg.schema import generate_openapi_schema
+
+log = logging.getLogger(__name__)
 
 VERSIONS_BUCKET = "cogwheel-versions"
 # Unpacked size allowed for an uploaded package (weights included).
@@ -151,6 +155,8 @@ async def push_package_file(
         model_dir.mkdir()
         limits = limits or UnpackLimits()
         await asyncio.to_thread(extract_package, Path(package_file), model_dir, max_size=max_unpacked, limits=limits)
+        # The inspection runs as the sandbox's uid: files get the modes the package records (0644/0755).
+        await asyncio.to_thread(_readable_by_all, work)
         return await push_model_dir(js, model_dir, env_cache_dir=env_cache_dir)
     except ModelPackageError as exc:
         # Messages name files by the server's scratch path; the client knows them relative to its directory.
@@ -183,47 +189,137 @@ async def _store(js: JetStreamContext, version_id: str, package_file: Path) -> b
 async def fetch_package(js: JetStreamContext, version_id: str, cache_dir: Path) -> Path:
     """Download and unpack a version into ``cache_dir/<version_id>``, reusing a previous unpack.
 
-    The package streams to a temporary file and is unpacked in a sibling temporary directory that is renamed
-    into place, so a crash never leaves a half-written version directory behind.
+    The package's sha256 must equal the version id. It is unpacked in a sibling temporary directory that is
+    renamed into place, so a crash never leaves a half-written version directory behind; the tree is then
+    made read-only (owned by root when the runner is root) and its file metadata recorded. A cached
+    directory is checked against that record on every use: one that changed since (a tampered or damaged
+    cache) is removed and fetched again.
 
     Raises:
         ModelPackageError: the version is not in the bucket or its bytes do not match its id.
     """
     cache = Path(cache_dir)
     target = cache / version_id
-    if target.is_dir():
-        return target
-    bucket = await versions_bucket(js)
-    cache.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{version_id}.", suffix=".tar.gz", dir=cache)
-    os.close(fd)
-    download = Path(name)
-    try:
+    async with _version_lock(version_id):
+        if target.is_dir():
+            if await asyncio.to_thread(_matches_manifest, target, _manifest_path(cache, version_id)):
+                return target
+            log.warning("version %s: cached files changed since they were unpacked; fetching it again", version_id)
+            await asyncio.to_thread(_remove_tree, target)
+        bucket = await versions_bucket(js)
+        cache.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{version_id}.", suffix=".tar.gz", dir=cache)
+        os.close(fd)
+        download = Path(name)
         try:
-            with download.open("wb") as out:
-                await bucket.get(version_id, writeinto=out)
-        except NotFoundError:
-            raise ModelPackageError(f"version {version_id} is not in bucket {VERSIONS_BUCKET}") from None
-        if await asyncio.to_thread(sha256_file, download) != version_id:
-            raise ModelPackageError(f"version {version_id}: stored package does not match its digest")
-        await asyncio.to_thread(_unpack_atomically, download, cache, target)
-    finally:
-        download.unlink(missing_ok=True)
+            try:
+                with download.open("wb") as out:
+                    await bucket.get(version_id, writeinto=out)
+            except NotFoundError:
+                raise ModelPackageError(f"version {version_id} is not in bucket {VERSIONS_BUCKET}") from None
+            if await asyncio.to_thread(sha256_file, download) != version_id:
+                raise ModelPackageError(f"version {version_id}: stored package does not match its digest")
+            await asyncio.to_thread(_unpack_atomically, download, cache, target)
+        finally:
+            download.unlink(missing_ok=True)
     return target
+
+
+_VERSION_LOCKS: dict[tuple[int, str], asyncio.Lock] = {}
+
+
+def _version_lock(version_id: str) -> asyncio.Lock:
+    """One check-or-unpack of a version at a time (per event loop: a lock belongs to one loop)."""
+    key = (id(asyncio.get_running_loop()), version_id)
+    lock = _VERSION_LOCKS.get(key)
+    if lock is None:
+        lock = _VERSION_LOCKS[key] = asyncio.Lock()
+    return lock
+
+
+def _manifest_path(cache: Path, version_id: str) -> Path:
+    return cache / ".manifests" / f"{version_id}.json"
 
 
 def _unpack_atomically(package_file: Path, cache: Path, target: Path) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=cache))
     try:
         extract_package(package_file, staging)
+        _seal(staging)
         staging.rename(target)
-    except OSError:
-        # Another fetch won the race; its copy is identical by construction.
-        if not target.is_dir():
-            raise
+        manifest = _manifest_path(cache, target.name)
+        manifest.parent.mkdir(mode=0o700, exist_ok=True)
+        partial = manifest.with_suffix(".tmp")
+        partial.write_text(json.dumps(_describe_tree(target)))
+        partial.rename(manifest)
     finally:
         if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+            _remove_tree(staging)
+
+
+def _readable_by_all(root: Path) -> None:
+    for directory, _, files in os.walk(root):
+        os.chmod(directory, 0o755)
+        for name in files:
+            path = os.path.join(directory, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o755 if os.stat(path).st_mode & 0o100 else 0o644)
+
+
+def _seal(root: Path) -> None:
+    """Make a version's files read-only for everyone, and owned by root when we are root."""
+    as_root = os.geteuid() == 0
+    for directory, dirs, files in os.walk(root, topdown=False):
+        for name in files:
+            path = os.path.join(directory, name)
+            if os.path.islink(path):
+                if as_root:
+                    os.lchown(path, 0, 0)
+                continue
+            if as_root:
+                os.chown(path, 0, 0)
+            executable = os.stat(path).st_mode & 0o111
+            os.chmod(path, 0o555 if executable else 0o444)
+        for name in dirs:
+            path = os.path.join(directory, name)
+            if os.path.islink(path) and as_root:
+                os.lchown(path, 0, 0)
+        if as_root:
+            os.chown(directory, 0, 0)
+        os.chmod(directory, 0o555)
+
+
+def _describe_tree(root: Path) -> dict[str, list[int]]:
+    """Metadata that any change to a file, directory or link alters (ctime cannot be set back)."""
+    tree: dict[str, list[int]] = {}
+    for directory, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            path = os.path.join(directory, name)
+            info = os.lstat(path)
+            tree[os.path.relpath(path, root)] = [info.st_mode, info.st_size, info.st_mtime_ns, info.st_ctime_ns,
+                                                 info.st_ino, info.st_uid]
+    info = os.lstat(root)
+    tree["."] = [info.st_mode, info.st_uid]
+    return tree
+
+
+def _matches_manifest(target: Path, manifest: Path) -> bool:
+    try:
+        recorded = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return False
+    try:
+        return _describe_tree(target) == recorded
+    except OSError:
+        return False
+
+
+def _remove_tree(path: Path) -> None:
+    """Remove a sealed (read-only) tree."""
+    for directory, _, _ in os.walk(path):
+        with contextlib.suppress(OSError):
+            os.chmod(directory, 0o755)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def sha256_file(path: Path) -> str:

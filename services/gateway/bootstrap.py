@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from libs.eventstore import EventStore
 from libs.hardware import HardwareCatalog, load_catalog
 from libs.pb.cogwheel.registry.v1 import registry_pb2
 from libs.rpc import create_channel, failover_options_for
+from libs.modelpkg.schema import inspection_sandbox
 from services.gateway.adapters.packages import PackageTexts
 from services.gateway.adapters.registry_grpc import GrpcRegistryClient
 from services.gateway.adapters.scheduler_grpc import GrpcSchedulerClient
@@ -28,6 +31,7 @@ from services.gateway.waiters import PredictionWaiters
 REGISTRY_FAILOVER = failover_options_for(registry_pb2.DESCRIPTOR.services_by_name["RegistryService"])
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,10 @@ async def bootstrap(settings: GatewaySettings) -> Deps:
         create_channel(settings.registry_addr, options=REGISTRY_FAILOVER), settings.auth_cache_seconds
     )
     await registry.watch_auth_changes(bus.nc)
+    sandbox = inspection_sandbox()  # pushes import user code: say at start-up whether that can be done safely
+    description = await asyncio.to_thread(sandbox.describe)
+    log.log(logging.INFO if sandbox.enabled and sandbox.check() is None else logging.ERROR,
+            "push inspection: %s", description)
     return Deps(
         settings=settings,
         engine=engine,

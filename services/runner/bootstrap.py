@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from libs.bus.nats import Bus, connect
 from libs.modelpkg import ensure_environment, fetch_package, load_cog_config
+from libs.sandbox import Sandbox, SandboxSettings
 from libs.netguard import parse_networks
 from libs.sealing import load_private_key
 from services.runner.adapters.supervisor import WorkerSupervisor
@@ -16,6 +20,9 @@ from services.runner.execution import ExecutionLimits
 from services.runner.inputs import FileInputLimits
 from services.runner.settings import RunnerSettings
 from services.runner.worker import RunnerOptions, RunnerWorker
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,14 @@ async def bootstrap(settings: RunnerSettings, *, bus: Bus | None = None) -> Deps
                                password=settings.nats_password)
     await bus.ensure_streams()
     runner_id = settings.instance_id or f"runner-{socket.gethostname()}-{os.getpid()}"
+    sandbox = Sandbox(SandboxSettings())
+    description = await asyncio.to_thread(sandbox.describe)
+    if sandbox.enabled and sandbox.check() is None:
+        log.info("%s", description)
+    else:
+        log.error("%s", description)
+    # Scratch directories of workers a previous run of this runner left behind.
+    await asyncio.to_thread(shutil.rmtree, settings.sandboxes_dir, True)
 
     async def start_supervisor(model_dir: Path, predictor_ref: str) -> WorkerSupervisor:
         config = load_cog_config(model_dir)
@@ -75,6 +90,7 @@ async def bootstrap(settings: RunnerSettings, *, bus: Bus | None = None) -> Deps
         return WorkerSupervisor(
             model_dir, predictor_ref, env=config.environment, python=python, setup_timeout=settings.setup_timeout,
             cancel_grace=settings.cancel_grace, concurrency=config.concurrency_max,
+            sandbox=sandbox, scratch_root=settings.sandboxes_dir,
         )
 
     worker = RunnerWorker(

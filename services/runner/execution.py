@@ -58,6 +58,10 @@ class Execution:
         self._pump: asyncio.Task[None] | None = None
         self._reporter: asyncio.Task[None] | None = None
 
+    def read_outputs_with(self, files: Any) -> None:
+        """Read returned files through ``files`` (a sandboxed model's view), not as paths of this host."""
+        self._uploader.files = files
+
     def start(self) -> None:
         self._pump = asyncio.create_task(self._consume())
         self._reporter = asyncio.create_task(self.progress.run())

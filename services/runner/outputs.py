@@ -8,7 +8,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from libs.blobs import OUTPUTS_BUCKET, output_ref, put_blob
 from services.runner.adapters.protocol import FILE_KEY
@@ -24,11 +24,20 @@ def is_file_marker(value: Any) -> bool:
     return isinstance(value, dict) and len(value) == 1 and isinstance(value.get(FILE_KEY), str)
 
 
+class OutputFiles(Protocol):
+    """Where a sandboxed model's files are read from: only its own directories (see libs.sandbox)."""
+
+    def read_bytes(self, path: str) -> bytes: ...
+    def remove(self, path: str) -> None: ...
+
+
 class OutputUploader:
     """Stores files under ``<prediction id>/<n>-<filename>`` (n counts the prediction's files from 1)."""
 
     def __init__(self, js: Any, prediction_id: str) -> None:
         self._js, self._id = js, prediction_id
+        # Set for a sandboxed model: the paths it returns are its own view, confined to its directories.
+        self.files: OutputFiles | None = None
         self._count = 0
         self._uploaded: set[str] = set()
 
@@ -47,7 +56,9 @@ class OutputUploader:
         name = _UNSAFE.sub("_", os.path.basename(path)).strip("_") or "output"
         key = f"{self._id}/{self._count}-{name}"
         try:
-            data = await asyncio.to_thread(Path(path).read_bytes)
+            data = await asyncio.to_thread(self.files.read_bytes if self.files else Path(path).read_bytes, path)
+        except PermissionError as exc:
+            raise OutputError(f"output file {os.path.basename(path)!r} cannot be read: {exc}") from None
         except OSError as exc:
             raise OutputError(f"output file {os.path.basename(path)!r} cannot be read: {exc.strerror}") from None
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -60,7 +71,7 @@ class OutputUploader:
         """Remove uploaded files that predict() wrote to the temporary directory (model files stay)."""
         paths, self._uploaded = self._uploaded, set()
         for path in paths:
-            await asyncio.to_thread(_remove_if_temporary, path)
+            await asyncio.to_thread(self.files.remove if self.files else _remove_if_temporary, path)
 
 
 def _remove_if_temporary(path: str) -> None:

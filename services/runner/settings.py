@@ -50,5 +50,10 @@ class RunnerSettings(ServiceSettings):
         return Path(self.data_dir) / "runner" / "envs"
 
     @property
+    def sandboxes_dir(self) -> Path:
+        """Per-worker scratch directories of sandboxed models (their /tmp and input files)."""
+        return Path(self.data_dir) / "runner" / "sandboxes"
+
+    @property
     def inputs_dir(self) -> Path:
         return Path(self.data_dir) / "runner" / "inputs"

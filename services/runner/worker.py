@@ -266,7 +266,12 @@ class RunnerWorker:
         if fresh:
             execution.add_logs(supervisor.setup_logs)
         await self._capacity.set_limit(version_id, supervisor.slots)
-        workdir = self._inputs_dir / prediction_id
+        # A sandboxed worker has its own directory for input files (visible inside) and reads outputs itself.
+        prediction_dir = getattr(supervisor, "prediction_dir", None)
+        workdir = (prediction_dir(prediction_id) if prediction_dir else None) or self._inputs_dir / prediction_id
+        output_files = getattr(supervisor, "output_files", None)
+        if output_files is not None:
+            execution.read_outputs_with(output_files)
         try:
             try:
                 clear_input = self._open_secrets(job)

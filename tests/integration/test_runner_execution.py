@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nats.js.errors import KeyNotFoundError
 
 from libs.bus.nats import Bus, connect
 from libs.bus.subjects import RUNNERS_BUCKET
@@ -109,8 +110,12 @@ async def test_async_predictor_runs_concurrency_max_predictions_at_once(
         while len(completed) < 3:
             assert time.monotonic() < deadline, "timed out"
             kv = kv or await bus.js.key_value(RUNNERS_BUCKET)
-            entry = await kv.get(f"runner-{hardware}")
-            nodes.append(json.loads(entry.value))
+            try:
+                entry = await kv.get(f"runner-{hardware}")
+            except KeyNotFoundError:  # the node's first heartbeat is not written yet
+                entry = None
+            if entry is not None:
+                nodes.append(json.loads(entry.value))
             await asyncio.sleep(0.1)
     finally:
         stop.set()

@@ -7,14 +7,20 @@ import collections
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from libs.sandbox import (
+    CODE_DIR, INPUTS_DIR, MODEL_DIR, Launch, Sandbox, SandboxFiles, SandboxUnavailable, sandbox_python,
+)
 from services.runner.adapters import protocol as p
 
 logger = logging.getLogger(__name__)
@@ -23,6 +29,18 @@ _REPO_ROOT = Path(__file__).resolve().parents[3]
 _STREAM_LIMIT = 64 * 1024 * 1024  # one JSON line may carry a large output
 # How long a finished prediction waits for the stderr marker (the worker writes it right before Done).
 _STDERR_SYNC_WAIT = 2.0
+# The worker's own code, shown read-only inside the sandbox (and nothing else of this repository);
+# `services` and `services.runner` are namespace packages there.
+_WORKER_CODE = {f"{CODE_DIR}/services/runner/adapters": _REPO_ROOT / "services" / "runner" / "adapters"}
+_default_sandbox: Sandbox | None = None
+
+
+def default_sandbox() -> Sandbox:
+    """The sandbox configured by this process's ``COGWHEEL_SANDBOX*`` variables."""
+    global _default_sandbox
+    if _default_sandbox is None:
+        _default_sandbox = Sandbox()
+    return _default_sandbox
 
 # Called on the event loop with each p.Log / p.Output of the prediction, in the order the worker sent them.
 EventCallback = Callable[[p.Message], None]
@@ -68,8 +86,12 @@ class _Running:
             self.on_event(p.Log(id=self.id, text=text))
 
 
-def exit_description(code: int | None) -> str:
+def exit_description(code: int | None, *, sandboxed: bool = False, memory_limit: int = 0) -> str:
     """Why a worker ended, in words a user can act on."""
+    if memory_limit:
+        return f"worker ran out of memory (limit {memory_limit // (1024 * 1024)} MiB) and was killed"
+    if sandboxed and code is not None and code > 128:
+        code = 128 - code  # bubblewrap reports a child killed by signal N as exit code 128+N
     if code is not None and code < 0:
         number = -code
         try:
@@ -101,6 +123,8 @@ class WorkerSupervisor:
         cancel_grace: float = 5.0,
         concurrency: int = 1,
         on_event: EventCallback | None = None,
+        sandbox: Sandbox | None = None,
+        scratch_root: Path | None = None,
     ) -> None:
         self.model_dir = Path(model_dir).resolve()
         self.predictor_ref = predictor_ref
@@ -108,6 +132,12 @@ class WorkerSupervisor:
         self._setup_timeout, self._cancel_grace = setup_timeout, cancel_grace
         self._concurrency = max(1, concurrency)
         self._default_on_event = on_event
+        self._sandbox = sandbox or default_sandbox()
+        self._scratch = Path(scratch_root or tempfile.gettempdir()) / f"worker-{uuid.uuid4().hex[:12]}"
+        self._launch: Launch | None = None
+        self._files: SandboxFiles | None = None
+        # Processes of the sandbox that belong to the worker (it, and what its setup started).
+        self._keep: set[int] = set()
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._stderr_task: asyncio.Task[None] | None = None
@@ -142,14 +172,65 @@ class WorkerSupervisor:
                 self._stopped = False
                 await self._spawn()
 
+    @property
+    def sandboxed(self) -> bool:
+        return self._sandbox.enabled
+
+    def prediction_dir(self, prediction_id: str) -> Path | None:
+        """Where a prediction's input files go so the model can read them (None: anywhere)."""
+        return self._scratch / "inputs" / prediction_id if self.sandboxed else None
+
+    def _inside_paths(self, values: dict[str, Any]) -> dict[str, Any]:
+        """File inputs the runner put under ``prediction_dir`` renamed to where the sandbox sees them."""
+        if not self.sandboxed:
+            return values
+        host = str(self._scratch / "inputs")
+
+        def inside(value: Any) -> Any:
+            if isinstance(value, str) and value.startswith(host + "/"):
+                return INPUTS_DIR + value[len(host):]
+            if isinstance(value, list):
+                return [inside(item) for item in value]
+            return value
+
+        return {name: inside(value) if name in self.file_inputs else value for name, value in values.items()}
+
+    @property
+    def output_files(self) -> SandboxFiles | None:
+        """Reads the files the model returns, confined to its sandbox (None: read them as given)."""
+        return self._files
+
+    async def _command(self) -> tuple[list[str], dict[str, str]]:
+        if not self.sandboxed:
+            env = {**os.environ, **self._env}
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH")]))
+            env["PYTHONUNBUFFERED"] = "1"
+            return [self._python, "-m", "services.runner.adapters.worker_main", str(self.model_dir),
+                    self.predictor_ref], env
+        try:
+            await asyncio.to_thread(self._sandbox.require)
+        except SandboxUnavailable as exc:
+            raise WorkerSetupError(str(exc), "") from None
+        env = dict(self._env)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [CODE_DIR, env.get("PYTHONPATH")]))
+        command = [sandbox_python(self._python), "-m", "services.runner.adapters.worker_main", MODEL_DIR,
+                   self.predictor_ref]
+        await self._close_launch()  # the cgroup of a worker that crashed
+        try:
+            self._launch = await asyncio.to_thread(
+                self._sandbox.launch, name=self.model_dir.name[:16], command=command, model_dir=self.model_dir,
+                scratch=self._scratch, env=env, python=self._python, code=_WORKER_CODE,
+            )
+        except SandboxUnavailable as exc:
+            raise WorkerSetupError(f"cannot set up the model sandbox: {exc}", "") from None
+        self._files = self._launch.files
+        return self._launch.argv, self._launch.env
+
     async def _spawn(self) -> None:
-        env = {**os.environ, **self._env}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH")]))
-        env["PYTHONUNBUFFERED"] = "1"
+        argv, env = await self._command()
         self._stderr_tail.clear()
         proc = await asyncio.create_subprocess_exec(
-            self._python, "-m", "services.runner.adapters.worker_main", str(self.model_dir), self.predictor_ref,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env=env, limit=_STREAM_LIMIT,
         )
         self._proc = proc
@@ -164,6 +245,8 @@ class WorkerSupervisor:
         except BaseException:
             await self._kill()
             raise
+        if self._launch is not None:
+            self._keep = self._launch.members()
         self.file_inputs = frozenset(ready.file_inputs)
         self.slots = max(1, ready.slots)
         if self._slots is None:
@@ -189,7 +272,7 @@ class WorkerSupervisor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._stderr_task
         raise WorkerSetupError(
-            f"worker for {self.predictor_ref} exited during setup ({exit_description(code)}): {self._tail()}",
+            f"worker for {self.predictor_ref} exited during setup ({self._describe_exit(code)}): {self._tail()}",
             "".join(logs),
         )
 
@@ -205,7 +288,7 @@ class WorkerSupervisor:
             self._running[prediction_id] = running
             try:
                 await self.start()
-                await self._send(p.PredictRequest(id=prediction_id, input=input))
+                await self._send(p.PredictRequest(id=prediction_id, input=self._inside_paths(input)))
                 running.sent = True
                 if running.cancel_requested:
                     await self._send_cancel(running)
@@ -213,9 +296,11 @@ class WorkerSupervisor:
             except (RuntimeError, ConnectionError):
                 # The worker died between start() and the request: report it like a crash.
                 done = p.Done(id=prediction_id, status="canceled" if running.cancel_requested else "failed",
-                              error=None if running.cancel_requested else exit_description(self._returncode()))
+                              error=None if running.cancel_requested else self._describe_exit(self._returncode()))
             finally:
                 self._running.pop(prediction_id, None)
+                if not self._running:
+                    await self._reap_strays()
             output = running.items if running.items is not None else running.output
             return PredictionResult(
                 status=done.status,
@@ -250,6 +335,20 @@ class WorkerSupervisor:
             logger.warning("worker ignored the cancel of %s for %.1fs; killing it", running.id, self._cancel_grace)
             self._proc.kill()
 
+    async def _reap_strays(self) -> None:
+        """Kill what the model started during the predictions that just ended (a read and a few kills)."""
+        launch = self._launch
+        if launch is None or not self.alive:  # a worker still starting has no ``_keep`` of its own yet
+            return
+        killed = await asyncio.to_thread(launch.kill_strays, self._keep)
+        if killed:
+            logger.info("killed %d process(es) %s left running after its prediction", killed, self.model_dir.name)
+
+    def _describe_exit(self, code: int | None) -> str:
+        launch = self._launch
+        memory_limit = launch.memory_bytes if launch is not None and launch.out_of_memory() else 0
+        return exit_description(code, sandboxed=launch is not None, memory_limit=memory_limit)
+
     async def stop(self, timeout: float = 5.0) -> None:
         """Ask the worker to exit, killing it if it does not within ``timeout`` seconds."""
         self._stopped = True
@@ -260,6 +359,8 @@ class WorkerSupervisor:
             self._respawn = None
         proc = self._proc
         if proc is None:
+            await self._close_launch()
+            await asyncio.to_thread(shutil.rmtree, self._scratch, True)
             return
         if proc.returncode is None and proc.stdin is not None:
             with contextlib.suppress(ConnectionError, RuntimeError):
@@ -268,6 +369,7 @@ class WorkerSupervisor:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), timeout)
         await self._kill()
+        await asyncio.to_thread(shutil.rmtree, self._scratch, True)
 
     async def _kill(self) -> None:
         proc, self._proc = self._proc, None
@@ -280,6 +382,12 @@ class WorkerSupervisor:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._reader = self._stderr_task = None
+        await self._close_launch()
+
+    async def _close_launch(self) -> None:
+        launch, self._launch = self._launch, None
+        if launch is not None:
+            await asyncio.to_thread(launch.close)
 
     def _returncode(self) -> int | None:
         return self._proc.returncode if self._proc is not None else None
@@ -308,7 +416,7 @@ class WorkerSupervisor:
             if running.cancel_requested:
                 running.done.set_result(p.Done(id=running.id, status="canceled"))
             else:
-                running.done.set_result(p.Done(id=running.id, status="failed", error=exit_description(code)))
+                running.done.set_result(p.Done(id=running.id, status="failed", error=self._describe_exit(code)))
         logger.log(logging.INFO if code == 0 else logging.WARNING, "worker for %s exited with code %s",
                    self.model_dir.name, code)
         if self._proc is proc:

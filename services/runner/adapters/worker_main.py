@@ -195,7 +195,23 @@ def _run_sync(predictor: LoadedPredictor, req: p.PredictRequest, kwargs: dict[st
         state.in_user_code = False
 
 
+def _reap_children() -> None:
+    """Collect children that ended (the runner kills what a prediction leaves running when it is done).
+
+    Unreaped, each would hold a process slot of the sandbox. A child the model still waits on through
+    ``subprocess`` reads as exited with 0 if it is collected here first.
+    """
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 def _predict_sync(predictor: LoadedPredictor, req: p.PredictRequest, channel: Channel, state: State) -> None:
+    _reap_children()
     state.current_id, state.cancel_requested = req.id, False
     state.running.add(req.id)
     started = time.perf_counter()
@@ -269,6 +285,7 @@ def _serve_sync(predictor: LoadedPredictor, control_in: IO[bytes], channel: Chan
 
 
 async def _predict_async(predictor: LoadedPredictor, req: p.PredictRequest, channel: Channel, state: State) -> None:
+    _reap_children()
     current_prediction.set(req.id)
     started = time.perf_counter()
     temps: list[Any] = []

@@ -1,0 +1,121 @@
+"""Without a working sandbox, model code does not run (unless the operator opted out explicitly); a worker's
+processes end with it."""
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from libs.modelpkg import ModelPackageError
+from libs.modelpkg.schema import generate_openapi_schema
+from libs.sandbox import Cgroup, Limits, Sandbox, SandboxSettings
+from services.runner.adapters.supervisor import WorkerSetupError, WorkerSupervisor
+
+ROOT = Path(__file__).resolve().parents[2]
+HELLO = ROOT / "examples" / "hello-world"
+BROKEN = SandboxSettings(sandbox_bwrap="/nonexistent/bwrap")
+
+
+@pytest.fixture
+async def supervisor() -> AsyncIterator[Callable[..., WorkerSupervisor]]:
+    started: list[WorkerSupervisor] = []
+
+    def make(model_dir: Path, sandbox: Sandbox) -> WorkerSupervisor:
+        started.append(WorkerSupervisor(model_dir, "predict.py:Predictor", sandbox=sandbox))
+        return started[-1]
+
+    yield make
+    for sup in started:
+        await sup.stop()
+
+
+async def test_runner_refuses_to_run_models_without_the_sandbox(supervisor: Callable[..., WorkerSupervisor]) -> None:
+    sandbox = Sandbox(BROKEN)
+    assert "unavailable" in sandbox.describe() and "/nonexistent/bwrap" in sandbox.describe()
+    sup = supervisor(HELLO, sandbox)
+    for _ in range(2):  # every attempt fails the same clear way; nothing runs unsandboxed
+        with pytest.raises(WorkerSetupError, match="sandbox cannot be set up.*COGWHEEL_SANDBOX=off"):
+            await sup.start()
+        assert sup.pid is None
+
+
+async def test_push_inspection_refuses_without_the_sandbox() -> None:
+    with pytest.raises(ModelPackageError, match="cannot inspect the model: the model sandbox cannot be set up"):
+        await generate_openapi_schema(HELLO, "predict.py:Predictor", sandbox=Sandbox(BROKEN))
+
+
+async def test_explicit_opt_out_runs_models_unsandboxed(supervisor: Callable[..., WorkerSupervisor]) -> None:
+    sandbox = Sandbox(SandboxSettings(sandbox="off"))
+    assert "OFF" in sandbox.describe()
+    sup = supervisor(HELLO, sandbox)
+    assert (await sup.predict("p1", {"text": "world"})).output == "hello world"
+    assert sup.output_files is None and sup.prediction_dir("p1") is None
+    schema = await generate_openapi_schema(HELLO, "predict.py:Predictor", sandbox=sandbox)
+    assert "Input" in schema.openapi_schema["components"]["schemas"]
+
+
+async def test_setup_helpers_live_with_the_worker_and_die_when_it_stops(tmp_path: Path) -> None:
+    marker = f"{uuid.uuid4().int % 1000 + 3000}.{uuid.uuid4().int % 10**6}"
+    model = tmp_path / "helper"
+    model.mkdir()
+    (model / "cog.yaml").write_text('build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\n')
+    (model / "predict.py").write_text(
+        "import subprocess\nfrom cog import BasePredictor\n\n"
+        "class Predictor(BasePredictor):\n"
+        "    def setup(self):\n"
+        f"        self.helper = subprocess.Popen(['sleep', '{marker}'])\n"
+        "    def predict(self) -> str:\n"
+        "        return 'alive' if self.helper.poll() is None else 'gone'\n"
+    )
+    sup = WorkerSupervisor(model, "predict.py:Predictor")
+    try:
+        assert (await sup.predict("p1", {})).output == "alive"
+        assert (await sup.predict("p2", {})).output == "alive"  # what setup() started is the worker's own
+        assert _host_processes_with(marker)
+    finally:
+        await sup.stop()
+    assert _host_processes_with(marker) == []
+
+
+def _host_processes_with(marker: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+async def test_push_probe_over_its_time_limit_is_killed_with_everything_it_started(tmp_path: Path) -> None:
+    marker = f"{uuid.uuid4().int % 1000 + 4000}.{uuid.uuid4().int % 10**6}"
+    model = tmp_path / "slow_import"
+    model.mkdir()
+    (model / "predict.py").write_text(
+        f"import subprocess, time\nsubprocess.Popen(['sleep', '{marker}'])\ntime.sleep(600)\n"
+    )
+    with pytest.raises(ModelPackageError, match="took longer than 2s"):
+        await generate_openapi_schema(model, "predict.py:Predictor", timeout=2)
+    assert _host_processes_with(marker) == []
+
+
+def test_cgroup_limits_are_applied() -> None:
+    limits = Limits(memory_bytes=300 * 1024 * 1024, pids=50, cpus=0.5)
+    group = Cgroup.create("limits-test", limits)
+    try:
+        if group.v2:
+            directory = group.dirs["unified"]
+            assert (directory / "memory.max").read_text().strip() == str(limits.memory_bytes)
+            assert (directory / "pids.max").read_text().strip() == "50"
+            assert (directory / "cpu.max").read_text().split() == ["50000", "100000"]
+        else:
+            assert (group.dirs["memory"] / "memory.limit_in_bytes").read_text().strip() == str(limits.memory_bytes)
+            assert (group.dirs["pids"] / "pids.max").read_text().strip() == "50"
+            assert (group.dirs["cpu"] / "cpu.cfs_quota_us").read_text().strip() == "50000"
+        assert group.members() == set()
+    finally:
+        group.remove()
+    assert not any(path.exists() for path in group.dirs.values())
