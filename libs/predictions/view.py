@@ -115,7 +115,7 @@ def render_prediction(view: dict[str, Any], public_url: str) -> dict[str, Any]:
         "error": view.get("error"),
         "status": view["status"],
         "source": view.get("source") or "api",
-        "data_removed": False,
+        "data_removed": bool(view.get("data_removed", False)),
         "created_at": _timestamp(view.get("created_at")),
         "urls": {
             "get": f"{base}/v1/predictions/{prediction_id}",

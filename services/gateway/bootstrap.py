@@ -19,6 +19,7 @@ from services.gateway.auth import rate_limiter
 from services.gateway.projection import SCHEMA, PredictionProjection
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.settings import GatewaySettings
+from services.gateway.sharing import PredictionPages
 from services.gateway.waiters import PredictionWaiters
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -36,6 +37,7 @@ class Deps:
     scheduler: GrpcSchedulerClient
     rate_limiter: RateLimiter
     packages: PackageTexts
+    pages: PredictionPages
 
 
 async def bootstrap(settings: GatewaySettings) -> Deps:
@@ -58,4 +60,5 @@ async def bootstrap(settings: GatewaySettings) -> Deps:
         scheduler=GrpcSchedulerClient(create_channel(settings.scheduler_addr)),
         rate_limiter=rate_limiter(settings),
         packages=PackageTexts(bus.js),
+        pages=PredictionPages(store),
     )

@@ -46,6 +46,7 @@ class GrpcSchedulerClient:
         webhook: str | None,
         webhook_events_filter: list[str] | None,
         cancel_after_seconds: float | None = None,
+        source: str = "api",
     ) -> dict[str, Any]:
         request = scheduler_pb2.CreatePredictionRequest(
             version_id=version_id,
@@ -53,7 +54,7 @@ class GrpcSchedulerClient:
             account=account,
             webhook=webhook or "",
             webhook_events_filter=webhook_events_filter or [],
-            source="api",
+            source=source,
         )
         if cancel_after_seconds is not None:
             request.cancel_after_seconds = cancel_after_seconds

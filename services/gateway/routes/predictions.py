@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -12,29 +10,20 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from libs.predictions import TERMINAL_STATUSES, render_prediction
-from libs.rpc import RpcNotFound
-from services.gateway.access import can_access
+from services.gateway import handlers
 from services.gateway.adapters.registry_grpc import Account
 from services.gateway.auth import current_account
-from services.gateway.cancel_after import parse_cancel_after
-from services.gateway.errors import ApiError, not_found
+from services.gateway.handlers import INVALID_VERSION, NewPrediction, wait_for_prediction
 from services.gateway.pagination import INVALID_CURSOR, decode_cursor, encode_cursor, page_body
 from services.gateway.schemas import Prediction, PredictionPage, PredictionRequest, VersionPredictionRequest
-from services.gateway.validation import problem_detail, validate_input
-from services.gateway.webhook_urls import validate_webhook_url
+
+__all__ = ["INVALID_VERSION", "parse_prefer_wait", "router", "wait_for_prediction"]
 
 router = APIRouter(prefix="/v1")
 
 PAGE_SIZE = 100
 MAX_WAIT_SECONDS = 60
 _PREFER_WAIT = re.compile(r"^\s*wait(?:\s*=\s*(\d+))?\s*$")
-_VERSION_REF = re.compile(r"^(?:(?P<owner>[^/:]+)/(?P<name>[^/:]+))?(?::)?(?P<id>[0-9a-f]{64})?$")
-
-INVALID_VERSION = ApiError(
-    422,
-    "Invalid version or not permitted",
-    "The specified version does not exist (or perhaps you don't have permission to use it?)",
-)
 
 
 class WaitPreference(NamedTuple):
@@ -61,8 +50,22 @@ def _deps(request: Request) -> Any:
     return request.app.state.deps
 
 
-async def _created_response(request: Request, view: dict[str, Any], wait: WaitPreference | None) -> JSONResponse:
+def new_prediction(request: Request, body: PredictionRequest) -> NewPrediction:
+    """The API request's body and `Cancel-After` header as the create handler takes them."""
+    return NewPrediction(
+        input=body.input,
+        webhook=body.webhook,
+        webhook_events_filter=list(body.webhook_events_filter) if body.webhook_events_filter else None,
+        cancel_after=request.headers.get("cancel-after"),
+        source="api",
+    )
+
+
+async def created_response(request: Request, account: Account, version: dict[str, Any], body: PredictionRequest) -> JSONResponse:
+    """Create the prediction and answer 201, after waiting for it when the client sent `Prefer: wait`."""
     deps = _deps(request)
+    wait = parse_prefer_wait(request.headers.get("prefer"))
+    view = await handlers.create_prediction(deps, account, version, new_prediction(request, body))
     headers: dict[str, str] = {}
     if wait is not None:
         view = await wait_for_prediction(deps, view, wait.seconds)
@@ -71,143 +74,32 @@ async def _created_response(request: Request, view: dict[str, Any], wait: WaitPr
             # The official clients treat any status but `starting` as final output; only a finished
             # prediction may say otherwise.
             view = {**view, "status": "starting"}
-    body = render_prediction(view, deps.settings.origin)
-    headers["Location"] = body["urls"]["get"]
-    return JSONResponse(body, status_code=201, headers=headers)
-
-
-async def wait_for_prediction(deps: Any, view: dict[str, Any], seconds: int) -> dict[str, Any]:
-    prediction_id = view["id"]
-    deadline = time.monotonic() + seconds
-    waiter = deps.waiters.register(prediction_id)
-    try:
-        while True:
-            current = waiter.latest_view
-            if current is None or current["status"] not in TERMINAL_STATUSES:
-                current = await deps.projection.get(prediction_id) or view
-            if current["status"] in TERMINAL_STATUSES:
-                return current
-            if waiter.saw_terminal:
-                # Ended, but an earlier event is not in our read model yet: the scheduler has the truth.
-                return await deps.scheduler.get_prediction(prediction_id)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return current
-            try:
-                # The short cap is a safety net for a notification lost between two gateway instances.
-                await asyncio.wait_for(waiter.changed.wait(), timeout=min(remaining, 0.5))
-            except TimeoutError:
-                pass
-            waiter.changed.clear()
-    finally:
-        deps.waiters.unregister(prediction_id, waiter)
-
-
-def _check_input(version: dict[str, Any], body: PredictionRequest) -> None:
-    problems = validate_input(version["openapi_schema"], body.input, cache_key=version["id"])
-    if problems:
-        raise ApiError(
-            422, "Input validation failed", problem_detail(problems), invalid_fields=[p.as_dict() for p in problems]
-        )
-
-
-async def _runnable_model(request: Request, owner: str, name: str, account: Account) -> dict[str, Any] | None:
-    """The model if `account` may run it (public, or private and theirs); None otherwise."""
-    try:
-        model = await _deps(request).registry.get_model(owner, name)
-    except RpcNotFound:
-        return None
-    if model["visibility"] != "public" and not can_access(account, model["owner"]):
-        return None
-    return model
-
-
-async def _create(request: Request, account: Account, version: dict[str, Any], body: PredictionRequest) -> JSONResponse:
-    validate_webhook_url(body.webhook)
-    deps = _deps(request)
-    wait = parse_prefer_wait(request.headers.get("prefer"))
-    _check_input(version, body)
-    cancel_after = parse_cancel_after(request.headers.get("cancel-after"))
-    try:
-        view = await deps.scheduler.create_prediction(
-            version_id=version["id"],
-            input=body.input,
-            account=account.username,
-            webhook=body.webhook,
-            webhook_events_filter=list(body.webhook_events_filter) if body.webhook_events_filter else None,
-            cancel_after_seconds=cancel_after,
-        )
-    except RpcNotFound as exc:
-        raise INVALID_VERSION from exc
-    await deps.projection.apply_created(view)
-    return await _created_response(request, view, wait)
-
-
-async def _resolve_version(request: Request, account: Account, ref: str) -> dict[str, Any]:
-    """`<id>`, `owner/name:<id>` or `owner/name` (its latest version), if `account` may run it."""
-    match = _VERSION_REF.match(ref)
-    if match is None or not (match.group("id") or match.group("owner")):
-        raise INVALID_VERSION
-    registry = _deps(request).registry
-    owner, name, version_id = match.group("owner"), match.group("name"), match.group("id")
-    if version_id is None:
-        model = await _runnable_model(request, owner, name, account)
-        if model is None or model["latest_version"] is None:
-            raise INVALID_VERSION
-        return model["latest_version"]
-    try:
-        version = await registry.get_version_cached(version_id)
-    except RpcNotFound as exc:
-        raise INVALID_VERSION from exc
-    if owner is not None and (owner, name) != (version["owner"], version["name"]):
-        raise INVALID_VERSION
-    # A version of one's own (or one's organization's) model needs no visibility lookup.
-    if can_access(account, version["owner"]):
-        return version
-    if await _runnable_model(request, version["owner"], version["name"], account) is None:
-        raise INVALID_VERSION
-    return version
+    rendered = render_prediction(view, deps.settings.origin)
+    headers["Location"] = rendered["urls"]["get"]
+    return JSONResponse(rendered, status_code=201, headers=headers)
 
 
 @router.post("/predictions", status_code=201, response_model=Prediction)
 async def create_prediction(
     request: Request, body: VersionPredictionRequest, account: Account = Depends(current_account)
 ) -> JSONResponse:
-    version = await _resolve_version(request, account, body.version)
-    return await _create(request, account, version, body)
+    version = await handlers.resolve_version(_deps(request), account, body.version)
+    return await created_response(request, account, version, body)
 
 
 @router.post("/models/{owner}/{name}/predictions", status_code=201, response_model=Prediction)
 async def create_model_prediction(
     owner: str, name: str, request: Request, body: PredictionRequest, account: Account = Depends(current_account)
 ) -> JSONResponse:
-    model = await _runnable_model(request, owner, name, account)
-    if model is None:
-        raise not_found()
-    if model["latest_version"] is None:
-        raise ApiError(404, "Not found", f"Model {owner}/{name} has no versions yet")
-    return await _create(request, account, model["latest_version"], body)
-
-
-async def _owned_view(request: Request, prediction_id: str, account: Account) -> dict[str, Any]:
-    deps = _deps(request)
-    view = await deps.projection.get(prediction_id)
-    if view is None:
-        # Created moments ago through another gateway instance, or the read model lags: ask the owner.
-        try:
-            view = await deps.scheduler.get_prediction(prediction_id)
-        except RpcNotFound as exc:
-            raise not_found() from exc
-    if not can_access(account, view.get("account")):
-        raise not_found()
-    return view
+    version = await handlers.latest_runnable_version(_deps(request), account, owner, name)
+    return await created_response(request, account, version, body)
 
 
 @router.get("/predictions/{prediction_id}", response_model=Prediction)
 async def get_prediction(
     prediction_id: str, request: Request, account: Account = Depends(current_account)
 ) -> JSONResponse:
-    view = await _owned_view(request, prediction_id, account)
+    view = await handlers.get_prediction(_deps(request), account, prediction_id)
     return JSONResponse(render_prediction(view, _deps(request).settings.origin))
 
 
@@ -215,8 +107,7 @@ async def get_prediction(
 async def cancel_prediction(
     prediction_id: str, request: Request, account: Account = Depends(current_account)
 ) -> JSONResponse:
-    await _owned_view(request, prediction_id, account)
-    view = await _deps(request).scheduler.cancel_prediction(prediction_id)
+    view = await handlers.cancel_prediction(_deps(request), account, prediction_id)
     return JSONResponse(render_prediction(view, _deps(request).settings.origin))
 
 
@@ -224,11 +115,10 @@ async def cancel_prediction(
 async def list_prediction_events(
     prediction_id: str, request: Request, account: Account = Depends(current_account)
 ) -> dict[str, Any]:
-    await _owned_view(request, prediction_id, account)
-    return {"results": await _deps(request).scheduler.list_events(prediction_id)}
+    return {"results": await handlers.list_prediction_events(_deps(request), account, prediction_id)}
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_prediction_cursor(cursor: str) -> tuple[datetime, str]:
     created_at, prediction_id = decode_cursor(cursor, 2)
     try:
         return datetime.fromisoformat(created_at), prediction_id
@@ -241,11 +131,10 @@ async def list_predictions(
     request: Request, cursor: str | None = None, account: Account = Depends(current_account)
 ) -> JSONResponse:
     deps = _deps(request)
-    before = _decode_cursor(cursor) if cursor else None
-    views = await deps.projection.list_for_account(account.username, before=before, limit=PAGE_SIZE + 1)
+    before = decode_prediction_cursor(cursor) if cursor else None
+    views = await handlers.list_predictions(deps, account, before=before, limit=PAGE_SIZE + 1)
     page, more = views[:PAGE_SIZE], len(views) > PAGE_SIZE
     origin = deps.settings.origin
     next_cursor = encode_cursor(str(page[-1]["created_at"]), page[-1]["id"]) if more else None
     body = page_body(origin, "/v1/predictions", [render_prediction(view, origin) for view in page], next_cursor)
     return JSONResponse(body)
-
