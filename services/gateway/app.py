@@ -16,6 +16,7 @@ from services.gateway.routes import push as push_routes
 from services.gateway.routes import webhooks as webhook_routes
 from services.gateway.settings import GatewaySettings
 from services.gateway.subscribers import consume_prediction_events
+from services.gateway.web import routes as web
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -49,5 +50,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(push_routes.router)
     app.include_router(stream.router)
     app.include_router(outputs.router)
+    # Pages last: their `/{owner}/{name}` must not shadow an API path.
+    app.include_router(web.api)
+    app.include_router(web.router)
     app.add_middleware(TraceMiddleware)
     return app

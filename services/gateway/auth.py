@@ -49,6 +49,11 @@ def _enforce_rate_limit(request: Request, account: Account) -> None:
         )
 
 
+def enforce_rate_limit(request: Request, account: Account) -> None:
+    """Take one request from the token's bucket for this kind of request, or raise 429."""
+    _enforce_rate_limit(request, account)
+
+
 async def current_account(request: Request) -> Account:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")

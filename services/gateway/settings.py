@@ -23,6 +23,11 @@ class GatewaySettings(ServiceSettings):
     # Largest model package accepted by a push (compressed upload and unpacked content alike).
     push_max_bytes: int = 20 * 1024**3
 
+    # Browser sessions: the key that encrypts session cookies (any string; empty: a random key kept in
+    # `<data dir>/gateway/web-session.key`) and how long a login lasts.
+    web_session_key: str = ""
+    web_session_hours: float = 24 * 7
+
     @property
     def origin(self) -> str:
         """Where clients reach us; absolute URLs in responses are built on it."""
