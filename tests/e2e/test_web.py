@@ -73,6 +73,8 @@ class Browser:
 
 @pytest.fixture(scope="module")
 async def chromium(platform: Any, artifacts: Path) -> AsyncIterator[Browser]:
+    # Models start their worker (importing torch) on first use: assertions wait as long as actions do.
+    playwright_api.expect.set_options(timeout=WAIT_MS)
     async with playwright_api.async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM)
         try:
@@ -116,9 +118,16 @@ async def test_session_cookie_keeps_the_token_from_page_scripts(session: Any, pl
 
 
 async def test_run_hello_world_from_its_form(session: Any, chromium: Browser, platform: Any, models: dict[str, str]) -> None:
+    async with platform.client() as client:
+        created = await client.post("/v1/models", json={"owner": "cogwheel", "name": "drafts",
+                                                         "visibility": "private", "hardware": "cpu"})
+        assert created.status_code in (201, 409), created.text
     page = await session.new_page()
     await page.goto(platform.stack.base_url + "/")
     await playwright_api.expect(page.get_by_role("link", name="cogwheel/hello-world")).to_be_visible()
+    # The account's own models come first, private ones included.
+    mine = page.locator("section", has=page.get_by_role("heading", name="Your models"))
+    await playwright_api.expect(mine.get_by_role("link", name="cogwheel/drafts")).to_be_visible()
     await chromium.shot(page, "explore")
     await page.get_by_role("link", name="cogwheel/hello-world").click()
     await page.get_by_label("text", exact=True).fill("browser")
@@ -126,7 +135,9 @@ async def test_run_hello_world_from_its_form(session: Any, chromium: Browser, pl
     await playwright_api.expect(page.locator("#snippet-python")).to_contain_text('"text": "browser"')
     await page.get_by_role("tab", name="curl").click()
     await playwright_api.expect(page.locator("#snippet-curl")).to_contain_text('"input":{"text":"browser"}')
-    await page.get_by_role("button", name="Run").click()
+    # Keyboard only: the Run button is reachable and pressing Enter on it runs the model.
+    await page.get_by_role("button", name="Run").focus()
+    await page.keyboard.press("Enter")
     await playwright_api.expect(page.locator("#output")).to_have_text("hello browser")
     await playwright_api.expect(page.locator("#status")).to_have_text("succeeded")
     await playwright_api.expect(page.locator("#runtime")).to_contain_text("Ran for")
@@ -244,6 +255,13 @@ async def test_shared_prediction_is_readable_by_anyone_with_the_link(session: An
     try:
         before = await stranger.new_page()
         assert (await before.goto(url)).status == 404
+        # Without a session: public models are there, private ones are not, and running needs a login.
+        await before.goto(platform.stack.base_url + "/")
+        await playwright_api.expect(before.get_by_role("link", name="cogwheel/hello-world")).to_be_visible()
+        await playwright_api.expect(before.get_by_role("link", name="cogwheel/drafts")).to_have_count(0)
+        assert (await before.goto(platform.stack.base_url + "/cogwheel/drafts")).status == 404
+        await before.goto(platform.stack.base_url + "/cogwheel/hello-world")
+        await playwright_api.expect(before.get_by_role("button", name="Run")).to_be_disabled()
         page = await session.new_page()
         await page.goto(url)
         await page.get_by_role("button", name="Share").click()

@@ -263,8 +263,14 @@ async def explore(request: Request, q: str = "", collection: str = "") -> HTMLRe
         models, _ = await deps.registry.list_models(query=q.strip()[:1000]) if q.strip() else await deps.registry.list_models()
         if q.strip():
             title = f"Models matching “{q.strip()}”"
-    counts = await run_counts(deps.engine, [f"{m['owner']}/{m['name']}" for m in models])
-    return _page(request, "explore.html", viewer, models=models, counts=counts, q=q, title=title,
+    mine: list[dict[str, Any]] = []
+    if account is not None and not collection and not q.strip():
+        # The account's own models and its organizations', private ones included.
+        mine, _ = await deps.registry.list_models(owners=[account.username, *account.organizations])
+        shown = {(m["owner"], m["name"]) for m in mine}
+        models = [m for m in models if (m["owner"], m["name"]) not in shown]
+    counts = await run_counts(deps.engine, [f"{m['owner']}/{m['name']}" for m in [*mine, *models]])
+    return _page(request, "explore.html", viewer, models=models, mine=mine, counts=counts, q=q, title=title,
                  collections=collections, collection=collection)
 
 

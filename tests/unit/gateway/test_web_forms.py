@@ -83,3 +83,12 @@ def test_expired_session_is_refused(tmp_path: Path) -> None:
 
     time.sleep(1.1)
     assert codec.read(cookie) is None
+
+
+def test_every_template_compiles() -> None:
+    from services.gateway.web.routes import HERE, templates
+
+    names = sorted(path.name for path in (HERE / "templates").glob("*.html"))
+    assert "model.html" in names
+    for name in names:
+        templates.env.get_template(name)
