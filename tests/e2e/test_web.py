@@ -7,6 +7,7 @@ directory (`COGWHEEL_TEST_ARTIFACTS`, else a pytest temporary directory), printe
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import AsyncIterator
@@ -43,11 +44,14 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 async def models(platform: Any) -> dict[str, str]:
-    return {
-        "image": await platform.push("cogwheel", "image-generator", EXAMPLES / "image-generator"),
-        "text": await platform.push("cogwheel", "text-generator", EXAMPLES / "text-generator"),
-        "sleeper": await platform.push("cogwheel", "sleeper", PREDICTORS / "sleeper"),
+    sources = {
+        "image": ("image-generator", EXAMPLES / "image-generator"),
+        "text": ("text-generator", EXAMPLES / "text-generator"),
+        "sleeper": ("sleeper", PREDICTORS / "sleeper"),
+        "kitchen_sink": ("kitchen-sink", PREDICTORS / "kitchen_sink"),
     }
+    pushed = await asyncio.gather(*(platform.push("cogwheel", name, path) for name, path in sources.values()))
+    return dict(zip(sources, pushed, strict=True))
 
 
 class Browser:
@@ -122,6 +126,9 @@ async def test_run_hello_world_from_its_form(session: Any, chromium: Browser, pl
         created = await client.post("/v1/models", json={"owner": "cogwheel", "name": "drafts",
                                                          "visibility": "private", "hardware": "cpu"})
         assert created.status_code in (201, 409), created.text
+        patched = await client.patch("/v1/models/cogwheel/hello-world", json={
+            "description": "Greets whoever you name", "readme": "# Greeter\n\nSays **hello**.\n\n<script>x</script>"})
+        assert patched.status_code == 200, patched.text
     page = await session.new_page()
     await page.goto(platform.stack.base_url + "/")
     await playwright_api.expect(page.get_by_role("link", name="cogwheel/hello-world")).to_be_visible()
@@ -130,6 +137,11 @@ async def test_run_hello_world_from_its_form(session: Any, chromium: Browser, pl
     await playwright_api.expect(mine.get_by_role("link", name="cogwheel/drafts")).to_be_visible()
     await chromium.shot(page, "explore")
     await page.get_by_role("link", name="cogwheel/hello-world").click()
+    await playwright_api.expect(page.locator(".lead")).to_have_text("Greets whoever you name")
+    readme = page.locator(".readme")
+    await playwright_api.expect(readme.get_by_role("heading", name="Greeter")).to_be_visible()
+    await playwright_api.expect(readme.locator("strong")).to_have_text("hello")
+    await playwright_api.expect(readme).to_contain_text("<script>x</script>")
     await page.get_by_label("text", exact=True).fill("browser")
     # The snippets carry exactly the form's inputs.
     await playwright_api.expect(page.locator("#snippet-python")).to_contain_text('"text": "browser"')
@@ -185,6 +197,37 @@ async def test_streamed_text_grows_before_completion(session: Any, chromium: Bro
     await playwright_api.expect(page.locator("#status")).to_have_text("succeeded")
     final = await page.locator("#output .text-output").inner_text()
     assert len(final) > first
+    await page.close()
+
+
+async def test_every_kind_of_input_from_the_form(session: Any, chromium: Browser, platform: Any, models: dict[str, str]) -> None:
+    """Text, bounded numbers, checkbox, choices, a list, a secret and a file uploaded through the Files API."""
+    page = await session.new_page()
+    await page.goto(platform.stack.base_url + "/cogwheel/kitchen-sink")
+    for name in ("text", "number", "ratio", "flag", "choice", "size", "tags", "document", "attachments", "token", "seed"):
+        await playwright_api.expect(page.get_by_label(name, exact=True)).to_have_count(1)
+    assert await page.get_by_label("token", exact=True).get_attribute("type") == "password"
+    assert await page.get_by_label("number slider").get_attribute("max") == "100.0"
+    await page.get_by_label("text", exact=True).fill("sink")
+    await page.get_by_label("number slider").fill("42")
+    await playwright_api.expect(page.get_by_label("number", exact=True)).to_have_value("42")
+    await page.get_by_label("flag", exact=True).check()
+    await page.get_by_label("size", exact=True).select_option("512")
+    await page.get_by_label("tags", exact=True).fill("red\ngreen")
+    await page.get_by_label("token", exact=True).fill("sekrit")
+    await page.get_by_label("document", exact=True).set_input_files(
+        files=[{"name": "note.txt", "mimeType": "text/plain", "buffer": b"uploaded from the page"}])
+    await playwright_api.expect(page.locator("#snippet-python")).to_contain_text('"token": "<your token>"')
+    assert "sekrit" not in await page.locator("#snippet-python").inner_text()
+    await chromium.shot(page, "model-kitchen-sink-form")
+    await page.get_by_role("button", name="Run").click()
+    await playwright_api.expect(page.locator("#status")).to_have_text("succeeded")
+    output = page.locator("#output")
+    for expected in ('"document": "uploaded from the page"', '"number": 42', '"size": 512', '"flag": true',
+                     '"secret_length": 6', '"tags": [', '"green"'):
+        await playwright_api.expect(output).to_contain_text(expected)
+    await playwright_api.expect(output.get_by_role("link", name=re.compile("report-sink"))).to_be_visible()
+    await chromium.shot(page, "model-kitchen-sink-output")
     await page.close()
 
 

@@ -78,7 +78,10 @@ def _resolve(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, An
         if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
             target = components.get(ref.rsplit("/", 1)[-1])
             if isinstance(target, dict):
-                merged = {**_resolve(target, components), **merged}
+                # The referenced schema's own title and description ("An enumeration.") describe the enum
+                # type, not this input.
+                resolved = {k: v for k, v in _resolve(target, components).items() if k not in ("title", "description")}
+                merged = {**resolved, **merged}
         else:
             merged = {**_resolve(part, components), **merged}
     return merged

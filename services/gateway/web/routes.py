@@ -30,6 +30,7 @@ from services.gateway.projection import run_counts
 from services.gateway.routes.files import create_file
 from services.gateway.routes.webhooks import _webhooks as webhooks_client
 from services.gateway.web.forms import form_fields, output_kind
+from services.gateway.web.markdown import render_markdown
 from services.gateway.web.sessions import (
     COOKIE,
     CSRF_FIELD,
@@ -407,6 +408,7 @@ async def model_page(owner: str, name: str, request: Request, version: str = "")
         "terminal": list(TERMINAL_STATUSES),
     }
     return _page(request, "model.html", viewer, model=model, versions=versions, version=chosen, readme=readme,
+                 readme_html=render_markdown(readme) if readme else "",
                  fields=fields, runs=counts.get(f"{owner}/{name}", 0), config=_json(config))
 
 

@@ -47,6 +47,7 @@ def test_fields_follow_x_order_with_the_control_each_type_needs() -> None:
     assert fields["tiled"].kind == "checkbox" and not fields["tiled"].required
     assert fields["size"].kind == "select" and fields["size"].choices == [256, 512]
     assert fields["size"].value_type == "integer" and fields["size"].default == 512
+    assert fields["size"].description == ""  # not the enum type's "An enumeration."
     assert fields["api_key"].kind == "secret"
     assert fields["tags"].kind == "list" and fields["tags"].default_text == "a\nb" and not fields["tags"].files
     assert fields["masks"].kind == "list" and fields["masks"].files
@@ -92,3 +93,12 @@ def test_every_template_compiles() -> None:
     assert "model.html" in names
     for name in names:
         templates.env.get_template(name)
+
+
+def test_readme_markdown_never_lets_html_or_script_links_through() -> None:
+    from services.gateway.web.markdown import render_markdown
+
+    html = str(render_markdown("# Title\n\n<script>alert(1)</script>\n\n[x](javascript:alert(1)) [ok](https://a.example)"))
+    assert "<h1>Title</h1>" in html
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert 'href="javascript' not in html and 'href="https://a.example"' in html

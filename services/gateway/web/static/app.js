@@ -221,6 +221,11 @@
     for (const field of fields) {
       const got = fieldValue(field);
       if (got.skip) continue;
+      if (field.kind === "secret") {
+        // Never print a secret on the page: the snippet names what to put there instead.
+        input[field.name] = "<your " + field.name + ">";
+        continue;
+      }
       input[field.name] = got.files ? (field.kind === "list" ? got.files.map(() => "https://example.com/your-file") : "https://example.com/your-file") : got.value;
     }
     return input;
