@@ -67,9 +67,15 @@ class Browser:
     async def context(self, **options: Any) -> Any:
         context = await self.browser.new_context(viewport={"width": 1280, "height": 900}, **options)
         context.on("request", lambda request: self.requests.append(request.url))
-        context.on("page", lambda page: page.on("pageerror", lambda error: self.errors.append(str(error))))
+        context.on("page", self._watch)
         context.set_default_timeout(WAIT_MS)
         return context
+
+    def _watch(self, page: Any) -> None:
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        # What the Content-Security-Policy refused (an inline script or style, another origin) is a defect too.
+        page.on("console", lambda message: self.errors.append(message.text)
+                if message.type == "error" and "Refused to" in message.text else None)
 
     async def shot(self, page: Any, name: str) -> None:
         await page.screenshot(path=str(self.artifacts / f"{name}.png"), full_page=True)
@@ -253,6 +259,12 @@ async def test_cancel_a_running_prediction_from_the_dashboard(session: Any, chro
     async with platform.client() as client:
         created = (await client.post("/v1/predictions", json={"version": models["sleeper"], "input": {"seconds": 120}})).json()
     assert created["source"] == "api"
+    # Its page, open beside the dashboard, follows it live: running, its logs, then canceled without a reload.
+    live = await session.new_page()
+    await live.goto(created["urls"]["web"])
+    await playwright_api.expect(live.locator("#status")).to_have_text("processing")
+    await playwright_api.expect(live.locator("#logs")).to_contain_text("going to sleep")
+    await playwright_api.expect(live.locator("#runtime")).to_contain_text("Running for")
     page = await session.new_page()
     await page.goto(platform.stack.base_url + "/dashboard")
     row = page.locator(f'tr[data-id="{created["id"]}"]')
@@ -265,8 +277,29 @@ async def test_cancel_a_running_prediction_from_the_dashboard(session: Any, chro
     await playwright_api.expect(row.get_by_role("button", name="Cancel")).to_have_count(0)
     async with platform.client() as client:
         assert (await client.get(f"/v1/predictions/{created['id']}")).json()["status"] == "canceled"
-    await page.goto(platform.stack.base_url + "/dashboard?tab=webhooks")
-    await playwright_api.expect(page.get_by_role("heading", name="Recent deliveries")).to_be_visible()
+    await playwright_api.expect(live.locator("#status")).to_have_text("canceled")
+    await playwright_api.expect(live.get_by_role("button", name="Cancel")).to_be_hidden()
+    await live.close()
+    await page.close()
+
+
+async def test_webhook_failures_on_the_dashboard(session: Any, chromium: Browser, platform: Any) -> None:
+    # Nothing listens on port 9 of loopback (allowed for webhooks in this stack): the attempt fails.
+    hook = "http://127.0.0.1:9/hooks/cogwheel"
+    async with platform.client() as client:
+        created = (await client.post("/v1/predictions", headers={"Prefer": "wait"}, json={
+            "version": platform.hello_version, "input": {"text": "hook"}, "webhook": hook,
+            "webhook_events_filter": ["start"]})).json()
+    page = await session.new_page()
+    row = page.locator("tr", has_text=hook)
+    for _ in range(60):
+        await page.goto(platform.stack.base_url + "/dashboard?tab=webhooks")
+        if await row.count():
+            break
+        await page.wait_for_timeout(1000)
+    await playwright_api.expect(row).to_contain_text("failed")
+    await playwright_api.expect(row.get_by_role("link")).to_have_attribute("href", f"/p/{created['id']}")
+    await playwright_api.expect(page.locator(".stats")).to_contain_text("failed")
     await chromium.shot(page, "dashboard-webhooks")
     await page.close()
 

@@ -8,7 +8,10 @@ the browser says where they come from (`Origin`, else `Referer`), our own origin
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,19 +94,19 @@ def _deps(request: Request) -> Any:
     return request.app.state.deps
 
 
-def _codec(request: Request) -> SessionCodec:
+async def _codec(request: Request) -> SessionCodec:
     codec = getattr(request.app.state, "web_sessions", None)
     if codec is None:
         settings = _deps(request).settings
-        codec = SessionCodec(load_key(settings.web_session_key, settings.data_dir),
-                             int(settings.web_session_hours * 3600))
+        key = await asyncio.to_thread(load_key, settings.web_session_key, settings.data_dir)
+        codec = SessionCodec(key, int(settings.web_session_hours * 3600))
         request.app.state.web_sessions = codec
     return codec
 
 
 async def _viewer(request: Request) -> Viewer | None:
     """The logged-in account, or None; each authenticated request takes from the token's rate-limit bucket."""
-    session = _codec(request).read(request.cookies.get(COOKIE))
+    session = (await _codec(request)).read(request.cookies.get(COOKIE))
     if session is None:
         return None
     account = await _deps(request).registry.authenticate(session.token)
@@ -167,6 +170,19 @@ def _error_page(request: Request, viewer: Viewer | None, error: ApiError) -> HTM
     return response
 
 
+def html_errors(page: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[Response]]:
+    """Show a page's `ApiError` (404, 429 from the rate limit, ...) as an HTML page, not problem+json."""
+
+    @functools.wraps(page)
+    async def wrapper(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return await page(*args, **kwargs)
+        except ApiError as error:
+            return _error_page(kwargs["request"], None, error)
+
+    return wrapper
+
+
 def _login_redirect(request: Request) -> RedirectResponse:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
@@ -199,11 +215,13 @@ async def static_file(name: str) -> Response:
 
 
 @router.get("/login")
+@html_errors
 async def login_page(request: Request, next: str = "/") -> HTMLResponse:
     return _page(request, "login.html", await _viewer(request), next=_safe_next(next), error=None)
 
 
 @router.post("/login")
+@html_errors
 async def login(request: Request) -> Response:
     form = await request.form()
     target = _safe_next(str(form.get("next") or "/"))
@@ -214,16 +232,18 @@ async def login(request: Request) -> Response:
     if account is None:
         return _page(request, "login.html", None, status_code=401, next=target,
                      error="That token is not valid: check it, or create a new one with `cogwheel token create`.")
-    cookie, _ = _codec(request).issue(token)
+    codec = await _codec(request)
+    cookie, _ = codec.issue(token)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
-        COOKIE, cookie, max_age=_codec(request).max_age_seconds, httponly=True, samesite="strict",
+        COOKIE, cookie, max_age=codec.max_age_seconds, httponly=True, samesite="strict",
         secure=_deps(request).settings.origin.startswith("https://"), path="/",
     )
     return response
 
 
 @router.post("/logout")
+@html_errors
 async def logout(request: Request) -> Response:
     viewer = await _viewer(request)
     form = await request.form()
@@ -238,6 +258,7 @@ async def logout(request: Request) -> Response:
 
 
 @router.get("/")
+@html_errors
 async def explore(request: Request, q: str = "", collection: str = "") -> HTMLResponse:
     viewer = await _viewer(request)
     deps = _deps(request)
@@ -279,6 +300,7 @@ async def explore(request: Request, q: str = "", collection: str = "") -> HTMLRe
 
 
 @router.get("/p/{prediction_id}")
+@html_errors
 async def prediction_page(prediction_id: str, request: Request) -> HTMLResponse:
     viewer = await _viewer(request)
     deps = _deps(request)
@@ -295,6 +317,7 @@ async def prediction_page(prediction_id: str, request: Request) -> HTMLResponse:
 
 
 @router.get("/dashboard")
+@html_errors
 async def dashboard(request: Request, tab: str = "predictions") -> Response:
     viewer = await _viewer(request)
     if viewer is None:
@@ -335,6 +358,7 @@ async def _account_page(request: Request, viewer: Viewer, *, new_token: dict[str
 
 
 @router.get("/account")
+@html_errors
 async def account_page(request: Request) -> Response:
     viewer = await _viewer(request)
     if viewer is None:
@@ -343,6 +367,7 @@ async def account_page(request: Request) -> Response:
 
 
 @router.post("/account/tokens")
+@html_errors
 async def create_token(request: Request) -> Response:
     viewer = await _viewer(request)
     if viewer is None:
@@ -362,6 +387,7 @@ async def create_token(request: Request) -> Response:
 
 
 @router.post("/account/tokens/{token_id}/{action}")
+@html_errors
 async def change_token(token_id: str, action: str, request: Request) -> Response:
     viewer = await _viewer(request)
     if viewer is None:
@@ -383,6 +409,7 @@ async def change_token(token_id: str, action: str, request: Request) -> Response
 
 
 @router.get("/{owner:owner}/{name}")
+@html_errors
 async def model_page(owner: str, name: str, request: Request, version: str = "") -> HTMLResponse:
     viewer = await _viewer(request)
     deps = _deps(request)

@@ -16,6 +16,7 @@ import hmac
 import json
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,9 +49,7 @@ def load_key(configured: str, data_dir: str) -> bytes:
         key = path.read_bytes().strip()
         if key:
             return key
-        import time
-
-        time.sleep(0.05)
+        time.sleep(0.05)  # another process created the file a moment ago and is writing the key
     raise RuntimeError(f"{path} is empty")
 
 
