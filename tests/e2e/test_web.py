@@ -298,6 +298,7 @@ async def test_webhook_failures_on_the_dashboard(session: Any, chromium: Browser
             break
         await page.wait_for_timeout(1000)
     await playwright_api.expect(row).to_contain_text("failed")
+    await playwright_api.expect(row.locator("td").nth(2)).to_have_text("start")
     await playwright_api.expect(row.get_by_role("link")).to_have_attribute("href", f"/p/{created['id']}")
     await playwright_api.expect(page.locator(".stats")).to_contain_text("failed")
     await chromium.shot(page, "dashboard-webhooks")
