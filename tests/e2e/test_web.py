@@ -18,6 +18,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from libs.pb.cogwheel.registry.v1 import registry_pb2, registry_pb2_grpc
+from libs.rpc import create_channel
+
 playwright_api = pytest.importorskip("playwright.async_api")
 
 CHROMIUM = "/usr/bin/chromium"
@@ -164,6 +167,27 @@ async def test_run_hello_world_from_its_form(session: Any, chromium: Browser, pl
     await page.get_by_role("link", name="Open prediction page").click()
     await playwright_api.expect(page.locator("#output")).to_have_text("hello browser")
     await playwright_api.expect(page.locator(".meta")).to_contain_text("source web")
+    await page.close()
+
+
+async def test_search_and_collections(session: Any, chromium: Browser, platform: Any, models: dict[str, str]) -> None:
+    channel = create_channel(platform.stack.registry_addr, default_timeout=30)
+    try:
+        await registry_pb2_grpc.RegistryServiceStub(channel).PutCollection(registry_pb2.PutCollectionRequest(
+            slug="pictures", name="Pictures", description="Models that draw", models=["cogwheel/image-generator"]))
+    finally:
+        await channel.close()
+    page = await session.new_page()
+    await page.goto(platform.stack.base_url + "/")
+    await page.get_by_role("link", name="Pictures").click()
+    await playwright_api.expect(page.get_by_role("heading", level=1)).to_have_text("Pictures")
+    await playwright_api.expect(page.locator(".model-card")).to_have_count(1)
+    await playwright_api.expect(page.get_by_role("link", name="cogwheel/image-generator")).to_be_visible()
+    await page.get_by_role("searchbox", name="Search models").fill("text-gen")
+    await page.keyboard.press("Enter")
+    await playwright_api.expect(page.get_by_role("link", name="cogwheel/text-generator")).to_be_visible()
+    await playwright_api.expect(page.get_by_role("link", name="cogwheel/image-generator")).to_have_count(0)
+    await chromium.shot(page, "explore-search")
     await page.close()
 
 
