@@ -349,8 +349,9 @@ async def test_urls_web_of_an_api_prediction_opens_its_page(session: Any, chromi
 
 async def test_shared_prediction_is_readable_by_anyone_with_the_link(session: Any, chromium: Browser, platform: Any) -> None:
     async with platform.client() as client:
-        body = (await client.post("/v1/predictions", headers={"Prefer": "wait"},
-                                  json={"version": platform.hello_version, "input": {"text": "shared"}})).json()
+        body = (await client.post("/v1/predictions", headers={"Prefer": "wait"}, json={
+            "version": platform.hello_version, "input": {"text": "shared"},
+            "webhook": "http://127.0.0.1:9/private-hook?key=owners-only", "webhook_events_filter": ["start"]})).json()
     url = body["urls"]["web"]
     stranger = await chromium.context()
     try:
@@ -373,6 +374,9 @@ async def test_shared_prediction_is_readable_by_anyone_with_the_link(session: An
         await playwright_api.expect(after.locator("#output")).to_have_text("hello shared")
         # Readers are not owners: no cancel, share or delete buttons, and nothing to change through the API.
         await playwright_api.expect(after.get_by_role("button", name="Stop sharing")).to_have_count(0)
+        assert "owners-only" not in await after.content()
+        polled = await after.request.get(f"{platform.stack.base_url}/web/api/predictions/{body['id']}")
+        assert polled.ok and "webhook" not in await polled.json()
         await chromium.shot(after, "prediction-shared")
         await page.get_by_role("button", name="Stop sharing").click()
         await playwright_api.expect(page.locator("#share-note")).to_be_hidden()

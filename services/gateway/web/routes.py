@@ -310,7 +310,7 @@ async def prediction_page(prediction_id: str, request: Request) -> HTMLResponse:
         return _error_page(request, viewer, error)
     owner = viewer is not None and can_access(viewer.account, view.get("account"))
     state = await deps.pages.state(prediction_id)
-    body = render_prediction(view, deps.settings.origin)
+    body = _for_reader(render_prediction(view, deps.settings.origin), owner)
     config = {"prediction": body, "owner": owner, "shared": state.shared, "terminal": list(TERMINAL_STATUSES)}
     return _page(request, "prediction.html", viewer, prediction=body, owner=owner, shared=state.shared,
                  config=_json(config), account=view.get("account"))
@@ -445,9 +445,16 @@ async def model_page(owner: str, name: str, request: Request, version: str = "")
 api = APIRouter(prefix="/web/api", include_in_schema=False)
 
 
-def _prediction_json(request: Request, view: dict[str, Any], status_code: int = 200) -> JSONResponse:
-    return JSONResponse(render_prediction(view, _deps(request).settings.origin), status_code=status_code,
-                        headers={"Cache-Control": "no-store"})
+def _for_reader(body: dict[str, Any], owner: bool) -> dict[str, Any]:
+    """What a shared prediction shows people other than its owner: not where its webhooks go."""
+    if owner:
+        return body
+    return {key: value for key, value in body.items() if key not in ("webhook", "webhook_events_filter")}
+
+
+def _prediction_json(request: Request, view: dict[str, Any], status_code: int = 200, owner: bool = True) -> JSONResponse:
+    body = _for_reader(render_prediction(view, _deps(request).settings.origin), owner)
+    return JSONResponse(body, status_code=status_code, headers={"Cache-Control": "no-store"})
 
 
 @api.post("/models/{owner}/{name}/predictions")
@@ -486,7 +493,8 @@ async def list_predictions(request: Request) -> JSONResponse:
 async def get_prediction(prediction_id: str, request: Request) -> JSONResponse:
     viewer = await _viewer(request)
     view = await handlers.viewable_prediction(_deps(request), viewer.account if viewer else None, prediction_id)
-    return _prediction_json(request, view)
+    owner = viewer is not None and can_access(viewer.account, view.get("account"))
+    return _prediction_json(request, view, owner=owner)
 
 
 @api.post("/predictions/{prediction_id}/cancel")
