@@ -20,6 +20,7 @@ from services.gateway.routes import push as push_routes
 from services.gateway.routes import webhooks as webhook_routes
 from services.gateway.settings import GatewaySettings
 from services.gateway.subscribers import consume_prediction_events
+from services.gateway.web import routes as web
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -63,6 +64,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         ),
     )
     app.state.auth_throttle = FailedAuthThrottle(settings.auth_failure_limit, settings.auth_failure_window_seconds)
+    # Pages last: their `/{owner}/{name}` must not shadow an API path.
+    app.include_router(web.api)
+    app.include_router(web.router)
     app.add_middleware(TraceMiddleware)
     app.add_middleware(ArrivalMiddleware)  # added last: outermost, so it sees the request first
     return app

@@ -54,6 +54,11 @@ def _client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def enforce_rate_limit(request: Request, account: Account) -> None:
+    """Take one request from the token's bucket for this kind of request, or raise 429."""
+    _enforce_rate_limit(request, account)
+
+
 async def current_account(request: Request) -> Account:
     registry = request.app.state.deps.registry
     throttle: FailedAuthThrottle | None = getattr(request.app.state, "auth_throttle", None)

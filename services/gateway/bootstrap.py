@@ -25,6 +25,7 @@ from services.gateway.file_links import FileLinkSigner
 from services.gateway.projection import SCHEMA, PredictionProjection
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.settings import GatewaySettings
+from services.gateway.sharing import PredictionPages
 from services.gateway.waiters import PredictionWaiters
 
 # Several registries may stand side by side (`cogwheel up --registries N`): spread calls, retry reads elsewhere.
@@ -49,6 +50,7 @@ class Deps:
     # The SKUs `GET /v1/hardware` lists and models and deployments may ask for.
     hardware: HardwareCatalog
     file_links: FileLinkSigner
+    pages: PredictionPages
 
 
 async def bootstrap(settings: GatewaySettings) -> Deps:
@@ -79,4 +81,5 @@ async def bootstrap(settings: GatewaySettings) -> Deps:
         packages=PackageTexts(bus.js),
         hardware=load_catalog(),
         file_links=FileLinkSigner(engine, SCHEMA, settings.files_signing_secret),
+        pages=PredictionPages(store),
     )

@@ -13,9 +13,11 @@ from libs.db import create_engine
 from libs.db.migrations import migrate
 from libs.events import Envelope
 from libs.eventstore import EventStore, Transaction
+from libs.eventstore.projections import rebuild_from_log
 from services.gateway.bootstrap import MIGRATIONS
 from services.gateway.projection import SCHEMA, PredictionProjection
 from services.gateway.settings import GatewaySettings
+from services.gateway.sharing import PagesProjection, blank_removed_views
 
 
 async def rebuild_projections(settings: GatewaySettings) -> int:
@@ -46,6 +48,11 @@ async def rebuild_projections(settings: GatewaySettings) -> int:
                 if msg.metadata.sequence.stream >= last_sequence:
                     break
         await subscription.unsubscribe()
+        # Owners' sharing and data removals come from the gateway's own log, and blank the rebuilt views again.
+        store = EventStore(engine, SCHEMA)
+        count += await rebuild_from_log(store, [PagesProjection()])
+        async with engine.begin() as conn:
+            await blank_removed_views(conn)
         return count
     finally:
         await bus.close()

@@ -44,6 +44,11 @@ class GatewaySettings(ServiceSettings):
     auth_failure_limit: int = 20
     auth_failure_window_seconds: float = 60.0
 
+    # Browser sessions: the key that encrypts session cookies (any string; empty: a random key kept in
+    # `<data dir>/gateway/web-session.key`) and how long a login lasts.
+    web_session_key: str = ""
+    web_session_hours: float = 24 * 7
+
     @property
     def origin(self) -> str:
         """Where clients reach us; absolute URLs in responses are built on it."""

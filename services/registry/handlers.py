@@ -302,8 +302,12 @@ async def delete_version(
 
 
 async def list_models(
-    views: RegistryViews, *, cursor: str, limit: int, sort_by: str, sort_direction: str, query: str
+    views: RegistryViews, *, cursor: str, limit: int, sort_by: str, sort_direction: str, query: str,
+    owners: list[str] | None = None,
 ) -> tuple[list[Model], str]:
+    if owners and not query.strip():
+        return await views.list_models(cursor=cursor, limit=page_size(limit), sort_by=sort_by,
+                                       sort_direction=sort_direction, query="", owners=owners)
     return await views.list_models(
         cursor=cursor, limit=page_size(limit), sort_by=sort_by, sort_direction=sort_direction, query=query.strip()
     )

@@ -83,9 +83,11 @@ class RegistryViews(Protocol):
         ...
 
     async def list_models(
-        self, *, cursor: str, limit: int, sort_by: str, sort_direction: str, query: str
+        self, *, cursor: str, limit: int, sort_by: str, sort_direction: str, query: str,
+        owners: list[str] | None = None,
     ) -> tuple[list[Model], str]:
-        """One page of public models and the next page's cursor ("" on the last page)."""
+        """One page of public models (with `owners`: every model of those owners) and the next page's cursor
+        ("" on the last page)."""
         ...
 
     async def get_file(self, file_id: str) -> File | None:

@@ -274,6 +274,7 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
             sort_by=request.sort_by,
             sort_direction=request.sort_direction,
             query=request.query,
+            owners=list(request.owners),
         )
         return pb.ListModelsResponse(models=[_model(m) for m in found], next_cursor=next_cursor)
 

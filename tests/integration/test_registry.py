@@ -290,6 +290,16 @@ async def test_listing_and_searching_public_models_page_by_page(registry: Regist
     assert sorted(found) == [f"m{n}" for n in range(5)]
     with pytest.raises(RpcInvalidArgument):
         await stub.ListModels(pb.ListModelsRequest(cursor="garbage"))
+    # An owner's own listing includes its private models, and nobody else's.
+    owned, cursor = [], ""
+    while True:
+        page = await stub.ListModels(pb.ListModelsRequest(owners=[owner], limit=4, cursor=cursor,
+                                                          sort_by="model_created_at"))
+        owned += [f"{m.owner}/{m.name}" for m in page.models]
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    assert owned == [f"{owner}/hidden", *(f"{owner}/m{n}" for n in reversed(range(5)))]
 
 
 async def test_a_search_query_with_nul_is_refused_not_failed(registry: Registry) -> None:

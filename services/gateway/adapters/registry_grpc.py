@@ -282,11 +282,13 @@ class GrpcRegistryClient:
         await self._stub.DeleteModel(registry_pb2.DeleteModelRequest(owner=owner, name=name))
 
     async def list_models(
-        self, *, cursor: str = "", limit: int = 0, sort_by: str = "", sort_direction: str = "", query: str = ""
+        self, *, cursor: str = "", limit: int = 0, sort_by: str = "", sort_direction: str = "", query: str = "",
+        owners: list[str] | None = None,
     ) -> tuple[list[dict[str, Any]], str]:
         reply = await self._stub.ListModels(
             registry_pb2.ListModelsRequest(
-                cursor=cursor, limit=limit, sort_by=sort_by, sort_direction=sort_direction, query=query
+                cursor=cursor, limit=limit, sort_by=sort_by, sort_direction=sort_direction, query=query,
+                owners=owners or [],
             )
         )
         return [model_view(model) for model in reply.models], reply.next_cursor

@@ -53,6 +53,7 @@ class GrpcSchedulerClient:
         hardware: str | None = None,
         idempotency_key: str | None = None,
         request_fingerprint: str = "",
+        source: str = "api",
     ) -> dict[str, Any]:
         """The created prediction's view; with `idempotency_key`, `idempotent_replay` says it was created before."""
         request = scheduler_pb2.CreatePredictionRequest(
@@ -61,7 +62,7 @@ class GrpcSchedulerClient:
             account=account,
             webhook=webhook or "",
             webhook_events_filter=webhook_events_filter or [],
-            source="api",
+            source=source,
             deployment=deployment or "",
             hardware=hardware or "",
         )

@@ -141,7 +141,7 @@ async def create_deployment_prediction_for(
         version = await _deps(request).registry.get_version_cached(release["version"])
     except RpcNotFound as exc:
         raise predictions.INVALID_VERSION from exc
-    return await predictions._create(
+    return await predictions.created_response(
         request,
         account,
         version,

@@ -6,11 +6,7 @@ check ownership before using a `/v1/files/<id>` input); the registry records the
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import hashlib
 import json
-import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -21,8 +17,9 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 from starlette.types import Message
 
-from libs.blobs import FILES_BUCKET, BlobNotFound, delete_blob, get_blob, put_blob
+from libs.blobs import FILES_BUCKET, BlobNotFound, delete_blob, get_blob
 from libs.rpc import RpcNotFound
+from services.gateway import handlers
 from services.gateway.access import can_access
 from services.gateway.adapters.registry_grpc import Account
 from services.gateway.auth import current_account
@@ -133,14 +130,6 @@ def _text_field(form: Any, name: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _new_file_id() -> str:
-    return base64.b32encode(secrets.token_bytes(16)).decode().lower().rstrip("=")
-
-
-def _digests(data: bytes) -> tuple[str, str]:
-    return hashlib.sha256(data).hexdigest(), hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-
 @router.post("/files", status_code=201, response_model=File, openapi_extra=_UPLOAD_SCHEMA)
 async def create_file(request: Request, account: Account = Depends(current_account)) -> JSONResponse:
     deps = _deps(request)
@@ -162,20 +151,7 @@ async def create_file(request: Request, account: Account = Depends(current_accou
         raise _too_large(limit)
     if len(name.encode()) > 255:
         raise _invalid("filename", "must be at most 255 bytes")
-    if "\x00" in content_type:
-        raise _invalid("type", "must not contain NUL characters")
-    sha256, md5 = await asyncio.to_thread(_digests, data)
-    file_id = _new_file_id()
-    await put_blob(deps.bus.js, FILES_BUCKET, file_id, data, content_type=content_type,
-                   metadata={"account": account.username})
-    try:
-        record = await deps.registry.create_file(
-            id=file_id, owner=account.username, name=name, content_type=content_type, size=len(data),
-            sha256=sha256, md5=md5, metadata_json=json.dumps(metadata),
-        )
-    except BaseException:
-        await delete_blob(deps.bus.js, FILES_BUCKET, file_id)
-        raise
+    record = await handlers.store_file(deps, account, data, name=name, content_type=content_type, metadata=metadata)
     body = await file_body(request, record)
     return JSONResponse(body, status_code=201, headers={"Location": body["urls"]["get"]})
 

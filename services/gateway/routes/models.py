@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from libs.rpc import RpcNotFound
+from services.gateway import handlers
 from services.gateway.access import can_access
 from services.gateway.adapters.registry_grpc import Account
 from services.gateway.auth import current_account
@@ -76,13 +77,7 @@ async def model_bodies(request: Request, models: list[dict[str, Any]]) -> list[d
 
 async def visible_model(request: Request, owner: str, name: str, account: Account | None) -> dict[str, Any]:
     """The model if `account` may see it: public ones to everyone, private ones to their owner. Else 404."""
-    try:
-        model = await _deps(request).registry.get_model(owner, name)
-    except RpcNotFound as exc:
-        raise not_found() from exc
-    if model["visibility"] != "public" and (account is None or not can_access(account, model["owner"])):
-        raise not_found()
-    return model
+    return await handlers.visible_model(_deps(request), owner, name, account)
 
 
 async def _owned_model(request: Request, owner: str, name: str, account: Account) -> dict[str, Any]:
@@ -197,10 +192,7 @@ async def delete_model(owner: str, name: str, request: Request, account: Account
 async def get_readme(owner: str, name: str, request: Request, account: Account = Depends(current_account)) -> Response:
     """The latest version's README.md, or else the readme set with PATCH; 404 when there is neither."""
     model = await visible_model(request, owner, name, account)
-    text = None
-    if model["latest_version_id"]:
-        text = await _deps(request).packages.read(model["latest_version_id"], "README.md")
-    text = text or model.get("readme")
+    text = await handlers.model_readme(_deps(request), model)
     if not text:
         raise not_found(f"{owner}/{name} has no README")
     # Markdown, served as `text/plain` as Replicate's API documents it.

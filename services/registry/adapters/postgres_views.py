@@ -155,9 +155,11 @@ class PostgresViews:
         return _model(rows[0]) if rows else None
 
     async def list_models(
-        self, *, cursor: str, limit: int, sort_by: str, sort_direction: str, query: str
+        self, *, cursor: str, limit: int, sort_by: str, sort_direction: str, query: str,
+        owners: list[str] | None = None,
     ) -> tuple[list[Model], str]:
-        """Public models, one page; the second item is the next page's cursor ("" on the last page)."""
+        """Public models (with `owners`: every model of those owners, private ones too), one page; the second
+        item is the next page's cursor ("" on the last page)."""
         if query:
             return await self._search_models(query, cursor, limit)
         column = _SORT_COLUMNS.get(sort_by or "latest_version_created_at")
@@ -165,8 +167,10 @@ class PostgresViews:
         if column is None or direction not in ("asc", "desc"):
             raise InvalidRequest("sort_by must be model_created_at or latest_version_created_at, "
                                  "sort_direction asc or desc")
-        sql = f"{_MODEL_SELECT} WHERE m.visibility = 'public'"
+        sql = f"{_MODEL_SELECT} WHERE " + ("m.owner = ANY(:owners)" if owners else "m.visibility = 'public'")
         params: dict[str, Any] = {"limit": limit + 1}
+        if owners:
+            params["owners"] = list(owners)
         if cursor:
             at, owner, name = decode_cursor(cursor, 3)
             try:

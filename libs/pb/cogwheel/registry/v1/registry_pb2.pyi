@@ -290,18 +290,20 @@ class DeleteModelResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class ListModelsRequest(_message.Message):
-    __slots__ = ("cursor", "limit", "sort_by", "sort_direction", "query")
+    __slots__ = ("cursor", "limit", "sort_by", "sort_direction", "query", "owners")
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     SORT_BY_FIELD_NUMBER: _ClassVar[int]
     SORT_DIRECTION_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
+    OWNERS_FIELD_NUMBER: _ClassVar[int]
     cursor: str
     limit: int
     sort_by: str
     sort_direction: str
     query: str
-    def __init__(self, cursor: _Optional[str] = ..., limit: _Optional[int] = ..., sort_by: _Optional[str] = ..., sort_direction: _Optional[str] = ..., query: _Optional[str] = ...) -> None: ...
+    owners: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cursor: _Optional[str] = ..., limit: _Optional[int] = ..., sort_by: _Optional[str] = ..., sort_direction: _Optional[str] = ..., query: _Optional[str] = ..., owners: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("models", "next_cursor")

@@ -1,0 +1,1 @@
+"""The web interface: login, explore, model pages with a playground, prediction pages, dashboard, account."""

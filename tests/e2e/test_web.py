@@ -1,0 +1,453 @@
+"""The web interface in headless Chromium against the real stack: log in, run models from their forms, watch
+predictions live, cancel from the dashboard, share, and never talk to another origin.
+
+One stack and one browser for the whole module; every page visited is screenshotted into the artifacts
+directory (`COGWHEEL_TEST_ARTIFACTS`, else a pytest temporary directory), printed at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from libs.pb.cogwheel.registry.v1 import registry_pb2, registry_pb2_grpc
+from libs.rpc import create_channel
+
+playwright_api = pytest.importorskip("playwright.async_api")
+
+CHROMIUM = "/usr/bin/chromium"
+EXAMPLES = Path(__file__).parents[2] / "examples"
+PREDICTORS = Path(__file__).parents[1] / "fixtures" / "predictors"
+WAIT_MS = 90_000
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed")
+
+
+@pytest.fixture(scope="module")
+def platform_replicas() -> dict[str, int]:
+    # Two runners: a node runs one version at a time, and a sleeping prediction must not hold up the others.
+    return {"scheduler": 1, "runner": 2, "gateway": 1}
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    configured = os.environ.get("COGWHEEL_TEST_ARTIFACTS")
+    directory = Path(configured) / "web" if configured else tmp_path_factory.mktemp("web-artifacts")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+@pytest.fixture(scope="module")
+async def models(platform: Any) -> dict[str, str]:
+    sources = {
+        "image": ("image-generator", EXAMPLES / "image-generator"),
+        "text": ("text-generator", EXAMPLES / "text-generator"),
+        "sleeper": ("sleeper", PREDICTORS / "sleeper"),
+        "kitchen_sink": ("kitchen-sink", PREDICTORS / "kitchen_sink"),
+    }
+    pushed = await asyncio.gather(*(platform.push("cogwheel", name, path) for name, path in sources.values()))
+    return dict(zip(sources, pushed, strict=True))
+
+
+class Browser:
+    """Chromium with every request any of its pages made, to check that none left the origin."""
+
+    def __init__(self, browser: Any, origin: str, artifacts: Path) -> None:
+        self.browser = browser
+        self.origin = origin
+        self.artifacts = artifacts
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+
+    async def context(self, **options: Any) -> Any:
+        context = await self.browser.new_context(viewport={"width": 1280, "height": 900}, **options)
+        context.on("request", lambda request: self.requests.append(request.url))
+        context.on("page", self._watch)
+        context.set_default_timeout(WAIT_MS)
+        return context
+
+    def _watch(self, page: Any) -> None:
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        # What the Content-Security-Policy refused (an inline script or style, another origin) is a defect too.
+        page.on("console", lambda message: self.errors.append(message.text)
+                if message.type == "error" and "Refused to" in message.text else None)
+
+    async def shot(self, page: Any, name: str) -> None:
+        await page.screenshot(path=str(self.artifacts / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture(scope="module")
+async def chromium(platform: Any, artifacts: Path) -> AsyncIterator[Browser]:
+    # Models start their worker (importing torch) on first use: assertions wait as long as actions do.
+    playwright_api.expect.set_options(timeout=WAIT_MS)
+    async with playwright_api.async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM)
+        try:
+            yield Browser(browser, platform.stack.base_url, artifacts)
+        finally:
+            await browser.close()
+    print(f"\nweb screenshots: {artifacts}")
+
+
+@pytest.fixture(scope="module")
+async def session(chromium: Browser, platform: Any) -> AsyncIterator[Any]:
+    """A browser context logged in through the login form."""
+    context = await chromium.context()
+    page = await context.new_page()
+    origin = platform.stack.base_url
+    await page.goto(f"{origin}/login?next=/dashboard")
+    await chromium.shot(page, "login")
+    await page.get_by_label("API token").fill("cwk_not-a-real-token")
+    await page.get_by_role("button", name="Log in").click()
+    await playwright_api.expect(page.get_by_role("alert")).to_contain_text("not valid")
+    await page.get_by_label("API token").fill(platform.token)
+    await page.get_by_role("button", name="Log in").click()
+    await page.wait_for_url(f"{origin}/dashboard")
+    await page.close()
+    try:
+        yield context
+    finally:
+        await context.close()
+
+
+async def test_session_cookie_keeps_the_token_from_page_scripts(session: Any, platform: Any) -> None:
+    cookies = await session.cookies()
+    [cookie] = [c for c in cookies if c["name"] == "cogwheel_session"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert platform.token not in cookie["value"]
+    page = await session.new_page()
+    await page.goto(platform.stack.base_url + "/")
+    assert "cogwheel_session" not in await page.evaluate("document.cookie")
+    assert platform.token not in await page.content()
+    await page.close()
+
+
+async def test_run_hello_world_from_its_form(session: Any, chromium: Browser, platform: Any, models: dict[str, str]) -> None:
+    async with platform.client() as client:
+        created = await client.post("/v1/models", json={"owner": "cogwheel", "name": "drafts",
+                                                         "visibility": "private", "hardware": "cpu"})
+        assert created.status_code in (201, 409), created.text
+        patched = await client.patch("/v1/models/cogwheel/hello-world", json={
+            "description": "Greets whoever you name", "readme": "# Greeter\n\nSays **hello**.\n\n<script>x</script>"})
+        assert patched.status_code == 200, patched.text
+    page = await session.new_page()
+    await page.goto(platform.stack.base_url + "/")
+    await playwright_api.expect(page.get_by_role("link", name="cogwheel/hello-world")).to_be_visible()
+    # The account's own models come first, private ones included.
+    mine = page.locator("section", has=page.get_by_role("heading", name="Your models"))
+    await playwright_api.expect(mine.get_by_role("link", name="cogwheel/drafts")).to_be_visible()
+    await chromium.shot(page, "explore")
+    await page.get_by_role("link", name="cogwheel/hello-world").click()
+    await playwright_api.expect(page.locator(".lead")).to_have_text("Greets whoever you name")
+    readme = page.locator(".readme")
+    await playwright_api.expect(readme.get_by_role("heading", name="Greeter")).to_be_visible()
+    await playwright_api.expect(readme.locator("strong")).to_have_text("hello")
+    await playwright_api.expect(readme).to_contain_text("<script>x</script>")
+    await page.get_by_label("text", exact=True).fill("browser")
+    # The snippets carry exactly the form's inputs.
+    await playwright_api.expect(page.locator("#snippet-python")).to_contain_text('"text": "browser"')
+    await page.get_by_role("tab", name="curl").click()
+    await playwright_api.expect(page.locator("#snippet-curl")).to_contain_text('"input":{"text":"browser"}')
+    # Keyboard only: the Run button is reachable and pressing Enter on it runs the model.
+    await page.get_by_role("button", name="Run").focus()
+    await page.keyboard.press("Enter")
+    await playwright_api.expect(page.locator("#output")).to_have_text("hello browser")
+    await playwright_api.expect(page.locator("#status")).to_have_text("succeeded")
+    await playwright_api.expect(page.locator("#runtime")).to_contain_text("Ran for")
+    await chromium.shot(page, "model-hello-world")
+    # The prediction page of what just ran says it came from the web.
+    await page.get_by_role("link", name="Open prediction page").click()
+    await playwright_api.expect(page.locator("#output")).to_have_text("hello browser")
+    await playwright_api.expect(page.locator(".meta")).to_contain_text("source web")
+    await page.close()
+
+
+async def test_search_and_collections(session: Any, chromium: Browser, platform: Any, models: dict[str, str]) -> None:
+    channel = create_channel(platform.stack.registry_addr, default_timeout=30)
+    try:
+        await registry_pb2_grpc.RegistryServiceStub(channel).PutCollection(registry_pb2.PutCollectionRequest(
+            slug="pictures", name="Pictures", description="Models that draw", models=["cogwheel/image-generator"]))
+    finally:
+        await channel.close()
+    page = await session.new_page()
+    await page.goto(platform.stack.base_url + "/")
+    await page.get_by_role("link", name="Pictures").click()
+    await playwright_api.expect(page.get_by_role("heading", level=1)).to_have_text("Pictures")
+    await playwright_api.expect(page.locator(".model-card")).to_have_count(1)
+    await playwright_api.expect(page.get_by_role("link", name="cogwheel/image-generator")).to_be_visible()
+    await page.get_by_role("searchbox", name="Search models").fill("text-gen")
+    await page.keyboard.press("Enter")
+    await playwright_api.expect(page.get_by_role("link", name="cogwheel/text-generator")).to_be_visible()
+    await playwright_api.expect(page.get_by_role("link", name="cogwheel/image-generator")).to_have_count(0)
+    await chromium.shot(page, "explore-search")
+    await page.close()
+
+
+async def test_image_model_output_loads(session: Any, chromium: Browser, platform: Any, models: dict[str, str]) -> None:
+    page = await session.new_page()
+    await page.goto(platform.stack.base_url + "/cogwheel/image-generator")
+    await page.get_by_label("seed", exact=True).fill("7")
+    await page.get_by_label("width", exact=True).fill("320")
+    await page.get_by_role("button", name="Run").click()
+    image = page.locator("#output img")
+    await playwright_api.expect(image).to_be_visible()
+    await page.wait_for_function("document.querySelector('#output img').complete"
+                                 " && document.querySelector('#output img').naturalWidth === 320", timeout=WAIT_MS)
+    await chromium.shot(page, "model-image-generator")
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await chromium.shot(page, "model-image-generator-phone")
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways on a phone ({width}px wide)"
+    await page.close()
+
+
+async def test_streamed_text_grows_before_completion(session: Any, chromium: Browser, platform: Any, models: dict[str, str]) -> None:
+    page = await session.new_page()
+    await page.goto(platform.stack.base_url + "/cogwheel/text-generator")
+    await page.get_by_label("max_tokens", exact=True).fill("2000")
+    await page.get_by_role("button", name="Run").click()
+    # Text shows up while the prediction is still running, then keeps growing.
+    growing = (
+        "() => { const out = document.querySelector('#output .text-output');"
+        " const status = document.querySelector('#status').dataset.status;"
+        " return out && out.textContent.length > {n} && status === 'processing'; }"
+    )
+    await page.wait_for_function(growing.replace("{n}", "0"), timeout=WAIT_MS)
+    first = len(await page.locator("#output .text-output").inner_text())
+    await page.wait_for_function(growing.replace("{n}", str(first)), timeout=WAIT_MS)
+    await chromium.shot(page, "model-text-generator-streaming")
+    await playwright_api.expect(page.locator("#status")).to_have_text("succeeded")
+    final = await page.locator("#output .text-output").inner_text()
+    assert len(final) > first
+    await page.close()
+
+
+async def test_every_kind_of_input_from_the_form(session: Any, chromium: Browser, platform: Any, models: dict[str, str]) -> None:
+    """Text, bounded numbers, checkbox, choices, a list, a secret and a file uploaded through the Files API."""
+    page = await session.new_page()
+    await page.goto(platform.stack.base_url + "/cogwheel/kitchen-sink")
+    for name in ("text", "number", "ratio", "flag", "choice", "size", "tags", "document", "attachments", "token", "seed"):
+        await playwright_api.expect(page.get_by_label(name, exact=True)).to_have_count(1)
+    assert await page.get_by_label("token", exact=True).get_attribute("type") == "password"
+    assert await page.get_by_label("number slider").get_attribute("max") == "100.0"
+    await page.get_by_label("text", exact=True).fill("sink")
+    await page.get_by_label("number slider").fill("42")
+    await playwright_api.expect(page.get_by_label("number", exact=True)).to_have_value("42")
+    await page.get_by_label("flag", exact=True).check()
+    await page.get_by_label("size", exact=True).select_option("512")
+    await page.get_by_label("tags", exact=True).fill("red\ngreen")
+    await page.get_by_label("token", exact=True).fill("sekrit")
+    await page.get_by_label("document", exact=True).set_input_files(
+        files=[{"name": "note.txt", "mimeType": "text/plain", "buffer": b"uploaded from the page"}])
+    await playwright_api.expect(page.locator("#snippet-python")).to_contain_text('"token": "<your token>"')
+    assert "sekrit" not in await page.locator("#snippet-python").inner_text()
+    await chromium.shot(page, "model-kitchen-sink-form")
+    await page.get_by_role("button", name="Run").click()
+    await playwright_api.expect(page.locator("#status")).to_have_text("succeeded")
+    output = page.locator("#output")
+    for expected in ('"document": "uploaded from the page"', '"number": 42', '"size": 512', '"flag": true',
+                     '"secret_length": 6', '"tags": [', '"green"'):
+        await playwright_api.expect(output).to_contain_text(expected)
+    await playwright_api.expect(output.get_by_role("link", name=re.compile("report-sink"))).to_be_visible()
+    await chromium.shot(page, "model-kitchen-sink-output")
+    await page.close()
+
+
+async def test_invalid_values_are_shown_next_to_their_fields(session: Any, chromium: Browser, platform: Any, models: dict[str, str]) -> None:
+    page = await session.new_page()
+    await page.goto(platform.stack.base_url + "/cogwheel/image-generator")
+    await page.get_by_label("width", exact=True).fill("5")
+    await page.get_by_role("button", name="Run").click()
+    error = page.locator("#error-width")
+    await playwright_api.expect(error).to_have_text("Must be greater than or equal to 16")
+    await playwright_api.expect(page.get_by_label("width", exact=True)).to_have_attribute("aria-invalid", "true")
+    await playwright_api.expect(page.locator("#error-height")).to_be_hidden()
+    await chromium.shot(page, "model-invalid-input")
+    # A required input left empty is named next to its own field too.
+    await page.goto(platform.stack.base_url + "/cogwheel/hello-world")
+    await page.get_by_label("text", exact=True).fill("")
+    await page.get_by_role("button", name="Run").click()
+    await playwright_api.expect(page.locator("#error-text")).to_have_text("text is required")
+    await page.close()
+
+
+async def test_cancel_a_running_prediction_from_the_dashboard(session: Any, chromium: Browser, platform: Any, models: dict[str, str]) -> None:
+    async with platform.client() as client:
+        created = (await client.post("/v1/predictions", json={"version": models["sleeper"], "input": {"seconds": 120}})).json()
+    assert created["source"] == "api"
+    # Its page, open beside the dashboard, follows it live: running, its logs, then canceled without a reload.
+    live = await session.new_page()
+    await live.goto(created["urls"]["web"])
+    await playwright_api.expect(live.locator("#status")).to_have_text("processing")
+    await playwright_api.expect(live.locator("#logs")).to_contain_text("going to sleep")
+    await playwright_api.expect(live.locator("#runtime")).to_contain_text("Running for")
+    page = await session.new_page()
+    await page.goto(platform.stack.base_url + "/dashboard")
+    row = page.locator(f'tr[data-id="{created["id"]}"]')
+    await playwright_api.expect(row.locator(".status")).to_have_text(re.compile("starting|processing"))
+    await playwright_api.expect(row.locator("td").nth(2)).to_have_text("api")
+    await playwright_api.expect(page.locator("td", has_text="web").first).to_be_visible()
+    await chromium.shot(page, "dashboard")
+    await row.get_by_role("button", name="Cancel").click()
+    await playwright_api.expect(row.locator(".status")).to_have_text("canceled")
+    await playwright_api.expect(row.get_by_role("button", name="Cancel")).to_have_count(0)
+    async with platform.client() as client:
+        assert (await client.get(f"/v1/predictions/{created['id']}")).json()["status"] == "canceled"
+    await playwright_api.expect(live.locator("#status")).to_have_text("canceled")
+    await playwright_api.expect(live.get_by_role("button", name="Cancel")).to_be_hidden()
+    await live.close()
+    await page.close()
+
+
+async def test_webhook_failures_on_the_dashboard(session: Any, chromium: Browser, platform: Any) -> None:
+    # Nothing listens on port 9 of loopback (allowed for webhooks in this stack): the attempt fails.
+    hook = "http://127.0.0.1:9/hooks/cogwheel"
+    async with platform.client() as client:
+        created = (await client.post("/v1/predictions", headers={"Prefer": "wait"}, json={
+            "version": platform.hello_version, "input": {"text": "hook"}, "webhook": hook,
+            "webhook_events_filter": ["start"]})).json()
+    page = await session.new_page()
+    row = page.locator("tr", has_text=hook)
+    for _ in range(60):
+        await page.goto(platform.stack.base_url + "/dashboard?tab=webhooks")
+        if await row.count():
+            break
+        await page.wait_for_timeout(1000)
+    await playwright_api.expect(row).to_contain_text("failed")
+    await playwright_api.expect(row.locator("td").nth(2)).to_have_text("start")
+    await playwright_api.expect(row.get_by_role("link")).to_have_attribute("href", f"/p/{created['id']}")
+    await playwright_api.expect(page.locator(".stats")).to_contain_text("failed")
+    await chromium.shot(page, "dashboard-webhooks")
+    await page.close()
+
+
+async def test_urls_web_of_an_api_prediction_opens_its_page(session: Any, chromium: Browser, platform: Any) -> None:
+    async with platform.client() as client:
+        body = (await client.post("/v1/predictions", headers={"Prefer": "wait"},
+                                  json={"version": platform.hello_version, "input": {"text": "link"}})).json()
+    assert body["status"] == "succeeded"
+    page = await session.new_page()
+    await page.goto(body["urls"]["web"])
+    await playwright_api.expect(page.locator("#output")).to_have_text("hello link")
+    await playwright_api.expect(page.locator("#status")).to_have_text("succeeded")
+    await playwright_api.expect(page.locator(".meta")).to_contain_text("source api")
+    await playwright_api.expect(page.locator("dl.inputs").first).to_contain_text("link")
+    await chromium.shot(page, "prediction")
+    # A refresh shows the same prediction.
+    await page.reload()
+    await playwright_api.expect(page.locator("h1")).to_have_text(body["id"])
+    await page.close()
+
+
+async def test_shared_prediction_is_readable_by_anyone_with_the_link(session: Any, chromium: Browser, platform: Any) -> None:
+    async with platform.client() as client:
+        body = (await client.post("/v1/predictions", headers={"Prefer": "wait"}, json={
+            "version": platform.hello_version, "input": {"text": "shared"},
+            "webhook": "http://127.0.0.1:9/private-hook?key=owners-only", "webhook_events_filter": ["start"]})).json()
+    url = body["urls"]["web"]
+    stranger = await chromium.context()
+    try:
+        before = await stranger.new_page()
+        assert (await before.goto(url)).status == 404
+        # Without a session: public models are there, private ones are not, and running needs a login.
+        await before.goto(platform.stack.base_url + "/")
+        await playwright_api.expect(before.get_by_role("link", name="cogwheel/hello-world")).to_be_visible()
+        await playwright_api.expect(before.get_by_role("link", name="cogwheel/drafts")).to_have_count(0)
+        assert (await before.goto(platform.stack.base_url + "/cogwheel/drafts")).status == 404
+        await before.goto(platform.stack.base_url + "/cogwheel/hello-world")
+        await playwright_api.expect(before.get_by_role("button", name="Run")).to_be_disabled()
+        page = await session.new_page()
+        await page.goto(url)
+        await page.get_by_role("button", name="Share").click()
+        await playwright_api.expect(page.locator("#share-note")).to_be_visible()
+        after = await stranger.new_page()
+        response = await after.goto(url)
+        assert response.status == 200
+        await playwright_api.expect(after.locator("#output")).to_have_text("hello shared")
+        # Readers are not owners: no cancel, share or delete buttons, and nothing to change through the API.
+        await playwright_api.expect(after.get_by_role("button", name="Stop sharing")).to_have_count(0)
+        assert "owners-only" not in await after.content()
+        polled = await after.request.get(f"{platform.stack.base_url}/web/api/predictions/{body['id']}")
+        assert polled.ok and "webhook" not in await polled.json()
+        await chromium.shot(after, "prediction-shared")
+        await page.get_by_role("button", name="Stop sharing").click()
+        await playwright_api.expect(page.locator("#share-note")).to_be_hidden()
+        assert (await after.goto(url)).status == 404
+        await page.close()
+    finally:
+        await stranger.close()
+
+
+async def test_owner_deletes_output_data(session: Any, platform: Any, models: dict[str, str]) -> None:
+    async with platform.client() as client:
+        body = (await client.post("/v1/predictions", headers={"Prefer": "wait"},
+                                  json={"version": models["image"], "input": {"seed": 3, "width": 64, "height": 64}})).json()
+        assert body["status"] == "succeeded"
+        assert (await client.get(body["output"])).status_code == 200
+        page = await session.new_page()
+        page.on("dialog", lambda dialog: dialog.accept())
+        await page.goto(body["urls"]["web"])
+        await playwright_api.expect(page.locator("#output img")).to_be_visible()
+        await page.get_by_role("button", name="Delete output data").click()
+        await playwright_api.expect(page.locator("#output")).to_contain_text("deleted")
+        assert (await client.get(body["output"])).status_code == 404
+        after = (await client.get(f"/v1/predictions/{body['id']}")).json()
+        assert after["data_removed"] is True and after["output"] is None and after["input"] == {}
+        await page.close()
+
+
+async def test_account_page_creates_a_token_shown_once(session: Any, chromium: Browser, platform: Any) -> None:
+    page = await session.new_page()
+    await page.goto(platform.stack.base_url + "/account")
+    await page.get_by_label("New token name").fill("from-the-browser")
+    await page.get_by_role("button", name="Create token").click()
+    secret = (await page.locator("#new-token").inner_text()).strip()
+    assert secret.startswith("cwk_")
+    async with httpx.AsyncClient(base_url=platform.stack.base_url) as client:
+        assert (await client.get("/v1/account", headers={"Authorization": f"Bearer {secret}"})).status_code == 200
+    await chromium.shot(page, "account")
+    row = page.locator("tr", has_text="from-the-browser")
+    await row.get_by_role("button", name="Revoke").click()
+    await playwright_api.expect(page.locator("tr", has_text="from-the-browser").locator(".status")).to_have_text("revoked")
+    await playwright_api.expect(page.locator("#new-token")).to_have_count(0)
+    async with httpx.AsyncClient(base_url=platform.stack.base_url) as client:
+        assert (await client.get("/v1/account", headers={"Authorization": f"Bearer {secret}"})).status_code == 401
+    await page.close()
+
+
+async def test_writes_need_the_csrf_token_and_our_origin(session: Any, platform: Any) -> None:
+    origin = platform.stack.base_url
+    cookie = next(c["value"] for c in await session.cookies() if c["name"] == "cogwheel_session")
+    url = f"{origin}/web/api/models/cogwheel/hello-world/predictions"
+    async with httpx.AsyncClient(cookies={"cogwheel_session": cookie}) as client:
+        no_token = await client.post(url, json={"input": {"text": "x"}})
+        assert no_token.status_code == 403
+        page = await session.new_page()
+        await page.goto(origin + "/")
+        csrf = await page.locator('meta[name="csrf-token"]').get_attribute("content")
+        await page.close()
+        elsewhere = await client.post(url, json={"input": {"text": "x"}},
+                                      headers={"X-CSRF-Token": csrf, "Origin": "https://evil.example"})
+        assert elsewhere.status_code == 403
+        same = await client.post(url, json={"input": {"text": "x"}}, headers={"X-CSRF-Token": csrf, "Origin": origin})
+        assert same.status_code == 201 and same.json()["source"] == "web"
+    async with httpx.AsyncClient() as anonymous:
+        assert (await anonymous.post(url, json={"input": {"text": "x"}})).status_code == 401
+        assert (await anonymous.get(f"{origin}/dashboard", follow_redirects=False)).headers["location"].startswith("/login")
+
+
+async def test_no_request_left_the_origin(chromium: Browser) -> None:
+    assert chromium.requests, "the browser made no requests at all"
+    own = urlsplit(chromium.origin).netloc
+    foreign = [url for url in chromium.requests
+               if not url.startswith(("data:", "blob:")) and urlsplit(url).netloc != own]
+    assert foreign == []
+    assert chromium.errors == []

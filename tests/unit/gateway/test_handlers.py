@@ -1,0 +1,173 @@
+"""The gateway's application handlers over fakes of its ports: the rules both API routes and pages follow."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from libs.rpc import RpcNotFound
+from services.gateway import handlers
+from services.gateway.adapters.registry_grpc import Account
+from services.gateway.errors import ApiError
+from services.gateway.sharing import DATA_REMOVED, REMOVED_FIELDS, SHARED, UNSHARED, PageState
+
+ALICE = Account("alice", "user", "Alice", organizations=("acme",))
+BOB = Account("bob", "user", "Bob")
+
+SCHEMA = {"components": {"schemas": {"Input": {
+    "type": "object", "required": ["text"], "properties": {"text": {"type": "string", "x-order": 0}}}}}}
+
+
+def _version(owner: str, name: str, version_id: str) -> dict[str, Any]:
+    return {"id": version_id, "owner": owner, "name": name, "openapi_schema": SCHEMA}
+
+
+class FakeRpcNotFound(RpcNotFound):
+    def __init__(self) -> None:
+        Exception.__init__(self, "not found")
+
+
+class FakeRegistry:
+    def __init__(self) -> None:
+        public = _version("acme", "public", "a" * 64)
+        private = _version("acme", "secret", "b" * 64)
+        self.models = {
+            ("acme", "public"): {"owner": "acme", "name": "public", "visibility": "public", "latest_version": public},
+            ("acme", "secret"): {"owner": "acme", "name": "secret", "visibility": "private", "latest_version": private},
+        }
+        self.versions = {public["id"]: public, private["id"]: private}
+
+    async def get_model(self, owner: str, name: str) -> dict[str, Any]:
+        if (owner, name) not in self.models:
+            raise FakeRpcNotFound()
+        return self.models[(owner, name)]
+
+    async def get_version_cached(self, version_id: str) -> dict[str, Any]:
+        if version_id not in self.versions:
+            raise FakeRpcNotFound()
+        return self.versions[version_id]
+
+
+class FakeScheduler:
+    def __init__(self) -> None:
+        self.created: list[dict[str, Any]] = []
+        self.canceled: list[str] = []
+
+    async def create_prediction(self, **request: Any) -> dict[str, Any]:
+        self.created.append(request)
+        return {"id": f"p{len(self.created)}", "account": request["account"], "status": "starting",
+                "source": request["source"], "input": request["input"], "output": None}
+
+    async def get_prediction(self, prediction_id: str) -> dict[str, Any]:
+        raise FakeRpcNotFound()
+
+    async def cancel_prediction(self, prediction_id: str) -> dict[str, Any]:
+        self.canceled.append(prediction_id)
+        return {"id": prediction_id, "status": "canceled"}
+
+
+class FakeProjection:
+    def __init__(self) -> None:
+        self.views: dict[str, dict[str, Any]] = {}
+
+    async def apply_created(self, view: dict[str, Any]) -> None:
+        self.views.setdefault(view["id"], view)
+
+    async def get(self, prediction_id: str) -> dict[str, Any] | None:
+        return self.views.get(prediction_id)
+
+
+class FakePages:
+    def __init__(self, projection: FakeProjection) -> None:
+        self.projection = projection
+        self.events: list[tuple[str, str, str]] = []
+        self.shared: set[str] = set()
+
+    async def state(self, prediction_id: str) -> PageState:
+        return PageState(shared=prediction_id in self.shared)
+
+    async def record(self, prediction_id: str, event_type: str, actor: str) -> None:
+        self.events.append((prediction_id, event_type, actor))
+        if event_type == SHARED:
+            self.shared.add(prediction_id)
+        elif event_type == UNSHARED:
+            self.shared.discard(prediction_id)
+        elif event_type == DATA_REMOVED:
+            self.projection.views[prediction_id].update(REMOVED_FIELDS)
+
+
+@pytest.fixture
+def deps() -> Any:
+    projection = FakeProjection()
+    return SimpleNamespace(registry=FakeRegistry(), scheduler=FakeScheduler(), projection=projection,
+                           pages=FakePages(projection), bus=SimpleNamespace(js=None))
+
+
+async def test_private_models_run_only_for_their_owners(deps: Any) -> None:
+    assert (await handlers.latest_runnable_version(deps, ALICE, "acme", "secret"))["id"] == "b" * 64
+    with pytest.raises(ApiError) as hidden:
+        await handlers.latest_runnable_version(deps, BOB, "acme", "secret")
+    assert hidden.value.status == 404
+    with pytest.raises(ApiError) as by_id:
+        await handlers.resolve_version(deps, BOB, "b" * 64)
+    assert by_id.value.status == 422
+    assert (await handlers.resolve_version(deps, BOB, "acme/public"))["id"] == "a" * 64
+    with pytest.raises(ApiError):
+        await handlers.resolve_version(deps, BOB, "acme/secret:" + "a" * 64)  # a version of another model
+
+
+async def test_create_checks_input_before_the_scheduler_and_records_the_source(deps: Any) -> None:
+    version = deps.registry.versions["a" * 64]
+    with pytest.raises(ApiError) as invalid:
+        await handlers.create_prediction(deps, BOB, version, handlers.NewPrediction(input={}, source="web"))
+    assert invalid.value.status == 422 and invalid.value.extra["invalid_fields"][0]["description"] == "text is required"
+    with pytest.raises(ApiError) as bad_hook:
+        await handlers.create_prediction(deps, BOB, version, handlers.NewPrediction(input={"text": "x"},
+                                                                                     webhook="ftp://x"))
+    assert bad_hook.value.status == 422
+    assert deps.scheduler.created == []
+    view = await handlers.create_prediction(deps, BOB, version, handlers.NewPrediction(input={"text": "x"}, source="web"))
+    assert deps.scheduler.created[0]["source"] == "web" and deps.scheduler.created[0]["account"] == "bob"
+    assert await deps.projection.get(view["id"]) == view
+
+
+async def test_pages_of_predictions_are_private_until_shared(deps: Any) -> None:
+    version = deps.registry.versions["a" * 64]
+    view = await handlers.create_prediction(deps, ALICE, version, handlers.NewPrediction(input={"text": "x"}))
+    for stranger in (BOB, None):
+        with pytest.raises(ApiError):
+            await handlers.viewable_prediction(deps, stranger, view["id"])
+    with pytest.raises(ApiError):
+        await handlers.share_prediction(deps, BOB, view["id"], True)
+    assert (await handlers.share_prediction(deps, ALICE, view["id"], True)).shared
+    assert (await handlers.viewable_prediction(deps, None, view["id"]))["id"] == view["id"]
+    # Sharing twice records one event; a stranger still cannot cancel or unshare it.
+    await handlers.share_prediction(deps, ALICE, view["id"], True)
+    assert [event for _, event, _ in deps.pages.events] == [SHARED]
+    with pytest.raises(ApiError):
+        await handlers.cancel_prediction(deps, BOB, view["id"])
+    assert not (await handlers.share_prediction(deps, ALICE, view["id"], False)).shared
+    with pytest.raises(ApiError):
+        await handlers.viewable_prediction(deps, BOB, view["id"])
+
+
+async def test_data_is_removed_only_once_a_prediction_finished(deps: Any) -> None:
+    version = deps.registry.versions["a" * 64]
+    view = await handlers.create_prediction(deps, ALICE, version, handlers.NewPrediction(input={"text": "x"}))
+    with pytest.raises(ApiError) as running:
+        await handlers.remove_prediction_data(deps, ALICE, view["id"])
+    assert running.value.status == 409
+    deps.projection.views[view["id"]].update(status="succeeded", output="hello x")
+    with pytest.raises(ApiError):
+        await handlers.remove_prediction_data(deps, BOB, view["id"])
+    removed = await handlers.remove_prediction_data(deps, ALICE, view["id"])
+    assert removed["data_removed"] and removed["output"] is None and removed["input"] == {}
+    assert deps.pages.events == [(view["id"], DATA_REMOVED, "alice")]
+
+
+def test_output_keys_are_found_at_any_depth() -> None:
+    output = {"image": "cogwheel-output:p1/1-a.png", "more": ["cogwheel-output:p1/2-b.wav", "plain"], "n": 3}
+    assert handlers.output_keys(output) == ["p1/1-a.png", "p1/2-b.wav"]
+    assert handlers.output_keys("just text") == []
