@@ -6,6 +6,7 @@ happens where the connection is opened, on the addresses the host resolved to (n
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 
