@@ -5,10 +5,19 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: up install test test-unit test-integration test-e2e proto proto-check bench chaos clean
+.PHONY: up install sandbox test test-unit test-integration test-e2e proto proto-check bench chaos clean
 
-up: install
+up: install sandbox
 	$(VENV)/bin/cogwheel up
+
+# Model code runs in a bubblewrap sandbox; as root on Debian/Ubuntu the package is installed when missing,
+# elsewhere the runner says at start-up why it refuses to run models (COGWHEEL_SANDBOX=off opts out).
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing bubblewrap for the model sandbox"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	  else echo "warning: bwrap (package bubblewrap) is missing: models will not run until it is installed"; fi; }
 
 install: $(STAMP)
 
