@@ -184,12 +184,12 @@ async def test_cli_push(platform: Platform, tmp_path: Path) -> None:
     shutil.copytree(EXAMPLES / "hello-world", directory)
     (directory / "predict.py").write_text((directory / "predict.py").read_text().replace('"hello "', '"howdy "'))
 
-    code, stdout, stderr = await _cli(platform, tmp_path, str(directory), "--model", "cogwheel/greeter")
+    code, stdout, stderr = await _cli(platform, tmp_path, str(directory), "--model", "cogwheel/cli-greeter")
     assert code == 0, stderr
     version_id = stdout.strip()
     assert version_id == build_package(directory).version_id
-    assert "pushed cogwheel/greeter:" in stderr
-    code, stdout, stderr = await _cli(platform, tmp_path, str(directory), "--model", "cogwheel/greeter")
+    assert "pushed cogwheel/cli-greeter:" in stderr
+    code, stdout, stderr = await _cli(platform, tmp_path, str(directory), "--model", "cogwheel/cli-greeter")
     assert code == 0 and stdout.strip() == version_id and "unchanged" in stderr
 
     async with platform.client() as client:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from libs.infra import create_database, drop_database
 from libs.pb.cogwheel.registry.v1 import registry_pb2, registry_pb2_grpc
 from libs.rpc import create_channel
 
@@ -29,6 +30,16 @@ PREDICTORS = Path(__file__).parents[1] / "fixtures" / "predictors"
 WAIT_MS = 90_000
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed")
+
+
+@pytest.fixture(scope="module")
+def database_url(database_url: str) -> Iterator[str]:
+    """A database of the module's own: the pages list models and predictions, which other modules add to."""
+    url = create_database(database_url)
+    try:
+        yield url
+    finally:
+        drop_database(url)
 
 
 @pytest.fixture(scope="module")

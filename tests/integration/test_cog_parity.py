@@ -22,7 +22,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,22 +149,23 @@ def cogwheel_error(error: str | None, logs: str | None) -> str | None:
     return error
 
 
-def _file_content(path: str) -> dict[str, str]:
-    return {"file": Path(path).read_bytes().decode(errors="replace")}
+def _file_content(path: str, read: Callable[[str], bytes] | None) -> dict[str, str]:
+    return {"file": (read or (lambda p: Path(p).read_bytes()))(path).decode(errors="replace")}
 
 
-def normalise(value: Any) -> Any:
-    """Files as their content: Cog inlines them as `data:` URIs, our worker hands over local paths."""
+def normalise(value: Any, read: Callable[[str], bytes] | None = None) -> Any:
+    """Files as their content: Cog inlines them as `data:` URIs, our worker hands over paths that `read` opens
+    (inside the model's sandbox, as the runner's uploader does)."""
     if isinstance(value, str) and value.startswith("data:"):
         header, _, payload = value[5:].partition(",")
         raw = base64.b64decode(payload) if header.endswith(";base64") else payload.encode()
         return {"file": raw.decode(errors="replace")}
     if isinstance(value, dict):
         if set(value) == {FILE_KEY}:
-            return _file_content(value[FILE_KEY])
-        return {k: normalise(v) for k, v in value.items()}
+            return _file_content(value[FILE_KEY], read)
+        return {k: normalise(v, read) for k, v in value.items()}
     if isinstance(value, list):
-        return [normalise(v) for v in value]
+        return [normalise(v, read) for v in value]
     return value
 
 
@@ -268,13 +269,15 @@ async def cogwheel_outcomes(predictor: Predictor, schema: dict[str, Any], workdi
                 continue
             try:
                 resolved = await resolver.resolve(payload, supervisor.file_inputs, account="parity",
-                                                  workdir=workdir / str(n))
+                                                  workdir=supervisor.prediction_dir(f"parity-{n}") or workdir / str(n))
             except InputError as exc:
                 outcomes.append(Outcome("failed", error=f"InputError: {exc}"))
                 continue
             result = await supervisor.predict(f"parity-{n}", resolved)
             if result.status == "succeeded":
-                outcomes.append(Outcome("succeeded", normalise(result.output), logs=_log_lines(result.logs)))
+                files = supervisor.output_files
+                read = files.read_bytes if files is not None else None
+                outcomes.append(Outcome("succeeded", normalise(result.output, read), logs=_log_lines(result.logs)))
             else:
                 outcomes.append(Outcome(result.status, error=cogwheel_error(result.error, result.logs)))
         return outcomes
