@@ -128,7 +128,7 @@ class ChaosReport:
             rows.append((
                 p.killed or p.kind, str(len(p.created)), str(p.client_errors), str(p.terminal), str(p.stuck),
                 str(p.lost), f"{p.billed['0']}/{p.billed['1']}/{p.billed['2+']}",
-                f"{p.webhooks['0']}/{p.webhooks['1']}/{p.webhooks['dup']}", recovery,
+                f"{p.webhooks['0']}/{p.webhooks['1'] + p.webhooks['retried']}/{p.webhooks['dup']}", recovery,
             ))
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
         lines = [" | ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) for row in rows]
@@ -297,6 +297,16 @@ def _attempt_history(database_url: str, prediction_id: str) -> list[tuple[object
             (f"webhook-{prediction_id}",)).fetchall()
 
 
+def _repeated_posts(webhook_ids: list[str], history: list[tuple[object, ...]]) -> str:
+    """`retried` when every POST is an attempt of one delivery that the history records, only the last of them
+    delivered (the receiver answered too late, or not at all, and the same `webhook-id` went again, as Standard
+    Webhooks intends); `dup` otherwise: a POST no attempt accounts for, or two deliveries that both arrived."""
+    delivered = sum(1 for row in history if row[4] == "delivered")
+    if len(set(webhook_ids)) == 1 and len(webhook_ids) <= len(history) and delivered <= 1:
+        return "retried"
+    return "dup"
+
+
 async def _settle(platform: Platform, phases: list[PhaseResult], hooks: WebhookLog, timeout: float) -> None:
     ids = set().union(*(p.created for p in phases))
     database_url = platform.servers.database_url
@@ -324,11 +334,13 @@ async def _settle(platform: Platform, phases: list[PhaseResult], hooks: WebhookL
             times = billed.get(prediction_id, 0)
             phase.billed["0" if times == 0 else "1" if times == 1 else "2+"] += 1
             posts = hooks.by_prediction[prediction_id]
-            phase.webhooks["0" if posts == 0 else "1" if posts == 1 else "dup"] += 1
+            kind = "0" if posts == 0 else "1"
             if posts > 1:
                 history = await asyncio.to_thread(_attempt_history, database_url, prediction_id)
-                phase.details.append(f"{prediction_id} webhook POSTs {hooks.webhook_ids[prediction_id]}; "
+                kind = _repeated_posts(hooks.webhook_ids[prediction_id], history)
+                phase.details.append(f"{prediction_id} webhook POSTs {hooks.webhook_ids[prediction_id]} ({kind}); "
                                      f"attempts recorded: {history}")
+            phase.webhooks[kind] += 1
         missing = sorted(i for i in phase.created & terminal if hooks.by_prediction[i] == 0)
         if missing:
             phase.details.append(f"{len(missing)} terminal without a webhook, e.g. {missing[:3]}")

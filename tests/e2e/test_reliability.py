@@ -171,7 +171,8 @@ async def test_a_kill_of_each_kind_loses_nothing_and_delivers_each_webhook_once(
     report = await run_chaos(KINDS, per_kill=20, concurrency=4, platform=platform, settle_timeout=120,
                              notify=lambda line: None)
     print(report.table())
-    assert report.violations() == [], report.table()
+    details = "\n".join(line for phase in report.phases for line in phase.details)
+    assert report.violations() == [], f"{report.table()}\n{details}"
     for phase in report.phases:
         assert len(phase.created) == phase.requested == 20, report.table()
         assert phase.terminal == 20, report.table()
