@@ -120,16 +120,17 @@ class FakeDispatcherStore:
         for delivery in deliveries:
             next(r for r in self.deliveries if r["id"] == delivery.id)["leased"] = False
 
-    async def record_attempt(self, delivery: ClaimedDelivery, record: AttemptRecord) -> None:
+    async def record_attempt(self, delivery: ClaimedDelivery, record: AttemptRecord) -> bool:
         row = next(r for r in self.deliveries if r["id"] == delivery.id)
         status = "pending" if record.retry_in is not None else record.outcome
         if row.get("token", "t") != delivery.lease_token:
-            return  # the lease went to another sender; only its holder settles the delivery
+            return False  # the lease went to another sender; only its holder settles the delivery
         row.update(status=status, attempts=record.attempt, leased=False)
         self.attempts.append(
             {"delivery": delivery.id, "attempt": record.attempt, "status_code": record.result.status_code,
              "outcome": record.outcome, "retry_in": record.retry_in}
         )
+        return True
 
 
 class FakeSecrets:
