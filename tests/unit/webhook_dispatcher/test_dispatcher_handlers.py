@@ -363,3 +363,29 @@ async def test_a_delivery_taken_over_by_another_sender_is_not_posted_by_the_firs
     assert first_client.sent == []
     assert len(second_client.sent) == 1
     assert [a["attempt"] for a in store.attempts if a["delivery"] == start.id] == [1]
+
+
+class DatabaseDownWhileRecording(FakeDispatcherStore):
+    """Recording an attempt fails `failures` times, as it does on the broken pooled connections of a restart."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def record_attempt(self, delivery: ClaimedDelivery, record: AttemptRecord) -> bool:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("server closed the connection unexpectedly")
+        return await super().record_attempt(delivery, record)
+
+
+async def test_an_attempt_whose_recording_fails_is_recorded_once_the_database_is_back_and_not_posted_again() -> None:
+    store = DatabaseDownWhileRecording(failures=3)
+    await feed(store, created(events_filter=["completed"]), STARTED, SUCCEEDED_EARLY)
+    client = ScriptedClient()
+    while await deliver_next(sender(store, client)):
+        pass
+    assert store.failures == 0
+    assert len(client.sent) == 1
+    assert [(a["attempt"], a["outcome"]) for a in store.attempts] == [(1, "delivered")]
+    assert store.deliveries[0]["status"] == "delivered"
