@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -129,6 +130,7 @@ async def send(sender: Sender, delivery: ClaimedDelivery, *, renew: bool = True)
     secret = await sender.secrets.get_or_create(delivery.account)
     body = delivery.body.encode()
     headers = signed_headers(secret, webhook_id(delivery.id), int(time.time()), body)
+    log.debug("posting delivery %s, attempt %d", delivery.id, delivery.attempts + 1)
     result = await sender.client.post(delivery.url, body, headers)
     attempt = delivery.attempts + 1
     elapsed = delivery.elapsed_seconds + result.latency_ms / 1000
@@ -137,7 +139,37 @@ async def send(sender: Sender, delivery: ClaimedDelivery, *, renew: bool = True)
         refused=result.refused,
     )
     record = AttemptRecord(attempt=attempt, result=result, outcome=outcome.value, retry_in=retry_in)
-    async with sender.unit_of_work() as uow:
-        await uow.record_attempt(delivery, record)
+    await _record(sender, delivery, record)
     sender.metrics.attempt(delivery.webhook_event, result.status_code, outcome.value, result.latency_ms)
     return True
+
+
+# Backoff between tries to record an attempt while the database is unreachable.
+RECORD_RETRY_FIRST_SECONDS = 0.05
+RECORD_RETRY_MAX_SECONDS = 1.0
+
+
+async def _record(sender: Sender, delivery: ClaimedDelivery, record: AttemptRecord) -> None:
+    """Record an attempt whose POST has been made, however long the database takes to come back.
+
+    Dropping it would leave the delivery leased with nothing recorded: once the lease ran out it would be
+    POSTed again (same `webhook-id`) and the log would show one attempt for two POSTs. A PostgreSQL restart
+    does exactly that, since each pooled connection fails its next transaction. Recording is idempotent
+    (keyed by lease and attempt), so a commit whose answer was lost is not recorded twice when retried.
+    """
+    delay = RECORD_RETRY_FIRST_SECONDS
+    while True:
+        try:
+            async with sender.unit_of_work() as uow:
+                settled = await uow.record_attempt(delivery, record)
+            break
+        except Exception:  # noqa: BLE001 - the database is down or a pooled connection broke; try again
+            log.warning(
+                "could not record attempt %d of delivery %s; retrying in %.2fs", record.attempt, delivery.id, delay,
+                exc_info=True,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECORD_RETRY_MAX_SECONDS)
+    if not settled:
+        log.warning("attempt %d of delivery %s was recorded after its lease was taken over", record.attempt,
+                    delivery.id)

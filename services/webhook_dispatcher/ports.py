@@ -104,8 +104,9 @@ class DeliveryUnitOfWork(Protocol):
     async def seconds_until_next_due(self) -> float | None:
         """How long until a pending, unleased delivery falls due; None when there is none."""
 
-    async def record_attempt(self, delivery: ClaimedDelivery, record: AttemptRecord) -> None:
-        """Append the attempt event and, while the lease is still this sender's, settle or reschedule the delivery."""
+    async def record_attempt(self, delivery: ClaimedDelivery, record: AttemptRecord) -> bool:
+        """Append the attempt event and, while the lease is still this sender's, settle or reschedule the delivery
+        (True when it did). Idempotent for one lease and attempt number."""
 
 
 class SecretStore(Protocol):

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from standardwebhooks import Webhook
 
 from libs.bus.nats import Bus, connect
+from libs.db import create_engine
 from libs.events import Envelope
 from libs.eventstore.projections import rebuild_from_log
 from libs.rpc import create_channel, create_server
@@ -58,6 +59,8 @@ class WebhookReceiver:
     port: int = 0
     # Seconds every answer takes: a slow receiver.
     delay: float = 0.0
+    # Run once a request has been read, before it is answered.
+    on_request: Callable[[Received], Awaitable[None]] | None = None
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -69,6 +72,8 @@ class WebhookReceiver:
             raw = await reader.readexactly(int(headers.get("content-length", "0")))
             target = request_line.split(" ")[1]
             self.received.append(Received(target, headers, raw, time.monotonic()))
+            if self.on_request is not None:
+                await self.on_request(self.received[-1])
             if target in self.hang_once:
                 self.hang_once.discard(target)
                 await reader.read()  # until the sender gives up or dies and the connection closes
@@ -520,6 +525,47 @@ async def test_a_crash_mid_post_resends_the_same_delivery_after_the_lease(
     assert outcomes(recorded) == [("completed", 200, 1, "delivered")]
     sent = receiver.for_path(path)
     assert len(sent) == 2 and sent[0].headers["webhook-id"] == sent[1].headers["webhook-id"]
+
+
+async def test_a_database_restart_between_post_and_record_posts_once_and_records_it(
+    dispatchers: Dispatchers, publisher: Bus, receiver: WebhookReceiver, database_url: str
+) -> None:
+    """After a PostgreSQL restart each pooled connection fails its next transaction; when that is the one
+    recording an attempt, the attempt must still be recorded, not left for the lease to run out and the same
+    delivery to be POSTed again with nothing in the log about the first POST."""
+    deps = await dispatchers.start(webhook_lease_seconds=1.0)
+    path = f"/db-restart/{uuid.uuid4().hex}"
+    admin = create_engine(database_url)
+
+    async def break_the_dispatchers_connections(received: Received) -> None:
+        if received.target == path and len(receiver.for_path(path)) == 1:
+            async with admin.connect() as conn:
+                await conn.execute(text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                ))
+
+    receiver.on_request = break_the_dispatchers_connections
+    prediction = Lifecycle(receiver.url(path), ["completed"])
+    try:
+        for event in (prediction.created(), prediction.started(), prediction.succeeded()):
+            await publish(publisher, event)
+
+        async def recorded() -> list[tuple[Any, ...]]:
+            async with admin.connect() as conn:
+                rows = await conn.execute(
+                    text("SELECT data FROM webhook_dispatcher.events WHERE stream_id = :s ORDER BY stream_version"),
+                    {"s": f"webhook-{prediction.id}"},
+                )
+                return [(d["webhook_event"], d["status_code"], d["attempt"], d["outcome"]) for (d,) in rows]
+
+        assert await eventually(recorded) == [("completed", 200, 1, "delivered")]
+        await asyncio.sleep(2.5)  # past the lease: a delivery left leased and unrecorded would go out again now
+        assert await recorded() == [("completed", 200, 1, "delivered")]
+        assert len(receiver.for_path(path)) == 1
+        assert await pending_deliveries(deps, prediction.id) == 0
+    finally:
+        await admin.dispose()
 
 
 async def test_two_replicas_share_the_work_without_double_delivery(

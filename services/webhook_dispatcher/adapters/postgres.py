@@ -25,6 +25,8 @@ from services.webhook_dispatcher.projections import (
 __all__ = ["CONSUMER", "DELIVERY_ATTEMPTED", "SCHEMA", "SECRET_CREATED"]
 
 CONSUMER = "webhook_dispatcher-deliveries"
+# Tracking keys of recorded attempts (delivery, lease, attempt number).
+ATTEMPT_KEYS = "webhook_dispatcher-attempts"
 _THROTTLED = "('output', 'logs')"
 
 
@@ -247,7 +249,7 @@ class PostgresDeliveryUnitOfWork:
         value = (await self._tx.conn.execute(text(_NEXT_DUE))).scalar()
         return None if value is None else max(float(value), 0.0)
 
-    async def record_attempt(self, delivery: ClaimedDelivery, record: AttemptRecord) -> None:
+    async def record_attempt(self, delivery: ClaimedDelivery, record: AttemptRecord) -> bool:
         result = record.result
         data = {
             "prediction_id": delivery.prediction_id,
@@ -262,12 +264,15 @@ class PostgresDeliveryUnitOfWork:
             "attempt": record.attempt,
             "outcome": record.outcome,
         }
+        # Idempotent: a retry after a commit whose answer was lost finds its key and records nothing twice.
+        if not await self._tx.track(ATTEMPT_KEYS, f"{delivery.id}/{delivery.lease_token}/{record.attempt}"):
+            return True
         stream = attempt_stream(delivery.prediction_id)
         for event in await self._tx.append(stream, [new_event(DELIVERY_ATTEMPTED, stream, data)], expected_version=None):
             await ATTEMPTS.apply(self._tx, event)
         # Only the lease holder settles the delivery; an attempt made after the lease ran out is still recorded.
         status = "pending" if record.retry_in is not None else record.outcome
-        await self._tx.conn.execute(
+        settled = await self._tx.conn.execute(
             text(
                 f"UPDATE {SCHEMA}.deliveries SET status = :status, attempts = GREATEST(attempts, :attempt),"
                 " last_status_code = :code, last_error = :error, updated_at = now(),"
@@ -285,6 +290,7 @@ class PostgresDeliveryUnitOfWork:
                 "token": delivery.lease_token,
             },
         )
+        return bool(settled.rowcount)
 
 
 class PostgresSecretStore:

@@ -120,16 +120,17 @@ class FakeDispatcherStore:
         for delivery in deliveries:
             next(r for r in self.deliveries if r["id"] == delivery.id)["leased"] = False
 
-    async def record_attempt(self, delivery: ClaimedDelivery, record: AttemptRecord) -> None:
+    async def record_attempt(self, delivery: ClaimedDelivery, record: AttemptRecord) -> bool:
         row = next(r for r in self.deliveries if r["id"] == delivery.id)
         status = "pending" if record.retry_in is not None else record.outcome
         if row.get("token", "t") != delivery.lease_token:
-            return  # the lease went to another sender; only its holder settles the delivery
+            return False  # the lease went to another sender; only its holder settles the delivery
         row.update(status=status, attempts=record.attempt, leased=False)
         self.attempts.append(
             {"delivery": delivery.id, "attempt": record.attempt, "status_code": record.result.status_code,
              "outcome": record.outcome, "retry_in": record.retry_in}
         )
+        return True
 
 
 class FakeSecrets:
@@ -362,3 +363,29 @@ async def test_a_delivery_taken_over_by_another_sender_is_not_posted_by_the_firs
     assert first_client.sent == []
     assert len(second_client.sent) == 1
     assert [a["attempt"] for a in store.attempts if a["delivery"] == start.id] == [1]
+
+
+class DatabaseDownWhileRecording(FakeDispatcherStore):
+    """Recording an attempt fails `failures` times, as it does on the broken pooled connections of a restart."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def record_attempt(self, delivery: ClaimedDelivery, record: AttemptRecord) -> bool:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("server closed the connection unexpectedly")
+        return await super().record_attempt(delivery, record)
+
+
+async def test_an_attempt_whose_recording_fails_is_recorded_once_the_database_is_back_and_not_posted_again() -> None:
+    store = DatabaseDownWhileRecording(failures=3)
+    await feed(store, created(events_filter=["completed"]), STARTED, SUCCEEDED_EARLY)
+    client = ScriptedClient()
+    while await deliver_next(sender(store, client)):
+        pass
+    assert store.failures == 0
+    assert len(client.sent) == 1
+    assert [(a["attempt"], a["outcome"]) for a in store.attempts] == [(1, "delivered")]
+    assert store.deliveries[0]["status"] == "delivered"
