@@ -74,6 +74,9 @@ class RunnerOptions:
     # Runs of one job before it fails for good (a runner that dies mid-prediction hands its job on; a job that
     # can never be completed must not run forever).
     job_max_deliver: int = 5
+    # Scheduled instances this node hosts at most, and the GPU memory it offers them (0: what it detects).
+    instance_slots: int = 4
+    gpu_memory_mib: int = 0
 
 
 class RunnerWorker:
@@ -102,6 +105,9 @@ class RunnerWorker:
         self._current: dict[str, Predictor | None] = {}
         self._canceled: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._capacity = Capacity()
+        # Workers of the instances the scheduler placed here, by version (see services.runner.instances).
+        self.instance_supervisors: dict[str, Predictor] = {}
+        self.host: Any = None
         self.ready = False
         self._stopping = False
 
@@ -109,6 +115,10 @@ class RunnerWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         subscription = await self.bus.nc.subscribe(CANCEL_SUBJECT, cb=self._on_cancel)
+        from services.runner.instances import InstanceHost
+
+        self.host = InstanceHost(self)
+        commands = await self.host.listen()
         heartbeat = NodeHeartbeat(self.bus.js, self.runner_id, self.hardware, self.describe,
                                   interval=self._options.heartbeat_interval)
         beating = asyncio.create_task(heartbeat.run(stop))
@@ -121,6 +131,9 @@ class RunnerWorker:
             self.ready = False
             watcher.cancel()
             await subscription.unsubscribe()
+            with contextlib.suppress(Exception):
+                await commands.unsubscribe()
+            await self.host.stop_all()
             await self.close()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(beating, 5)
@@ -190,6 +203,8 @@ class RunnerWorker:
         while self._loaded:
             _, supervisor = self._loaded.popitem()
             await supervisor.stop()
+        for supervisor in list(self.instance_supervisors.values()):
+            await supervisor.stop()
 
     # --- one job -------------------------------------------------------------------------------------
 
@@ -205,19 +220,23 @@ class RunnerWorker:
         async with self._capacity.slot(version_id, reservation):
             await self._handle(job, prediction_id, message)
 
-    async def _handle(self, job: dict[str, Any], prediction_id: str, message: ReceivedMessage) -> None:
+    async def _handle(
+        self, job: dict[str, Any], prediction_id: str, message: ReceivedMessage, instance_id: str | None = None
+    ) -> None:
         traceparent: str | None = job.get("traceparent")
         started_at = datetime.now(UTC)
         if prediction_id in self._canceled:
             if job.get("stream"):
                 await PredictionStream(self.bus, prediction_id, max_log_bytes=0).close("canceled", None)
             await self._publish(events.completed(
-                prediction_id, self.runner_id, _ended(started_at, "canceled", None), traceparent))
+                prediction_id, self.runner_id, _ended(started_at, "canceled", None), traceparent,
+                instance_id=instance_id))
             return
         self._current[prediction_id] = None
         # Announcing the start overlaps with running: the completion is published only after it is stored.
         announced = asyncio.create_task(
-            self._publish(events.started(prediction_id, self.runner_id, started_at, traceparent))
+            self._publish(events.started(prediction_id, self.runner_id, started_at, traceparent,
+                                         instance_id=instance_id))
         )
         finished = asyncio.Event()
         heartbeat = asyncio.create_task(self._keep_alive(message, finished))
@@ -236,7 +255,7 @@ class RunnerWorker:
             raise Retry("runner stopped during the prediction; another runner takes the job", delay=0)
         await execution.close_stream(result)
         await self._publish(events.completed(prediction_id, self.runner_id, result, traceparent,
-                                             progress_reports=execution.progress.reports))
+                                             progress_reports=execution.progress.reports, instance_id=instance_id))
 
     async def _run(
         self, job: dict[str, Any], execution: Execution, started_at: datetime
@@ -318,6 +337,9 @@ class RunnerWorker:
         return self._options.predict_timeout
 
     async def _supervisor(self, version_id: str, model_dir: Path, predictor_ref: str) -> Predictor:
+        hosted = self.instance_supervisors.get(version_id)
+        if hosted is not None:
+            return hosted
         loaded = self._loaded.get(version_id)
         if loaded is not None:
             self._loaded.move_to_end(version_id)
@@ -382,6 +404,9 @@ class RunnerWorker:
                 "gpu_max_memory_allocated": getattr(stats, "gpu_max_memory_allocated", None),
             })
         return {
+            "node_slots": self._options.instance_slots,
+            "gpu_memory_mib": self._options.gpu_memory_mib,
+            "instances": self.host.describe() if self.host is not None else [],
             "slots": self._capacity.limit,
             "busy": self._capacity.active,
             "running_version": self._capacity.version,

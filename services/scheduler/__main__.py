@@ -12,7 +12,13 @@ from libs.runtime import configure_logging, run_until_stopped, stop_on_signals
 from services.scheduler import rpc
 from services.scheduler.bootstrap import bootstrap
 from services.scheduler.settings import SchedulerSettings
-from services.scheduler.subscribers import consume_runner_events, sweep_data_removals, sweep_deadlines
+from services.scheduler.subscribers import (
+    consume_instance_reports,
+    consume_runner_events,
+    run_control_loop,
+    sweep_data_removals,
+    sweep_deadlines,
+)
 
 
 async def serve(settings: SchedulerSettings) -> None:
@@ -28,7 +34,8 @@ async def serve(settings: SchedulerSettings) -> None:
     )
     try:
         await run_until_stopped(stop, deps.relay.run(stop), consume_runner_events(deps, stop),
-                                sweep_deadlines(deps, stop), sweep_data_removals(deps, stop))
+                                sweep_deadlines(deps, stop), sweep_data_removals(deps, stop),
+                                consume_instance_reports(deps, stop), run_control_loop(deps, stop))
     finally:
         await server.stop()
         if health is not None:
