@@ -57,6 +57,7 @@ class HostedInstance:
     served: int = 0
     gpu_memory_mib: int = 0
     last_used: datetime = field(default_factory=lambda: datetime.now(UTC))
+    config: Any = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
 
@@ -117,6 +118,13 @@ class InstanceHost:
         if tasks:
             await asyncio.wait(tasks, timeout=30)
 
+    def _free_memory(self, instance: HostedInstance) -> int | None:
+        """GPU memory the node has left besides its other instances; None when the node declares none."""
+        total = self.worker.gpu_memory_mib()
+        if not total:
+            return None
+        return total - sum(other.gpu_memory_mib for other in self.instances.values() if other.id != instance.id)
+
     def describe(self) -> list[dict[str, Any]]:
         return [{"id": i.id, "version": i.version_id, "queue": i.queue, "state": i.state, "slots": i.slots,
                  "busy": i.busy, "served": i.served, "gpu_memory_mib": i.gpu_memory_mib,
@@ -136,9 +144,17 @@ class InstanceHost:
             await self._report("booting", instance.id, phase="fetching")
             model_dir = await worker._fetch(worker.bus.js, instance.version_id, worker._cache_dir)
             config = load_cog_config(model_dir)
+            instance.config = config
             declared = _declared_memory(config.environment)
             instance.gpu_memory_mib = declared or instance.gpu_memory_mib
             await self._report("booting", instance.id, phase="environment", gpu_memory_mib=instance.gpu_memory_mib)
+            room = self._free_memory(instance)
+            if room is not None and instance.gpu_memory_mib > room:
+                # Placed before its need was known: refuse, the scheduler now knows it and places it again.
+                await self._report("failed", instance.id, gpu_memory_mib=instance.gpu_memory_mib,
+                                   reason=f"needs {instance.gpu_memory_mib} MiB of GPU memory; this node has {room} "
+                                          "MiB free")
+                return
             made = worker._factory(model_dir, instance.predictor_ref or config.predict)
             supervisor = await made if inspect.isawaitable(made) else made
             if instance.stop.is_set():
@@ -155,7 +171,7 @@ class InstanceHost:
             measured = _measured_memory(supervisor)
             instance.gpu_memory_mib = max(instance.gpu_memory_mib, measured)
             instance.slots = max(1, int(supervisor.slots))
-            worker.instance_supervisors[instance.version_id] = supervisor
+            worker.instance_supervisors[instance.id] = supervisor
             instance.state = "ready"
             instance.last_used = datetime.now(UTC)
             await self._report("ready", instance.id, slots=instance.slots, setup_time=setup_time,
@@ -171,8 +187,7 @@ class InstanceHost:
             log.exception("instance %s failed", instance.id)
             await self._report("failed", instance.id, reason=f"{type(exc).__name__}: {exc}")
         finally:
-            if worker.instance_supervisors.get(instance.version_id) is supervisor:
-                worker.instance_supervisors.pop(instance.version_id, None)
+            worker.instance_supervisors.pop(instance.id, None)
             if supervisor is not None:
                 with contextlib.suppress(Exception):
                     await supervisor.stop()
@@ -223,7 +238,9 @@ class InstanceHost:
         instance.busy += 1
         instance.last_used = datetime.now(UTC)
         try:
-            await self.worker._handle(job, prediction_id, message, instance_id=instance.id)
+            supervisor = self.worker.instance_supervisors[instance.id]
+            await self.worker._handle(job, prediction_id, message, instance_id=instance.id,
+                                      hosted=(supervisor, instance.config))
             instance.served += 1
         finally:
             instance.busy -= 1

@@ -105,7 +105,7 @@ class RunnerWorker:
         self._current: dict[str, Predictor | None] = {}
         self._canceled: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._capacity = Capacity()
-        # Workers of the instances the scheduler placed here, by version (see services.runner.instances).
+        # Workers of the instances the scheduler placed here, by instance id (see services.runner.instances).
         self.instance_supervisors: dict[str, Predictor] = {}
         self.host: Any = None
         self.ready = False
@@ -122,6 +122,7 @@ class RunnerWorker:
         heartbeat = NodeHeartbeat(self.bus.js, self.runner_id, self.hardware, self.describe,
                                   interval=self._options.heartbeat_interval)
         beating = asyncio.create_task(heartbeat.run(stop))
+        self._heartbeat = heartbeat
         # Stopping kills the model processes, so a long prediction cannot hold the shutdown hostage.
         watcher = asyncio.create_task(self._close_on(stop))
         self.ready = True
@@ -221,8 +222,10 @@ class RunnerWorker:
             await self._handle(job, prediction_id, message)
 
     async def _handle(
-        self, job: dict[str, Any], prediction_id: str, message: ReceivedMessage, instance_id: str | None = None
+        self, job: dict[str, Any], prediction_id: str, message: ReceivedMessage, instance_id: str | None = None,
+        hosted: tuple[Predictor, CogConfig] | None = None,
     ) -> None:
+        """Run one job; ``hosted``: the worker (and its cog.yaml) of the instance that took it."""
         traceparent: str | None = job.get("traceparent")
         started_at = datetime.now(UTC)
         if prediction_id in self._canceled:
@@ -244,7 +247,7 @@ class RunnerWorker:
                               limits=self._options.limits, stream=bool(job.get("stream")))
         execution.start()
         try:
-            outcome, error = await self._run(job, execution, started_at)
+            outcome, error = await self._run(job, execution, started_at, hosted)
             result = await execution.finalize(outcome, error=error)
         finally:
             self._current.pop(prediction_id, None)
@@ -258,16 +261,20 @@ class RunnerWorker:
                                              progress_reports=execution.progress.reports, instance_id=instance_id))
 
     async def _run(
-        self, job: dict[str, Any], execution: Execution, started_at: datetime
+        self, job: dict[str, Any], execution: Execution, started_at: datetime,
+        hosted: tuple[Predictor, CogConfig] | None = None,
     ) -> tuple[PredictionResult, str | None]:
         """The prediction's result, and an error that overrides it (a timeout)."""
         version_id: str = job["version_id"]
         prediction_id: str = job["prediction_id"]
         try:
-            model_dir = await self._fetch(self.bus.js, version_id, self._cache_dir)
-            config = load_cog_config(model_dir)
-            predictor_ref = job.get("predictor_ref") or config.predict
-            supervisor = await self._supervisor(version_id, model_dir, predictor_ref)
+            if hosted is not None:
+                supervisor, config = hosted
+            else:
+                model_dir = await self._fetch(self.bus.js, version_id, self._cache_dir)
+                config = load_cog_config(model_dir)
+                predictor_ref = job.get("predictor_ref") or config.predict
+                supervisor = await self._supervisor(version_id, model_dir, predictor_ref)
         except ModelPackageError as exc:
             # The runner's cache directory is no business of the prediction's reader.
             reason = str(exc).replace(f"{self._cache_dir}/", "").replace(str(self._cache_dir), "")
@@ -279,7 +286,8 @@ class RunnerWorker:
         try:
             await supervisor.start()
         except WorkerSetupError as exc:
-            await self._unload(version_id)
+            if hosted is None:
+                await self._unload(version_id)
             execution.add_logs(exc.logs)
             return _ended(started_at, "failed", str(exc).split("\n--- setup logs ---")[0]), None
         if fresh:
@@ -337,9 +345,6 @@ class RunnerWorker:
         return self._options.predict_timeout
 
     async def _supervisor(self, version_id: str, model_dir: Path, predictor_ref: str) -> Predictor:
-        hosted = self.instance_supervisors.get(version_id)
-        if hosted is not None:
-            return hosted
         loaded = self._loaded.get(version_id)
         if loaded is not None:
             self._loaded.move_to_end(version_id)
@@ -387,10 +392,19 @@ class RunnerWorker:
         if supervisor is not None:
             await supervisor.cancel(prediction_id)
 
+    def gpu_memory_mib(self) -> int:
+        """GPU memory the node offers its instances: declared, else what its GPUs have."""
+        if self._options.gpu_memory_mib:
+            return self._options.gpu_memory_mib
+        heartbeat = getattr(self, "_heartbeat", None)
+        return sum(gpu.get("memory_total_mib", 0) for gpu in (heartbeat.gpus if heartbeat is not None else []))
+
     def describe(self) -> dict[str, Any]:
         """What the node runs, for its heartbeat."""
         workers = []
-        for version_id, supervisor in self._loaded.items():
+        hosted = [(i.version_id, self.instance_supervisors[i.id]) for i in (self.host.instances.values() if self.host
+                  else []) if i.id in self.instance_supervisors]
+        for version_id, supervisor in [*self._loaded.items(), *hosted]:
             stats = getattr(supervisor, "stats", None)
             workers.append({
                 "version": version_id,
@@ -405,7 +419,7 @@ class RunnerWorker:
             })
         return {
             "node_slots": self._options.instance_slots,
-            "gpu_memory_mib": self._options.gpu_memory_mib,
+            "gpu_memory_mib": self.gpu_memory_mib(),
             "instances": self.host.describe() if self.host is not None else [],
             "slots": self._capacity.limit,
             "busy": self._capacity.active,

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from libs.bus.consumer import Retry
-from libs.events import Envelope, EventMetadata
+from libs.events import Envelope, EventMetadata, new_event
 from libs.eventstore import EventStore
 from libs.eventstore.retry import retry_on_conflict
 from libs.hardware import HardwareCatalog
@@ -119,6 +119,13 @@ class Controller:
                 self._position = max(self._position, event.position or 0)
 
     def _fold(self, event: Envelope) -> None:
+        if event.stream_id.startswith("node-"):
+            node = str(event.data.get("node") or "")
+            if event.type == "node.drained":
+                self.draining.add(node)
+            elif event.type == "node.undrained":
+                self.draining.discard(node)
+            return
         instance_id = event.stream_id.removeprefix("instance-")
         before = self.instances.get(instance_id, inst.Instance(id=instance_id))
         if event.stream_version <= before.version:
@@ -197,9 +204,10 @@ class Controller:
             ))
             log.info("instance %s of %s (%s) placed on %s: %s", instance_id, start.queue, start.model_version[:12],
                      start.node, start.reason)
+        # Predictions hear of their cold boot before the node is commanded (and reports its first phase).
+        await self._tell_waiting(items, decided, by_id, now)
         await self._command(by_id, now)
         await self._fail_lost_predictions(items, by_id, now)
-        await self._tell_waiting(items, decided, by_id, now)
         return decided
 
     def _views(self, nodes: dict[str, NodeReport], items: list[work.WorkItem]) -> list[placement.InstanceView]:
@@ -282,6 +290,8 @@ class Controller:
                     item.prediction_id,
                     f"The node {item.node} running this prediction stopped responding; the prediction was lost",
                     now)
+                # Its job is not run again elsewhere: the prediction has ended.
+                await self.queues.discard(item.label, item.queue, {item.prediction_id})
             elif now - item.started_at > limit:
                 await self.fail_prediction(
                     item.prediction_id,
@@ -358,20 +368,26 @@ class Controller:
             await self.queues.discard(label, queue, ids)
 
     async def _say(self, prediction_id: str, tag: str, line: str) -> None:
-        async def attempt() -> None:
-            async with self.store.transaction() as tx:
-                history = await tx.read_stream(model.stream_id(prediction_id))
-                if not history:
-                    return
-                state = model.load(prediction_id, history)
-                events = model.decide_wait(state, logs=line, metadata=_metadata(prediction_id))
-                if events:
-                    await tx.append(model.stream_id(prediction_id), events, expected_version=state.version)
-                await work.set_told(tx.conn, self.store.schema, prediction_id, tag)
-
-        await retry_on_conflict(attempt)
+        await say(self.store, prediction_id, tag, line)
 
     # --- operating ------------------------------------------------------------------------------------
+
+    async def drain_node(self, node: str, *, undo: bool = False) -> None:
+        """A draining node takes no new instance; its instances stop once idle and are placed elsewhere."""
+        await self.catch_up()
+        if (node in self.draining) != undo:
+            return
+        kind = "node.undrained" if undo else "node.drained"
+        event = new_event(kind, f"node-{node}", {"node": node, "at": self.clock.now().isoformat()},
+                          metadata=_metadata(node, actor="operator"))
+        async with self.store.transaction() as tx:
+            version = await tx.stream_version(f"node-{node}")
+            stored = await tx.append(f"node-{node}", [event], expected_version=version)
+        for item in stored:
+            self._fold(item)
+
+    def refresh_deployments(self) -> None:
+        self._deployments_at = -math.inf
 
     def queue_stats(self, now: datetime) -> list[dict[str, Any]]:
         stats: dict[tuple[str, str], dict[str, Any]] = {}
@@ -418,6 +434,35 @@ def _parse(value: Any) -> datetime | None:
         return None
 
 
+async def say(store: EventStore, prediction_id: str, tag: str, line: str) -> None:
+    """Add ``line`` to a waiting prediction's logs (`prediction.waiting`) and remember what it was told."""
+    async def attempt() -> None:
+        async with store.transaction() as tx:
+            history = await tx.read_stream(model.stream_id(prediction_id))
+            if not history:
+                return
+            state = model.load(prediction_id, history)
+            events = model.decide_wait(state, logs=line, metadata=_metadata(prediction_id))
+            if events:
+                await tx.append(model.stream_id(prediction_id), events, expected_version=state.version)
+            await work.set_told(tx.conn, store.schema, prediction_id, tag)
+
+    await retry_on_conflict(attempt)
+
+
+async def _tell_boot_phase(store: EventStore, instance: inst.Instance, phase: str) -> None:
+    """Each waiting prediction of the booting instance's queue hears of the phase as it is reported."""
+    line = PHASE_LINES.get(phase)
+    if line is None:
+        return
+    tag = f"boot:{phase}"
+    waiting = [item for item in await work.all_work(store)
+               if item.started_at is None and item.queue == instance.queue
+               and item.model_version == instance.model_version and item.told != tag]
+    for item in waiting[:TOLD_PER_QUEUE]:
+        await say(store, item.prediction_id, tag, line + "\n")
+
+
 async def record_instance_report(event: Envelope, *, store: EventStore, clock: Clock) -> None:
     """A node's report on an instance becomes the instance's event, exactly once."""
     data = event.data
@@ -441,5 +486,9 @@ async def record_instance_report(event: Envelope, *, store: EventStore, clock: C
                                                                actor=str(data.get("runner_id") or "")))
             if events:
                 await tx.append(inst.stream_id(instance_id), events, expected_version=state.version)
+                recorded.append(inst.load(instance_id, history + events))
 
+    recorded: list[inst.Instance] = []
     await retry_on_conflict(attempt)
+    if recorded and kind == "booting":
+        await _tell_boot_phase(store, recorded[-1], str(data.get("phase") or ""))

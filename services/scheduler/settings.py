@@ -38,3 +38,5 @@ class SchedulerSettings(ServiceSettings):
     job_max_deliver: int = 5
     # Instances that stay booting longer than this are given up.
     boot_timeout_seconds: float = 900.0
+    # A control tick that takes longer is abandoned (and logged); the next one starts afresh.
+    control_tick_timeout: float = 30.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import logging
 
 from libs.bus.consumer import ReceivedMessage, run_consumer
@@ -112,10 +113,13 @@ async def run_control_loop(deps: Deps, stop: asyncio.Event) -> None:
                         # The lock lives as long as this connection: check it is still there.
                         await conn.execute(text("SELECT 1"))
                         await conn.commit()
+                        began = time.monotonic()
                         try:
-                            await deps.controller.tick()
+                            await asyncio.wait_for(deps.controller.tick(), deps.settings.control_tick_timeout)
                         except Exception:  # noqa: BLE001 - one failed tick is retried by the next
                             log.warning("control tick failed; retrying", exc_info=True)
+                        if time.monotonic() - began > 2.0:
+                            log.warning("control tick took %.1f s", time.monotonic() - began)
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(stop.wait(), deps.settings.control_interval)
                 finally:

@@ -77,3 +77,17 @@ class GrpcRegistryClient:
             if not cursor:
                 break
         return found
+
+    async def scale_deployment(
+        self, owner: str, name: str, *, min_instances: int | None, max_instances: int | None
+    ) -> DeploymentInfo:
+        """A new release of the deployment with other instance bounds (made in the owner's name)."""
+        request = registry_pb2.UpdateDeploymentRequest(owner=owner, name=name, created_by=owner)
+        if min_instances is not None:
+            request.min_instances = min_instances
+        if max_instances is not None:
+            request.max_instances = max_instances
+        reply = await self._stub.UpdateDeployment(request)
+        release = reply.current_release
+        return DeploymentInfo(f"{reply.owner}/{reply.name}", release.version, release.hardware or "cpu",
+                              release.min_instances, release.max_instances)

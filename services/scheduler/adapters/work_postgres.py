@@ -68,7 +68,8 @@ async def all_work(store: EventStore) -> list[WorkItem]:
 async def instance_events(store: EventStore, after: int) -> list[Envelope]:
     async with store.engine.connect() as conn:
         rows = (await conn.execute(
-            text(f"SELECT * FROM {store.schema}.events WHERE stream_id LIKE 'instance-%' AND position > :after"
+            text(f"SELECT * FROM {store.schema}.events WHERE (stream_id LIKE 'instance-%' OR stream_id LIKE 'node-%')"
+                 " AND position > :after"
                  " ORDER BY position LIMIT 5000"),
             {"after": after},
         )).all()

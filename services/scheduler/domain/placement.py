@@ -17,7 +17,8 @@ Rules:
   last one after `scale_to_zero_after`; never below a deployment's `min_instances`.
 - Bin-packing: a node holds at most `slots` instances and as much GPU memory as it declares; of the nodes
   that fit, the one left with the least free memory (then the fewest free slots) is chosen, so small models
-  share a node and large ones find room. One instance per version per node.
+  share a node and large ones find room. One instance per queue and version per node (more copies of one
+  queue go to other nodes; on one node a worker's own slots give concurrency).
 - Eviction: when no node has room, the least recently used idle instances of one node are stopped to make
   room (never an instance a deployment's `min_instances` keeps, never a busy or booting one).
 """
@@ -161,8 +162,8 @@ class _NodeRoom:
     def fits(self, memory: int) -> bool:
         return self.free_slots >= 1 and (memory <= 0 or memory <= self.free_memory)
 
-    def hosts(self, model_version: str) -> bool:
-        return any(instance.model_version == model_version for instance in self.instances)
+    def hosts(self, queue: str, model_version: str) -> bool:
+        return any(i.queue == queue and i.model_version == model_version for i in self.instances)
 
 
 def plan(world: World, now: datetime, policy: Policy) -> Plan:
@@ -262,7 +263,7 @@ def _place(
     memory = world.version_memory.get(demand.model_version, 0)
     candidates = [room for room in rooms.values()
                   if can_serve(room.node, demand.label) and not room.node.draining
-                  and not room.hosts(demand.model_version)]
+                  and not room.hosts(demand.key, demand.model_version)]
     # Nodes of the queue's own label first: a CPU model only borrows a GPU node when no CPU node has room.
     candidates.sort(key=lambda room: (room.node.label != demand.label, room.free_memory, room.free_slots, room.node.id))
     chosen = next((room for room in candidates if room.fits(memory)), None)

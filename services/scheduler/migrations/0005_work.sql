@@ -16,5 +16,6 @@ CREATE TABLE __SCHEMA__.work (
     told text NOT NULL DEFAULT ''
 );
 CREATE INDEX work_queue_idx ON __SCHEMA__.work (queue, created_at);
--- Instance streams are folded on every control tick: find their events without scanning predictions'.
-CREATE INDEX events_instances_idx ON __SCHEMA__.events (position) WHERE stream_id LIKE 'instance-%';
+-- Instance and node streams are folded on every control tick: find their events without scanning predictions'.
+CREATE INDEX events_instances_idx ON __SCHEMA__.events (position)
+    WHERE (stream_id LIKE 'instance-%' OR stream_id LIKE 'node-%');
