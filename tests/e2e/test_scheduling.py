@@ -81,10 +81,9 @@ async def instances(platform) -> dict[str, dict[str, Any]]:
             entry.update(queue=data["queue"], version=data["model_version"], deployment=data.get("deployment"))
         if state == "placed":
             entry["node"] = data["node"]
-        if state in {"booting", "ready", "stopping", "stopped", "failed", "placed", "requested"}:
-            entry["state"] = state
-        if data.get("reason"):
-            entry["reason"] = data["reason"]
+        if data.get("reason") and not (state == "stopped" and entry.get("state") == "stopping"):
+            entry["reason"] = data["reason"]  # a stop asked for keeps the scheduler's reason
+        entry["state"] = state
     return folded
 
 

@@ -92,7 +92,9 @@ def evolve(state: Instance, event: Envelope) -> Instance:
     if kind == "stopping":
         return replace(state, **common, state="stopping", reason=data.get("reason") or "")
     if kind in ENDED:
-        return replace(state, **common, state=kind, reason=data.get("reason") or state.reason,
+        # A stop the scheduler asked for keeps its reason (idle, evicted, ...); the node's says only "unloaded".
+        asked = kind == "stopped" and state.state == "stopping" and state.reason
+        return replace(state, **common, state=kind, reason=state.reason if asked else data.get("reason") or state.reason,
                        gpu_memory_mib=int(data.get("gpu_memory_mib") or state.gpu_memory_mib))
     return replace(state, version=event.stream_version)
 
