@@ -45,11 +45,15 @@ def runner_event(
 
 
 def started(
-    prediction_id: str, runner_id: str, started_at: datetime, traceparent: str | None, *, instance_id: str | None = None
+    prediction_id: str, runner_id: str, started_at: datetime, traceparent: str | None, *, instance_id: str | None = None,
+    instance_ready_at: datetime | None = None,
 ) -> Envelope:
+    """``instance_ready_at``: when the instance that runs it became ready (the scheduler derives boot time)."""
     data = {"runner_id": runner_id, "started_at": started_at.isoformat()}
     if instance_id:
         data["instance_id"] = instance_id
+    if instance_ready_at is not None:
+        data["instance_ready_at"] = instance_ready_at.isoformat()
     return runner_event("started", prediction_id, data, traceparent, version=1)
 
 

@@ -58,6 +58,7 @@ class HostedInstance:
     gpu_memory_mib: int = 0
     last_used: datetime = field(default_factory=lambda: datetime.now(UTC))
     config: Any = None
+    ready_at: datetime | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
 
@@ -173,7 +174,7 @@ class InstanceHost:
             instance.slots = max(1, int(supervisor.slots))
             worker.instance_supervisors[instance.id] = supervisor
             instance.state = "ready"
-            instance.last_used = datetime.now(UTC)
+            instance.last_used = instance.ready_at = datetime.now(UTC)
             await self._report("ready", instance.id, slots=instance.slots, setup_time=setup_time,
                                gpu_memory_mib=instance.gpu_memory_mib)
             log.info("instance %s of %s ready (setup %.2f s)", instance.id, instance.version_id[:12], setup_time)
@@ -240,7 +241,7 @@ class InstanceHost:
         try:
             supervisor = self.worker.instance_supervisors[instance.id]
             await self.worker._handle(job, prediction_id, message, instance_id=instance.id,
-                                      hosted=(supervisor, instance.config))
+                                      hosted=(supervisor, instance.config), instance_ready_at=instance.ready_at)
             instance.served += 1
         finally:
             instance.busy -= 1

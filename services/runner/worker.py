@@ -223,7 +223,7 @@ class RunnerWorker:
 
     async def _handle(
         self, job: dict[str, Any], prediction_id: str, message: ReceivedMessage, instance_id: str | None = None,
-        hosted: tuple[Predictor, CogConfig] | None = None,
+        hosted: tuple[Predictor, CogConfig] | None = None, instance_ready_at: datetime | None = None,
     ) -> None:
         """Run one job; ``hosted``: the worker (and its cog.yaml) of the instance that took it."""
         traceparent: str | None = job.get("traceparent")
@@ -239,7 +239,7 @@ class RunnerWorker:
         # Announcing the start overlaps with running: the completion is published only after it is stored.
         announced = asyncio.create_task(
             self._publish(events.started(prediction_id, self.runner_id, started_at, traceparent,
-                                         instance_id=instance_id))
+                                         instance_id=instance_id, instance_ready_at=instance_ready_at))
         )
         finished = asyncio.Event()
         heartbeat = asyncio.create_task(self._keep_alive(message, finished))

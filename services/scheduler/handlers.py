@@ -562,12 +562,15 @@ async def _boot_time(tx: Any, state: model.Prediction, report: dict[str, Any]) -
     if not instance_id or state.status != "starting" or state.created_at is None:
         return None
     instance = inst.load(instance_id, await tx.read_stream(inst.stream_id(instance_id)))
-    if instance.ready_at is None or instance.requested_at is None:
+    # The node says when the instance became ready (its `ready` report may not be recorded yet).
+    ready_value = report.get("instance_ready_at")
+    ready_at = _parse_time(ready_value) if ready_value else instance.ready_at
+    if ready_at is None or instance.requested_at is None:
         return None
     created = _parse_time(state.created_at)
-    if instance.ready_at <= created:
+    if ready_at <= created:
         return None
-    return round((instance.ready_at - max(created, instance.requested_at)).total_seconds(), 3)
+    return round(max((ready_at - max(created, instance.requested_at)).total_seconds(), 0.0), 3)
 
 
 def _decide_for_runner_event(

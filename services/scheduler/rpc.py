@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 
 import grpc
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from libs.bus.subjects import queue_key
 from libs.pb.cogwheel.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from services.scheduler import handlers
 from services.scheduler.adapters import work_postgres as work
 from services.scheduler.bootstrap import Deps
 from services.scheduler.domain.errors import InvalidPredictionRequest, QueueUnavailable
 from services.scheduler.domain.prediction import Prediction
+
+
+log = logging.getLogger(__name__)
+_background: set[asyncio.Task[None]] = set()
 
 
 def _database_unreachable(exc: BaseException) -> bool:
@@ -101,7 +108,21 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
             js=self._deps.bus.js,
             retention_seconds=self._deps.settings.prediction_retention_seconds,
         )
+        if prediction.status == "canceled" and prediction.started_at is None and self._deps.controller is not None:
+            # Canceled while queued: its job leaves the queue (in the background: the queue may be long).
+            task = asyncio.create_task(self._discard_job(prediction))
+            _background.add(task)
+            task.add_done_callback(_background.discard)
         return to_pb(prediction)
+
+    async def _discard_job(self, prediction: Prediction) -> None:
+        assert self._deps.controller is not None
+        try:
+            label = self._deps.hardware.runner_label(prediction.hardware)
+            queue = queue_key(prediction.version_id, prediction.deployment)
+            await self._deps.controller.queues.discard(label, queue, {prediction.id})
+        except Exception:  # noqa: BLE001 - a job left behind is skipped by the runners (they heard the cancel)
+            log.warning("could not remove the job of canceled prediction %s", prediction.id, exc_info=True)
 
     async def ListPredictionEvents(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
         events = await handlers.list_prediction_events(request.id, store=self._deps.store)

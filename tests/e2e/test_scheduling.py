@@ -269,7 +269,7 @@ async def test_scheduler_restart_during_a_burst(platform, tmp_path: Path) -> Non
         # Both schedulers die in turn (one of them holds the control loop); the supervisor restarts them.
         for name in platform.stack.names("scheduler"):
             await platform.stack.kill(name)
-            await asyncio.sleep(1)
+            await platform.stack.wait_healthy([name], timeout=60)
         burst += [await create(client, version, {"seconds": 1}) for _ in range(4)]
         bodies = await all_terminal(client, burst, timeout=180)
         assert [b["status"] for b in bodies] == ["succeeded"] * len(burst)
