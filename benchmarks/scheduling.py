@@ -126,9 +126,10 @@ async def run() -> None:
                 boot = (_at(new[0]["ready"]) - _at(new[0]["requested"])).total_seconds()
                 boots.append(boot * 1000)
                 overheads.append((boot - float(new[0]["ready"]["setup_time"])) * 1000)
-            _table("cold boot of a cached package (5 boots, sleeper model, setup() does nothing)", {
-                "boot overhead beyond setup() (requested → ready − setup_time)": overheads,
-                "boot, requested → ready": boots,
+            _table("cold boot of a cached package (5 boots; the model's setup() does nothing, so the whole boot is "
+                   "overhead)", {
+                "boot, requested → ready (overhead beyond setup())": boots,
+                "  of which outside the worker start (− setup_time)": overheads,
                 "prediction's queue_time (created → started)": waits,
             })
 

@@ -14,6 +14,7 @@ Node reports (`runner.events.instance.*`) are recorded by whichever scheduler pr
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -108,6 +109,8 @@ class Controller:
         self.last_nodes: list[NodeReport] = []
         self.last_work: list[work.WorkItem] = []
         self.draining: set[str] = set()
+        # Set when this process created a prediction: the control loop ticks at once instead of at its interval.
+        self.wakeup = asyncio.Event()
 
     # --- state ----------------------------------------------------------------------------------------
 

@@ -120,8 +120,7 @@ async def run_control_loop(deps: Deps, stop: asyncio.Event) -> None:
                             log.warning("control tick failed; retrying", exc_info=True)
                         if time.monotonic() - began > 2.0:
                             log.warning("control tick took %.1f s", time.monotonic() - began)
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), deps.settings.control_interval)
+                        await _sleep_or_wake(stop, deps.controller.wakeup, deps.settings.control_interval)
                 finally:
                     with contextlib.suppress(Exception):
                         await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": CONTROL_LOCK})
@@ -130,3 +129,14 @@ async def run_control_loop(deps: Deps, stop: asyncio.Event) -> None:
             log.warning("control loop lost its database connection; retrying", exc_info=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
+
+
+async def _sleep_or_wake(stop: asyncio.Event, wakeup: asyncio.Event, seconds: float) -> None:
+    """Wait ``seconds``, less if the scheduler is stopping or a prediction was just created here."""
+    waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(wakeup.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        wakeup.clear()
