@@ -54,7 +54,9 @@ def started(
         data["instance_id"] = instance_id
     if instance_ready_at is not None:
         data["instance_ready_at"] = instance_ready_at.isoformat()
-    return runner_event("started", prediction_id, data, traceparent, version=1)
+    # A job run again on another instance (its first one was lost) is a start of its own.
+    return runner_event("started", prediction_id, data, traceparent, version=1,
+                        key=f":{instance_id}" if instance_id else "")
 
 
 def progress(

@@ -124,7 +124,9 @@ class InstanceHost:
         total = self.worker.gpu_memory_mib()
         if not total:
             return None
-        return total - sum(other.gpu_memory_mib for other in self.instances.values() if other.id != instance.id)
+        # An instance being unloaded (evicted to make room for this one) is as good as gone.
+        return total - sum(other.gpu_memory_mib for other in self.instances.values()
+                           if other.id != instance.id and other.state != "stopping")
 
     def describe(self) -> list[dict[str, Any]]:
         return [{"id": i.id, "version": i.version_id, "queue": i.queue, "state": i.state, "slots": i.slots,

@@ -64,6 +64,7 @@ def control_settings(settings: SchedulerSettings) -> ControlSettings:
         ),
         no_hardware_timeout=settings.no_hardware_timeout_seconds,
         predict_timeout=settings.predict_timeout,
+        node_lost_after=settings.node_lost_seconds,
     )
 
 

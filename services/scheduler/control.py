@@ -68,6 +68,8 @@ class ControlSettings:
     # A command that got no answer (or no report since) is sent again after this long.
     resend_after: float = 5.0
     deployments_refresh: float = 5.0
+    # A node missing from the heartbeat bucket this long is lost (its entry expires three beats after the last).
+    node_lost_after: float = 10.0
 
 
 @dataclass
@@ -109,6 +111,7 @@ class Controller:
         self.last_nodes: list[NodeReport] = []
         self.last_work: list[work.WorkItem] = []
         self.draining: set[str] = set()
+        self._known_nodes: dict[str, tuple[NodeReport, float]] = {}
         # Set when this process created a prediction: the control loop ticks at once instead of at its interval.
         self.wakeup = asyncio.Event()
 
@@ -179,7 +182,7 @@ class Controller:
     async def tick(self) -> placement.Plan:
         await self.catch_up()
         now = self.clock.now()
-        nodes = await self.nodes.live_nodes()
+        nodes = self._remembered(await self.nodes.live_nodes())
         items = await work.all_work(self.store)
         self.last_nodes, self.last_work = nodes, items
         by_id = {node.runner_id: node for node in nodes}
@@ -193,8 +196,8 @@ class Controller:
         )
         decided = placement.plan(world, now, self.settings.policy)
         for give_up in decided.give_ups:
-            await self._append(give_up.instance, inst.decide_fail(
-                self.instances[give_up.instance], reason=give_up.reason, at=now, metadata=_metadata(give_up.instance)))
+            await self._give_up(give_up.instance, give_up.reason, now, node_alive=give_up_node_alive(
+                self.instances[give_up.instance], by_id))
         for stop in decided.stops:
             await self._append(stop.instance, inst.decide_stop(
                 self.instances[stop.instance], reason=stop.reason, at=now, metadata=_metadata(stop.instance)))
@@ -212,6 +215,27 @@ class Controller:
         await self._command(by_id, now)
         await self._fail_lost_predictions(items, by_id, now)
         return decided
+
+    async def _give_up(self, instance_id: str, reason: str, now: datetime, *, node_alive: bool) -> None:
+        """The instance is failed. On a node that is still alive (it restarted), what the instance had started
+        waits again: JetStream hands the job to another instance after its ack wait. On a lost node, those
+        predictions fail naming it (`_fail_lost_predictions`)."""
+        await self._append(instance_id, inst.decide_fail(
+            self.instances[instance_id], reason=reason, at=now, metadata=_metadata(instance_id)))
+        if node_alive:
+            async with self.store.transaction() as tx:
+                await work.requeue_instance(tx.conn, self.store.schema, instance_id)
+
+    def _remembered(self, listed: list[NodeReport]) -> list[NodeReport]:
+        """The nodes listed now, and those missing from this one listing but seen within `node_lost_after`:
+        a listing of the bucket can come back short under load, and one short read must not lose a node."""
+        moment = time.monotonic()
+        for node in listed:
+            self._known_nodes[node.runner_id] = (node, moment)
+        for runner_id, (_, seen) in list(self._known_nodes.items()):
+            if moment - seen > self.settings.node_lost_after:
+                del self._known_nodes[runner_id]
+        return [node for node, _ in self._known_nodes.values()]
 
     def _views(self, nodes: dict[str, NodeReport], items: list[work.WorkItem]) -> list[placement.InstanceView]:
         busy = Counter(item.instance for item in items if item.started_at is not None and item.instance)
@@ -242,9 +266,8 @@ class Controller:
             reported = node.instances.get(instance.id)
             if instance.state in {"booting", "ready"} and reported is None and \
                     node.updated_at > (instance.since or now) + timedelta(seconds=self.settings.resend_after * 2):
-                await self._append(instance.id, inst.decide_fail(
-                    instance, reason=f"node {node.runner_id} no longer runs it", at=now,
-                    metadata=_metadata(instance.id)))
+                await self._give_up(instance.id, f"node {node.runner_id} no longer runs it (it restarted)", now,
+                                    node_alive=True)
                 continue
             due = monotonic - self._sent.get(instance.id, -math.inf) >= self.settings.resend_after
             if instance.state == "placed" and due:
@@ -420,6 +443,10 @@ def _demands(items: list[work.WorkItem]) -> list[placement.QueueDemand]:
             deployment=members[0].deployment,
         ))
     return demands
+
+
+def give_up_node_alive(instance: inst.Instance, nodes: dict[str, NodeReport]) -> bool:
+    return instance.node in nodes
 
 
 def _node_known_gone(item: work.WorkItem, instances: dict[str, inst.Instance]) -> bool:

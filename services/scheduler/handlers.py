@@ -365,6 +365,12 @@ async def record_runner_event(
             except model.ProgressOutOfOrder as exc:
                 # Rolls the tracking back too: the report is redelivered after the ones before it.
                 raise Retry(str(exc), delay=0.1) from None
+            if kind == "started" and state.status in ("starting", "processing"):
+                # Also a job run again on another instance: the work row follows it there.
+                await work.mark_started(
+                    tx.conn, store.schema, prediction_id, started_at=_parse_time(event.data["started_at"]),
+                    node=str(event.data.get("runner_id") or ""), instance=event.data.get("instance_id"),
+                )
             if new_events:
                 await tx.append(
                     model.stream_id(prediction_id), await _fitting(js, new_events), expected_version=state.version

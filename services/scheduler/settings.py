@@ -25,7 +25,7 @@ class SchedulerSettings(ServiceSettings):
     # An extra instance of a queue (beyond the one it needs) idle this long is stopped.
     scale_in_seconds: float = 30.0
     # Predictions waiting this long with no free slot make the queue scale out.
-    scale_out_after_seconds: float = 2.0
+    scale_out_after_seconds: float = 1.0
     # Instances of one version (or deployment without max_instances) at most.
     max_instances_per_version: int = 4
     # A prediction whose hardware no runner node offers fails after waiting this long.
@@ -40,3 +40,6 @@ class SchedulerSettings(ServiceSettings):
     boot_timeout_seconds: float = 900.0
     # A control tick that takes longer is abandoned (and logged); the next one starts afresh.
     control_tick_timeout: float = 30.0
+    # A runner node absent from the heartbeat bucket this long is lost: its instances are placed elsewhere and
+    # the predictions it had started fail naming it.
+    node_lost_seconds: float = 10.0

@@ -91,7 +91,7 @@ class World:
 class Policy:
     scale_to_zero_after: float = 300.0
     scale_in_after: float = 30.0
-    scale_out_after: float = 2.0
+    scale_out_after: float = 1.0
     max_instances_per_version: int = 4
     # An instance that stays requested/placed/booting longer than this is given up.
     boot_timeout: float = 900.0
