@@ -49,6 +49,8 @@ def apply_event(view: dict[str, Any] | None, event: Envelope) -> dict[str, Any]:
             "deadline": data.get("deadline"),
             "deployment": data.get("deployment"),
             "stream_token": data.get("stream_token"),
+            # As in the view the gateway stores from the create response, so a rebuilt view is the same.
+            "data_removed": False,
         }
     if view is None:
         raise ValueError(f"{event.type} for {event.stream_id} arrived before prediction.created")

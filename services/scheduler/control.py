@@ -386,8 +386,10 @@ class Controller:
             else:
                 message = ("wait", "")
             tag, line = message
-            if tag == item.told or not line:
+            if tag == item.told or not line or (tag.startswith("boot:") and _phase_rank(item.told) >= _phase_rank(tag)):
                 continue
+            if tag == "cold" and item.told:
+                continue  # the boot it waits for is already under way and told
             told[item.queue] += 1
             await self._say(item.prediction_id, tag, line)
         for (label, queue), ids in expired.items():
@@ -464,6 +466,15 @@ def _parse(value: Any) -> datetime | None:
         return None
 
 
+_PHASES = ("boot:fetching", "boot:environment", "boot:setup")
+
+
+def _phase_rank(told: str) -> int:
+    if told in _PHASES:
+        return _PHASES.index(told) + 1
+    return 99 if told == "queued" else 0
+
+
 async def say(store: EventStore, prediction_id: str, tag: str, line: str) -> None:
     """Add ``line`` to a waiting prediction's logs (`prediction.waiting`) and remember what it was told."""
     async def attempt() -> None:
@@ -486,9 +497,10 @@ async def _tell_boot_phase(store: EventStore, instance: inst.Instance, phase: st
     if line is None:
         return
     tag = f"boot:{phase}"
+    # A prediction's story only moves forward: no phase twice, none before one already told, none once queued.
     waiting = [item for item in await work.all_work(store)
                if item.started_at is None and item.queue == instance.queue
-               and item.model_version == instance.model_version and item.told != tag]
+               and item.model_version == instance.model_version and _phase_rank(item.told) < _phase_rank(tag)]
     for item in waiting[:TOLD_PER_QUEUE]:
         await say(store, item.prediction_id, tag, line + "\n")
 
