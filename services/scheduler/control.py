@@ -201,6 +201,7 @@ class Controller:
         for stop in decided.stops:
             await self._append(stop.instance, inst.decide_stop(
                 self.instances[stop.instance], reason=stop.reason, at=now, metadata=_metadata(stop.instance)))
+            log.info("instance %s stopping: %s", stop.instance, stop.reason)
         for start in decided.starts:
             instance_id = inst.new_instance_id()
             await self._append(instance_id, inst.decide_request(
@@ -222,6 +223,7 @@ class Controller:
         predictions fail naming it (`_fail_lost_predictions`)."""
         await self._append(instance_id, inst.decide_fail(
             self.instances[instance_id], reason=reason, at=now, metadata=_metadata(instance_id)))
+        log.info("instance %s given up: %s", instance_id, reason)
         if node_alive:
             async with self.store.transaction() as tx:
                 await work.requeue_instance(tx.conn, self.store.schema, instance_id)

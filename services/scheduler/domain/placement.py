@@ -171,6 +171,9 @@ def plan(world: World, now: datetime, policy: Policy) -> Plan:
     live_nodes = {node.id: node for node in world.nodes}
     active: list[InstanceView] = []
     for instance in world.instances:
+        if instance.state == "stopping" and instance.node not in live_nodes:
+            result.give_ups.append(GiveUp(instance.id, f"node {instance.node} stopped sending heartbeats"))
+            continue
         if instance.state not in ACTIVE:
             continue
         if instance.node not in live_nodes:

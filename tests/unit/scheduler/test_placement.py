@@ -180,3 +180,9 @@ def test_a_boot_that_never_reports_is_given_up() -> None:
     decided = plan(World(nodes, stuck, [waiting("a", 1)]), NOW, POLICY)
     assert [g.instance for g in decided.give_ups] == ["i1"]
     assert [s.node for s in decided.starts] == ["n1"]
+
+
+def test_a_stopping_instance_of_a_lost_node_is_given_up() -> None:
+    stopping = [InstanceView("i1", "v-a", "cpu", "a", "gone", "stopping", ago(5))]
+    decided = plan(World([Node("n1", "cpu", 4)], stopping, []), NOW, POLICY)
+    assert [g.instance for g in decided.give_ups] == ["i1"]
