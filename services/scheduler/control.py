@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import text
+
 from libs.bus.consumer import Retry
 from libs.events import Envelope, EventMetadata, new_event
 from libs.eventstore import EventStore
@@ -226,6 +228,7 @@ class Controller:
         log.info("instance %s given up: %s", instance_id, reason)
         if node_alive:
             async with self.store.transaction() as tx:
+                await tx.conn.execute(text("SET LOCAL lock_timeout = '5s'"))
                 await work.requeue_instance(tx.conn, self.store.schema, instance_id)
 
     def _remembered(self, listed: list[NodeReport]) -> list[NodeReport]:
@@ -330,6 +333,7 @@ class Controller:
     async def fail_prediction(self, prediction_id: str, error: str, now: datetime) -> None:
         async def attempt() -> None:
             async with self.store.transaction() as tx:
+                await tx.conn.execute(text("SET LOCAL lock_timeout = '5s'"))
                 history = await tx.read_stream(model.stream_id(prediction_id))
                 if not history:
                     await work.remove(tx.conn, self.store.schema, prediction_id)
@@ -481,6 +485,7 @@ async def say(store: EventStore, prediction_id: str, tag: str, line: str) -> Non
     """Add ``line`` to a waiting prediction's logs (`prediction.waiting`) and remember what it was told."""
     async def attempt() -> None:
         async with store.transaction() as tx:
+            await tx.conn.execute(text("SET LOCAL lock_timeout = '5s'"))
             history = await tx.read_stream(model.stream_id(prediction_id))
             if not history:
                 return

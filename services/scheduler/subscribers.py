@@ -111,13 +111,19 @@ async def run_control_loop(deps: Deps, stop: asyncio.Event) -> None:
                 try:
                     while not stop.is_set():
                         # The lock lives as long as this connection: check it is still there.
-                        await conn.execute(text("SELECT 1"))
+                        await asyncio.wait_for(conn.execute(text("SELECT 1")), 10)
                         await conn.commit()
                         began = time.monotonic()
-                        try:
-                            await asyncio.wait_for(deps.controller.tick(), deps.settings.control_tick_timeout)
-                        except Exception:  # noqa: BLE001 - one failed tick is retried by the next
-                            log.warning("control tick failed; retrying", exc_info=True)
+                        tick = asyncio.create_task(deps.controller.tick())
+                        done, _ = await asyncio.wait({tick}, timeout=deps.settings.control_tick_timeout)
+                        if not done:
+                            # Abandoned, not awaited: a tick stuck where cancelling does not reach (a query
+                            # waiting on a lock) must not stop the next ones.
+                            tick.cancel()
+                            log.warning("control tick still running after %.0f s; abandoned",
+                                        deps.settings.control_tick_timeout)
+                        elif tick.exception() is not None:
+                            log.warning("control tick failed; retrying", exc_info=tick.exception())
                         if time.monotonic() - began > 2.0:
                             log.warning("control tick took %.1f s", time.monotonic() - began)
                         await _sleep_or_wake(stop, deps.controller.wakeup, deps.settings.control_interval)

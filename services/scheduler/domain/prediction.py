@@ -62,6 +62,8 @@ class Prediction:
     # What the scheduler said while the prediction waited for an instance (`prediction.waiting`); it stays at
     # the head of the logs when the runner's own logs arrive with the result.
     waiting_logs: str = ""
+    # Seconds it waited for its instance to boot (a cold boot), from `prediction.started`.
+    boot_time: float | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -103,7 +105,8 @@ def evolve(state: Prediction, event: Envelope) -> Prediction:
             progress_seq=int(data.get("seq") or state.progress_seq),
         )
     if kind == "started":
-        return replace(state, **common, status="processing", started_at=data["started_at"])
+        return replace(state, **common, status="processing", started_at=data["started_at"],
+                       boot_time=data.get("boot_time", state.boot_time))
     if kind == "waiting":
         if state.is_terminal:
             return replace(state, **common)
@@ -228,6 +231,9 @@ def decide_complete(
         "completed_at": completed_at,
         "predict_time": predict_time,
     }
+    if state.boot_time is not None:
+        # The end carries every field a finished prediction shows: read models may skip to it.
+        data["boot_time"] = state.boot_time
     return events + [_event(state, status, data, metadata)]
 
 
@@ -263,6 +269,8 @@ def decide_cancel(
         "predict_time": None,
         "reason": reason,
     }
+    if state.boot_time is not None:
+        data["boot_time"] = state.boot_time
     return [_event(state, "canceled", data, metadata)]
 
 
