@@ -1,11 +1,11 @@
-"""`python -m benchmarks [hello [N] | webhooks | examples [N]]`: run the named benchmark (all by default) and print its table."""
+"""`python -m benchmarks [hello [N] | webhooks | examples [N] | scheduling]`: run the named benchmark (all by default) and print its table."""
 
 import asyncio
 import sys
 
-from benchmarks import gpu_examples, hello_latency, webhooks
+from benchmarks import gpu_examples, hello_latency, scheduling, webhooks
 
-BENCHMARKS = ("hello", "webhooks", "examples")
+BENCHMARKS = ("hello", "webhooks", "examples", "scheduling")
 
 
 def main(argv: list[str]) -> None:
@@ -20,6 +20,8 @@ def main(argv: list[str]) -> None:
         asyncio.run(webhooks.run())
     if which in ("all", "examples"):
         asyncio.run(gpu_examples.run(numbers[0] if numbers else 30))
+    if which in ("all", "scheduling"):
+        asyncio.run(scheduling.run())
 
 
 if __name__ == "__main__":

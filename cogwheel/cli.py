@@ -10,6 +10,7 @@ import typer
 
 from cogwheel.accounts_cli import account_app, token_app
 from cogwheel.collections import app as collections_app
+from cogwheel.scheduler_cli import app as scheduler_app
 from cogwheel.servers import database_for_command, servers_for_command
 from cogwheel.state import State, data_dir
 
@@ -19,6 +20,7 @@ app = typer.Typer(help="Run and operate a local Cogwheel installation.", no_args
 app.add_typer(account_app, name="account")
 app.add_typer(token_app, name="token")
 app.add_typer(collections_app, name="collection")
+app.add_typer(scheduler_app, name="scheduler")
 
 
 @app.command()

@@ -52,6 +52,7 @@ class Stack:
         auto_restart: restart a process that exits unexpectedly, with exponential backoff.
         credentials: the installation's internal credentials: each process gets the gRPC token, its side of
             the secrets key pair and, with ``nats_users``, its own NATS user.
+        process_env: added to the environment of single processes, by process name.
         nats_users: the NATS server checks the users of ``credentials`` (an embedded server configured so).
         database_roles: each service logs in as its schema's role of ``credentials`` (the roles exist: see
             ``libs.db.roles``); otherwise every service uses ``database_url``.
@@ -79,7 +80,10 @@ class Stack:
         database_roles: bool = False,
         tls: bool = False,
         public_url: str = "",
+        process_env: dict[str, dict[str, str]] | None = None,
     ) -> None:
+        # Environment of single processes by name (e.g. ``{"runner-2": {"COGWHEEL_HARDWARE": "gpu"}}``).
+        self._process_env = process_env or {}
         self.data_dir = Path(data_dir).resolve()
         self.gateway_port = gateway_port
         self.tls: LocalTls | None = ensure_local_tls(self.data_dir) if tls else None
@@ -124,6 +128,7 @@ class Stack:
     def _add(self, svc: str, i: int, shared: dict[str, str], grpc_ports: list[int] | None) -> None:
         health_port = free_port()
         env = shared | {"COGWHEEL_HEALTH_PORT": str(health_port), "COGWHEEL_INSTANCE_ID": f"{svc}-{i + 1}"}
+        env |= self._process_env.get(f"{svc}-{i + 1}", {})
         health_url = f"http://{LOOPBACK}:{health_port}/readyz"
         if grpc_ports:
             env["COGWHEEL_GRPC_PORT"] = str(grpc_ports[i])

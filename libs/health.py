@@ -64,8 +64,10 @@ async def serve_health(
     ready: Callable[[], bool],
     host: str = "127.0.0.1",
     checks: Mapping[str, Check] | None = None,
+    metrics: Callable[[], Awaitable[str]] | None = None,
 ) -> asyncio.Server | None:
     """`/healthz` answers 200 while `ready()` holds; `/readyz` 200 while it holds and every check passes; else 503.
+    With ``metrics``, `/metrics` answers its text (Prometheus exposition format).
 
     Port 0 means no endpoint.
     """
@@ -91,6 +93,14 @@ async def serve_health(
             while (await asyncio.wait_for(reader.readline(), timeout=5)) not in (b"\r\n", b"\n", b""):
                 pass
             path = (request_line.split(b" ")[1:2] or [b""])[0].split(b"?")[0]
+            if path == b"/metrics" and metrics is not None:
+                text = (await metrics()).encode()
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                    + f"Content-Length: {len(text)}\r\nConnection: close\r\n\r\n".encode() + text
+                )
+                await writer.drain()
+                return
             code, payload = await answer(path)
             reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[code]
             body = json.dumps(payload).encode()

@@ -16,6 +16,7 @@ from libs.blobs.store import FILES_BUCKET, OUTPUTS_BUCKET
 from libs.bus.subjects import (
     RUNNER_CANCEL,
     RUNNER_JOBS,
+    RUNNER_NODE_COMMANDS,
     RUNNERS_BUCKET,
     VERSION_PACKAGES_BUCKET,
     event_subject,
@@ -70,17 +71,25 @@ def _runner(user: str, hardware: Iterable[str]) -> Permissions:
             f"$JS.API.CONSUMER.MSG.NEXT.{jobs}.{durable}",
             f"$JS.ACK.{jobs}.{durable}.>",
         ]
+    # Scheduled instances pull their queue through a durable the scheduler created (`q-<label>-<key>`): the
+    # runner may read from and acknowledge any consumer of the job stream, but create or delete none.
+    publish += [
+        f"$JS.API.CONSUMER.INFO.{jobs}.*",
+        f"$JS.API.CONSUMER.MSG.NEXT.{jobs}.*",
+        f"$JS.ACK.{jobs}.*.>",
+    ]
     publish += _read_object_store(VERSION_PACKAGES_BUCKET) + _read_object_store(FILES_BUCKET)
     publish += _write_object_store(OUTPUTS_BUCKET)
     publish += [f"$KV.{RUNNERS_BUCKET}.>", f"$JS.API.STREAM.INFO.KV_{RUNNERS_BUCKET}"]
-    return Permissions(publish=tuple(publish), subscribe=(_INBOX.format(user=user), RUNNER_CANCEL))
+    return Permissions(publish=tuple(publish), subscribe=(_INBOX.format(user=user), RUNNER_CANCEL,
+                                                                    RUNNER_NODE_COMMANDS))
 
 
 # Core subjects each trusted service publishes besides the JetStream API (its events go through JetStream).
 _OWN_SUBJECTS: Mapping[str, tuple[str, ...]] = {
     "gateway": (),
     "registry": (event_subject("registry", ">"),),
-    "scheduler": (event_subject("scheduler", ">"), RUNNER_JOBS.subjects[0], RUNNER_CANCEL),
+    "scheduler": (event_subject("scheduler", ">"), RUNNER_JOBS.subjects[0], RUNNER_CANCEL, RUNNER_NODE_COMMANDS),
     "webhook_dispatcher": (event_subject("webhook_dispatcher", ">"),),
     "billing": (event_subject("billing", ">"),),
 }

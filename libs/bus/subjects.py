@@ -1,6 +1,10 @@
 """Every stream and subject name, in one place."""
 
+import hashlib
+import re
 from dataclasses import dataclass
+
+_UNSAFE_TOKEN = re.compile(r"[^A-Za-z0-9_-]")
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,38 @@ def runner_jobs(hardware: str) -> str:
 def runner_durable(hardware: str) -> str:
     """The one durable consumer through which the runners of ``hardware`` pull their jobs."""
     return f"runner-{hardware}"
+
+
+def queue_key(version_id: str, deployment: str | None = None) -> str:
+    """The key of a prediction queue: one per deployment (``owner/name``), else one per version.
+
+    Keys are single subject tokens and valid durable names (letters, digits, ``-``, ``_``); a deployment's
+    name is made safe and suffixed with a digest of the exact name, so two names never share a queue.
+    """
+    if deployment:
+        safe = _UNSAFE_TOKEN.sub("_", deployment.replace("/", "--"))[:80]
+        return f"d-{safe}-{hashlib.sha256(deployment.encode()).hexdigest()[:8]}"
+    return f"v-{_UNSAFE_TOKEN.sub('_', version_id)[:100]}"
+
+
+def runner_queue(label: str, key: str) -> str:
+    """Subject of one queue's jobs in RUNNER_JOBS: only the instances placed for that queue consume it."""
+    return f"runner.jobs.{label}.{key}"
+
+
+def runner_queue_durable(label: str, key: str) -> str:
+    """The durable consumer of one queue (created by the scheduler; instances pull through it)."""
+    return f"q-{label}-{key}"
+
+
+# Core subject on which the scheduler commands one runner node (load / unload an instance), request-reply.
+def runner_node_commands(node: str) -> str:
+    return f"runner.node.{node}.command"
+
+
+RUNNER_NODE_COMMANDS = "runner.node.*.command"
+# Instance reports of runner nodes (booting phases, ready, stopped, failed) in RUNNER_EVENTS.
+RUNNER_INSTANCE_EVENTS = "runner.events.instance.>"
 
 
 # Core (non-JetStream) subject on which the scheduler asks every runner to stop a prediction.

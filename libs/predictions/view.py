@@ -21,7 +21,7 @@ _STATUS_BY_TYPE = {
     "prediction.failed": "failed",
     "prediction.canceled": "canceled",
 }
-_COPIED_FIELDS = ("output", "logs", "error", "started_at", "completed_at", "predict_time")
+_COPIED_FIELDS = ("output", "logs", "error", "started_at", "completed_at", "predict_time", "boot_time")
 
 
 def apply_event(view: dict[str, Any] | None, event: Envelope) -> dict[str, Any]:
@@ -49,11 +49,19 @@ def apply_event(view: dict[str, Any] | None, event: Envelope) -> dict[str, Any]:
             "deadline": data.get("deadline"),
             "deployment": data.get("deployment"),
             "stream_token": data.get("stream_token"),
+            # As in the view the gateway stores from the create response, so a rebuilt view is the same.
+            "data_removed": False,
         }
     if view is None:
         raise ValueError(f"{event.type} for {event.stream_id} arrived before prediction.created")
     if event.type == "prediction.progressed":
         return _apply_progress(view, data, event.stream_version)
+    if event.type == "prediction.waiting":
+        # The scheduler says why a starting prediction waits (queued, an instance booting, no hardware).
+        waiting = {**view, "stream_version": event.stream_version}
+        if view["status"] == "starting" and data.get("logs"):
+            waiting["logs"] = (view.get("logs") or "") + data["logs"]
+        return waiting
     if event.type == "prediction.data_removed":
         # The retention period is over: the prediction stays, its input, output and logs do not.
         return {**view, "input": {}, "output": None, "logs": "", "data_removed": True,
@@ -111,6 +119,13 @@ def render_prediction(view: dict[str, Any], public_url: str) -> dict[str, Any]:
     total_time = _seconds_between(view.get("created_at"), view.get("completed_at"))
     if total_time is not None:
         metrics["total_time"] = total_time
+    # Beyond Replicate's metrics: how long the prediction waited to start, and how much of that was an
+    # instance booting for it (a cold boot).
+    queue_time = _seconds_between(view.get("created_at"), view.get("started_at"))
+    if queue_time is not None:
+        metrics["queue_time"] = queue_time
+    if view.get("boot_time") is not None:
+        metrics["boot_time"] = float(view["boot_time"])
     body: dict[str, Any] = {
         "id": prediction_id,
         "model": view["model"],

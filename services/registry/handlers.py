@@ -482,7 +482,9 @@ async def get_deployment(owner: str, name: str, views: RegistryViews) -> Deploym
 
 
 async def list_deployments(
-    owners: list[str], views: RegistryViews, *, cursor: str, limit: int
+    owners: list[str], views: RegistryViews, *, cursor: str, limit: int, all_owners: bool = False
 ) -> tuple[list[Deployment], str]:
-    """Deployments owned by any of `owners` (an account and its organizations), newest first."""
-    return await views.list_deployments(sorted(set(owners)), cursor=cursor, limit=page_size(limit))
+    """Deployments owned by any of `owners` (an account and its organizations), or by anyone (`all_owners`,
+    for the scheduler), newest first."""
+    return await views.list_deployments(None if all_owners else sorted(set(owners)), cursor=cursor,
+                                        limit=page_size(limit))

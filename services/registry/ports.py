@@ -102,6 +102,6 @@ class RegistryViews(Protocol):
 
     async def get_deployment(self, owner: str, name: str) -> Deployment | None: ...
 
-    async def list_deployments(self, owners: list[str], *, cursor: str, limit: int) -> tuple[list[Deployment], str]:
+    async def list_deployments(self, owners: list[str] | None, *, cursor: str, limit: int) -> tuple[list[Deployment], str]:
         """Deployments of any of `owners`, newest first, and the next page's cursor ("" on the last page)."""
         ...

@@ -381,7 +381,8 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
 
     async def ListDeployments(self, request: pb.ListDeploymentsRequest, context: Any) -> pb.ListDeploymentsResponse:
         found, next_cursor = await handlers.list_deployments(
-            list(request.owners), self.deps.views, cursor=request.cursor, limit=request.limit
+            list(request.owners), self.deps.views, cursor=request.cursor, limit=request.limit,
+            all_owners=request.all_owners,
         )
         return pb.ListDeploymentsResponse(deployments=await self._deployments(found), next_cursor=next_cursor)
 

@@ -35,6 +35,8 @@ def runner_options(settings: RunnerSettings) -> RunnerOptions:
     return RunnerOptions(
         hardware=settings.hardware,
         max_loaded=settings.max_loaded_versions,
+        instance_slots=settings.instance_slots,
+        gpu_memory_mib=settings.node_gpu_memory_mib,
         ack_wait=settings.ack_wait,
         predict_timeout=settings.predict_timeout,
         heartbeat_interval=settings.heartbeat_interval,

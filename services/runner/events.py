@@ -44,11 +44,19 @@ def runner_event(
     )
 
 
-def started(prediction_id: str, runner_id: str, started_at: datetime, traceparent: str | None) -> Envelope:
-    return runner_event(
-        "started", prediction_id, {"runner_id": runner_id, "started_at": started_at.isoformat()}, traceparent,
-        version=1,
-    )
+def started(
+    prediction_id: str, runner_id: str, started_at: datetime, traceparent: str | None, *, instance_id: str | None = None,
+    instance_ready_at: datetime | None = None,
+) -> Envelope:
+    """``instance_ready_at``: when the instance that runs it became ready (the scheduler derives boot time)."""
+    data = {"runner_id": runner_id, "started_at": started_at.isoformat()}
+    if instance_id:
+        data["instance_id"] = instance_id
+    if instance_ready_at is not None:
+        data["instance_ready_at"] = instance_ready_at.isoformat()
+    # A job run again on another instance (its first one was lost) is a start of its own.
+    return runner_event("started", prediction_id, data, traceparent, version=1,
+                        key=f":{instance_id}" if instance_id else "")
 
 
 def progress(
@@ -60,7 +68,8 @@ def progress(
 
 
 def completed(
-    prediction_id: str, runner_id: str, result: PredictionResult, traceparent: str | None, *, progress_reports: int = 0
+    prediction_id: str, runner_id: str, result: PredictionResult, traceparent: str | None, *, progress_reports: int = 0,
+    instance_id: str | None = None,
 ) -> Envelope:
     data = {
         "runner_id": runner_id,
@@ -72,4 +81,24 @@ def completed(
         "completed_at": result.completed_at.isoformat(),
         "predict_time": result.predict_time,
     }
+    if instance_id:
+        data["instance_id"] = instance_id
     return runner_event("completed", prediction_id, data, traceparent, version=2 + progress_reports)
+
+
+def instance_subject(kind: str) -> str:
+    return f"runner.events.instance.{kind}"
+
+
+def instance_report(kind: str, instance_id: str, runner_id: str, at: datetime, **fields: Any) -> Envelope:
+    """A report on an instance (`booting` with its phase, `ready`, `stopped`, `failed`); the id derives from
+    instance, kind and phase, so a repeated report is dropped."""
+    phase = fields.get("phase") or ""
+    return Envelope(
+        id=str(uuid.uuid5(_ID_NAMESPACE, f"instance:{instance_id}:{kind}:{phase}")),
+        type=f"instance.{kind}",
+        stream_id=f"runner-instance-{instance_id}",
+        stream_version=1,
+        data={"instance_id": instance_id, "runner_id": runner_id, "at": at.isoformat(), **fields},
+        metadata=EventMetadata(correlation_id=instance_id),
+    )

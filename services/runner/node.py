@@ -68,11 +68,16 @@ class NodeHeartbeat:
             return await self._js.create_key_value(KeyValueConfig(bucket=RUNNERS_BUCKET, ttl=self._interval * 3))
 
     def snapshot(self) -> dict[str, Any]:
+        described = self._describe()
+        if not described.get("gpu_memory_mib") and self.gpus:
+            # Not declared (COGWHEEL_NODE_GPU_MEMORY_MIB): all the memory of the GPUs the node sees.
+            described["gpu_memory_mib"] = sum(gpu["memory_total_mib"] for gpu in self.gpus)
         return {
             "runner_id": self.runner_id,
+            "key": self._key,
             "hardware": self.hardware,
             "gpus": self.gpus,
-            **self._describe(),
+            **described,
             "updated_at": datetime.now(UTC).isoformat(),
         }
 

@@ -11,6 +11,10 @@ class RunnerSettings(ServiceSettings):
     database_url: str = ""
     hardware: str = "cpu"
     max_loaded_versions: int = 2
+    # Scheduled instances (loaded workers the scheduler placed here) this node hosts at most.
+    instance_slots: int = 4
+    # GPU memory (MiB) the node offers its instances; 0: the total of the GPUs it detects (none: 0).
+    node_gpu_memory_mib: int = 0
     setup_timeout: float = 600.0
     # A running job is confirmed (in_progress) every ack_wait/3 seconds; a runner that dies stops confirming,
     # and JetStream hands its job to another runner once this many seconds have passed.

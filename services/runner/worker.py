@@ -74,6 +74,9 @@ class RunnerOptions:
     # Runs of one job before it fails for good (a runner that dies mid-prediction hands its job on; a job that
     # can never be completed must not run forever).
     job_max_deliver: int = 5
+    # Scheduled instances this node hosts at most, and the GPU memory it offers them (0: what it detects).
+    instance_slots: int = 4
+    gpu_memory_mib: int = 0
 
 
 class RunnerWorker:
@@ -102,6 +105,9 @@ class RunnerWorker:
         self._current: dict[str, Predictor | None] = {}
         self._canceled: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._capacity = Capacity()
+        # Workers of the instances the scheduler placed here, by instance id (see services.runner.instances).
+        self.instance_supervisors: dict[str, Predictor] = {}
+        self.host: Any = None
         self.ready = False
         self._stopping = False
 
@@ -109,9 +115,14 @@ class RunnerWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         subscription = await self.bus.nc.subscribe(CANCEL_SUBJECT, cb=self._on_cancel)
+        from services.runner.instances import InstanceHost
+
+        self.host = InstanceHost(self)
+        commands = await self.host.listen()
         heartbeat = NodeHeartbeat(self.bus.js, self.runner_id, self.hardware, self.describe,
                                   interval=self._options.heartbeat_interval)
         beating = asyncio.create_task(heartbeat.run(stop))
+        self._heartbeat = heartbeat
         # Stopping kills the model processes, so a long prediction cannot hold the shutdown hostage.
         watcher = asyncio.create_task(self._close_on(stop))
         self.ready = True
@@ -121,6 +132,9 @@ class RunnerWorker:
             self.ready = False
             watcher.cancel()
             await subscription.unsubscribe()
+            with contextlib.suppress(Exception):
+                await commands.unsubscribe()
+            await self.host.stop_all()
             await self.close()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(beating, 5)
@@ -190,6 +204,8 @@ class RunnerWorker:
         while self._loaded:
             _, supervisor = self._loaded.popitem()
             await supervisor.stop()
+        for supervisor in list(self.instance_supervisors.values()):
+            await supervisor.stop()
 
     # --- one job -------------------------------------------------------------------------------------
 
@@ -205,19 +221,25 @@ class RunnerWorker:
         async with self._capacity.slot(version_id, reservation):
             await self._handle(job, prediction_id, message)
 
-    async def _handle(self, job: dict[str, Any], prediction_id: str, message: ReceivedMessage) -> None:
+    async def _handle(
+        self, job: dict[str, Any], prediction_id: str, message: ReceivedMessage, instance_id: str | None = None,
+        hosted: tuple[Predictor, CogConfig] | None = None, instance_ready_at: datetime | None = None,
+    ) -> None:
+        """Run one job; ``hosted``: the worker (and its cog.yaml) of the instance that took it."""
         traceparent: str | None = job.get("traceparent")
         started_at = datetime.now(UTC)
         if prediction_id in self._canceled:
             if job.get("stream"):
                 await PredictionStream(self.bus, prediction_id, max_log_bytes=0).close("canceled", None)
             await self._publish(events.completed(
-                prediction_id, self.runner_id, _ended(started_at, "canceled", None), traceparent))
+                prediction_id, self.runner_id, _ended(started_at, "canceled", None), traceparent,
+                instance_id=instance_id))
             return
         self._current[prediction_id] = None
         # Announcing the start overlaps with running: the completion is published only after it is stored.
         announced = asyncio.create_task(
-            self._publish(events.started(prediction_id, self.runner_id, started_at, traceparent))
+            self._publish(events.started(prediction_id, self.runner_id, started_at, traceparent,
+                                         instance_id=instance_id, instance_ready_at=instance_ready_at))
         )
         finished = asyncio.Event()
         heartbeat = asyncio.create_task(self._keep_alive(message, finished))
@@ -225,7 +247,7 @@ class RunnerWorker:
                               limits=self._options.limits, stream=bool(job.get("stream")))
         execution.start()
         try:
-            outcome, error = await self._run(job, execution, started_at)
+            outcome, error = await self._run(job, execution, started_at, hosted)
             result = await execution.finalize(outcome, error=error)
         finally:
             self._current.pop(prediction_id, None)
@@ -236,19 +258,23 @@ class RunnerWorker:
             raise Retry("runner stopped during the prediction; another runner takes the job", delay=0)
         await execution.close_stream(result)
         await self._publish(events.completed(prediction_id, self.runner_id, result, traceparent,
-                                             progress_reports=execution.progress.reports))
+                                             progress_reports=execution.progress.reports, instance_id=instance_id))
 
     async def _run(
-        self, job: dict[str, Any], execution: Execution, started_at: datetime
+        self, job: dict[str, Any], execution: Execution, started_at: datetime,
+        hosted: tuple[Predictor, CogConfig] | None = None,
     ) -> tuple[PredictionResult, str | None]:
         """The prediction's result, and an error that overrides it (a timeout)."""
         version_id: str = job["version_id"]
         prediction_id: str = job["prediction_id"]
         try:
-            model_dir = await self._fetch(self.bus.js, version_id, self._cache_dir)
-            config = load_cog_config(model_dir)
-            predictor_ref = job.get("predictor_ref") or config.predict
-            supervisor = await self._supervisor(version_id, model_dir, predictor_ref)
+            if hosted is not None:
+                supervisor, config = hosted
+            else:
+                model_dir = await self._fetch(self.bus.js, version_id, self._cache_dir)
+                config = load_cog_config(model_dir)
+                predictor_ref = job.get("predictor_ref") or config.predict
+                supervisor = await self._supervisor(version_id, model_dir, predictor_ref)
         except ModelPackageError as exc:
             # The runner's cache directory is no business of the prediction's reader.
             reason = str(exc).replace(f"{self._cache_dir}/", "").replace(str(self._cache_dir), "")
@@ -260,7 +286,8 @@ class RunnerWorker:
         try:
             await supervisor.start()
         except WorkerSetupError as exc:
-            await self._unload(version_id)
+            if hosted is None:
+                await self._unload(version_id)
             execution.add_logs(exc.logs)
             return _ended(started_at, "failed", str(exc).split("\n--- setup logs ---")[0]), None
         if fresh:
@@ -365,10 +392,19 @@ class RunnerWorker:
         if supervisor is not None:
             await supervisor.cancel(prediction_id)
 
+    def gpu_memory_mib(self) -> int:
+        """GPU memory the node offers its instances: declared, else what its GPUs have."""
+        if self._options.gpu_memory_mib:
+            return self._options.gpu_memory_mib
+        heartbeat = getattr(self, "_heartbeat", None)
+        return sum(gpu.get("memory_total_mib", 0) for gpu in (heartbeat.gpus if heartbeat is not None else []))
+
     def describe(self) -> dict[str, Any]:
         """What the node runs, for its heartbeat."""
         workers = []
-        for version_id, supervisor in self._loaded.items():
+        hosted = [(i.version_id, self.instance_supervisors[i.id]) for i in (self.host.instances.values() if self.host
+                  else []) if i.id in self.instance_supervisors]
+        for version_id, supervisor in [*self._loaded.items(), *hosted]:
             stats = getattr(supervisor, "stats", None)
             workers.append({
                 "version": version_id,
@@ -382,6 +418,9 @@ class RunnerWorker:
                 "gpu_max_memory_allocated": getattr(stats, "gpu_max_memory_allocated", None),
             })
         return {
+            "node_slots": self._options.instance_slots,
+            "gpu_memory_mib": self.gpu_memory_mib(),
+            "instances": self.host.describe() if self.host is not None else [],
             "slots": self._capacity.limit,
             "busy": self._capacity.active,
             "running_version": self._capacity.version,

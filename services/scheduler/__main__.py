@@ -9,10 +9,16 @@ from libs import telemetry
 from libs.health import nats_check, postgres_check, serve_health
 from libs.rpc import create_server
 from libs.runtime import configure_logging, run_until_stopped, stop_on_signals
-from services.scheduler import rpc
+from services.scheduler import metrics, rpc
 from services.scheduler.bootstrap import bootstrap
 from services.scheduler.settings import SchedulerSettings
-from services.scheduler.subscribers import consume_runner_events, sweep_data_removals, sweep_deadlines
+from services.scheduler.subscribers import (
+    consume_instance_reports,
+    consume_runner_events,
+    run_control_loop,
+    sweep_data_removals,
+    sweep_deadlines,
+)
 
 
 async def serve(settings: SchedulerSettings) -> None:
@@ -25,10 +31,12 @@ async def serve(settings: SchedulerSettings) -> None:
     health = await serve_health(
         "scheduler", settings.health_port, lambda: not stop.is_set(),
         checks={"nats": nats_check(deps.bus), "postgres": postgres_check(deps.engine)},
+        metrics=lambda: metrics.render(deps.controller, deps.store, deps.clock.now()),
     )
     try:
         await run_until_stopped(stop, deps.relay.run(stop), consume_runner_events(deps, stop),
-                                sweep_deadlines(deps, stop), sweep_data_removals(deps, stop))
+                                sweep_deadlines(deps, stop), sweep_data_removals(deps, stop),
+                                consume_instance_reports(deps, stop), run_control_loop(deps, stop))
     finally:
         await server.stop()
         if health is not None:

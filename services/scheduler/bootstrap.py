@@ -21,7 +21,10 @@ from libs.rpc import create_channel, failover_options_for
 from libs.sealing import load_public_key
 from services.scheduler.adapters.clock import SystemClock
 from services.scheduler.adapters.registry_grpc import GrpcRegistryClient
+from services.scheduler.adapters.nodes_nats import NatsJobQueues, NatsNodeCommands, NatsNodeDirectory
 from services.scheduler.adapters.runner_control import NatsRunnerControl
+from services.scheduler.control import ControlSettings, Controller
+from services.scheduler.domain.placement import Policy
 from services.scheduler.ports import Clock, RegistryClient, RunnerControl
 from services.scheduler.settings import SchedulerSettings
 
@@ -47,6 +50,22 @@ class Deps:
     # Maps hardware SKUs to runner labels (job subjects).
     hardware: HardwareCatalog
     secrets_key: X25519PublicKey | None = None
+    controller: Controller | None = None
+
+
+def control_settings(settings: SchedulerSettings) -> ControlSettings:
+    return ControlSettings(
+        policy=Policy(
+            scale_to_zero_after=settings.scale_to_zero_seconds,
+            scale_in_after=min(settings.scale_in_seconds, settings.scale_to_zero_seconds),
+            scale_out_after=settings.scale_out_after_seconds,
+            max_instances_per_version=settings.max_instances_per_version,
+            boot_timeout=settings.boot_timeout_seconds,
+        ),
+        no_hardware_timeout=settings.no_hardware_timeout_seconds,
+        predict_timeout=settings.predict_timeout,
+        node_lost_after=settings.node_lost_seconds,
+    )
 
 
 async def bootstrap(settings: SchedulerSettings) -> Deps:
@@ -61,7 +80,11 @@ async def bootstrap(settings: SchedulerSettings) -> Deps:
     secrets_key = load_public_key(settings.secrets_public_key) if settings.secrets_public_key else None
     if secrets_key is None:
         log.warning("no COGWHEEL_SECRETS_PUBLIC_KEY: predictions with secret inputs will be refused")
-    return Deps(
-        settings, engine, bus, store, relay, registry, NatsRunnerControl(bus), SystemClock(), load_catalog(),
-        secrets_key,
+    runners, clock, catalog = NatsRunnerControl(bus), SystemClock(), load_catalog()
+    controller = Controller(
+        store=store, clock=clock, nodes=NatsNodeDirectory(bus), commands=NatsNodeCommands(bus),
+        queues=NatsJobQueues(bus, ack_wait=settings.ack_wait, max_deliver=settings.job_max_deliver),
+        deployments=registry, runners=runners, catalog=catalog, settings=control_settings(settings),
+        registry=registry,
     )
+    return Deps(settings, engine, bus, store, relay, registry, runners, clock, catalog, secrets_key, controller)

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from libs.blobs import has_spilled, spill_large_fields
 from libs.bus.consumer import Retry
-from libs.bus.subjects import runner_jobs
+from libs.bus.subjects import queue_key, runner_queue
 from libs.telemetry import current_traceparent
 from libs.events import Envelope, EventMetadata
 from libs.eventstore import EventStore, OutboxMessage, Transaction
@@ -22,6 +22,7 @@ from libs.eventstore.retry import retry_on_conflict
 from libs.hardware import HardwareCatalog, load_catalog
 from libs.sealing import SEALED_INPUT, seal_json
 from libs.predictions import restore_event
+from services.scheduler.domain import instance as inst
 from services.scheduler.domain import prediction as model
 from services.scheduler.domain.errors import (
     InvalidIdempotencyKeyReuse,
@@ -29,6 +30,7 @@ from services.scheduler.domain.errors import (
     PredictionNotFound,
     QueueUnavailable,
 )
+from services.scheduler.adapters import work_postgres as work
 from services.scheduler.domain.schema import redact
 from services.scheduler.ports import Clock, PredictionData, RegistryClient, RunnerControl
 
@@ -192,8 +194,10 @@ async def _create(
         raise QueueUnavailable("predictions cannot be queued right now (message bus unreachable)")
     version = await registry.get_version(cmd.version_id)
     hardware = cmd.hardware or version.hardware
-    # Jobs go to the runners of the hardware's label (the catalogue maps SKUs to labels).
+    # Jobs go to the prediction's own queue (its deployment's, else its version's) on the hardware's runner
+    # label (the catalogue maps SKUs to labels); only the instances placed for that queue consume it.
     runner_label = (hardware_catalog or load_catalog()).runner_label(hardware)
+    queue = queue_key(version.id, cmd.deployment)
     secret_values = {
         name: value for name, value in cmd.input.items() if name in version.secret_inputs and value is not None
     }
@@ -234,6 +238,7 @@ async def _create(
         "stream": version.streams,
         "created_at": events[0].data["created_at"],
         "traceparent": events[0].metadata.traceparent,
+        "queue": queue,
     }
     if secret_values:
         assert secrets_key is not None
@@ -244,8 +249,11 @@ async def _create(
             await _store_key(tx, store.schema, cmd, prediction_id)
         stored = await tx.append(model.stream_id(prediction_id), events, expected_version=0)
         await tx.enqueue(
-            OutboxMessage(runner_jobs(runner_label), json.dumps(job).encode(), prediction_id, headers)
+            OutboxMessage(runner_queue(runner_label, queue), json.dumps(job).encode(), prediction_id, headers)
         )
+        await work.add(tx.conn, store.schema, prediction_id=prediction_id, queue=queue, label=runner_label,
+                       model_version=version.id, deployment=cmd.deployment, account=cmd.account,
+                       created_at=created_at)
         if deadline is not None:
             await tx.conn.execute(
                 text(f"INSERT INTO {store.schema}.deadlines (prediction_id, due_at) VALUES (:id, :due)"),
@@ -314,6 +322,7 @@ async def cancel_prediction(
                 # The stored copies may hold references; the state returned keeps the values themselves.
                 history = history + [kept.model_copy(update={"data": event.data}) for kept, event in zip(stored, events)]
                 await _schedule_data_removal(tx, store, model.load(prediction_id, history), retention_seconds)
+                await work.remove(tx.conn, store.schema, prediction_id)
             if state.deadline is not None:
                 await _forget_deadline(tx, store, prediction_id)
             return model.load(prediction_id, history)
@@ -350,16 +359,24 @@ async def record_runner_event(
                 return
             state = model.load(prediction_id, history)
             metadata = _metadata(prediction_id, causation_id=event.id, actor=event.data.get("runner_id"))
+            boot_time = await _boot_time(tx, state, event.data) if kind in {"started", "completed"} else None
             try:
-                new_events = _decide_for_runner_event(state, kind, event, metadata)
+                new_events = _decide_for_runner_event(state, kind, event, metadata, boot_time)
             except model.ProgressOutOfOrder as exc:
                 # Rolls the tracking back too: the report is redelivered after the ones before it.
                 raise Retry(str(exc), delay=0.1) from None
+            if kind == "started" and state.status in ("starting", "processing"):
+                # Also a job run again on another instance: the work row follows it there.
+                await work.mark_started(
+                    tx.conn, store.schema, prediction_id, started_at=_parse_time(event.data["started_at"]),
+                    node=str(event.data.get("runner_id") or ""), instance=event.data.get("instance_id"),
+                )
             if new_events:
                 await tx.append(
                     model.stream_id(prediction_id), await _fitting(js, new_events), expected_version=state.version
                 )
                 ended = new_events[-1].type.removeprefix("prediction.") in model.TERMINAL
+                await _track_work(tx, store, new_events, ended, event.data)
                 if state.deadline is not None and ended:
                     await _forget_deadline(tx, store, prediction_id)
                 if ended:
@@ -406,12 +423,34 @@ async def fail_unrecorded_report(
                 )
                 if state.deadline is not None:
                     await _forget_deadline(tx, store, prediction_id)
+                await work.remove(tx.conn, store.schema, prediction_id)
                 after = state
                 for new_event in new_events:
                     after = model.evolve(after, new_event)
                 await _schedule_data_removal(tx, store, after, retention_seconds)
 
     await retry_on_conflict(attempt)
+
+
+async def _track_work(
+    tx: Any, store: EventStore, new_events: list[Envelope], ended: bool, report: dict[str, Any]
+) -> None:
+    """Keep the `work` row of the prediction in step with its events: started where, or gone once ended."""
+    prediction_id = new_events[-1].data["id"]
+    if ended:
+        await work.remove(tx.conn, store.schema, prediction_id)
+        return
+    for new_event in new_events:
+        if new_event.type == "prediction.started":
+            await work.mark_started(
+                tx.conn, store.schema, prediction_id, started_at=_parse_time(new_event.data["started_at"]),
+                node=str(report.get("runner_id") or ""), instance=report.get("instance_id"),
+            )
+
+
+def _parse_time(value: Any) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 async def _forget_deadline(tx: Any, store: EventStore, prediction_id: str) -> None:
@@ -522,8 +561,26 @@ async def remove_due_data(
     return removed
 
 
+async def _boot_time(tx: Any, state: model.Prediction, report: dict[str, Any]) -> float | None:
+    """Seconds the prediction waited for its instance to boot: from the later of its creation and the
+    instance's request to the instance being ready; None when the instance was ready before it came."""
+    instance_id = report.get("instance_id")
+    if not instance_id or state.status != "starting" or state.created_at is None:
+        return None
+    instance = inst.load(instance_id, await tx.read_stream(inst.stream_id(instance_id)))
+    # The node says when the instance became ready (its `ready` report may not be recorded yet).
+    ready_value = report.get("instance_ready_at")
+    ready_at = _parse_time(ready_value) if ready_value else instance.ready_at
+    if ready_at is None or instance.requested_at is None:
+        return None
+    created = _parse_time(state.created_at)
+    if ready_at <= created:
+        return None
+    return round(max((ready_at - max(created, instance.requested_at)).total_seconds(), 0.0), 3)
+
+
 def _decide_for_runner_event(
-    state: model.Prediction, kind: str, event: Envelope, metadata: EventMetadata
+    state: model.Prediction, kind: str, event: Envelope, metadata: EventMetadata, boot_time: float | None = None
 ) -> list[Envelope]:
     data = event.data
     runner_id = data.get("runner_id", "")
@@ -536,9 +593,17 @@ def _decide_for_runner_event(
             metadata=metadata,
         )
     if kind == "started":
-        return model.decide_start(state, started_at=data["started_at"], runner_id=runner_id, metadata=metadata)
+        return model.decide_start(state, started_at=data["started_at"], runner_id=runner_id, metadata=metadata,
+                                  instance_id=data.get("instance_id"), boot_time=boot_time)
     if kind == "completed":
-        return model.decide_complete(
+        started: list[Envelope] = []
+        if state.status == "starting" and data.get("started_at"):
+            # The start report was not recorded first: the completion brings the start with it.
+            started = model.decide_start(state, started_at=data["started_at"], runner_id=runner_id,
+                                         metadata=metadata, instance_id=data.get("instance_id"), boot_time=boot_time)
+            for event_ in started:
+                state = model.evolve(state, event_)
+        return started + model.decide_complete(
             state,
             status=data["status"],
             output=data.get("output"),

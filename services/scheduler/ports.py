@@ -40,3 +40,54 @@ class PredictionData(Protocol):
         Idempotent: what is already gone is skipped.
         """
         ...
+
+
+@dataclass(frozen=True)
+class NodeReport:
+    """A runner node as its latest heartbeat describes it."""
+
+    runner_id: str
+    # Subject token on which the node takes commands.
+    key: str
+    label: str
+    slots: int
+    gpu_memory_mib: int
+    updated_at: datetime
+    draining: bool = False
+    # Instance id → {"busy", "last_used", "state", "version"} as the node sees them.
+    instances: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeploymentInfo:
+    name: str  # owner/name
+    model_version: str
+    hardware: str
+    min_instances: int
+    max_instances: int
+
+
+class NodeDirectory(Protocol):
+    async def live_nodes(self) -> list[NodeReport]: ...
+
+
+class NodeCommands(Protocol):
+    async def load(self, node_key: str, command: dict[str, Any]) -> bool:
+        """Ask the node to load an instance; False when it did not answer (the command is sent again)."""
+        ...
+
+    async def unload(self, node_key: str, instance_id: str, reason: str) -> bool: ...
+
+
+class JobQueues(Protocol):
+    async def ensure(self, label: str, queue: str) -> tuple[str, str]:
+        """The queue's job subject and durable consumer, created when missing."""
+        ...
+
+    async def discard(self, label: str, queue: str, prediction_ids: set[str]) -> int:
+        """Remove the jobs of these (ended) predictions from the queue; returns how many were removed."""
+        ...
+
+
+class DeploymentDirectory(Protocol):
+    async def deployments(self) -> list[DeploymentInfo]: ...

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 
 import grpc
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from libs.bus.subjects import queue_key
 from libs.pb.cogwheel.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from services.scheduler import handlers
+from services.scheduler.adapters import work_postgres as work
 from services.scheduler.bootstrap import Deps
 from services.scheduler.domain.errors import InvalidPredictionRequest, QueueUnavailable
 from services.scheduler.domain.prediction import Prediction
+
+
+log = logging.getLogger(__name__)
+_background: set[asyncio.Task[None]] = set()
 
 
 def _database_unreachable(exc: BaseException) -> bool:
@@ -87,6 +95,8 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
             if not _database_unreachable(exc):
                 raise
             raise QueueUnavailable(f"predictions cannot be stored right now: {type(exc).__name__}") from exc
+        if not replayed and self._deps.controller is not None:
+            self._deps.controller.wakeup.set()
         message = to_pb(prediction)
         message.idempotent_replay = replayed
         return message
@@ -100,7 +110,21 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
             js=self._deps.bus.js,
             retention_seconds=self._deps.settings.prediction_retention_seconds,
         )
+        if prediction.status == "canceled" and prediction.started_at is None and self._deps.controller is not None:
+            # Canceled while queued: its job leaves the queue (in the background: the queue may be long).
+            task = asyncio.create_task(self._discard_job(prediction))
+            _background.add(task)
+            task.add_done_callback(_background.discard)
         return to_pb(prediction)
+
+    async def _discard_job(self, prediction: Prediction) -> None:
+        assert self._deps.controller is not None
+        try:
+            label = self._deps.hardware.runner_label(prediction.hardware)
+            queue = queue_key(prediction.version_id, prediction.deployment)
+            await self._deps.controller.queues.discard(label, queue, {prediction.id})
+        except Exception:  # noqa: BLE001 - a job left behind is skipped by the runners (they heard the cancel)
+            log.warning("could not remove the job of canceled prediction %s", prediction.id, exc_info=True)
 
     async def ListPredictionEvents(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
         events = await handlers.list_prediction_events(request.id, store=self._deps.store)
@@ -122,6 +146,74 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         )
 
 
+class SchedulerAdminServicer(scheduler_pb2_grpc.SchedulerAdminServiceServicer):
+    """Nodes, instances and queues as the scheduler sees them; drain a node, scale a deployment."""
+
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
+        assert deps.controller is not None
+        self._controller = deps.controller
+
+    async def ListNodes(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+        await self._controller.catch_up()
+        nodes = await self._controller.nodes.live_nodes()
+        live = [i for i in self._controller.instances.values() if i.live]
+        reply = scheduler_pb2.ListNodesResponse()
+        for node in sorted(nodes, key=lambda n: n.runner_id):
+            mine = [i for i in live if i.node == node.runner_id]
+            reply.nodes.append(scheduler_pb2.Node(
+                id=node.runner_id, hardware=node.label, slots=node.slots, gpu_memory_mib=node.gpu_memory_mib,
+                gpu_memory_used_mib=sum(i.gpu_memory_mib for i in mine), instances=[i.id for i in mine],
+                draining=node.draining or node.runner_id in self._controller.draining,
+                updated_at=node.updated_at.isoformat(),
+            ))
+        return reply
+
+    async def ListInstances(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+        await self._controller.catch_up()
+        nodes = {n.runner_id: n for n in await self._controller.nodes.live_nodes()}
+        reply = scheduler_pb2.ListInstancesResponse()
+        for instance in sorted(self._controller.instances.values(), key=lambda i: i.requested_at or i.since):
+            if not instance.live and not request.include_ended:
+                continue
+            seen = nodes[instance.node].instances.get(instance.id, {}) if instance.node in nodes else {}
+            reply.instances.append(scheduler_pb2.Instance(
+                id=instance.id, queue=instance.queue, version=instance.model_version,
+                deployment=instance.deployment or "", node=instance.node, state=instance.state,
+                since=instance.since.isoformat() if instance.since else "",
+                predictions_served=int(seen.get("served") or 0), boot_time=instance.boot_time or 0.0,
+                gpu_memory_mib=instance.gpu_memory_mib, reason=instance.reason,
+            ))
+        return reply
+
+    async def ListQueues(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+        self._controller.last_work = await work.all_work(self._deps.store)
+        reply = scheduler_pb2.ListQueuesResponse()
+        for entry in self._controller.queue_stats(self._deps.clock.now()):
+            reply.queues.append(scheduler_pb2.Queue(
+                label=entry["label"], queue=entry["queue"], deployment=entry["deployment"] or "",
+                waiting=entry["waiting"], running=entry["running"], oldest_age_seconds=entry["oldest_age"],
+            ))
+        return reply
+
+    async def DrainNode(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+        if not request.node:
+            raise InvalidPredictionRequest("node is required")
+        await self._controller.drain_node(request.node, undo=request.undo)
+        return scheduler_pb2.DrainNodeResponse()
+
+    async def ScaleDeployment(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+        bounds = {field: getattr(request, field) if request.HasField(field) else None
+                  for field in ("min_instances", "max_instances")}
+        if all(value is None for value in bounds.values()):
+            raise InvalidPredictionRequest("give min_instances, max_instances or both")
+        scaled = await self._deps.registry.scale_deployment(request.owner, request.name, **bounds)  # type: ignore[attr-defined]
+        self._controller.refresh_deployments()
+        return scheduler_pb2.ScaleDeploymentResponse(min_instances=scaled.min_instances,
+                                                     max_instances=scaled.max_instances)
+
+
 def register(server: grpc.aio.Server, deps: Deps) -> str:
     scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(SchedulerServicer(deps), server)
+    scheduler_pb2_grpc.add_SchedulerAdminServiceServicer_to_server(SchedulerAdminServicer(deps), server)
     return scheduler_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import logging
 
 from libs.bus.consumer import ReceivedMessage, run_consumer
-from libs.bus.subjects import RUNNER_EVENTS, RUNNER_PREDICTION_EVENTS
+from sqlalchemy import text
+
+from libs.bus.subjects import RUNNER_EVENTS, RUNNER_INSTANCE_EVENTS, RUNNER_PREDICTION_EVENTS
 from libs.events import Envelope
-from services.scheduler import handlers
+from services.scheduler import control, handlers
 from services.scheduler.adapters.prediction_data import NatsPredictionData
 from services.scheduler.bootstrap import Deps
 
@@ -71,3 +74,75 @@ async def sweep_data_removals(deps: Deps, stop: asyncio.Event) -> None:
             log.warning("data removal sweep failed; retrying", exc_info=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), deps.settings.retention_sweep_interval)
+
+
+async def consume_instance_reports(deps: Deps, stop: asyncio.Event) -> None:
+    """Runner nodes' reports on instances (booting phases, ready, stopped, failed) become instance events."""
+    async def on_message(message: ReceivedMessage) -> None:
+        await control.record_instance_report(Envelope.from_json(message.data), store=deps.store, clock=deps.clock)
+
+    await run_consumer(
+        deps.bus,
+        stream=RUNNER_EVENTS.name,
+        durable=control.INSTANCE_EVENTS_CONSUMER,
+        subject=RUNNER_INSTANCE_EVENTS,
+        handler=on_message,
+        stop=stop,
+    )
+
+
+# One scheduler process places and commands instances at a time: the holder of this advisory lock.
+CONTROL_LOCK = 0x5C4ED01E
+
+
+async def run_control_loop(deps: Deps, stop: asyncio.Event) -> None:
+    """Hold the control lock (waiting for it while another scheduler holds it) and tick the controller."""
+    assert deps.controller is not None
+    while not stop.is_set():
+        try:
+            async with deps.engine.connect() as conn:
+                held = (await conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": CONTROL_LOCK})).scalar()
+                await conn.commit()
+                if not held:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 2.0)
+                    continue
+                log.info("this scheduler now places and scales instances")
+                try:
+                    while not stop.is_set():
+                        # The lock lives as long as this connection: check it is still there.
+                        await asyncio.wait_for(conn.execute(text("SELECT 1")), 10)
+                        await conn.commit()
+                        began = time.monotonic()
+                        tick = asyncio.create_task(deps.controller.tick())
+                        done, _ = await asyncio.wait({tick}, timeout=deps.settings.control_tick_timeout)
+                        if not done:
+                            # Abandoned, not awaited: a tick stuck where cancelling does not reach (a query
+                            # waiting on a lock) must not stop the next ones.
+                            tick.cancel()
+                            log.warning("control tick still running after %.0f s; abandoned",
+                                        deps.settings.control_tick_timeout)
+                        elif tick.exception() is not None:
+                            log.warning("control tick failed; retrying", exc_info=tick.exception())
+                        if time.monotonic() - began > 2.0:
+                            log.warning("control tick took %.1f s", time.monotonic() - began)
+                        await _sleep_or_wake(stop, deps.controller.wakeup, deps.settings.control_interval)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": CONTROL_LOCK})
+                        await conn.commit()
+        except Exception:  # noqa: BLE001 - lost connection: the lock went with it; try again
+            log.warning("control loop lost its database connection; retrying", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
+
+async def _sleep_or_wake(stop: asyncio.Event, wakeup: asyncio.Event, seconds: float) -> None:
+    """Wait ``seconds``, less if the scheduler is stopping or a prediction was just created here."""
+    waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(wakeup.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        wakeup.clear()

@@ -42,14 +42,14 @@ class Platform:
         return httpx.AsyncClient(base_url=self.stack.base_url, headers=self.headers, timeout=70,
                                  verify=self.stack.verify)
 
-    async def push(self, owner: str, name: str, model_dir: Path) -> str:
-        """Register `owner/name` (public, cpu) and push `model_dir` as its version."""
+    async def push(self, owner: str, name: str, model_dir: Path, hardware: str = "cpu") -> str:
+        """Register `owner/name` (public, on `hardware`) and push `model_dir` as its version."""
         channel = create_channel(self.stack.registry_addr, default_timeout=30, token=self.rpc_token)
         try:
             registry = registry_pb2_grpc.RegistryServiceStub(channel)
             try:
                 await registry.CreateModel(
-                    pb.CreateModelRequest(owner=owner, name=name, visibility="public", hardware="cpu")
+                    pb.CreateModelRequest(owner=owner, name=name, visibility="public", hardware=hardware)
                 )
             except RpcAlreadyExists:
                 pass
@@ -87,6 +87,12 @@ def platform_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
+def platform_process_env() -> dict[str, dict[str, str]]:
+    """Environment of single processes by name (e.g. a runner offering other hardware); a module overrides it."""
+    return {}
+
+
+@pytest.fixture(scope="module")
 def platform_tls() -> bool:
     """Serve the gateway over HTTPS with a local CA, as `cogwheel up` does; a module overrides this fixture."""
     return False
@@ -100,6 +106,7 @@ async def platform(
     platform_replicas: dict[str, int],
     platform_env: dict[str, str],
     platform_tls: bool,
+    platform_process_env: dict[str, dict[str, str]],
 ) -> AsyncIterator[Platform]:
     data_dir = tmp_path_factory.mktemp("stack")
     # As under `cogwheel up`: the gRPC token and the secrets key pair (the shared test NATS has no users).
@@ -114,6 +121,7 @@ async def platform(
         notify=lambda line: None,
         credentials=credentials,
         tls=platform_tls,
+        process_env=platform_process_env,
     )
     with pytest.MonkeyPatch.context() as env:
         # Tests that call a service's gRPC API directly carry the token like any internal client.

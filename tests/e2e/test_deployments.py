@@ -14,6 +14,7 @@ from typing import Any
 import nats
 import pytest
 
+from libs.bus.subjects import queue_key, runner_queue
 from libs.pb.cogwheel.registry.v1 import registry_pb2 as pb
 from libs.pb.cogwheel.registry.v1 import registry_pb2_grpc
 from libs.rpc import create_channel
@@ -169,14 +170,16 @@ async def test_validation_access_and_hardware_routing(platform) -> None:
         listed = (await client.get("/v1/deployments", headers=as_outsider)).json()
         assert listed["results"] == []
 
-        # A gpu-t4 deployment's jobs go to the runners of its label (`gpu` in the default catalogue).
+        # A gpu-t4 deployment's jobs go to its own queue on the runners of its label (`gpu` in the default
+        # catalogue).
         queued = await client.post(f"/v1/deployments/cogwheel/{name}/predictions", json={"input": {"text": "gpu"}})
         assert queued.status_code == 201 and queued.json()["deployment"] == f"cogwheel/{name}"
         nc = await nats.connect(platform.nats_url)
 
         async def job_on_gpu_subject() -> bool:
             try:
-                job = await nc.jetstream().get_last_msg("RUNNER_JOBS", "runner.jobs.gpu")
+                job = await nc.jetstream().get_last_msg(
+                    "RUNNER_JOBS", runner_queue("gpu", queue_key(platform.hello_version, f"cogwheel/{name}")))
             except nats.js.errors.NotFoundError:
                 return False
             return json.loads(job.data)["prediction_id"] == queued.json()["id"]

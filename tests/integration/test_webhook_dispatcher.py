@@ -309,7 +309,7 @@ async def test_start_and_completed_are_posted_signed_with_the_rendered_predictio
     assert completed.body["output"] == "hello world"
     assert completed.body["urls"]["get"] == f"{PUBLIC_URL}/v1/predictions/{prediction.id}"
     assert completed.body["webhook_events_filter"] == ["start", "output", "logs", "completed"]
-    assert completed.body["metrics"] == {"predict_time": 2.0, "total_time": 3.0}
+    assert completed.body["metrics"] == {"predict_time": 2.0, "total_time": 3.0, "queue_time": 1.0}
 
     # Signed with the account's secret; both Standard Webhooks and Replicate's own validator accept it.
     key = await dispatcher.secrets.get_or_create(prediction.account)

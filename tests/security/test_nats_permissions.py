@@ -17,7 +17,17 @@ from cogwheel.provision import provision_nats
 from cogwheel.servers import with_user
 from libs.blobs import FILES_BUCKET, OUTPUTS_BUCKET, get_blob, put_blob
 from libs.bus.nats import Bus, connect
-from libs.bus.subjects import RUNNER_JOBS, RUNNERS_BUCKET, SCHEDULER_EVENTS, runner_durable, runner_jobs
+from libs.bus.subjects import (
+    RUNNER_JOBS,
+    RUNNERS_BUCKET,
+    SCHEDULER_EVENTS,
+    queue_key,
+    runner_durable,
+    runner_jobs,
+    runner_node_commands,
+    runner_queue,
+    runner_queue_durable,
+)
 from libs.infra import EmbeddedNats
 from libs.testing.polling import wait_until
 
@@ -164,3 +174,35 @@ async def test_the_runner_does_its_own_work(secured, admin) -> None:
         await nc.close()
     assert (await get_blob(admin.js, OUTPUTS_BUCKET, "p1/out.txt")).data == b"output"
     assert violations.messages == []
+
+
+async def test_the_runner_serves_a_scheduled_queue_but_creates_no_consumer(secured, admin) -> None:
+    """An instance pulls its queue through the durable the scheduler made, and answers the scheduler's commands;
+    making a consumer of its own on the job stream is refused."""
+    subject, durable = runner_queue("cpu", queue_key("v1")), runner_queue_durable("cpu", queue_key("v1"))
+    await admin.js.add_consumer(RUNNER_JOBS.name, durable_name=durable, filter_subject=subject, ack_policy="explicit")
+    await admin.publish(subject, json.dumps({"prediction_id": "p2"}).encode(), msg_id="queued-1")
+    violations = Violations()
+    nc = await runner_client(secured, violations)
+    try:
+        runner = Bus(nc)
+        pull = await runner.js.pull_subscribe_bind(durable=durable, stream=RUNNER_JOBS.name)
+        [job] = await pull.fetch(1, timeout=5)
+        assert json.loads(job.data) == {"prediction_id": "p2"}
+        await job.ack_sync()
+
+        async def answer(msg) -> None:  # type: ignore[no-untyped-def]
+            await msg.respond(b'{"ok": true}')
+
+        await nc.subscribe(runner_node_commands("node-1"), cb=answer)
+        await nc.flush()
+        reply = await admin.nc.request(runner_node_commands("node-1"), b'{"op": "load"}', timeout=5)
+        assert json.loads(reply.data) == {"ok": True}
+        await runner.publish("runner.events.instance.ready", b"{}", msg_id="ready-1")
+        assert violations.messages == []
+        with pytest.raises((nats.errors.TimeoutError, nats.errors.Error)):
+            await runner.js.add_consumer(RUNNER_JOBS.name, durable_name="q-cpu-mine",
+                                         filter_subject=runner_queue("cpu", "mine"))
+        await violations.wait_for(f"CREATE.{RUNNER_JOBS.name}")
+    finally:
+        await nc.close()

@@ -32,8 +32,7 @@ def view_from_pb(message: scheduler_pb2.Prediction) -> dict[str, Any]:
         "deadline": message.deadline or None,
         "deployment": message.deployment or None,
         "stream_token": message.stream_token or None,
-        # As the events fold it (libs.predictions): present only once the data was removed.
-        **({"data_removed": True} if message.data_removed else {}),
+        "data_removed": message.data_removed,
     }
 
 

@@ -276,10 +276,12 @@ class PostgresViews:
         )
         return _deployment(rows[0]) if rows else None
 
-    async def list_deployments(self, owners: list[str], *, cursor: str, limit: int) -> tuple[list[Deployment], str]:
-        """Newest first, by creation (a new release does not move a deployment)."""
-        sql = f"SELECT {_DEPLOYMENT_COLUMNS} FROM __SCHEMA__.deployments WHERE owner = ANY(:owners)"
-        params: dict[str, Any] = {"owners": owners, "limit": limit + 1}
+    async def list_deployments(
+        self, owners: list[str] | None, *, cursor: str, limit: int
+    ) -> tuple[list[Deployment], str]:
+        """Newest first, by creation (a new release does not move a deployment); ``owners`` None: everyone's."""
+        sql = f"SELECT {_DEPLOYMENT_COLUMNS} FROM __SCHEMA__.deployments WHERE (owner = ANY(:owners) OR :every)"
+        params: dict[str, Any] = {"owners": owners or [], "every": owners is None, "limit": limit + 1}
         if cursor:
             at, owner, name = decode_cursor(cursor, 3)
             try:

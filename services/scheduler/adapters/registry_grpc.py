@@ -11,7 +11,7 @@ from libs.pb.cogwheel.registry.v1 import registry_pb2, registry_pb2_grpc
 from libs.rpc import RpcNotFound
 from services.scheduler.domain.errors import VersionNotFound
 from services.scheduler.domain.schema import secret_inputs, streams_output
-from services.scheduler.ports import VersionInfo
+from services.scheduler.ports import DeploymentInfo, VersionInfo
 
 
 class GrpcRegistryClient:
@@ -59,3 +59,35 @@ class GrpcRegistryClient:
 
     async def delete_file(self, file_id: str) -> None:
         await self._stub.DeleteFile(registry_pb2.DeleteFileRequest(id=file_id))
+
+    async def deployments(self) -> list[DeploymentInfo]:
+        """Every deployment's current release (its version, hardware and instance bounds)."""
+        found: list[DeploymentInfo] = []
+        cursor = ""
+        for _ in range(1000):
+            reply = await self._stub.ListDeployments(registry_pb2.ListDeploymentsRequest(cursor=cursor, limit=100, all_owners=True))
+            for deployment in reply.deployments:
+                release = deployment.current_release
+                found.append(DeploymentInfo(
+                    name=f"{deployment.owner}/{deployment.name}", model_version=release.version,
+                    hardware=release.hardware or "cpu", min_instances=release.min_instances,
+                    max_instances=release.max_instances,
+                ))
+            cursor = reply.next_cursor
+            if not cursor:
+                break
+        return found
+
+    async def scale_deployment(
+        self, owner: str, name: str, *, min_instances: int | None, max_instances: int | None
+    ) -> DeploymentInfo:
+        """A new release of the deployment with other instance bounds (made in the owner's name)."""
+        request = registry_pb2.UpdateDeploymentRequest(owner=owner, name=name, created_by=owner)
+        if min_instances is not None:
+            request.min_instances = min_instances
+        if max_instances is not None:
+            request.max_instances = max_instances
+        reply = await self._stub.UpdateDeployment(request)
+        release = reply.current_release
+        return DeploymentInfo(f"{reply.owner}/{reply.name}", release.version, release.hardware or "cpu",
+                              release.min_instances, release.max_instances)

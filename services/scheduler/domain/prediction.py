@@ -59,6 +59,11 @@ class Prediction:
     progress_seq: int = 0
     # Input, output and logs were removed at the end of the retention period (`prediction.data_removed`).
     data_removed: bool = False
+    # What the scheduler said while the prediction waited for an instance (`prediction.waiting`); it stays at
+    # the head of the logs when the runner's own logs arrive with the result.
+    waiting_logs: str = ""
+    # Seconds it waited for its instance to boot (a cold boot), from `prediction.started`.
+    boot_time: float | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -100,7 +105,13 @@ def evolve(state: Prediction, event: Envelope) -> Prediction:
             progress_seq=int(data.get("seq") or state.progress_seq),
         )
     if kind == "started":
-        return replace(state, **common, status="processing", started_at=data["started_at"])
+        return replace(state, **common, status="processing", started_at=data["started_at"],
+                       boot_time=data.get("boot_time", state.boot_time))
+    if kind == "waiting":
+        if state.is_terminal:
+            return replace(state, **common)
+        line = data.get("logs") or ""
+        return replace(state, **common, logs=state.logs + line, waiting_logs=state.waiting_logs + line)
     if kind in TERMINAL:
         return replace(
             state,
@@ -169,10 +180,26 @@ def decide_create(
     return [_event(state, "created", data, metadata)]
 
 
-def decide_start(state: Prediction, *, started_at: str, runner_id: str, metadata: EventMetadata) -> list[Envelope]:
+def decide_start(
+    state: Prediction, *, started_at: str, runner_id: str, metadata: EventMetadata,
+    instance_id: str | None = None, boot_time: float | None = None,
+) -> list[Envelope]:
+    """``boot_time``: seconds the prediction waited for its instance to boot (absent when one was ready)."""
     if state.status != "starting":
         return []
-    return [_event(state, "started", {"started_at": started_at, "runner_id": runner_id}, metadata)]
+    data: dict[str, Any] = {"started_at": started_at, "runner_id": runner_id}
+    if instance_id:
+        data["instance_id"] = instance_id
+    if boot_time is not None:
+        data["boot_time"] = boot_time
+    return [_event(state, "started", data, metadata)]
+
+
+def decide_wait(state: Prediction, *, logs: str, metadata: EventMetadata) -> list[Envelope]:
+    """A line for the logs of a prediction still waiting for an instance (queued, booting, no hardware)."""
+    if state.status != "starting" or not logs:
+        return []
+    return [_event(state, "waiting", {"logs": logs}, metadata)]
 
 
 def decide_complete(
@@ -194,6 +221,8 @@ def decide_complete(
     events: list[Envelope] = []
     if state.status == "starting" and started_at is not None:
         events += decide_start(state, started_at=started_at, runner_id=runner_id, metadata=metadata)
+    if state.waiting_logs and not logs.startswith(state.waiting_logs):
+        logs = state.waiting_logs + logs
     data = {
         "output": output,
         "logs": logs,
@@ -202,6 +231,9 @@ def decide_complete(
         "completed_at": completed_at,
         "predict_time": predict_time,
     }
+    if state.boot_time is not None:
+        # The end carries every field a finished prediction shows: read models may skip to it.
+        data["boot_time"] = state.boot_time
     return events + [_event(state, status, data, metadata)]
 
 
@@ -237,6 +269,8 @@ def decide_cancel(
         "predict_time": None,
         "reason": reason,
     }
+    if state.boot_time is not None:
+        data["boot_time"] = state.boot_time
     return [_event(state, "canceled", data, metadata)]
 
 

@@ -140,9 +140,11 @@ class FakeViews:
     async def get_deployment(self, owner: str, name: str) -> Deployment | None:
         return deployments.replay(self._log.events(f"deployment-{owner}/{name}"))
 
-    async def list_deployments(self, owners: list[str], *, cursor: str, limit: int) -> tuple[list[Deployment], str]:
+    async def list_deployments(
+        self, owners: list[str] | None, *, cursor: str, limit: int
+    ) -> tuple[list[Deployment], str]:
         folded = (deployments.replay(self._log.events(s)) for s in self._log.streams if s.startswith("deployment-"))
-        found = sorted((d for d in folded if d is not None and d.owner in owners), key=lambda d: d.created_at,
+        found = sorted((d for d in folded if d is not None and (owners is None or d.owner in owners)), key=lambda d: d.created_at,
                        reverse=True)
         start = int(cursor or 0)
         page = found[start:start + limit]

@@ -518,14 +518,16 @@ class GetDeploymentRequest(_message.Message):
     def __init__(self, owner: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class ListDeploymentsRequest(_message.Message):
-    __slots__ = ("owners", "cursor", "limit")
+    __slots__ = ("owners", "cursor", "limit", "all_owners")
     OWNERS_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    ALL_OWNERS_FIELD_NUMBER: _ClassVar[int]
     owners: _containers.RepeatedScalarFieldContainer[str]
     cursor: str
     limit: int
-    def __init__(self, owners: _Optional[_Iterable[str]] = ..., cursor: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    all_owners: bool
+    def __init__(self, owners: _Optional[_Iterable[str]] = ..., cursor: _Optional[str] = ..., limit: _Optional[int] = ..., all_owners: _Optional[bool] = ...) -> None: ...
 
 class ListDeploymentsResponse(_message.Message):
     __slots__ = ("deployments", "next_cursor")

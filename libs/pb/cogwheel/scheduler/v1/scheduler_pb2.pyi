@@ -126,3 +126,129 @@ class ListPredictionEventsResponse(_message.Message):
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[EventRecord]
     def __init__(self, events: _Optional[_Iterable[_Union[EventRecord, _Mapping]]] = ...) -> None: ...
+
+class Node(_message.Message):
+    __slots__ = ("id", "hardware", "slots", "gpu_memory_mib", "gpu_memory_used_mib", "instances", "draining", "updated_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    GPU_MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
+    GPU_MEMORY_USED_MIB_FIELD_NUMBER: _ClassVar[int]
+    INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    hardware: str
+    slots: int
+    gpu_memory_mib: int
+    gpu_memory_used_mib: int
+    instances: _containers.RepeatedScalarFieldContainer[str]
+    draining: bool
+    updated_at: str
+    def __init__(self, id: _Optional[str] = ..., hardware: _Optional[str] = ..., slots: _Optional[int] = ..., gpu_memory_mib: _Optional[int] = ..., gpu_memory_used_mib: _Optional[int] = ..., instances: _Optional[_Iterable[str]] = ..., draining: _Optional[bool] = ..., updated_at: _Optional[str] = ...) -> None: ...
+
+class ListNodesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListNodesResponse(_message.Message):
+    __slots__ = ("nodes",)
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[Node]
+    def __init__(self, nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ...) -> None: ...
+
+class Instance(_message.Message):
+    __slots__ = ("id", "queue", "version", "deployment", "node", "state", "since", "predictions_served", "boot_time", "gpu_memory_mib", "reason")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    PREDICTIONS_SERVED_FIELD_NUMBER: _ClassVar[int]
+    BOOT_TIME_FIELD_NUMBER: _ClassVar[int]
+    GPU_MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    queue: str
+    version: str
+    deployment: str
+    node: str
+    state: str
+    since: str
+    predictions_served: int
+    boot_time: float
+    gpu_memory_mib: int
+    reason: str
+    def __init__(self, id: _Optional[str] = ..., queue: _Optional[str] = ..., version: _Optional[str] = ..., deployment: _Optional[str] = ..., node: _Optional[str] = ..., state: _Optional[str] = ..., since: _Optional[str] = ..., predictions_served: _Optional[int] = ..., boot_time: _Optional[float] = ..., gpu_memory_mib: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ListInstancesRequest(_message.Message):
+    __slots__ = ("include_ended",)
+    INCLUDE_ENDED_FIELD_NUMBER: _ClassVar[int]
+    include_ended: bool
+    def __init__(self, include_ended: _Optional[bool] = ...) -> None: ...
+
+class ListInstancesResponse(_message.Message):
+    __slots__ = ("instances",)
+    INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    instances: _containers.RepeatedCompositeFieldContainer[Instance]
+    def __init__(self, instances: _Optional[_Iterable[_Union[Instance, _Mapping]]] = ...) -> None: ...
+
+class Queue(_message.Message):
+    __slots__ = ("label", "queue", "deployment", "waiting", "running", "oldest_age_seconds")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    queue: str
+    deployment: str
+    waiting: int
+    running: int
+    oldest_age_seconds: float
+    def __init__(self, label: _Optional[str] = ..., queue: _Optional[str] = ..., deployment: _Optional[str] = ..., waiting: _Optional[int] = ..., running: _Optional[int] = ..., oldest_age_seconds: _Optional[float] = ...) -> None: ...
+
+class ListQueuesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListQueuesResponse(_message.Message):
+    __slots__ = ("queues",)
+    QUEUES_FIELD_NUMBER: _ClassVar[int]
+    queues: _containers.RepeatedCompositeFieldContainer[Queue]
+    def __init__(self, queues: _Optional[_Iterable[_Union[Queue, _Mapping]]] = ...) -> None: ...
+
+class DrainNodeRequest(_message.Message):
+    __slots__ = ("node", "undo")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    UNDO_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    undo: bool
+    def __init__(self, node: _Optional[str] = ..., undo: _Optional[bool] = ...) -> None: ...
+
+class DrainNodeResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ScaleDeploymentRequest(_message.Message):
+    __slots__ = ("owner", "name", "min_instances", "max_instances")
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MIN_INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    MAX_INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    owner: str
+    name: str
+    min_instances: int
+    max_instances: int
+    def __init__(self, owner: _Optional[str] = ..., name: _Optional[str] = ..., min_instances: _Optional[int] = ..., max_instances: _Optional[int] = ...) -> None: ...
+
+class ScaleDeploymentResponse(_message.Message):
+    __slots__ = ("min_instances", "max_instances")
+    MIN_INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    MAX_INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    min_instances: int
+    max_instances: int
+    def __init__(self, min_instances: _Optional[int] = ..., max_instances: _Optional[int] = ...) -> None: ...

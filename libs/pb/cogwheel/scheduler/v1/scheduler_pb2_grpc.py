@@ -231,3 +231,253 @@ class SchedulerService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class SchedulerAdminServiceStub:
+    """Operating the scheduler (internal consumers: the `cogwheel` CLI): runner nodes, model instances and
+    queues; scaling a deployment and draining a node.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListNodes = channel.unary_unary(
+                '/cogwheel.scheduler.v1.SchedulerAdminService/ListNodes',
+                request_serializer=cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.ListNodesRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.ListNodesResponse.FromString,
+                _registered_method=True)
+        self.ListInstances = channel.unary_unary(
+                '/cogwheel.scheduler.v1.SchedulerAdminService/ListInstances',
+                request_serializer=cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.ListInstancesRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.ListInstancesResponse.FromString,
+                _registered_method=True)
+        self.ListQueues = channel.unary_unary(
+                '/cogwheel.scheduler.v1.SchedulerAdminService/ListQueues',
+                request_serializer=cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.ListQueuesRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.ListQueuesResponse.FromString,
+                _registered_method=True)
+        self.DrainNode = channel.unary_unary(
+                '/cogwheel.scheduler.v1.SchedulerAdminService/DrainNode',
+                request_serializer=cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.DrainNodeRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.DrainNodeResponse.FromString,
+                _registered_method=True)
+        self.ScaleDeployment = channel.unary_unary(
+                '/cogwheel.scheduler.v1.SchedulerAdminService/ScaleDeployment',
+                request_serializer=cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.ScaleDeploymentRequest.SerializeToString,
+                response_deserializer=cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.ScaleDeploymentResponse.FromString,
+                _registered_method=True)
+
+
+class SchedulerAdminServiceServicer:
+    """Operating the scheduler (internal consumers: the `cogwheel` CLI): runner nodes, model instances and
+    queues; scaling a deployment and draining a node.
+    """
+
+    def ListNodes(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListInstances(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListQueues(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DrainNode(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ScaleDeployment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_SchedulerAdminServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListNodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNodes,
+                    request_deserializer=cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.ListNodesRequest.FromString,
+                    response_serializer=cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.ListNodesResponse.SerializeToString,
+            ),
+            'ListInstances': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInstances,
+                    request_deserializer=cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.ListInstancesRequest.FromString,
+                    response_serializer=cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.ListInstancesResponse.SerializeToString,
+            ),
+            'ListQueues': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListQueues,
+                    request_deserializer=cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.ListQueuesRequest.FromString,
+                    response_serializer=cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.ListQueuesResponse.SerializeToString,
+            ),
+            'DrainNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.DrainNode,
+                    request_deserializer=cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.DrainNodeRequest.FromString,
+                    response_serializer=cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.DrainNodeResponse.SerializeToString,
+            ),
+            'ScaleDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ScaleDeployment,
+                    request_deserializer=cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.ScaleDeploymentRequest.FromString,
+                    response_serializer=cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.ScaleDeploymentResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'cogwheel.scheduler.v1.SchedulerAdminService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('cogwheel.scheduler.v1.SchedulerAdminService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class SchedulerAdminService:
+    """Operating the scheduler (internal consumers: the `cogwheel` CLI): runner nodes, model instances and
+    queues; scaling a deployment and draining a node.
+    """
+
+    @staticmethod
+    def ListNodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.scheduler.v1.SchedulerAdminService/ListNodes',
+            cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.ListNodesRequest.SerializeToString,
+            cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.ListNodesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInstances(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.scheduler.v1.SchedulerAdminService/ListInstances',
+            cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.ListInstancesRequest.SerializeToString,
+            cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.ListInstancesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListQueues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.scheduler.v1.SchedulerAdminService/ListQueues',
+            cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.ListQueuesRequest.SerializeToString,
+            cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.ListQueuesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DrainNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.scheduler.v1.SchedulerAdminService/DrainNode',
+            cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.DrainNodeRequest.SerializeToString,
+            cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.DrainNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScaleDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cogwheel.scheduler.v1.SchedulerAdminService/ScaleDeployment',
+            cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.ScaleDeploymentRequest.SerializeToString,
+            cogwheel_dot_scheduler_dot_v1_dot_scheduler__pb2.ScaleDeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
