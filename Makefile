@@ -29,8 +29,12 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $@
 
+# Test modules run in parallel, each whole in one worker (a module's stack is shared by its tests); every
+# worker starts NATS and PostgreSQL of its own, so the modules share nothing.
+TEST_WORKERS ?= 3
+
 test: install
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile
 
 test-unit: install
 	$(PY) -m pytest tests -q -m 'not integration and not e2e'
