@@ -1,6 +1,7 @@
 """``cogwheel scheduler``: runner nodes, model instances and queues; drain a node, scale a deployment.
 
-A client of the scheduler's `SchedulerAdminService`; reads COGWHEEL_SCHEDULER_ADDR (and COGWHEEL_RPC_TOKEN).
+A client of the scheduler's `SchedulerAdminService`: COGWHEEL_SCHEDULER_ADDR (and COGWHEEL_RPC_TOKEN), else the
+stack that `cogwheel up` runs from this data directory.
 """
 
 import asyncio
@@ -10,6 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
+from cogwheel.credentials import DIRECTORY as CREDENTIALS_DIRECTORY
+from cogwheel.state import State, data_dir
 from libs.pb.cogwheel.scheduler.v1 import scheduler_pb2 as pb
 from libs.pb.cogwheel.scheduler.v1 import scheduler_pb2_grpc
 from libs.rpc import RpcError, create_channel
@@ -19,14 +22,25 @@ __all__ = ["app"]
 app = typer.Typer(help="Runner nodes, model instances and queues.", no_args_is_help=True)
 
 
+def _target() -> tuple[str, str | None]:
+    """The scheduler's address and the gRPC token: from the environment, else from the local `cogwheel up`."""
+    address = os.environ.get("COGWHEEL_SCHEDULER_ADDR", "")
+    if address:
+        return address, None
+    state = State.load(data_dir())
+    token_file = data_dir() / CREDENTIALS_DIRECTORY / "rpc-token"
+    token = token_file.read_text().strip() if state.scheduler_addr and token_file.is_file() else None
+    return state.scheduler_addr, token
+
+
 def _call(name: str, call: Callable[[scheduler_pb2_grpc.SchedulerAdminServiceStub], Awaitable[Any]]) -> Any:
-    address = os.environ.get("COGWHEEL_SCHEDULER_ADDR")
+    address, token = _target()
     if not address:
-        typer.echo(f"cogwheel scheduler {name} needs COGWHEEL_SCHEDULER_ADDR", err=True)
+        typer.echo(f"cogwheel scheduler {name}: no running `cogwheel up` here; set COGWHEEL_SCHEDULER_ADDR", err=True)
         raise typer.Exit(1)
 
     async def run() -> Any:
-        channel = create_channel(address, default_timeout=30.0)
+        channel = create_channel(address, default_timeout=30.0, token=token)
         try:
             return await call(scheduler_pb2_grpc.SchedulerAdminServiceStub(channel))
         finally:

@@ -29,6 +29,9 @@ class State:
     version_id: str = ""
     nats_url: str = ""
     database_url: str = ""
+    # gRPC addresses of the running stack's replicas, for the operator commands (`cogwheel scheduler ...`).
+    registry_addr: str = ""
+    scheduler_addr: str = ""
     supervisor_pid: int | None = None
     pids: dict[str, int | None] = field(default_factory=dict)
 

@@ -105,7 +105,8 @@ async def run_up(data_dir: Path, port: int, replicas: dict[str, int] | None = No
             base_url=stack.public_url or stack.base_url, ca_bundle=str(stack.tls.bundle) if stack.tls else "",
             token=result.token, token_id=result.token_id, version_id=result.version_id,
             admin_token=admin.token, admin_token_id=admin.token_id,
-            nats_url=servers.nats_url, database_url=servers.database_url, supervisor_pid=os.getpid(),
+            nats_url=servers.nats_url, database_url=servers.database_url,
+            registry_addr=stack.registry_addr, scheduler_addr=stack.scheduler_addr, supervisor_pid=os.getpid(),
             pids=stack.pids() | servers.pids(),
         )
         state.save(data_dir)
