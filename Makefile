@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml | $(PY)
 
 # Test modules run in parallel, each whole in one worker (a module's stack is shared by its tests); every
 # worker starts NATS and PostgreSQL of its own, so the modules share nothing.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 2
 
 test: install
 	$(PY) -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile
