@@ -55,8 +55,13 @@ class RunnerSettings(ServiceSettings):
 
     @property
     def sandboxes_dir(self) -> Path:
-        """Per-worker scratch directories of sandboxed models (their /tmp and input files)."""
-        return Path(self.data_dir) / "runner" / "sandboxes"
+        """Per-worker scratch directories of sandboxed models (their /tmp and input files).
+
+        One folder per runner process: a runner clears its own at start-up, and the nodes of one installation
+        share the data directory, so clearing a shared one would pull the mounts from under another node's
+        running models.
+        """
+        return Path(self.data_dir) / "runner" / "sandboxes" / (self.instance_id or "runner")
 
     @property
     def inputs_dir(self) -> Path:
