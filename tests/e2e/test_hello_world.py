@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,8 @@ import psycopg
 import pytest
 
 from libs.db.engine import libpq_url
+from libs.infra import create_database, drop_database
+from libs.testing.infra import provide_nats
 from libs.testing.polling import wait_until
 
 PREDICTORS = Path(__file__).parents[1] / "fixtures" / "predictors"
@@ -22,6 +25,23 @@ REPLICATE_KEYS = {
     "id", "model", "version", "input", "output", "logs", "error", "status",
     "created_at", "started_at", "completed_at", "urls", "metrics",
 }
+
+
+@pytest.fixture(scope="module")
+def nats_url(tmp_path_factory: pytest.TempPathFactory, infra_mode: str) -> Iterator[str]:
+    """A NATS of the module's own: the rebuild test replays the whole event stream into the read model."""
+    with provide_nats(tmp_path_factory.mktemp("nats"), infra_mode) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def database_url(database_url: str) -> Iterator[str]:
+    """A database of the module's own, so the read model holds exactly what this module's stack did."""
+    url = create_database(database_url)
+    try:
+        yield url
+    finally:
+        drop_database(url)
 
 
 async def test_sync_prediction_returns_output(platform) -> None:
@@ -301,7 +321,7 @@ async def test_gateway_read_model_rebuilds_to_the_same_state(platform) -> None:
             headers={"Prefer": "wait"},
         )
     before = await snapshot()
-    # Other modules share the database: their predictions are in the view too, all finished by now.
+    # Every prediction this module made is finished by now.
     assert before and all(row[2] in ("succeeded", "failed", "canceled") for row in before)
     async with await psycopg.AsyncConnection.connect(libpq_url(platform.database_url), autocommit=True) as conn:
         await conn.execute("UPDATE gateway.predictions SET status = 'starting', view = '{}'::jsonb")
