@@ -403,7 +403,9 @@ async def test_progress_every_10ms_for_3s_is_throttled_to_about_one_delivery_per
     # 3 s at one per 500 ms is about 6; the last pending one may be superseded by the completed delivery.
     assert 4 <= len(progress) <= 8, len(progress)
     gaps = [later.at - earlier.at for earlier, later in zip(progress, progress[1:])]
-    assert min(gaps) >= 0.3, gaps
+    # Spacing is by due time (0.5 s after the previous delivery); arrival times jitter on a loaded machine, while
+    # an unthrottled sender would arrive about every 10 ms.
+    assert min(gaps) >= 0.2, gaps
     # Each carries the latest state when it went out: the logs only grow.
     sizes = [len(r.body["logs"]) for r in progress]
     assert sizes == sorted(sizes) and sizes[0] > 0
