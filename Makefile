@@ -29,9 +29,9 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $@
 
-# Test modules run in parallel, each whole in one worker (a module's stack is shared by its tests); every
-# worker starts NATS and PostgreSQL of its own, so the modules share nothing.
-TEST_WORKERS ?= 2
+# TEST_WORKERS=N runs test modules in N parallel workers (whole modules each, every worker with NATS and
+# PostgreSQL of its own); the default runs them one after another, which keeps timing-bound tests honest on 2 cores.
+TEST_WORKERS ?= 0
 
 test: install
 	$(PY) -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile
