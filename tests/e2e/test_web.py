@@ -63,6 +63,9 @@ async def models(platform: Any) -> dict[str, str]:
         "text": ("text-generator", EXAMPLES / "text-generator"),
         "sleeper": ("sleeper", PREDICTORS / "sleeper"),
         "kitchen_sink": ("kitchen-sink", PREDICTORS / "kitchen_sink"),
+        # Paced tokens: the example text generator finishes 2000 characters in a fifth of a second on a CPU,
+        # faster than any page could watch it grow.
+        "tokens": ("tokens", PREDICTORS / "tokens"),
     }
     pushed = await asyncio.gather(*(platform.push("cogwheel", name, path) for name, path in sources.values()))
     return dict(zip(sources, pushed, strict=True))
@@ -222,8 +225,9 @@ async def test_image_model_output_loads(session: Any, chromium: Browser, platfor
 
 async def test_streamed_text_grows_before_completion(session: Any, chromium: Browser, platform: Any, models: dict[str, str]) -> None:
     page = await session.new_page()
-    await page.goto(platform.stack.base_url + "/cogwheel/text-generator")
-    await page.get_by_label("max_tokens", exact=True).fill("2000")
+    await page.goto(platform.stack.base_url + "/cogwheel/tokens")
+    await page.get_by_label("n", exact=True).fill("40")
+    await page.get_by_label("delay", exact=True).fill("0.1")
     await page.get_by_role("button", name="Run").click()
     # Text shows up while the prediction is still running, then keeps growing.
     growing = (
@@ -234,7 +238,7 @@ async def test_streamed_text_grows_before_completion(session: Any, chromium: Bro
     await page.wait_for_function(growing.replace("{n}", "0"), timeout=WAIT_MS)
     first = len(await page.locator("#output .text-output").inner_text())
     await page.wait_for_function(growing.replace("{n}", str(first)), timeout=WAIT_MS)
-    await chromium.shot(page, "model-text-generator-streaming")
+    await chromium.shot(page, "model-tokens-streaming")
     await playwright_api.expect(page.locator("#status")).to_have_text("succeeded")
     final = await page.locator("#output .text-output").inner_text()
     assert len(final) > first

@@ -77,6 +77,8 @@ async def test_readiness_turns_false_while_a_dependency_is_down_and_back_after(s
     from libs.infra import free_port
 
     lines: list[str] = []
+    # A longer first backoff keeps each outage open long enough to observe, however loaded the machine is.
+    servers.restart_backoff = 3.0
     servers.supervise(lines.append)
     bus = await connect(servers.nats_url, name="readiness-test")
     engine = create_engine(servers.database_url)
@@ -92,8 +94,13 @@ async def test_readiness_turns_false_while_a_dependency_is_down_and_back_after(s
 
             for name in ("nats", "postgres"):
                 os.kill(servers.pids()[name], signal.SIGKILL)
-                down = await http.get("/readyz")
-                assert down.status_code == 503 and down.json()["checks"][name] != "ok", down.json()
+
+                async def not_ready(dependency: str = name) -> bool:
+                    # The kill reaches the client only when its socket says so: a moment, not at once.
+                    down = await http.get("/readyz")
+                    return down.status_code == 503 and down.json()["checks"][dependency] != "ok"
+
+                await wait_until(not_ready, timeout=30, interval=0.1)
                 # Liveness stays: the process is fine and must not be restarted for its dependency's sake.
                 assert (await http.get("/healthz")).status_code == 200
 
