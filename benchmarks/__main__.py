@@ -1,11 +1,11 @@
-"""`python -m benchmarks [hello [N] | webhooks | examples [N] | scheduling]`: run the named benchmark (all by default) and print its table."""
+"""`python -m benchmarks [hello [N] | throughput [N] | webhooks | examples [N] | scheduling]`: run the named benchmark (all by default) and print its table."""
 
 import asyncio
 import sys
 
-from benchmarks import gpu_examples, hello_latency, scheduling, webhooks
+from benchmarks import gpu_examples, hello_latency, scheduling, throughput, webhooks
 
-BENCHMARKS = ("hello", "webhooks", "examples", "scheduling")
+BENCHMARKS = ("hello", "throughput", "webhooks", "examples", "scheduling")
 
 
 def main(argv: list[str]) -> None:
@@ -16,6 +16,8 @@ def main(argv: list[str]) -> None:
         raise SystemExit(f"unknown benchmark {which!r}; choose one of {', '.join(BENCHMARKS)}")
     if which in ("all", "hello"):
         asyncio.run(hello_latency.run(numbers[0] if numbers else 300))
+    if which in ("all", "throughput"):
+        asyncio.run(throughput.run(numbers[0] if numbers else 2000))
     if which in ("all", "webhooks"):
         asyncio.run(webhooks.run())
     if which in ("all", "examples"):

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.errors import NotFoundError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -61,7 +62,7 @@ async def run_consumer(
     *,
     stream: str,
     durable: str,
-    subject: str,
+    subject: str | Sequence[str],
     handler: Handler,
     stop: asyncio.Event,
     mode: Literal["push", "pull"] = "push",
@@ -79,21 +80,45 @@ async def run_consumer(
     `pull` takes only `batch` messages when the instance asks, which suits work queues whose instances
     should take a job only when free. `max_ack_pending` bounds the work handed out but not yet acknowledged.
     A message whose `max_deliver`-th delivery fails is handed to `on_give_up` (else logged) and terminated.
+    Several subjects make one consumer of all of them (JetStream filters, nothing else is delivered).
     """
+    filters = [subject] if isinstance(subject, str) else list(subject)
     config = ConsumerConfig(
         durable_name=durable,
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.ALL,
         ack_wait=ack_wait,
         max_ack_pending=max_ack_pending,
-        filter_subject=subject,
+        filter_subject=filters[0] if len(filters) == 1 else None,
+        filter_subjects=filters if len(filters) > 1 else None,
         max_deliver=max_deliver,
     )
+    await refilter_existing(bus, stream, durable, filters)
+    subject = filters[0]
     limits = DeliveryLimit(max_deliver, on_give_up)
     if mode == "pull":
         await _run_pull(bus, stream, durable, subject, handler, stop, config, batch, fetch_timeout, limits)
     else:
         await _run_push(bus, stream, durable, subject, handler, stop, config, fetch_timeout, limits)
+
+
+async def refilter_existing(bus: Bus, stream: str, durable: str, filters: list[str]) -> None:
+    """A durable made by an older release with other filter subjects takes the current ones, keeping its place
+    in the stream (binding to it would otherwise keep the old filter)."""
+    try:
+        info = await bus.js.consumer_info(stream, durable)
+    except NotFoundError:
+        return
+    current = info.config.filter_subjects or ([info.config.filter_subject] if info.config.filter_subject else [])
+    if sorted(current) == sorted(filters):
+        return
+    log.info("consumer %s of %s: filter subjects %s -> %s", durable, stream, current, filters)
+    updated = replace(
+        info.config,
+        filter_subject=filters[0] if len(filters) == 1 else None,
+        filter_subjects=filters if len(filters) > 1 else None,
+    )
+    await bus.js.add_consumer(stream, config=updated)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 import nats
@@ -19,6 +21,16 @@ from libs.telemetry import current_traceparent
 log = logging.getLogger(__name__)
 
 DUPLICATE_WINDOW_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One message of a batch for JetStream; `msg_id` makes publishing it again harmless."""
+
+    subject: str
+    data: bytes
+    msg_id: str
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class Bus:
@@ -73,6 +85,20 @@ class Bus:
             if traceparent:
                 all_headers["traceparent"] = traceparent
         await self.js.publish(subject, data, timeout=timeout, headers=all_headers)
+
+    async def publish_many(self, messages: Sequence[Publication], timeout: float = 5.0) -> None:
+        """Publish in this order without waiting for each ack, then wait for all of them (raising if any failed).
+
+        One connection writes them in order and the server stores them in the order it reads them, so a
+        stream keeps their order; a batch that fails is published again whole, and `Nats-Msg-Id` drops what
+        had been stored already.
+        """
+        acks = []
+        for message in messages:
+            headers = {"Nats-Msg-Id": message.msg_id, **(message.headers or {})}
+            acks.append(await self.js.publish_async(message.subject, message.data, headers=headers))
+        if acks:
+            await asyncio.wait_for(asyncio.gather(*acks), timeout)
 
     async def close(self) -> None:
         if not self.nc.is_closed:

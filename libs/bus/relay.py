@@ -18,7 +18,7 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from libs.bus.nats import Bus
+from libs.bus.nats import Bus, Publication
 from libs.db.engine import libpq_url
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,12 @@ class OutboxRelay:
                     {"n": BATCH},
                 )
             ).all()
-            for row in sorted(rows, key=lambda r: r.position):
-                await self._bus.publish(row.subject, bytes(row.payload), msg_id=row.msg_id, headers=row.headers)
+            ordered = sorted(rows, key=lambda r: r.position)
+            # The whole batch goes out before any ack is awaited (one round trip, not one per message).
+            await self._bus.publish_many(
+                [Publication(row.subject, bytes(row.payload), row.msg_id, row.headers or {}) for row in ordered]
+            )
+            for row in ordered:
                 if self._after_publish is not None:
                     await self._after_publish(row.msg_id)
                 self._remember(row.position)

@@ -39,15 +39,26 @@ ALL_STREAMS = (
 )
 
 PREDICTION_EVENTS = "scheduler.events.prediction.>"
+# Tagged subjects: events of predictions with a webhook end in `.webhook`, so the webhook dispatcher's consumer
+# filters on them and a prediction without one never reaches it at all.
+WEBHOOK_TAG = "webhook"
+WEBHOOK_PREDICTION_EVENTS = f"scheduler.events.prediction.*.{WEBHOOK_TAG}"
+# Terminal events carry what a usage record needs, so billing takes nothing else.
+TERMINAL_PREDICTION_EVENTS = tuple(
+    subject
+    for status in ("succeeded", "failed", "canceled")
+    for subject in (f"scheduler.events.prediction.{status}", f"scheduler.events.prediction.{status}.*")
+)
 RUNNER_PREDICTION_EVENTS = "runner.events.prediction.>"
 VERSION_PACKAGES_BUCKET = "cogwheel-versions"
 # Key-value bucket of live runner nodes (key = runner id), refreshed by each node's heartbeat.
 RUNNERS_BUCKET = "cogwheel-runners"
 
 
-def event_subject(service: str, event_type: str) -> str:
-    """`prediction.created` from the scheduler travels on `scheduler.events.prediction.created`."""
-    return f"{service}.events.{event_type}"
+def event_subject(service: str, event_type: str, tag: str | None = None) -> str:
+    """`prediction.created` from the scheduler travels on `scheduler.events.prediction.created` (tagged:
+    `scheduler.events.prediction.created.webhook`)."""
+    return f"{service}.events.{event_type}.{tag}" if tag else f"{service}.events.{event_type}"
 
 
 def runner_jobs(hardware: str) -> str:

@@ -22,6 +22,9 @@ class EventMetadata(BaseModel):
     causation_id: str | None = None
     traceparent: str | None = None
     actor: str | None = None
+    # A last subject token the event is published under, for consumers that want only some of a stream's
+    # events and filter on it (a prediction's events carry `webhook` when it has one).
+    subject_tag: str | None = None
 
 
 class Envelope(BaseModel):

@@ -31,7 +31,8 @@ async def _record_usage(event: Envelope, unit_of_work: UnitOfWorkFactory) -> Non
     async with unit_of_work() as uow:
         if not await uow.track(event.id):
             return
-        prediction = await uow.billed_prediction(prediction_id)
+        # An end recorded before ends carried these facts is completed from the `prediction.created` kept then.
+        prediction = BilledPrediction.from_terminal(event.data) or await uow.billed_prediction(prediction_id)
         if prediction is None:
             # Raising rolls the tracking row back, so the redelivery is processed in full.
             raise PredictionNotYetKnown(prediction_id)

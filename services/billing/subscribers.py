@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from libs.bus.consumer import ReceivedMessage, Retry, run_consumer
-from libs.bus.subjects import PREDICTION_EVENTS, SCHEDULER_EVENTS
+from libs.bus.subjects import SCHEDULER_EVENTS, TERMINAL_PREDICTION_EVENTS
 from libs.events import Envelope
 from services.billing.bootstrap import Deps
 from services.billing.handlers import PredictionNotYetKnown, handle_prediction_event
@@ -28,7 +28,8 @@ async def consume_prediction_events(deps: Deps, stop: asyncio.Event, *, durable:
         deps.bus,
         stream=SCHEDULER_EVENTS.name,
         durable=durable,
-        subject=PREDICTION_EVENTS,
+        # Ends only: they carry account, model, version and hardware (older ones are completed from `created`).
+        subject=TERMINAL_PREDICTION_EVENTS,
         handler=on_prediction_event,
         stop=stop,
     )

@@ -73,7 +73,9 @@ async def bootstrap(settings: SchedulerSettings) -> Deps:
     engine = create_engine(settings.database_url)
     bus = await connect(settings.nats_url, name=f"scheduler-{settings.instance_id}")
     await bus.ensure_streams()
-    store = EventStore(engine, SCHEMA, subject_for=lambda event: event_subject(SCHEMA, event.type))
+    store = EventStore(
+        engine, SCHEMA, subject_for=lambda event: event_subject(SCHEMA, event.type, event.metadata.subject_tag)
+    )
     relay = OutboxRelay(engine, SCHEMA, bus, database_url=settings.database_url)
     store.set_on_commit(relay.wake)
     registry = GrpcRegistryClient(create_channel(settings.registry_addr, options=REGISTRY_FAILOVER))

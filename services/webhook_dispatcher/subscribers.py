@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 
 from libs.bus.consumer import ReceivedMessage, Retry, run_consumer
-from libs.bus.subjects import PREDICTION_EVENTS, SCHEDULER_EVENTS
+from libs.bus.subjects import SCHEDULER_EVENTS, WEBHOOK_PREDICTION_EVENTS
 from libs.events import Envelope
 from libs.predictions import restore_event
 from services.webhook_dispatcher.bootstrap import Deps
@@ -44,7 +44,8 @@ async def consume_prediction_events(deps: Deps, stop: asyncio.Event, *, durable:
         deps.bus,
         stream=SCHEDULER_EVENTS.name,
         durable=durable,
-        subject=PREDICTION_EVENTS,
+        # Only the events of predictions with a webhook: the others never reach this service.
+        subject=WEBHOOK_PREDICTION_EVENTS,
         handler=on_prediction_event,
         stop=stop,
     )

@@ -54,7 +54,9 @@ async def billing(database_url: str, nats_url: str) -> AsyncIterator[Deps]:
     await deps.close()
 
 
-def lifecycle(prediction_id: str) -> tuple[Envelope, Envelope]:
+def lifecycle(prediction_id: str, *, facts_in_the_end: bool = True) -> tuple[Envelope, Envelope]:
+    """`prediction.created` and `prediction.succeeded` as the scheduler records them (ends carry account, model,
+    version and hardware; `facts_in_the_end=False` gives an end as recorded before they did)."""
     stream = f"prediction-{prediction_id}"
     created = Envelope(
         type="prediction.created",
@@ -84,6 +86,8 @@ def lifecycle(prediction_id: str) -> tuple[Envelope, Envelope]:
             "started_at": "2026-01-01T00:00:01+00:00",
             "completed_at": "2026-01-01T00:00:03+00:00",
             "predict_time": 2.0,
+            **({"account": "alice", "model": "alice/hello", "version": "a" * 64, "hardware": "cpu"}
+               if facts_in_the_end else {}),
         },
     )
     return created, succeeded
@@ -138,14 +142,25 @@ async def test_usage_is_recorded_once_even_when_the_terminal_event_comes_twice(
     await subscription.unsubscribe()
 
 
-async def test_terminal_event_before_created_is_retried_then_recorded(billing: Deps, publisher: Bus) -> None:
+async def test_an_end_is_billed_without_its_created_event(billing: Deps, publisher: Bus) -> None:
     prediction_id = uuid.uuid4().hex
-    created, succeeded = lifecycle(prediction_id)
+    _created, succeeded = lifecycle(prediction_id)
+    await publish(publisher, succeeded)
+    rows = await eventually(lambda: usage_rows(billing, prediction_id))
+    assert [(row["account"], row["hardware"], row["predict_time"]) for row in rows] == [("alice", "cpu", 2.0)]
+
+
+async def test_an_older_end_is_completed_from_the_created_event_kept_then(billing: Deps, publisher: Bus) -> None:
+    """Ends recorded before they carried the facts: billing kept `prediction.created` then, and uses it."""
+    from services.billing.handlers import handle_prediction_event
+
+    prediction_id = uuid.uuid4().hex
+    created, succeeded = lifecycle(prediction_id, facts_in_the_end=False)
     await publish(publisher, succeeded)
     await asyncio.sleep(0.5)
     assert await usage_rows(billing, prediction_id) == []
 
-    await publish(publisher, created)
+    await handle_prediction_event(created, billing.unit_of_work)
     rows = await eventually(lambda: usage_rows(billing, prediction_id))
     assert rows[0]["predict_time"] == 2.0
     assert len(await usage_events(billing, prediction_id)) == 1

@@ -1,7 +1,7 @@
 """Webhook dispatcher against real PostgreSQL, NATS JetStream and an HTTP receiver on loopback.
 
 Lifecycle events are published as the scheduler's relay publishes them (`scheduler.events.prediction.*`
-envelopes), so these tests drive the dispatcher exactly as production does, without a scheduler or runner.
+envelopes, tagged `.webhook` when the prediction has one), so these tests drive the dispatcher exactly as production does, without a scheduler or runner.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from sqlalchemy.pool import NullPool
 from standardwebhooks import Webhook
 
 from libs.bus.nats import Bus, connect
+from libs.bus.subjects import WEBHOOK_TAG, event_subject
 from libs.db.engine import sqlalchemy_url
-from libs.events import Envelope
+from libs.events import Envelope, EventMetadata
 from libs.eventstore.projections import rebuild_from_log
 from libs.rpc import create_channel, create_server
 from services.gateway.adapters.webhooks_grpc import GrpcWebhooksClient
@@ -213,7 +214,8 @@ class Lifecycle:
     def _next(self, type_: str, **data: Any) -> Envelope:
         self.version += 1
         return Envelope(
-            type=type_, stream_id=f"prediction-{self.id}", stream_version=self.version, data={"id": self.id, **data}
+            type=type_, stream_id=f"prediction-{self.id}", stream_version=self.version, data={"id": self.id, **data},
+            metadata=EventMetadata(subject_tag=WEBHOOK_TAG if self.webhook else None),
         )
 
     def created(self) -> Envelope:
@@ -237,7 +239,8 @@ class Lifecycle:
 
 
 async def publish(bus: Bus, event: Envelope, msg_id: str | None = None) -> None:
-    await bus.publish(f"scheduler.events.{event.type}", event.to_json(), msg_id=msg_id or event.id)
+    subject = event_subject("scheduler", event.type, event.metadata.subject_tag)
+    await bus.publish(subject, event.to_json(), msg_id=msg_id or event.id)
 
 
 async def attempts(deps: Deps, prediction_id: str) -> list[Envelope]:

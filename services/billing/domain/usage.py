@@ -23,6 +23,13 @@ class BilledPrediction(BaseModel):
     hardware: str
 
     @classmethod
+    def from_terminal(cls, data: dict[str, Any]) -> BilledPrediction | None:
+        """From an end that carries the facts itself (every end since they do; None for older ones)."""
+        if not data.get("account") or not data.get("version"):
+            return None
+        return cls.from_created(data)
+
+    @classmethod
     def from_created(cls, data: dict[str, Any]) -> BilledPrediction:
         return cls(
             prediction_id=data["id"],

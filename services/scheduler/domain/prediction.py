@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from libs.bus.subjects import WEBHOOK_TAG
 from libs.events import EventMetadata, Envelope, new_event
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
@@ -137,6 +138,13 @@ def load(prediction_id: str, events: list[Envelope]) -> Prediction:
 
 
 def _event(state: Prediction, kind: str, data: dict[str, Any], metadata: EventMetadata) -> Envelope:
+    if state.webhook:
+        # Tagged for the webhook dispatcher, whose consumer takes only these (libs.bus.subjects).
+        metadata = metadata.model_copy(update={"subject_tag": WEBHOOK_TAG})
+    if kind in TERMINAL:
+        # What a usage record needs travels with the end, so billing needs no other event of the prediction.
+        data = {**data, "account": state.account, "model": state.model, "version": state.version_id,
+                "hardware": state.hardware}
     return new_event(f"prediction.{kind}", stream_id(state.id), {"id": state.id, **data}, metadata=metadata)
 
 
@@ -158,7 +166,7 @@ def decide_create(
     deployment: str | None = None,
 ) -> list[Envelope]:
     """``input`` must already have its secret values redacted: events are stored and published."""
-    state = Prediction(id=prediction_id)
+    state = Prediction(id=prediction_id, webhook=webhook)
     data = {
         "model": model,
         "version": version_id,
