@@ -230,3 +230,108 @@ async def _give_up(received: ReceivedMessage, reason: BaseException, durable: st
         except Exception:  # noqa: BLE001 - the message is terminated either way; redelivering it would loop
             log.exception("consumer %s could not record giving up on %s", durable, received.subject)
     await received._msg.term()
+
+
+# What a batch handler says of each message, in order: None to acknowledge it, a Retry to have it redelivered.
+BatchHandler = Callable[[list[ReceivedMessage]], Awaitable[list[Retry | None]]]
+
+
+async def run_batch_consumer(
+    bus: Bus,
+    *,
+    stream: str,
+    durable: str,
+    subject: str | Sequence[str],
+    handler: BatchHandler,
+    stop: asyncio.Event,
+    batch: int = 128,
+    ack_wait: float = 30.0,
+    max_ack_pending: int = 1024,
+    fetch_timeout: float = 1.0,
+    max_deliver: int = MAX_DELIVER,
+    on_give_up: GiveUp | None = None,
+) -> None:
+    """Take whatever has arrived, up to `batch` messages, and hand them to `handler` at once.
+
+    The handler applies a batch in one transaction, so a burst costs one commit per batch instead of one per
+    message, and a quiet stream still gets each message handled as soon as it arrives (a fetch returns what is
+    there without waiting to fill the batch). When the handler raises, nothing of the batch was applied: each
+    message is then handled alone with `run_consumer`'s rules, so one poison message is retried, given up on
+    and terminated by itself while the others go through.
+    """
+    filters = [subject] if isinstance(subject, str) else list(subject)
+    config = ConsumerConfig(
+        durable_name=durable,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=ack_wait,
+        max_ack_pending=max_ack_pending,
+        filter_subject=filters[0] if len(filters) == 1 else None,
+        filter_subjects=filters if len(filters) > 1 else None,
+        max_deliver=max_deliver,
+    )
+    await _pull_from_existing_push(bus, stream, durable, config)
+    await refilter_existing(bus, stream, durable, filters)
+    limits = DeliveryLimit(max_deliver, on_give_up)
+    subscription = await bus.js.pull_subscribe(filters[0], durable=durable, stream=stream, config=config)
+
+    async def alone(message: ReceivedMessage) -> None:
+        [outcome] = await handler([message])
+        if outcome is not None:
+            raise outcome
+
+    try:
+        while not stop.is_set():
+            try:
+                messages = await subscription.fetch(batch, timeout=fetch_timeout)
+            except (NatsTimeoutError, asyncio.TimeoutError):
+                continue
+            await _handle_batch(messages, handler, alone, durable, limits)
+    finally:
+        await subscription.unsubscribe()
+
+
+async def _pull_from_existing_push(bus: Bus, stream: str, durable: str, config: ConsumerConfig) -> None:
+    """A durable that an older release made as a push consumer cannot be pulled from: it is made again as a pull
+    consumer starting after its acknowledged floor (what follows the floor is delivered again; consumers are
+    idempotent, so that changes nothing)."""
+    try:
+        info = await bus.js.consumer_info(stream, durable)
+    except NotFoundError:
+        return
+    if not info.config.deliver_subject:
+        return
+    start = (info.ack_floor.stream_seq if info.ack_floor else 0) + 1
+    log.info("consumer %s of %s becomes a pull consumer from stream sequence %d", durable, stream, start)
+    await bus.js.delete_consumer(stream, durable)
+    await bus.js.add_consumer(
+        stream, config=replace(config, deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
+    )
+
+
+async def _handle_batch(
+    messages: list[Msg], handler: BatchHandler, alone: Handler, durable: str, limits: DeliveryLimit
+) -> None:
+    received = [
+        ReceivedMessage(msg.subject, msg.data, dict(msg.headers or {}), msg.metadata.num_delivered, msg)
+        for msg in messages
+    ]
+    # A message past its delivery limit, or on its last chance, goes alone: its failure must not hold up the rest.
+    risky = [r for r in received if limits.max_deliver > 0 and r.num_delivered >= limits.max_deliver]
+    batched = [r for r in received if r not in risky]
+    if batched:
+        try:
+            with tracer.start_as_current_span(f"consume batch of {len(batched)}", kind=trace.SpanKind.CONSUMER):
+                outcomes = await handler(batched)
+        except Exception:  # noqa: BLE001 - the batch was rolled back; each message is tried on its own
+            log.warning("consumer %s: a batch of %d failed; handling its messages one by one", durable,
+                        len(batched), exc_info=True)
+            risky = received
+        else:
+            for message, outcome in zip(batched, outcomes, strict=True):
+                if outcome is None:
+                    await message._msg.ack()
+                else:
+                    await message._msg.nak(delay=outcome.delay)
+    for message in risky:
+        await _handle_one(message._msg, alone, durable, limits)

@@ -66,6 +66,47 @@ class PredictionProjection:
         await _upsert(conn, view, event.stream_version, replace=True)
         return Outcome.APPLIED, view
 
+    async def apply_batch(self, events: list[Envelope]) -> list[Outcome]:
+        """Apply a batch in one transaction: one locking read, one multi-row tracking insert and one upsert for
+        all of it, whatever its size. Events of one prediction are folded in stream order; each outcome is
+        what `apply` would have said of that event after the ones before it in the batch."""
+        outcomes: list[Outcome] = [Outcome.DUPLICATE] * len(events)
+        indexed = [(i, event) for i, event in enumerate(events) if event.type.startswith("prediction.")]
+        if not indexed:
+            return outcomes
+        async with self._store.transaction() as tx:
+            await tx.conn.execute(text("SET LOCAL synchronous_commit = off"))
+            ids = sorted({event.data["id"] for _, event in indexed})
+            rows = (
+                await tx.conn.execute(
+                    text(f"SELECT id, stream_version, view FROM {SCHEMA}.predictions WHERE id = ANY(:ids)"
+                         " ORDER BY id FOR UPDATE"),
+                    {"ids": ids},
+                )
+            ).all()
+            current = {row.id: (row.stream_version, row.view) for row in rows}
+            applied: list[tuple[int, Envelope]] = []
+            for i, event in sorted(indexed, key=lambda item: (item[1].data["id"], item[1].stream_version)):
+                version, view = current.get(event.data["id"], (0, None))
+                if event.stream_version <= version:
+                    continue
+                skips_ahead = view is not None and event.type in TERMINAL_EVENT_TYPES
+                if event.stream_version != version + 1 and not skips_ahead:
+                    outcomes[i] = Outcome.GAP
+                    continue
+                if self._js is not None:
+                    event = await restore_event(self._js, event)
+                current[event.data["id"]] = (event.stream_version, apply_event(view, event))
+                applied.append((i, event))
+            if not applied:
+                return outcomes
+            await _track_all(tx.conn, [event.id for _, event in applied])
+            changed = {event.data["id"] for _, event in applied}
+            await _upsert_all(tx.conn, [(current[pid][1], current[pid][0]) for pid in sorted(changed)])
+            for i, _ in applied:
+                outcomes[i] = Outcome.APPLIED
+        return outcomes
+
     async def apply_created(self, view: dict[str, Any]) -> None:
         """Read-your-writes: store a just-created prediction before its event comes back over NATS."""
         async with self._store.engine.begin() as conn:
@@ -108,6 +149,43 @@ class PredictionProjection:
         async with self._store.engine.connect() as conn:
             rows = (await conn.execute(text(query), params)).all()
         return [dict(row.view) for row in rows]
+
+
+class TrackedBefore(Exception):
+    """An event the read model had not applied was already tracked: the batch is handled one event at a time."""
+
+
+async def _track_all(conn: Any, message_ids: list[str]) -> None:
+    tracked = (
+        await conn.execute(
+            text(f"INSERT INTO {SCHEMA}.tracking (consumer, message_id) SELECT :c, unnest(CAST(:ids AS text[]))"
+                 " ON CONFLICT DO NOTHING RETURNING message_id"),
+            {"c": CONSUMER, "ids": message_ids},
+        )
+    ).scalars().all()
+    if len(tracked) != len(message_ids):
+        raise TrackedBefore(f"{len(message_ids) - len(tracked)} of {len(message_ids)} events")
+
+
+async def _upsert_all(conn: Any, views: list[tuple[dict[str, Any], int]]) -> None:
+    """One statement for every prediction of a batch (each with its latest view)."""
+    await conn.execute(
+        text(
+            f"INSERT INTO {SCHEMA}.predictions (id, account, stream_version, status, created_at, view)"
+            " SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:accounts AS text[]), CAST(:versions AS int[]),"
+            " CAST(:statuses AS text[]), CAST(:created AS timestamptz[]), CAST(:views AS jsonb[]))"
+            " ON CONFLICT (id) DO UPDATE SET stream_version = EXCLUDED.stream_version, status = EXCLUDED.status,"
+            " view = EXCLUDED.view"
+        ),
+        {
+            "ids": [view["id"] for view, _ in views],
+            "accounts": [view.get("account") or "" for view, _ in views],
+            "versions": [version for _, version in views],
+            "statuses": [view["status"] for view, _ in views],
+            "created": [datetime.fromisoformat(view["created_at"]) for view, _ in views],
+            "views": [json.dumps({**view, "stream_version": version}) for view, version in views],
+        },
+    )
 
 
 async def _upsert(conn: Any, view: dict[str, Any], stream_version: int, *, replace: bool) -> None:

@@ -18,6 +18,7 @@ from nats.aio.subscription import Subscription
 from libs.bus.nats import Bus
 from libs.bus.subjects import PREDICTION_EVENTS
 from libs.events import Envelope
+from libs.predictions import TERMINAL_STATUSES
 from services.gateway.projection import TERMINAL_EVENT_TYPES, PredictionProjection
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,10 @@ class PredictionWaiters:
                 del self._waiters[prediction_id]
 
     async def _on_message(self, msg: Msg) -> None:
+        # `scheduler.events.prediction.<kind>[.<tag>]`: waiters only care about the end, and every gateway sees
+        # every event, so the others are dropped before their JSON is parsed.
+        if msg.subject.split(".", 4)[3] not in TERMINAL_STATUSES:
+            return
         try:
             event = Envelope.from_json(msg.data)
             prediction_id = event.data["id"]

@@ -242,3 +242,29 @@ async def test_projection_rebuild_gives_the_same_state(engine, schema: str) -> N
         await conn.execute(text(f"UPDATE {schema}.counts SET n = 0"))  # a corrupted read model
     assert await rebuild_from_log(store, [projection]) == 10
     assert await snapshot() == before == [("a.done", 6), ("b.done", 4)]
+
+
+async def test_relay_keeps_each_streams_order_across_batches(engine, schema: str, bus: Bus, database_url: str) -> None:
+    """More messages than one relay batch, three streams interleaved, committed in several transactions:
+    JetStream holds them in commit order, so each stream's events arrive in version order."""
+    from libs.bus.relay import BATCH
+
+    spec = await _stream(bus, schema)
+    store = _store(engine, schema)
+    per_stream = BATCH  # three streams of one batch each: the relay needs at least three batches
+    for n in range(0, per_stream, 16):
+        async with store.transaction() as tx:
+            for stream in ("s-a", "s-b", "s-c"):
+                events = [new_event("thing.happened", stream, {"n": k}) for k in range(n, n + 16)]
+                await tx.append(stream, events, None)
+    relay = OutboxRelay(engine, schema, bus, database_url=database_url)
+    assert await relay.drain() == 3 * per_stream
+
+    published = await _messages(bus, spec)
+    assert len(published) == 3 * per_stream
+    for stream in ("s-a", "s-b", "s-c"):
+        ours = [event for event in published if event.stream_id == stream]
+        assert [event.data["n"] for event in ours] == list(range(per_stream))
+        assert [event.stream_version for event in ours] == list(range(1, per_stream + 1))
+    positions = [event.position for event in published]
+    assert positions == sorted(positions)

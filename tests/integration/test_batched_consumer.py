@@ -1,0 +1,164 @@
+"""Batched consumption against a real NATS JetStream and PostgreSQL: a batch is applied in one transaction, a
+poison message is set apart without holding up the rest, and a half-applied batch is never seen."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from libs.bus.consumer import ReceivedMessage, Retry, run_batch_consumer
+from libs.bus.nats import Bus, Publication, connect
+from libs.bus.subjects import StreamSpec
+from libs.db import create_engine
+from libs.db.migrations import migrate
+from libs.events import Envelope, new_event
+from libs.eventstore import EventStore
+from libs.testing.polling import wait_until
+from services.gateway.bootstrap import MIGRATIONS as GATEWAY_MIGRATIONS
+from services.gateway.projection import SCHEMA as GATEWAY_SCHEMA
+from services.gateway.projection import Outcome, PredictionProjection
+
+
+@pytest.fixture
+async def bus(nats_url: str) -> AsyncIterator[Bus]:
+    connected = await connect(nats_url, name="batched-consumer-test")
+    yield connected
+    await connected.close()
+
+
+@pytest.fixture
+async def spec(bus: Bus) -> StreamSpec:
+    name = f"b_{uuid.uuid4().hex[:10]}"
+    stream = StreamSpec(name.upper(), (f"{name}.>",))
+    await bus.ensure_stream(stream)
+    return stream
+
+
+async def _publish(bus: Bus, spec: StreamSpec, payloads: list[bytes]) -> None:
+    prefix = spec.subjects[0].removesuffix(">")
+    await bus.publish_many([Publication(f"{prefix}m", data, uuid.uuid4().hex) for data in payloads])
+
+
+async def _consume(bus: Bus, spec: StreamSpec, handler: Any, stop: asyncio.Event, **options: Any) -> asyncio.Task:
+    return asyncio.create_task(run_batch_consumer(
+        bus, stream=spec.name, durable="batched", subject=spec.subjects[0], handler=handler, stop=stop, **options))
+
+
+async def test_one_poison_message_is_given_up_on_alone_and_the_rest_of_its_batch_goes_through(
+    bus: Bus, spec: StreamSpec
+) -> None:
+    applied: list[bytes] = []
+    batches: list[int] = []
+    given_up: list[bytes] = []
+
+    async def handler(messages: list[ReceivedMessage]) -> list[Retry | None]:
+        batches.append(len(messages))
+        if any(message.data == b"poison" for message in messages):
+            raise ValueError("cannot apply this batch")  # as a failed transaction: nothing of it applied
+        applied.extend(message.data for message in messages)
+        return [None] * len(messages)
+
+    async def give_up(message: ReceivedMessage, _reason: BaseException) -> None:
+        given_up.append(message.data)
+
+    payloads = [b"one", b"two", b"poison", b"three", b"four"]
+    await _publish(bus, spec, payloads)
+    stop = asyncio.Event()
+    task = await _consume(bus, spec, handler, stop, max_deliver=3, on_give_up=give_up)
+    try:
+        async def poison_set_apart() -> bool:
+            return given_up == [b"poison"]
+
+        await wait_until(poison_set_apart, timeout=30)
+        assert sorted(applied) == sorted(p for p in payloads if p != b"poison")
+        assert len(applied) == 4, "each good message is applied once"
+        assert batches[0] == 5, "what had arrived was handed over as one batch"
+        info = await bus.js.consumer_info(spec.name, "batched")
+        assert info.num_pending == 0 and info.num_ack_pending == 0
+    finally:
+        stop.set()
+        await task
+
+
+async def test_a_message_the_handler_says_to_retry_comes_back_and_the_others_are_acknowledged(
+    bus: Bus, spec: StreamSpec
+) -> None:
+    seen: list[tuple[bytes, int]] = []
+
+    async def handler(messages: list[ReceivedMessage]) -> list[Retry | None]:
+        seen.extend((message.data, message.num_delivered) for message in messages)
+        return [Retry("not yet", delay=0.05) if m.data == b"later" and m.num_delivered < 3 else None for m in messages]
+
+    await _publish(bus, spec, [b"now", b"later"])
+    stop = asyncio.Event()
+    task = await _consume(bus, spec, handler, stop)
+    try:
+        async def third_delivery() -> bool:
+            return (b"later", 3) in seen
+
+        await wait_until(third_delivery, timeout=30)
+        assert [delivery for data, delivery in seen if data == b"now"] == [1]
+    finally:
+        stop.set()
+        await task
+
+
+@pytest.fixture
+async def projection(database_url: str) -> AsyncIterator[PredictionProjection]:
+    await migrate(database_url, GATEWAY_SCHEMA, GATEWAY_MIGRATIONS)
+    engine = create_engine(database_url)
+    yield PredictionProjection(EventStore(engine, GATEWAY_SCHEMA))
+    await engine.dispose()
+
+
+def _lifecycle(prediction_id: str) -> list[Envelope]:
+    stream = f"prediction-{prediction_id}"
+    created = new_event("prediction.created", stream, {
+        "id": prediction_id, "model": "alice/hello", "version": "a" * 64, "input": {"text": "world"},
+        "account": "alice", "created_at": "2026-01-01T00:00:00+00:00"})
+    started = new_event("prediction.started", stream, {"id": prediction_id, "started_at": "2026-01-01T00:00:01+00:00"})
+    succeeded = new_event("prediction.succeeded", stream, {
+        "id": prediction_id, "output": "hello world", "logs": "", "started_at": "2026-01-01T00:00:01+00:00",
+        "completed_at": "2026-01-01T00:00:02+00:00", "predict_time": 1.0})
+    return [event.model_copy(update={"stream_version": n}) for n, event in enumerate((created, started, succeeded), 1)]
+
+
+async def test_the_read_model_applies_a_batch_in_stream_order_and_leaves_gaps_for_later(
+    projection: PredictionProjection,
+) -> None:
+    first, second = uuid.uuid4().hex, uuid.uuid4().hex
+    a, b = _lifecycle(first), _lifecycle(second)
+    # `b`'s start arrives before its creation: a gap, applied once the creation is in.
+    outcomes = await projection.apply_batch([a[0], b[1], a[1], a[0]])
+    assert outcomes == [Outcome.APPLIED, Outcome.GAP, Outcome.APPLIED, Outcome.DUPLICATE]
+    assert (await projection.get(first))["status"] == "processing"
+    assert await projection.get(second) is None
+
+    assert await projection.apply_batch([b[0], b[1], b[2], a[2]]) == [Outcome.APPLIED] * 4
+    assert (await projection.get(second))["status"] == "succeeded"
+    assert (await projection.get(first))["output"] == "hello world"
+    # Everything again, as after a redelivery of the whole batch: nothing changes.
+    assert await projection.apply_batch(a + b) == [Outcome.DUPLICATE] * 6
+
+
+async def test_a_batch_that_fails_midway_leaves_nothing_applied(projection: PredictionProjection) -> None:
+    prediction_id = uuid.uuid4().hex
+    created, started, _ = _lifecycle(prediction_id)
+    # An event the database refuses (a created_at that is no timestamp) fails the whole batch.
+    broken = created.model_copy(update={
+        "id": str(uuid.uuid4()), "data": {**created.data, "id": uuid.uuid4().hex, "created_at": "never"}})
+    with pytest.raises(ValueError):
+        await projection.apply_batch([created, started, broken])
+    assert await projection.get(prediction_id) is None
+    async with projection._store.engine.connect() as conn:
+        tracked = (await conn.execute(
+            text(f"SELECT count(*) FROM {GATEWAY_SCHEMA}.tracking WHERE message_id = ANY(:ids)"),
+            {"ids": [created.id, started.id]})).scalar()
+    assert tracked == 0
+    # Redelivered, the same events apply in full.
+    assert await projection.apply_batch([created, started]) == [Outcome.APPLIED, Outcome.APPLIED]
