@@ -14,7 +14,7 @@ from cogwheel.stack import Stack
 from libs.pb.cogwheel.registry.v1 import registry_pb2 as pb
 from libs.pb.cogwheel.registry.v1 import registry_pb2_grpc as pb_grpc
 from libs.rpc import create_channel
-from services.gateway.bootstrap import REGISTRY_FAILOVER
+from services.gateway.adapters.registry_grpc import REGISTRY_FAILOVER
 
 
 @pytest.fixture
