@@ -21,7 +21,10 @@ class Projection(Protocol):
 
 
 async def rebuild_from_log(store: EventStore, projections: list[Projection]) -> int:
-    """Empty the projections' tables and replay the whole log, in one transaction: readers never see a half-built view."""
+    """Empty the projections' tables and replay the whole log, in one transaction.
+
+    Readers never see a half-built view.
+    """
     count = 0
     async with store.transaction() as tx:
         for projection in projections:

@@ -232,7 +232,9 @@ class EmbeddedPostgres:
                         " it was given first (see 'Rotation' in docs/architecture.md)"
                     ) from None
                 if time.monotonic() > deadline:
-                    raise InfraError(f"postgres not ready after {timeout:.0f}s: {last_log_line(self.log_path)}")
+                    raise InfraError(
+                        f"postgres not ready after {timeout:.0f}s: {last_log_line(self.log_path)}"
+                    ) from exc
                 time.sleep(0.1)
 
     def stop(self, grace: float = 30.0) -> None:

@@ -14,8 +14,8 @@ from libs.db import create_engine
 from libs.db.migrations import migrate
 from libs.eventstore import EventStore
 from libs.hardware import HardwareCatalog, load_catalog
-from libs.rpc import create_channel
 from libs.modelpkg.schema import inspection_sandbox
+from libs.rpc import create_channel
 from services.gateway.adapters.packages import PackageTexts
 from services.gateway.adapters.registry_grpc import REGISTRY_FAILOVER, GrpcRegistryClient
 from services.gateway.adapters.scheduler_grpc import GrpcSchedulerClient

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import inspect
 import functools
+import inspect
 import json
 import logging
 import shutil
@@ -160,7 +160,7 @@ class RunnerWorker:
                     continue
                 try:
                     messages = await pull.fetch(1, timeout=1.0)
-                except (NatsTimeoutError, asyncio.TimeoutError):
+                except (TimeoutError, NatsTimeoutError):
                     messages = []
                 if not messages:
                     await self._capacity.drop(reservation)

@@ -19,10 +19,10 @@ from libs.hardware import HardwareCatalog, load_catalog
 from libs.rpc import create_channel
 from libs.sealing import load_public_key
 from services.scheduler.adapters.clock import SystemClock
-from services.scheduler.adapters.registry_grpc import REGISTRY_FAILOVER, GrpcRegistryClient
 from services.scheduler.adapters.nodes_nats import NatsJobQueues, NatsNodeCommands, NatsNodeDirectory
+from services.scheduler.adapters.registry_grpc import REGISTRY_FAILOVER, GrpcRegistryClient
 from services.scheduler.adapters.runner_control import NatsRunnerControl
-from services.scheduler.control import ControlSettings, Controller
+from services.scheduler.control import Controller, ControlSettings
 from services.scheduler.domain.placement import Policy
 from services.scheduler.ports import Clock, RegistryClient, RunnerControl
 from services.scheduler.settings import SchedulerSettings

@@ -19,7 +19,9 @@ from services.gateway.adapters.registry_grpc import REGISTRY_FAILOVER
 
 @pytest.fixture
 async def registries(tmp_path: Path, database_url: str, nats_url: str) -> AsyncIterator[Stack]:
-    stack = Stack(nats_url, database_url, tmp_path, replicas={"registry": 2}, services=["registry"], notify=lambda _: None)
+    stack = Stack(
+        nats_url, database_url, tmp_path, replicas={"registry": 2}, services=["registry"], notify=lambda _: None
+    )
     await stack.start(timeout=120)
     yield stack
     await stack.stop()

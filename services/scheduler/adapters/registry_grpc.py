@@ -68,7 +68,9 @@ class GrpcRegistryClient:
         found: list[DeploymentInfo] = []
         cursor = ""
         for _ in range(1000):
-            reply = await self._stub.ListDeployments(registry_pb2.ListDeploymentsRequest(cursor=cursor, limit=100, all_owners=True))
+            reply = await self._stub.ListDeployments(
+                registry_pb2.ListDeploymentsRequest(cursor=cursor, limit=100, all_owners=True)
+            )
             for deployment in reply.deployments:
                 release = deployment.current_release
                 found.append(DeploymentInfo(

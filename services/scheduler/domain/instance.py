@@ -94,7 +94,8 @@ def evolve(state: Instance, event: Envelope) -> Instance:
     if kind in ENDED:
         # A stop the scheduler asked for keeps its reason (idle, evicted, ...); the node's says only "unloaded".
         asked = kind == "stopped" and state.state == "stopping" and state.reason
-        return replace(state, **common, state=kind, reason=state.reason if asked else data.get("reason") or state.reason,
+        reason = state.reason if asked else data.get("reason") or state.reason
+        return replace(state, **common, state=kind, reason=reason,
                        gpu_memory_mib=int(data.get("gpu_memory_mib") or state.gpu_memory_mib))
     return replace(state, version=event.stream_version)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from libs.events import EventMetadata, Envelope, new_event
+from libs.events import Envelope, EventMetadata, new_event
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 
