@@ -44,10 +44,12 @@ FetchPackage = Callable[[Any, str, Path], Awaitable[Path]]
 
 
 class Predictor(Protocol):
-    alive: bool
     slots: int
     setup_logs: str
     file_inputs: frozenset[str]
+
+    @property
+    def alive(self) -> bool: ...
 
     async def start(self) -> None: ...
     async def predict(self, prediction_id: str, input: dict[str, Any], on_event: Any = None) -> PredictionResult: ...

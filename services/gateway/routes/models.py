@@ -102,7 +102,7 @@ async def list_models(
     models, next_cursor = await registry_page(
         lambda: deps.registry.list_models(cursor=cursor or "", sort_by=sort_by, sort_direction=sort_direction)
     )
-    params = {"sort_by": sort_by, "sort_direction": sort_direction}
+    params: dict[str, str] = {"sort_by": sort_by, "sort_direction": sort_direction}
     bodies = await model_bodies(request, models)
     return JSONResponse(page_body(deps.settings.origin, "/v1/models", bodies, next_cursor, params))
 

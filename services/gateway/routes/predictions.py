@@ -57,7 +57,7 @@ def _deps(request: Request) -> Any:
 
 def _webhook_of(body: PredictionRequest) -> tuple[str | None, list[str] | None]:
     """`webhook` and its event filter; the legacy `webhook_completed` is a webhook for `completed` only."""
-    events = list(body.webhook_events_filter) if body.webhook_events_filter else None
+    events: list[str] | None = list(body.webhook_events_filter) if body.webhook_events_filter else None
     if not body.webhook_completed:
         return body.webhook, events
     if body.webhook and body.webhook != body.webhook_completed:

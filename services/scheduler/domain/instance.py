@@ -136,7 +136,9 @@ def decide_report(state: Instance, kind: str, data: dict[str, Any], *, at: datet
         return []
     if kind == "ready" and state.state not in {"placed", "booting"}:
         return []
-    fields = {key: data[key] for key in ("phase", "slots", "setup_time", "gpu_memory_mib", "reason") if key in data}
+    fields: dict[str, Any] = {
+        key: data[key] for key in ("phase", "slots", "setup_time", "gpu_memory_mib", "reason") if key in data
+    }
     return [_event(state.id, kind, at, fields, metadata)]
 
 

@@ -73,7 +73,7 @@ class Prediction:
 def evolve(state: Prediction, event: Envelope) -> Prediction:
     data = event.data
     kind = event.type.removeprefix("prediction.")
-    common = {"version": event.stream_version}
+    common: dict[str, Any] = {"version": event.stream_version}
     if kind == "created":
         return replace(
             state,
