@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: up install sandbox test test-unit test-integration test-e2e proto proto-check bench chaos clean
+.PHONY: up install sandbox lint test test-unit test-integration test-e2e proto proto-check bench chaos clean
 
 up: install sandbox
 	$(VENV)/bin/cogwheel up
@@ -24,10 +24,17 @@ install: $(STAMP)
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall only when the dependency list changes.
+# Reinstall only when the dependency list changes. `dev` brings protoc (make proto) and the linters (make lint).
 $(STAMP): pyproject.toml | $(PY)
-	$(PIP) install --quiet --disable-pip-version-check -e '.[test]'
+	$(PIP) install --quiet --disable-pip-version-check -e '.[test,dev]'
 	@touch $@
+
+# The house rules (docs/architecture.md, "Layout and conventions"): ruff, mypy, and the import contracts of
+# pyproject.toml. lint-imports reads this checkout's packages, whichever checkout the virtualenv was installed from.
+lint: install
+	$(VENV)/bin/ruff check cogwheel libs services tests benchmarks
+	$(VENV)/bin/mypy libs services
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/lint-imports
 
 # TEST_WORKERS=N runs test modules in N parallel workers (whole modules each, every worker with NATS and
 # PostgreSQL of its own); the default runs them one after another, which keeps timing-bound tests honest on 2 cores.
@@ -61,5 +68,5 @@ chaos: install
 	$(PY) -m cogwheel.chaos
 
 clean:
-	rm -rf .cogwheel .pytest_cache build dist *.egg-info
+	rm -rf .cogwheel .pytest_cache .ruff_cache .mypy_cache .import_linter_cache build dist *.egg-info
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +

@@ -1,4 +1,5 @@
-"""`python -m benchmarks [hello [N] | throughput [N] | webhooks | examples [N] | scheduling]`: run the named benchmark (all by default) and print its table."""
+"""`python -m benchmarks [hello [N] | throughput [N] | webhooks | examples [N] | scheduling]`: run the named
+benchmark (all by default) and print its table."""
 
 import asyncio
 import sys

@@ -78,6 +78,7 @@ class Burst:
     created_ms: list[float] = field(default_factory=list)
     completed_ms: list[float] = field(default_factory=list)
     statuses: dict[str, int] = field(default_factory=dict)
+    poll_errors: int = 0
 
 
 async def _client(http: httpx.AsyncClient, body: dict, remaining: list[int], burst: Burst) -> None:
@@ -92,7 +93,10 @@ async def _client(http: httpx.AsyncClient, body: dict, remaining: list[int], bur
         status = created.json()["status"]
         while status not in TERMINAL:
             await asyncio.sleep(POLL_SECONDS)
-            status = (await http.get(url)).json()["status"]
+            try:
+                status = (await http.get(url)).json()["status"]
+            except httpx.TransportError:
+                burst.poll_errors += 1  # a GET is safe to repeat, as any client would
         burst.completed_ms.append((time.perf_counter() - began) * 1000)
         burst.statuses[status] = burst.statuses.get(status, 0) + 1
 
@@ -190,7 +194,8 @@ def _print(
     after_settled: dict[str, float], lag: dict[str, int], settled_in: float,
 ) -> None:
     print(f"\nthroughput: {n} hello-world predictions, {clients} concurrent clients creating and polling (2-core machine)")
-    print(f"  rate {n / elapsed:.1f} predictions/s over {elapsed:.1f} s; statuses {burst.statuses}")
+    print(f"  rate {n / elapsed:.1f} predictions/s over {elapsed:.1f} s; statuses {burst.statuses};"
+          f" polls repeated after a connection error: {burst.poll_errors}")
     for label, samples in (("create request", burst.created_ms), ("create to terminal (polled)", burst.completed_ms)):
         print(f"  {label:<30} p50 {percentile(samples, 0.5):8.1f} ms   p99 {percentile(samples, 0.99):8.1f} ms")
     print(f"\n{'process':<24} {'CPU ms/prediction (burst)':>26} {'incl. catching up':>18}")

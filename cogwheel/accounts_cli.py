@@ -74,7 +74,8 @@ def _token_table(tokens: list[dict[str, Any]]) -> Table:
         Column("created", overflow="fold"),
     )
     for token in tokens:
-        table.add_row(token["id"], token["account"], token["name"], token["status"], token["created_at"][:19].replace("T", " "))
+        created = token["created_at"][:19].replace("T", " ")
+        table.add_row(token["id"], token["account"], token["name"], token["status"], created)
     return table
 
 

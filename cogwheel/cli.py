@@ -61,8 +61,12 @@ def env() -> None:
 def push(
     directory: Annotated[Path, typer.Argument(help="Model directory with cog.yaml.", exists=True, file_okay=False)],
     model: Annotated[str, typer.Option("--model", "-m", help="Destination model, owner/name.")],
-    url: Annotated[str | None, typer.Option(help="Gateway origin (default: the running local stack, else REPLICATE_BASE_URL).")] = None,
-    token: Annotated[str | None, typer.Option(help="API token (default: the running local stack's, else REPLICATE_API_TOKEN).")] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Gateway origin (default: the running local stack, else REPLICATE_BASE_URL).")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(help="API token (default: the running local stack's, else REPLICATE_API_TOKEN).")
+    ] = None,
     visibility: Annotated[str, typer.Option(help="Visibility if the model is created by this push.")] = "private",
 ) -> None:
     """Package DIRECTORY and push it as a new version of --model; prints the version id."""

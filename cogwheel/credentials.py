@@ -86,7 +86,7 @@ class Credentials:
         return self.directory / "runner-key"
 
     @classmethod
-    def ensure(cls, data_dir: Path) -> "Credentials":
+    def ensure(cls, data_dir: Path) -> Credentials:
         """Load the installation's credentials, creating whatever is missing."""
         directory = Path(data_dir).resolve() / DIRECTORY
         directory.mkdir(parents=True, exist_ok=True)

@@ -56,7 +56,7 @@ def _call(name: str, call: Callable[[scheduler_pb2_grpc.SchedulerAdminServiceStu
 def _table(rows: list[list[str]], header: list[str]) -> None:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        typer.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+        typer.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 @app.command("nodes")

@@ -100,7 +100,9 @@ async def _ensure_model(registry: registry_pb2_grpc.RegistryServiceStub, name: s
         return
     except RpcNotFound:
         pass
-    request = pb.CreateModelRequest(owner=OWNER, name=name, visibility="public", hardware="cpu", description=description)
+    request = pb.CreateModelRequest(
+        owner=OWNER, name=name, visibility="public", hardware="cpu", description=description
+    )
     try:
         await registry.CreateModel(request)
     except RpcAlreadyExists:

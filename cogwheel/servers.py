@@ -177,7 +177,8 @@ async def database_for_command(data_dir: Path) -> AsyncIterator[str]:
     elif state.running() and state.database_url:
         yield state.database_url
     else:
-        server = EmbeddedPostgres(data_dir / "pgdata", password=Credentials.ensure(data_dir).postgres_superuser_password)
+        password = Credentials.ensure(data_dir).postgres_superuser_password
+        server = EmbeddedPostgres(data_dir / "pgdata", password=password)
         await server.astart()
         try:
             yield server.url

@@ -167,7 +167,10 @@ class Stack:
         return [name for name, p in self.processes.items() if p.service == service]
 
     async def start(self, timeout: float = 90.0) -> None:
-        """Spawn every process and wait until each is ready (``GET /readyz`` answers 200: its NATS and PostgreSQL answer)."""
+        """Spawn every process and wait until each is ready.
+
+        Ready: ``GET /readyz`` answers 200, so its NATS and PostgreSQL answer.
+        """
         if "gateway-1" in self.processes and port_in_use(self.gateway_port):
             raise InfraError(f"gateway: port {LOOPBACK}:{self.gateway_port} is already in use")
         for name in self.processes:

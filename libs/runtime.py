@@ -25,7 +25,10 @@ def stop_on_signals(stop: asyncio.Event) -> None:
 
 
 async def run_until_stopped(stop: asyncio.Event, *workers: Coroutine[Any, Any, None]) -> None:
-    """Run workers until `stop` is set or one of them dies; a dead worker stops the process (the supervisor restarts it)."""
+    """Run workers until `stop` is set or one of them dies.
+
+    A dead worker stops the process (the supervisor restarts it).
+    """
     tasks = [asyncio.create_task(worker) for worker in workers]
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)

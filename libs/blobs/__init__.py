@@ -11,15 +11,6 @@ origin with ``absolutize_outputs`` (``{origin}/v1/outputs/<key>``), so every gat
 webhook dispatcher serve working links.
 """
 
-from libs.blobs.store import (
-    FILES_BUCKET,
-    OUTPUTS_BUCKET,
-    Blob,
-    BlobNotFound,
-    delete_blob,
-    get_blob,
-    put_blob,
-)
 from libs.blobs.spill import (
     SAFE_PAYLOAD_BYTES,
     SPILL_BUCKET,
@@ -28,6 +19,15 @@ from libs.blobs.spill import (
     has_spilled,
     restore_spilled_fields,
     spill_large_fields,
+)
+from libs.blobs.store import (
+    FILES_BUCKET,
+    OUTPUTS_BUCKET,
+    Blob,
+    BlobNotFound,
+    delete_blob,
+    get_blob,
+    put_blob,
 )
 from libs.blobs.urls import OUTPUT_REF_PREFIX, absolutize_outputs, output_ref, output_url
 

@@ -145,7 +145,7 @@ async def _run_push(
         while not stop.is_set():
             try:
                 msg = await subscription.next_msg(timeout=idle_timeout)
-            except (NatsTimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, NatsTimeoutError):
                 continue
             await _handle_one(msg, handler, durable, limits)
     finally:
@@ -169,7 +169,7 @@ async def _run_pull(
         while not stop.is_set():
             try:
                 messages = await subscription.fetch(batch, timeout=fetch_timeout)
-            except (NatsTimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, NatsTimeoutError):
                 continue
             for msg in messages:
                 await _handle_one(msg, handler, durable, limits)

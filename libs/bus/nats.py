@@ -52,7 +52,8 @@ class Bus:
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
             max_age=spec.max_age_seconds,
             max_bytes=spec.max_bytes,
-            max_msgs_per_subject=spec.max_msgs_per_subject,
+            # None leaves the field out of the request: the server's default, no limit.
+            max_msgs_per_subject=spec.max_msgs_per_subject,  # type: ignore[arg-type]
         )
         # Look first: under per-service NATS permissions only the admin user may create streams, while
         # every service may ask whether they exist.

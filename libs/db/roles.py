@@ -54,7 +54,9 @@ async def ensure_service_roles(admin_url: str, passwords: Mapping[str, str]) -> 
                 sql.Identifier(database), sql.Identifier(role)))
             await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(
                 sql.Identifier(schema), sql.Identifier(role)))
-            await conn.execute(sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(sql.Identifier(schema), sql.Identifier(role)))
+            await conn.execute(
+                sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(sql.Identifier(schema), sql.Identifier(role))
+            )
             await conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(sql.Identifier(schema)))
             await _hand_over(conn, schema, role)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Sequence
 from typing import Protocol
 
 from sqlalchemy import text
@@ -15,13 +16,19 @@ from libs.eventstore.store import EventStore, Transaction
 
 class Projection(Protocol):
     name: str
-    tables: tuple[str, ...]
+
+    # Read-only, so a projection may declare the exact tuple of its tables.
+    @property
+    def tables(self) -> tuple[str, ...]: ...
 
     async def apply(self, tx: Transaction, event: Envelope) -> None: ...
 
 
-async def rebuild_from_log(store: EventStore, projections: list[Projection]) -> int:
-    """Empty the projections' tables and replay the whole log, in one transaction: readers never see a half-built view."""
+async def rebuild_from_log(store: EventStore, projections: Sequence[Projection]) -> int:
+    """Empty the projections' tables and replay the whole log, in one transaction.
+
+    Readers never see a half-built view.
+    """
     count = 0
     async with store.transaction() as tx:
         for projection in projections:

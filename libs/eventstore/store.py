@@ -78,7 +78,10 @@ class Transaction:
             positions = await self._insert(versioned)
         except IntegrityError as exc:
             raise ConcurrencyError(stream_id, current, None) from exc
-        stored = [event.model_copy(update={"position": position}) for event, position in zip(versioned, positions)]
+        stored = [
+            event.model_copy(update={"position": position})
+            for event, position in zip(versioned, positions, strict=True)
+        ]
         for event in stored:
             subject = self._subject_for(event)
             if subject is not None:

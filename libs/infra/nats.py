@@ -2,11 +2,11 @@
 
 import asyncio
 import os
-import signal
-import time
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from libs.infra.errors import InfraError

@@ -105,7 +105,7 @@ class EmbeddedPostgres:
         kwargs = self.run_as.popen_kwargs() if self.run_as else {}
         return subprocess.run(
             [str(self.bindir / tool), *args], capture_output=True, text=True, timeout=timeout,
-            env=_clean_env(), cwd="/", check=False, **kwargs,  # type: ignore[arg-type]
+            env=_clean_env(), cwd="/", check=False, **kwargs,
         )
 
     def _prepare_dirs(self) -> None:
@@ -202,7 +202,7 @@ class EmbeddedPostgres:
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=_clean_env(),
-                cwd="/", start_new_session=True, **kwargs,  # type: ignore[arg-type]
+                cwd="/", start_new_session=True, **kwargs,
             )
         self.port = port
         try:
@@ -232,7 +232,9 @@ class EmbeddedPostgres:
                         " it was given first (see 'Rotation' in docs/architecture.md)"
                     ) from None
                 if time.monotonic() > deadline:
-                    raise InfraError(f"postgres not ready after {timeout:.0f}s: {last_log_line(self.log_path)}")
+                    raise InfraError(
+                        f"postgres not ready after {timeout:.0f}s: {last_log_line(self.log_path)}"
+                    ) from exc
                 time.sleep(0.1)
 
     def stop(self, grace: float = 30.0) -> None:

@@ -11,6 +11,7 @@ import pwd
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from libs.infra.errors import InfraError
 
@@ -27,7 +28,7 @@ class RunAs:
     gid: int
     name: str
 
-    def popen_kwargs(self) -> dict[str, object]:
+    def popen_kwargs(self) -> dict[str, Any]:
         return {"user": self.uid, "group": self.gid, "extra_groups": []}
 
     def own(self, path: Path) -> None:

@@ -91,7 +91,7 @@ def _components(module: Any, attr: str, method: str) -> dict[str, Any]:
 
     target = getattr(module, attr)
     if inspect.isclass(target) and method == "train":
-        fn = target.train
+        fn = target.train  # type: ignore[attr-defined]  # isclass() narrows to a bare type; cog found train on it
         info = _inspector._create_predictor_info(module.__name__, attr, fn, "train", True)
     else:
         info = _inspector.create_predictor(module.__name__, attr)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
 import re
 import sys
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -63,7 +63,9 @@ class CogConfig:
             )
         current = f"{sys.version_info.major}.{sys.version_info.minor}"
         if self.python_version is not None and self.python_version != current:
-            found.append(f"build.python_version {self.python_version} is not available; the model runs on Python {current}")
+            found.append(
+                f"build.python_version {self.python_version} is not available; the model runs on Python {current}"
+            )
         return found
 
 
@@ -115,7 +117,8 @@ def _check_build(path: Path, build: dict[str, Any]) -> None:
             )
     for key in ("python_packages", "system_packages"):
         value = build.get(key)
-        if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value)):
+        strings = isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
+        if value is not None and not strings:
             raise ModelPackageError(f"{path}: build.{key} must be a list of strings")
     for package in build.get("python_packages") or ():
         if package.strip().startswith("-"):

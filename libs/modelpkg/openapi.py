@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_JSON_ANY = {"application/json": {"schema": {}}}
+_JSON_ANY: dict[str, Any] = {"application/json": {"schema": {}}}
 _VALIDATION_ERROR = {
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
     "description": "Validation Error",

@@ -131,7 +131,9 @@ def extract_package(
     """
     limits = limits or UnpackLimits(max_size=max_size, max_entries=None, max_ratio=None, max_depth=None)
     if max_size is not None and (limits.max_size is None or max_size < limits.max_size):
-        limits = UnpackLimits(max_size, limits.max_entries, limits.max_ratio, limits.ratio_grace_bytes, limits.max_depth)
+        limits = UnpackLimits(
+            max_size, limits.max_entries, limits.max_ratio, limits.ratio_grace_bytes, limits.max_depth
+        )
     compressed = data.stat().st_size if isinstance(data, Path) else len(data)
     source = open(data, "rb") if isinstance(data, Path) else io.BytesIO(data)  # noqa: SIM115 - closed below
     try:

@@ -10,7 +10,14 @@ from libs.netguard.addresses import (
     is_public,
     parse_networks,
 )
-from libs.netguard.client import MAX_REDIRECTS, GuardedNetworkBackend, GuardedTransport, check_url, guarded_client, guarded_get
+from libs.netguard.client import (
+    MAX_REDIRECTS,
+    GuardedNetworkBackend,
+    GuardedTransport,
+    check_url,
+    guarded_client,
+    guarded_get,
+)
 
 __all__ = [
     "MAX_REDIRECTS",

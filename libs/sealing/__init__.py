@@ -12,8 +12,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization

@@ -10,11 +10,22 @@ from fastapi import FastAPI
 
 from libs.telemetry import TraceMiddleware
 from services.gateway import errors
-from services.gateway.auth_failures import FailedAuthThrottle
 from services.gateway.arrival import ArrivalMiddleware
+from services.gateway.auth_failures import FailedAuthThrottle
 from services.gateway.bootstrap import Deps, bootstrap
 from services.gateway.limits import RequestLimits, RequestLimitsMiddleware
-from services.gateway.routes import account, admin, collections, files, models, outputs, predictions, search, stream, tokens
+from services.gateway.routes import (
+    account,
+    admin,
+    collections,
+    files,
+    models,
+    outputs,
+    predictions,
+    search,
+    stream,
+    tokens,
+)
 from services.gateway.routes import deployments as deployment_routes
 from services.gateway.routes import push as push_routes
 from services.gateway.routes import webhooks as webhook_routes
@@ -40,7 +51,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             await deps.bus.close()
             await deps.engine.dispose()
 
-    app = FastAPI(title="Cogwheel", version="0.1.0", lifespan=lifespan, openapi_url="/openapi.json", docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Cogwheel", version="0.1.0", lifespan=lifespan, openapi_url="/openapi.json", docs_url=None, redoc_url=None
+    )
     errors.install(app)
     app.include_router(predictions.router)
     app.include_router(models.router)

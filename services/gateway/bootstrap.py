@@ -14,11 +14,10 @@ from libs.db import create_engine
 from libs.db.migrations import migrate
 from libs.eventstore import EventStore
 from libs.hardware import HardwareCatalog, load_catalog
-from libs.pb.cogwheel.registry.v1 import registry_pb2
-from libs.rpc import create_channel, failover_options_for
 from libs.modelpkg.schema import inspection_sandbox
+from libs.rpc import create_channel
 from services.gateway.adapters.packages import PackageTexts
-from services.gateway.adapters.registry_grpc import GrpcRegistryClient
+from services.gateway.adapters.registry_grpc import REGISTRY_FAILOVER, GrpcRegistryClient
 from services.gateway.adapters.scheduler_grpc import GrpcSchedulerClient
 from services.gateway.auth import rate_limiter
 from services.gateway.file_links import FileLinkSigner
@@ -27,9 +26,6 @@ from services.gateway.ratelimit import RateLimiter
 from services.gateway.settings import GatewaySettings
 from services.gateway.sharing import PredictionPages
 from services.gateway.waiters import PredictionWaiters
-
-# Several registries may stand side by side (`cogwheel up --registries N`): spread calls, retry reads elsewhere.
-REGISTRY_FAILOVER = failover_options_for(registry_pb2.DESCRIPTOR.services_by_name["RegistryService"])
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)

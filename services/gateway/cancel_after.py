@@ -23,13 +23,17 @@ def parse_cancel_after(header: str | None) -> float | None:
         return None
     value = header.strip().lower()
     if len(value) > 64:
-        raise ApiError(400, "Bad request", "Invalid Cancel-After header: too long; use a duration like 30s, 5m or 1h30m")
+        raise ApiError(
+            400, "Bad request", "Invalid Cancel-After header: too long; use a duration like 30s, 5m or 1h30m"
+        )
     if _BARE.match(value):
         seconds = float(value)
     else:
         parts = _PART.findall(value)
         if not value or not parts or "".join(number + unit for number, unit in parts) != value:
-            raise ApiError(400, "Bad request", f"Invalid Cancel-After header {header[:40]!r}: use a duration like 30s, 5m or 1h30m")
+            raise ApiError(
+                400, "Bad request", f"Invalid Cancel-After header {header[:40]!r}: use a duration like 30s, 5m or 1h30m"
+            )
         seconds = sum(float(number) * _UNIT[unit] for number, unit in parts)
     if seconds < MINIMUM_SECONDS:
         raise ApiError(422, "Invalid Cancel-After", f"Cancel-After must be at least {MINIMUM_SECONDS:g}s")

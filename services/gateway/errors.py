@@ -58,13 +58,19 @@ def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str,
         location = [str(part) for part in error.get("loc", ()) if part != "body"]
         field = ".".join(location)
         if error.get("type") == "extra_forbidden":
-            fields.append({"type": "additional_property_not_allowed", "field": "", "description": f"Additional property {field} is not allowed"})
+            fields.append({
+                "type": "additional_property_not_allowed",
+                "field": "",
+                "description": f"Additional property {field} is not allowed",
+            })
         elif error.get("type") == "json_invalid":
             fields.append({"type": "json_invalid", "field": "", "description": "Request body is not valid JSON"})
         elif error.get("type") == "missing":
             fields.append({"type": "required", "field": "", "description": f"{field} is required"})
         else:
-            fields.append({"type": str(error.get("type")), "field": field, "description": f"{field}: {error.get('msg')}"})
+            fields.append(
+                {"type": str(error.get("type")), "field": field, "description": f"{field}: {error.get('msg')}"}
+            )
     return "".join(f"- {item['description']}\n" for item in fields), fields
 
 

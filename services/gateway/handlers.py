@@ -396,7 +396,9 @@ async def _receive(chunks: AsyncIterator[bytes], declared_length: str, dest: Pat
                 raise ApiError(413, "Payload too large", f"A model package may be at most {limit} bytes.")
             await asyncio.to_thread(out.write, chunk)
     if size == 0:
-        raise ApiError(422, "Invalid model package", "The request body is empty; send the model directory as a .tar.gz.")
+        raise ApiError(
+            422, "Invalid model package", "The request body is empty; send the model directory as a .tar.gz."
+        )
     return size
 
 

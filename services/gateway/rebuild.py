@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from nats.js.api import DeliverPolicy
 from sqlalchemy import text
 
@@ -41,7 +39,7 @@ async def rebuild_projections(settings: GatewaySettings) -> int:
             while last_sequence:
                 try:
                     msg = await subscription.next_msg(timeout=5)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
                 await projection.apply_in(conn, tx, Envelope.from_json(msg.data))
                 count += 1

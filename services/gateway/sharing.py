@@ -26,7 +26,7 @@ DATA_REMOVED = "prediction.data_removed"
 _TYPES = (SHARED, UNSHARED, DATA_REMOVED)
 
 # What a prediction whose data was removed shows in place of its input, output and logs.
-REMOVED_FIELDS = {"input": {}, "output": None, "logs": "", "data_removed": True}
+REMOVED_FIELDS: dict[str, Any] = {"input": {}, "output": None, "logs": "", "data_removed": True}
 
 
 def stream_id(prediction_id: str) -> str:
@@ -49,6 +49,7 @@ class PagesProjection:
         if event.type not in _TYPES:
             return
         prediction_id = event.data["id"]
+        params: dict[str, Any]
         if event.type == DATA_REMOVED:
             assignment, params = "data_removed_at = :at", {"at": event.occurred_at}
         else:

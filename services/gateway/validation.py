@@ -64,7 +64,7 @@ def validate_input(
     schema = _input_schema(openapi_schema)
     if schema is None:
         return []
-    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    properties = found if isinstance(found := schema.get("properties"), dict) else {}
     # `null` for an optional input means "use the default", as Cog's own server reads it.
     given = {
         name: item
@@ -95,7 +95,8 @@ def _field(error: ValidationError) -> str:
 
 
 def _describe(error: ValidationError) -> list[InvalidField]:
-    kind, limit = error.validator, error.validator_value
+    kind = error.validator
+    limit: Any = error.validator_value  # the keyword's value in the schema: a list, a bound, a pattern...
     field = _field(error)
     if kind == "required":
         instance = error.instance if isinstance(error.instance, dict) else {}

@@ -15,8 +15,8 @@ from services.registry.domain.accounts import Account, Token
 from services.registry.domain.collections import Collection
 from services.registry.domain.commands import (
     AddMember,
-    CreateFile,
     CreateDeployment,
+    CreateFile,
     CreateModel,
     CreateToken,
     CreateVersion,
@@ -34,6 +34,7 @@ from services.registry.domain.commands import (
     UpdateDeployment,
     UpdateModel,
 )
+from services.registry.domain.deployments import Deployment
 from services.registry.domain.errors import (
     AccountNotFound,
     CollectionNotFound,
@@ -53,11 +54,9 @@ from services.registry.domain.events import (
     file_stream,
     model_stream,
 )
-from services.registry.domain.deployments import Deployment
 from services.registry.domain.files import File
 from services.registry.domain.models import Model, Version
 from services.registry.ports import Clock, RegistryViews, UnitOfWork, UnitOfWorkFactory
-
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 100
@@ -154,7 +153,9 @@ async def revoke_token(
     return await _change_token(cmd, accounts.revoke_token, uow, clock, meta)
 
 
-async def add_member(cmd: AddMember, uow: UnitOfWorkFactory, clock: Clock, meta: EventMetadata | None = None) -> Account:
+async def add_member(
+    cmd: AddMember, uow: UnitOfWorkFactory, clock: Clock, meta: EventMetadata | None = None
+) -> Account:
     """Appends to the organization's stream only: a member account is never deleted, so reading it suffices."""
 
     async def attempt() -> Account:

@@ -11,8 +11,8 @@ from libs.events import EventMetadata
 from services.registry.domain.accounts import Account, Token
 from services.registry.domain.collections import Collection
 from services.registry.domain.deployments import Deployment
-from services.registry.domain.files import File
 from services.registry.domain.events import RegistryEvent
+from services.registry.domain.files import File
 from services.registry.domain.models import Model, Version
 
 
@@ -102,6 +102,8 @@ class RegistryViews(Protocol):
 
     async def get_deployment(self, owner: str, name: str) -> Deployment | None: ...
 
-    async def list_deployments(self, owners: list[str] | None, *, cursor: str, limit: int) -> tuple[list[Deployment], str]:
+    async def list_deployments(
+        self, owners: list[str] | None, *, cursor: str, limit: int
+    ) -> tuple[list[Deployment], str]:
         """Deployments of any of `owners`, newest first, and the next page's cursor ("" on the last page)."""
         ...

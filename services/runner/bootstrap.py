@@ -12,15 +12,14 @@ from pathlib import Path
 
 from libs.bus.nats import Bus, connect
 from libs.modelpkg import ensure_environment, fetch_package, load_cog_config
-from libs.sandbox import Sandbox, SandboxSettings
 from libs.netguard import parse_networks
+from libs.sandbox import Sandbox, SandboxSettings
 from libs.sealing import load_private_key
 from services.runner.adapters.supervisor import WorkerSupervisor
 from services.runner.execution import ExecutionLimits
 from services.runner.inputs import FileInputLimits
 from services.runner.settings import RunnerSettings
 from services.runner.worker import RunnerOptions, RunnerWorker
-
 
 log = logging.getLogger(__name__)
 

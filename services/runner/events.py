@@ -45,7 +45,8 @@ def runner_event(
 
 
 def started(
-    prediction_id: str, runner_id: str, started_at: datetime, traceparent: str | None, *, instance_id: str | None = None,
+    prediction_id: str, runner_id: str, started_at: datetime, traceparent: str | None, *,
+    instance_id: str | None = None,
     instance_ready_at: datetime | None = None,
 ) -> Envelope:
     """``instance_ready_at``: when the instance that runs it became ready (the scheduler derives boot time)."""

@@ -209,7 +209,7 @@ class InstanceHost:
                     break
                 try:
                     messages = await pull.fetch(1, timeout=1.0)
-                except (NatsTimeoutError, asyncio.TimeoutError):
+                except (TimeoutError, NatsTimeoutError):
                     messages = []
                 if not messages:
                     free.release()
@@ -257,7 +257,7 @@ class InstanceHost:
         try:
             try:
                 messages = await pull.fetch(1, timeout=2.0)
-            except (NatsTimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, NatsTimeoutError):
                 return
             for msg in messages:
                 try:

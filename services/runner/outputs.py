@@ -56,7 +56,7 @@ class OutputUploader:
         name = _UNSAFE.sub("_", os.path.basename(path)).strip("_") or "output"
         key = f"{self._id}/{self._count}-{name}"
         try:
-            data = await asyncio.to_thread(self.files.read_bytes if self.files else Path(path).read_bytes, path)
+            data = await asyncio.to_thread(self.files.read_bytes if self.files else _read_host_file, path)
         except PermissionError as exc:
             raise OutputError(f"output file {os.path.basename(path)!r} cannot be read: {exc}") from None
         except OSError as exc:
@@ -72,6 +72,10 @@ class OutputUploader:
         paths, self._uploaded = self._uploaded, set()
         for path in paths:
             await asyncio.to_thread(self.files.remove if self.files else _remove_if_temporary, path)
+
+
+def _read_host_file(path: str) -> bytes:
+    return Path(path).read_bytes()
 
 
 def _remove_if_temporary(path: str) -> None:

@@ -47,7 +47,9 @@ class PredictionStream:
         size = len(text.encode())
         if size > self._log_budget:
             self._logs_cut = True
-            self._pending_logs.append("... [further logs are not streamed; the prediction's logs keep the latest] ...\n")
+            self._pending_logs.append(
+                "... [further logs are not streamed; the prediction's logs keep the latest] ...\n"
+            )
         else:
             self._log_budget -= size
             self._pending_logs.append(text)

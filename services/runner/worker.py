@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import inspect
 import functools
+import inspect
 import json
 import logging
 import shutil
@@ -44,10 +44,12 @@ FetchPackage = Callable[[Any, str, Path], Awaitable[Path]]
 
 
 class Predictor(Protocol):
-    alive: bool
     slots: int
     setup_logs: str
     file_inputs: frozenset[str]
+
+    @property
+    def alive(self) -> bool: ...
 
     async def start(self) -> None: ...
     async def predict(self, prediction_id: str, input: dict[str, Any], on_event: Any = None) -> PredictionResult: ...
@@ -160,7 +162,7 @@ class RunnerWorker:
                     continue
                 try:
                     messages = await pull.fetch(1, timeout=1.0)
-                except (NatsTimeoutError, asyncio.TimeoutError):
+                except (TimeoutError, NatsTimeoutError):
                     messages = []
                 if not messages:
                     await self._capacity.drop(reservation)

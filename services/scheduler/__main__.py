@@ -25,13 +25,15 @@ async def serve(settings: SchedulerSettings) -> None:
     stop = asyncio.Event()
     stop_on_signals(stop)
     deps = await bootstrap(settings)
+    controller = deps.controller
+    assert controller is not None  # bootstrap always builds one; tests may build Deps without
     server = create_server(settings.grpc_port)
     service_name = rpc.register(server.server, deps)
     await server.start([service_name])
     health = await serve_health(
         "scheduler", settings.health_port, lambda: not stop.is_set(),
         checks={"nats": nats_check(deps.bus), "postgres": postgres_check(deps.engine)},
-        metrics=lambda: metrics.render(deps.controller, deps.store, deps.clock.now()),
+        metrics=lambda: metrics.render(controller, deps.store, deps.clock.now()),
     )
     try:
         await run_until_stopped(stop, deps.relay.run(stop), consume_runner_events(deps, stop),

@@ -16,22 +16,18 @@ from libs.db import create_engine
 from libs.db.migrations import migrate
 from libs.eventstore import EventStore
 from libs.hardware import HardwareCatalog, load_catalog
-from libs.pb.cogwheel.registry.v1 import registry_pb2
-from libs.rpc import create_channel, failover_options_for
+from libs.rpc import create_channel
 from libs.sealing import load_public_key
 from services.scheduler.adapters.clock import SystemClock
-from services.scheduler.adapters.registry_grpc import GrpcRegistryClient
 from services.scheduler.adapters.nodes_nats import NatsJobQueues, NatsNodeCommands, NatsNodeDirectory
+from services.scheduler.adapters.registry_grpc import REGISTRY_FAILOVER, GrpcRegistryClient
 from services.scheduler.adapters.runner_control import NatsRunnerControl
-from services.scheduler.control import ControlSettings, Controller
+from services.scheduler.control import Controller, ControlSettings
 from services.scheduler.domain.placement import Policy
 from services.scheduler.ports import Clock, RegistryClient, RunnerControl
 from services.scheduler.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
-
-# Several registries may stand side by side (`cogwheel up --registries N`): spread calls, retry reads elsewhere.
-REGISTRY_FAILOVER = failover_options_for(registry_pb2.DESCRIPTOR.services_by_name["RegistryService"])
 
 SCHEMA = "scheduler"
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import text
 
 from libs.bus.consumer import Retry
+from libs.bus.subjects import queue_key
 from libs.events import Envelope, EventMetadata, new_event
 from libs.eventstore import EventStore
 from libs.eventstore.retry import retry_on_conflict
@@ -44,7 +45,6 @@ from services.scheduler.ports import (
     NodeReport,
     RunnerControl,
 )
-from libs.bus.subjects import queue_key
 
 log = logging.getLogger(__name__)
 

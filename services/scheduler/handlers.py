@@ -15,13 +15,14 @@ from sqlalchemy import text
 from libs.blobs import has_spilled, spill_large_fields
 from libs.bus.consumer import Retry
 from libs.bus.subjects import queue_key, runner_queue
-from libs.telemetry import current_traceparent
 from libs.events import Envelope, EventMetadata
 from libs.eventstore import EventStore, OutboxMessage, Transaction
 from libs.eventstore.retry import retry_on_conflict
 from libs.hardware import HardwareCatalog, load_catalog
-from libs.sealing import SEALED_INPUT, seal_json
 from libs.predictions import restore_event
+from libs.sealing import SEALED_INPUT, seal_json
+from libs.telemetry import current_traceparent
+from services.scheduler.adapters import work_postgres as work
 from services.scheduler.domain import instance as inst
 from services.scheduler.domain import prediction as model
 from services.scheduler.domain.errors import (
@@ -30,7 +31,6 @@ from services.scheduler.domain.errors import (
     PredictionNotFound,
     QueueUnavailable,
 )
-from services.scheduler.adapters import work_postgres as work
 from services.scheduler.domain.schema import redact
 from services.scheduler.ports import Clock, PredictionData, RegistryClient, RunnerControl
 
@@ -320,7 +320,9 @@ async def cancel_prediction(
                     model.stream_id(prediction_id), await _fitting(js, events), expected_version=state.version
                 )
                 # The stored copies may hold references; the state returned keeps the values themselves.
-                history = history + [kept.model_copy(update={"data": event.data}) for kept, event in zip(stored, events)]
+                history = history + [
+                    kept.model_copy(update={"data": event.data}) for kept, event in zip(stored, events, strict=True)
+                ]
                 await _schedule_data_removal(tx, store, model.load(prediction_id, history), retention_seconds)
                 await work.remove(tx.conn, store.schema, prediction_id)
             if state.deadline is not None:

@@ -17,7 +17,6 @@ from services.scheduler.bootstrap import Deps
 from services.scheduler.domain.errors import InvalidPredictionRequest, QueueUnavailable
 from services.scheduler.domain.prediction import Prediction
 
-
 log = logging.getLogger(__name__)
 _background: set[asyncio.Task[None]] = set()
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import logging
+import time
 
-from libs.bus.consumer import ReceivedMessage, run_consumer
 from sqlalchemy import text
 
+from libs.bus.consumer import ReceivedMessage, run_consumer
 from libs.bus.subjects import RUNNER_EVENTS, RUNNER_INSTANCE_EVENTS, RUNNER_PREDICTION_EVENTS
 from libs.events import Envelope
 from services.scheduler import control, handlers

@@ -26,7 +26,7 @@ class DeliveryMetrics:
         )
 
     def attempt(self, webhook_event: str, status_code: int | None, outcome: str, latency_ms: float) -> None:
-        attributes = {
+        attributes: dict[str, str | int] = {
             "webhook_event": webhook_event,
             "outcome": outcome,
             "status_code": status_code if status_code is not None else 0,

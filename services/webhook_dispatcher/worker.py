@@ -17,7 +17,10 @@ MIN_WAIT_SECONDS = 0.005
 
 
 async def run_senders(deps: Deps, stop: asyncio.Event) -> None:
-    """Several senders share the queue through leases taken with `FOR UPDATE SKIP LOCKED`, here and in other processes."""
+    """Several senders share the queue through leases taken with `FOR UPDATE SKIP LOCKED`.
+
+    The senders may be here and in other processes.
+    """
     due = asyncio.Event()
     senders = [_sender(deps, stop, due, looks=index == 0) for index in range(deps.settings.webhook_senders)]
     leftovers = await asyncio.gather(*senders)

@@ -23,7 +23,6 @@ from libs.pb.cogwheel.registry.v1 import registry_pb2_grpc
 from libs.rpc import RpcAlreadyExists, create_channel
 
 
-
 @dataclass
 class Platform:
     stack: Stack

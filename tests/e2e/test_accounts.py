@@ -153,7 +153,9 @@ async def test_organization_members_share_private_models_and_predictions(
     async with httpx.AsyncClient(base_url=platform.stack.base_url, timeout=70) as client:
         wait = {"Prefer": "wait"}
         by_org = await client.post(
-            "/v1/predictions", json={"version": version, "input": {"text": "org"}}, headers={**bearer(org_token), **wait}
+            "/v1/predictions",
+            json={"version": version, "input": {"text": "org"}},
+            headers={**bearer(org_token), **wait},
         )
         assert by_org.status_code == 201, by_org.text
         assert by_org.json()["output"] == "hello org"
@@ -229,7 +231,8 @@ async def test_accounts_manage_their_own_tokens(platform, admin_token: str) -> N
         created = await client.post("/v1/tokens", json={"name": "laptop"}, headers=bearer(dave_token))
         assert created.status_code == 201
         new = created.json()
-        assert new["token"].startswith("cwk_") and (new["account"], new["name"], new["status"]) == (dave, "laptop", "active")
+        assert new["token"].startswith("cwk_")
+        assert (new["account"], new["name"], new["status"]) == (dave, "laptop", "active")
         listed = (await client.get("/v1/tokens", headers=bearer(dave_token))).json()["results"]
         assert [t["name"] for t in listed] == ["e2e", "laptop"] and all("token" not in t for t in listed)
 

@@ -410,7 +410,10 @@ FUZZ_EXAMPLES = 20
 
 
 def _fuzz(base_url: str, token: str) -> tuple[list[str], int]:
-    """Valid and invalid requests for every operation in our /openapi.json; returns 5xx answers and non-conforming 2xx bodies."""
+    """Valid and invalid requests for every operation in our /openapi.json.
+
+    Returns 5xx answers and non-conforming 2xx bodies.
+    """
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st

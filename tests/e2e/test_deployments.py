@@ -118,7 +118,9 @@ async def test_js_client_drives_deployments(platform, js_client: Path, node) -> 
     report = json.loads(out.strip().splitlines()[-1])
     assert report["hardware"][0] == "cpu" and "gpu-h100" in report["hardware"]
     assert report["created"]["release"]["number"] == 1 and report["fetched_number"] == 1
-    assert report["updated"] == {"number": 2, "configuration": {"hardware": "cpu", "min_instances": 0, "max_instances": 2}}
+    assert report["updated"] == {
+        "number": 2, "configuration": {"hardware": "cpu", "min_instances": 0, "max_instances": 2}
+    }
     assert f"cogwheel/{name}" in report["listed"]
     assert report["prediction"] == {"status": "succeeded", "output": "hello js deployment",
                                     "deployment": f"cogwheel/{name}"}
@@ -133,7 +135,8 @@ async def test_validation_access_and_hardware_routing(platform) -> None:
         unknown_sku = await client.post("/v1/models", json={"owner": "cogwheel", "name": unique("m"),
                                                             "visibility": "public", "hardware": "gpu-a40-small"})
         assert unknown_sku.status_code == 422
-        assert "gpu-t4" in unknown_sku.json()["detail"] and unknown_sku.json()["invalid_fields"][0]["field"] == "hardware"
+        assert "gpu-t4" in unknown_sku.json()["detail"]
+        assert unknown_sku.json()["invalid_fields"][0]["field"] == "hardware"
         model_on_t4 = await client.post("/v1/models", json={"owner": "cogwheel", "name": unique("m"),
                                                             "visibility": "private", "hardware": "gpu-t4"})
         assert model_on_t4.status_code == 201, model_on_t4.text

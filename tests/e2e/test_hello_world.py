@@ -151,7 +151,7 @@ async def test_billing_and_webhook_dispatcher_see_the_prediction(platform) -> No
 
 async def test_webhooks_are_signed_and_their_attempts_listed(platform) -> None:
     import replicate
-    from replicate.webhook import WebhookSigningSecret, Webhooks
+    from replicate.webhook import InvalidSignatureError, Webhooks, WebhookSigningSecret
     from standardwebhooks import Webhook
 
     received: asyncio.Queue[tuple[dict[str, str], bytes]] = asyncio.Queue()
@@ -191,7 +191,7 @@ async def test_webhooks_are_signed_and_their_attempts_listed(platform) -> None:
                 assert Webhooks.validate(headers=headers, body=raw.decode(), secret=secret, tolerance=60) is None
                 assert Webhook(secret.key).verify(raw, headers)["id"] == prediction_id
             assert [json.loads(raw)["status"] for _, raw in deliveries] == ["starting", "succeeded"]
-            with pytest.raises(Exception):
+            with pytest.raises(InvalidSignatureError):
                 Webhooks.validate(headers=deliveries[0][0], body=deliveries[0][1].decode(),
                                   secret=WebhookSigningSecret(key="whsec_" + "A" * 44))
 

@@ -121,7 +121,9 @@ async def test_examples_push_once_and_run(platform: Platform) -> None:
         ("unknown_input_type", "invalid input field thing: unsupported Cog type Thing"),
     ],
 )
-async def test_refused_push_names_the_problem_and_leaves_nothing(platform: Platform, fixture: str, message: str) -> None:
+async def test_refused_push_names_the_problem_and_leaves_nothing(
+    platform: Platform, fixture: str, message: str
+) -> None:
     model = f"cogwheel/refused-{fixture.replace('_', '-')}"
     async with platform.client() as client:
         response = await _push(client, model, FIXTURES / fixture)

@@ -39,7 +39,9 @@ def _headers(platform: Platform, **extra: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {platform.token}", **extra}
 
 
-async def _create(http: httpx.AsyncClient, gateway: str, platform: Platform, body: dict, **headers: str) -> httpx.Response:
+async def _create(
+    http: httpx.AsyncClient, gateway: str, platform: Platform, body: dict, **headers: str
+) -> httpx.Response:
     return await http.post(f"{gateway}/v1/models/cogwheel/hello-world/predictions", json=body,
                            headers=_headers(platform, **headers))
 

@@ -107,7 +107,10 @@ async def started_on(platform, prediction_id: str) -> str:
 
 
 def of_version(all_instances: dict[str, dict[str, Any]], version: str, states: set[str] | None = None) -> list[dict]:
-    return [i for i in all_instances.values() if i.get("version") == version and (states is None or i["state"] in states)]
+    return [
+        i for i in all_instances.values()
+        if i.get("version") == version and (states is None or i["state"] in states)
+    ]
 
 
 LIVE = {"requested", "placed", "booting", "ready", "stopping"}

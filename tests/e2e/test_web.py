@@ -144,7 +144,9 @@ async def test_session_cookie_keeps_the_token_from_page_scripts(session: Any, pl
     await page.close()
 
 
-async def test_run_hello_world_from_its_form(session: Any, chromium: Browser, platform: Any, models: dict[str, str]) -> None:
+async def test_run_hello_world_from_its_form(
+    session: Any, chromium: Browser, platform: Any, models: dict[str, str]
+) -> None:
     async with platform.client() as client:
         created = await client.post("/v1/models", json={"owner": "cogwheel", "name": "drafts",
                                                          "visibility": "private", "hardware": "cpu"})
@@ -223,7 +225,9 @@ async def test_image_model_output_loads(session: Any, chromium: Browser, platfor
     await page.close()
 
 
-async def test_streamed_text_grows_before_completion(session: Any, chromium: Browser, platform: Any, models: dict[str, str]) -> None:
+async def test_streamed_text_grows_before_completion(
+    session: Any, chromium: Browser, platform: Any, models: dict[str, str]
+) -> None:
     page = await session.new_page()
     await page.goto(platform.stack.base_url + "/cogwheel/tokens")
     await page.get_by_label("n", exact=True).fill("40")
@@ -245,11 +249,14 @@ async def test_streamed_text_grows_before_completion(session: Any, chromium: Bro
     await page.close()
 
 
-async def test_every_kind_of_input_from_the_form(session: Any, chromium: Browser, platform: Any, models: dict[str, str]) -> None:
+async def test_every_kind_of_input_from_the_form(
+    session: Any, chromium: Browser, platform: Any, models: dict[str, str]
+) -> None:
     """Text, bounded numbers, checkbox, choices, a list, a secret and a file uploaded through the Files API."""
     page = await session.new_page()
     await page.goto(platform.stack.base_url + "/cogwheel/kitchen-sink")
-    for name in ("text", "number", "ratio", "flag", "choice", "size", "tags", "document", "attachments", "token", "seed"):
+    names = ("text", "number", "ratio", "flag", "choice", "size", "tags", "document", "attachments", "token", "seed")
+    for name in names:
         await playwright_api.expect(page.get_by_label(name, exact=True)).to_have_count(1)
     assert await page.get_by_label("token", exact=True).get_attribute("type") == "password"
     assert await page.get_by_label("number slider").get_attribute("max") == "100.0"
@@ -276,7 +283,9 @@ async def test_every_kind_of_input_from_the_form(session: Any, chromium: Browser
     await page.close()
 
 
-async def test_invalid_values_are_shown_next_to_their_fields(session: Any, chromium: Browser, platform: Any, models: dict[str, str]) -> None:
+async def test_invalid_values_are_shown_next_to_their_fields(
+    session: Any, chromium: Browser, platform: Any, models: dict[str, str]
+) -> None:
     page = await session.new_page()
     await page.goto(platform.stack.base_url + "/cogwheel/image-generator")
     await page.get_by_label("width", exact=True).fill("5")
@@ -294,9 +303,12 @@ async def test_invalid_values_are_shown_next_to_their_fields(session: Any, chrom
     await page.close()
 
 
-async def test_cancel_a_running_prediction_from_the_dashboard(session: Any, chromium: Browser, platform: Any, models: dict[str, str]) -> None:
+async def test_cancel_a_running_prediction_from_the_dashboard(
+    session: Any, chromium: Browser, platform: Any, models: dict[str, str]
+) -> None:
     async with platform.client() as client:
-        created = (await client.post("/v1/predictions", json={"version": models["sleeper"], "input": {"seconds": 120}})).json()
+        body = {"version": models["sleeper"], "input": {"seconds": 120}}
+        created = (await client.post("/v1/predictions", json=body)).json()
     assert created["source"] == "api"
     # Its page, open beside the dashboard, follows it live: running, its logs, then canceled without a reload.
     live = await session.new_page()
@@ -362,7 +374,9 @@ async def test_urls_web_of_an_api_prediction_opens_its_page(session: Any, chromi
     await page.close()
 
 
-async def test_shared_prediction_is_readable_by_anyone_with_the_link(session: Any, chromium: Browser, platform: Any) -> None:
+async def test_shared_prediction_is_readable_by_anyone_with_the_link(
+    session: Any, chromium: Browser, platform: Any
+) -> None:
     async with platform.client() as client:
         body = (await client.post("/v1/predictions", headers={"Prefer": "wait"}, json={
             "version": platform.hello_version, "input": {"text": "shared"},
@@ -403,8 +417,8 @@ async def test_shared_prediction_is_readable_by_anyone_with_the_link(session: An
 
 async def test_owner_deletes_output_data(session: Any, platform: Any, models: dict[str, str]) -> None:
     async with platform.client() as client:
-        body = (await client.post("/v1/predictions", headers={"Prefer": "wait"},
-                                  json={"version": models["image"], "input": {"seed": 3, "width": 64, "height": 64}})).json()
+        request = {"version": models["image"], "input": {"seed": 3, "width": 64, "height": 64}}
+        body = (await client.post("/v1/predictions", headers={"Prefer": "wait"}, json=request)).json()
         assert body["status"] == "succeeded"
         assert (await client.get(body["output"])).status_code == 200
         page = await session.new_page()
@@ -431,7 +445,8 @@ async def test_account_page_creates_a_token_shown_once(session: Any, chromium: B
     await chromium.shot(page, "account")
     row = page.locator("tr", has_text="from-the-browser")
     await row.get_by_role("button", name="Revoke").click()
-    await playwright_api.expect(page.locator("tr", has_text="from-the-browser").locator(".status")).to_have_text("revoked")
+    revoked = page.locator("tr", has_text="from-the-browser").locator(".status")
+    await playwright_api.expect(revoked).to_have_text("revoked")
     await playwright_api.expect(page.locator("#new-token")).to_have_count(0)
     async with httpx.AsyncClient(base_url=platform.stack.base_url) as client:
         assert (await client.get("/v1/account", headers={"Authorization": f"Bearer {secret}"})).status_code == 401
@@ -456,7 +471,8 @@ async def test_writes_need_the_csrf_token_and_our_origin(session: Any, platform:
         assert same.status_code == 201 and same.json()["source"] == "web"
     async with httpx.AsyncClient() as anonymous:
         assert (await anonymous.post(url, json={"input": {"text": "x"}})).status_code == 401
-        assert (await anonymous.get(f"{origin}/dashboard", follow_redirects=False)).headers["location"].startswith("/login")
+        dashboard = await anonymous.get(f"{origin}/dashboard", follow_redirects=False)
+        assert dashboard.headers["location"].startswith("/login")
 
 
 async def test_no_request_left_the_origin(chromium: Browser) -> None:

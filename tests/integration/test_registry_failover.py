@@ -14,12 +14,14 @@ from cogwheel.stack import Stack
 from libs.pb.cogwheel.registry.v1 import registry_pb2 as pb
 from libs.pb.cogwheel.registry.v1 import registry_pb2_grpc as pb_grpc
 from libs.rpc import create_channel
-from services.gateway.bootstrap import REGISTRY_FAILOVER
+from services.gateway.adapters.registry_grpc import REGISTRY_FAILOVER
 
 
 @pytest.fixture
 async def registries(tmp_path: Path, database_url: str, nats_url: str) -> AsyncIterator[Stack]:
-    stack = Stack(nats_url, database_url, tmp_path, replicas={"registry": 2}, services=["registry"], notify=lambda _: None)
+    stack = Stack(
+        nats_url, database_url, tmp_path, replicas={"registry": 2}, services=["registry"], notify=lambda _: None
+    )
     await stack.start(timeout=120)
     yield stack
     await stack.stop()

@@ -15,15 +15,18 @@ from typing import Any
 import pytest
 from nats.js.errors import KeyNotFoundError
 
+from libs.blobs import OUTPUT_REF_PREFIX, OUTPUTS_BUCKET, get_blob
 from libs.bus.nats import Bus, connect
 from libs.bus.subjects import RUNNERS_BUCKET
 from libs.events import Envelope
 from libs.modelpkg import push_model_dir
 from libs.netguard import parse_networks
+from services.runner.adapters.protocol import FILE_KEY
 from services.runner.adapters.supervisor import WorkerSupervisor
 from services.runner.bootstrap import bootstrap
 from services.runner.inputs import FileInputLimits, FileInputResolver, InputError
 from services.runner.node import NodeHeartbeat
+from services.runner.outputs import OutputUploader
 from services.runner.settings import RunnerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,7 +71,8 @@ def slow_server() -> Iterator[str]:
 async def test_downloads_are_bounded_in_time_and_size(bus: Bus, slow_server: str, tmp_path: Path) -> None:
     resolver = FileInputResolver(bus.js, FileInputLimits(max_bytes=64 * 1024, timeout=0.5,
                                                          allowed_networks=parse_networks("127.0.0.0/8")))
-    with pytest.raises(InputError, match=r"^image: download of http://127\.0\.0\.1:\d+/slow did not finish within 0\.5"):
+    too_slow = r"^image: download of http://127\.0\.0\.1:\d+/slow did not finish within 0\.5"
+    with pytest.raises(InputError, match=too_slow):
         await resolver.resolve({"image": f"{slow_server}/slow?token=x"}, ["image"], account="a", workdir=tmp_path)
     with pytest.raises(InputError, match=r"^image: download of .*/endless is larger than the limit of 64 KiB"):
         await resolver.resolve({"image": f"{slow_server}/endless"}, ["image"], account="a", workdir=tmp_path)
@@ -164,3 +168,13 @@ async def test_torch_model_runs_on_the_gpu_and_reports_its_memory() -> None:
         assert supervisor.stats.gpu_device
     finally:
         await supervisor.stop()
+
+
+async def test_an_unsandboxed_model_returns_files_read_from_host_paths(bus: Bus, tmp_path: Path) -> None:
+    returned = tmp_path / "result.txt"
+    returned.write_bytes(b"written by predict()")
+    uploader = OutputUploader(bus.js, f"p-{uuid.uuid4().hex}")
+    assert uploader.files is None  # no sandbox view: the returned path is a path of this host
+    ref = await uploader.replace_files({"result": {FILE_KEY: str(returned)}})
+    key = ref["result"].removeprefix(OUTPUT_REF_PREFIX)
+    assert (await get_blob(bus.js, OUTPUTS_BUCKET, key)).data == b"written by predict()"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from replicate.webhook import WebhookSigningSecret, Webhooks
+from replicate.webhook import Webhooks, WebhookSigningSecret
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -373,7 +373,7 @@ async def test_filter_combinations(
 
     recorded = await attempts(deps, prediction.id)
     assert [e.data["webhook_event"] for e in recorded] == expected
-    bodies = {e.data["webhook_event"]: r.body for e, r in zip(recorded, receiver.for_path(path))}
+    bodies = {e.data["webhook_event"]: r.body for e, r in zip(recorded, receiver.for_path(path), strict=False)}
     if "output" in bodies:
         assert bodies["output"]["output"] == ["hel"] and bodies["output"]["status"] == "processing"
     if "completed" in bodies:
@@ -405,7 +405,7 @@ async def test_progress_every_10ms_for_3s_is_throttled_to_about_one_delivery_per
     assert lines > 150
     # 3 s at one per 500 ms is about 6; the last pending one may be superseded by the completed delivery.
     assert 4 <= len(progress) <= 8, len(progress)
-    gaps = [later.at - earlier.at for earlier, later in zip(progress, progress[1:])]
+    gaps = [later.at - earlier.at for earlier, later in zip(progress, progress[1:], strict=False)]
     # Spacing is by due time (0.5 s after the previous delivery); arrival times jitter on a loaded machine, while
     # an unthrottled sender would arrive about every 10 ms.
     assert min(gaps) >= 0.2, gaps

@@ -133,7 +133,9 @@ async def test_bad_bodies_and_headers_are_4xx(client: httpx.AsyncClient, version
             headers={"Content-Type": "application/json"},
         )
         _problem(response, 400, 422)
-    too_big = await client.post("/v1/predictions", json={"version": version, "input": {**ok, "text": "x" * (600 * 1024)}})
+    too_big = await client.post(
+        "/v1/predictions", json={"version": version, "input": {**ok, "text": "x" * (600 * 1024)}}
+    )
     assert "at most 524288 bytes" in _problem(too_big, 413)["detail"]
     _problem(await client.post("/v1/predictions", json={"version": version, "input": ok},
                                headers={"Cancel-After": "9" * 5000}), 400, 422)
@@ -187,7 +189,9 @@ async def test_trickled_headers_are_cut(platform: Any) -> None:
         assert (await http.get("/healthz")).status_code == 200
 
 
-async def test_outputs_beyond_the_nats_message_limit_succeed(client: httpx.AsyncClient, versions: dict[str, str]) -> None:
+async def test_outputs_beyond_the_nats_message_limit_succeed(
+    client: httpx.AsyncClient, versions: dict[str, str]
+) -> None:
     response = await client.post("/v1/predictions", json={"version": versions["big"], "input": {"size": 3 * MIB}})
     assert response.status_code == 201, response.text
     body = await _finished(client, response.json()["id"], timeout=90)

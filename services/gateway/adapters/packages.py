@@ -1,4 +1,7 @@
-"""Reading one file out of a version's package in the versions bucket (packages are immutable, so answers are cached)."""
+"""Reading one file out of a version's package in the versions bucket.
+
+Packages are immutable, so answers are cached.
+"""
 
 from __future__ import annotations
 

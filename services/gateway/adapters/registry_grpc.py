@@ -16,13 +16,16 @@ from nats.aio.msg import Msg
 from libs.events import Envelope
 from libs.modelpkg import PushedPackage
 from libs.pb.cogwheel.registry.v1 import registry_pb2, registry_pb2_grpc
-from libs.rpc import RpcUnauthenticated
+from libs.rpc import RpcUnauthenticated, failover_options_for
 
 log = logging.getLogger(__name__)
 
 # Published by the registry's outbox; they change what a cached authentication would answer.
 AUTH_CHANGING_SUBJECTS = ("registry.events.token.>", "registry.events.membership.>")
 MAX_CACHED_TOKENS = 10_000
+
+# Several registries may stand side by side (`cogwheel up --registries N`): spread calls, retry reads elsewhere.
+REGISTRY_FAILOVER = failover_options_for(registry_pb2.DESCRIPTOR.services_by_name["RegistryService"])
 
 
 @dataclass(frozen=True)

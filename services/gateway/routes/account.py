@@ -7,9 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from libs.health import nats_check, postgres_check, readiness
-
 from libs.hardware import HardwareCatalog, UnknownHardware
+from libs.health import nats_check, postgres_check, readiness
 from services.gateway.adapters.registry_grpc import Account
 from services.gateway.auth import current_account
 from services.gateway.errors import ApiError

@@ -24,10 +24,10 @@ from services.gateway.routes import predictions
 from services.gateway.routes.account import check_hardware
 from services.gateway.routes.models import visible_model
 from services.gateway.schemas import (
+    DEPLOYMENT_NAME_PATTERN,
     Deployment,
     DeploymentCreateRequest,
     DeploymentPage,
-    DEPLOYMENT_NAME_PATTERN,
     DeploymentUpdateRequest,
     Prediction,
     PredictionRequest,
@@ -93,7 +93,9 @@ async def create_deployment(
 
 
 @router.get("/deployments/{owner}/{name}", response_model=Deployment)
-async def get_deployment(owner: str, name: str, request: Request, account: Account = Depends(current_account)) -> JSONResponse:
+async def get_deployment(
+    owner: str, name: str, request: Request, account: Account = Depends(current_account)
+) -> JSONResponse:
     return JSONResponse(await _visible_deployment(request, owner, name, account))
 
 
@@ -120,7 +122,9 @@ async def update_deployment(
 
 
 @router.delete("/deployments/{owner}/{name}", status_code=204, response_class=Response)
-async def delete_deployment(owner: str, name: str, request: Request, account: Account = Depends(current_account)) -> Response:
+async def delete_deployment(
+    owner: str, name: str, request: Request, account: Account = Depends(current_account)
+) -> Response:
     """Refused (409) while predictions made through the deployment are still starting or processing."""
     deps = _deps(request)
     await _visible_deployment(request, owner, name, account)

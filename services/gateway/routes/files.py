@@ -180,7 +180,9 @@ async def _signed_file(request: Request, file_id: str, owner: str, expiry: str, 
 
 
 @router.get("/files", response_model=FilePage)
-async def list_files(request: Request, cursor: str | None = None, account: Account = Depends(current_account)) -> JSONResponse:
+async def list_files(
+    request: Request, cursor: str | None = None, account: Account = Depends(current_account)
+) -> JSONResponse:
     deps = _deps(request)
     records, next_cursor = await registry_page(lambda: deps.registry.list_files(account.username, cursor or ""))
     bodies = [await file_body(request, r) for r in records]
@@ -205,7 +207,9 @@ async def delete_file(file_id: str, request: Request, account: Account = Depends
 
 
 @router.get("/files/{file_id}/download", response_class=Response,
-            responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+            responses={
+                200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+            })
 async def download_file(
     file_id: str,
     request: Request,

@@ -102,8 +102,9 @@ async def list_models(
     models, next_cursor = await registry_page(
         lambda: deps.registry.list_models(cursor=cursor or "", sort_by=sort_by, sort_direction=sort_direction)
     )
-    params = {"sort_by": sort_by, "sort_direction": sort_direction}
-    return JSONResponse(page_body(deps.settings.origin, "/v1/models", await model_bodies(request, models), next_cursor, params))
+    params: dict[str, str] = {"sort_by": sort_by, "sort_direction": sort_direction}
+    bodies = await model_bodies(request, models)
+    return JSONResponse(page_body(deps.settings.origin, "/v1/models", bodies, next_cursor, params))
 
 
 @router.api_route(
@@ -114,7 +115,9 @@ async def list_models(
         "requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string", "minLength": 1}}}}
     },
 )
-async def search_models(request: Request, cursor: str | None = None, _: Account = Depends(current_account)) -> JSONResponse:
+async def search_models(
+    request: Request, cursor: str | None = None, _: Account = Depends(current_account)
+) -> JSONResponse:
     """Public models matching the plain-text body (or the `query` parameter of a `next` link)."""
     raw = await request.body()
     if len(raw) > MAX_QUERY_BYTES:
@@ -164,7 +167,9 @@ async def create_model(
 
 
 @router.get("/models/{owner}/{name}", response_model=Model)
-async def get_model(owner: str, name: str, request: Request, account: Account = Depends(current_account)) -> JSONResponse:
+async def get_model(
+    owner: str, name: str, request: Request, account: Account = Depends(current_account)
+) -> JSONResponse:
     model = await visible_model(request, owner, name, account)
     return JSONResponse((await model_bodies(request, [model]))[0])
 
@@ -180,7 +185,9 @@ async def update_model(
 
 
 @router.delete("/models/{owner}/{name}", status_code=204, response_class=Response)
-async def delete_model(owner: str, name: str, request: Request, account: Account = Depends(current_account)) -> Response:
+async def delete_model(
+    owner: str, name: str, request: Request, account: Account = Depends(current_account)
+) -> Response:
     """Refused (409) while the model has versions: delete those first, as on Replicate."""
     await _owned_model(request, owner, name, account)
     await _deps(request).registry.delete_model(owner, name)
@@ -200,14 +207,18 @@ async def get_readme(owner: str, name: str, request: Request, account: Account =
 
 
 @router.get("/models/{owner}/{name}/examples", response_model=PredictionPage)
-async def list_examples(owner: str, name: str, request: Request, account: Account = Depends(current_account)) -> JSONResponse:
+async def list_examples(
+    owner: str, name: str, request: Request, account: Account = Depends(current_account)
+) -> JSONResponse:
     """Predictions marked as the model's examples. Nothing marks predictions as examples yet, so the list is empty."""
     await visible_model(request, owner, name, account)
     return JSONResponse(page_body(_deps(request).settings.origin, "", [], None))
 
 
 @router.get("/models/{owner}/{name}/versions", response_model=VersionPage)
-async def list_versions(owner: str, name: str, request: Request, account: Account = Depends(current_account)) -> JSONResponse:
+async def list_versions(
+    owner: str, name: str, request: Request, account: Account = Depends(current_account)
+) -> JSONResponse:
     await visible_model(request, owner, name, account)
     versions = await _deps(request).registry.list_versions(owner, name)
     return JSONResponse(page_body(_deps(request).settings.origin, "", [version_body(v) for v in versions], None))

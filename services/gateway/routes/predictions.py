@@ -11,12 +11,12 @@ from fastapi.responses import JSONResponse
 
 from libs.predictions import TERMINAL_STATUSES, render_prediction
 from services.gateway import handlers
-from services.gateway.errors import ApiError
-from services.gateway.idempotency import parse_idempotency_key, request_fingerprint
 from services.gateway.adapters.registry_grpc import Account
 from services.gateway.arrival import arrived_at
 from services.gateway.auth import current_account
+from services.gateway.errors import ApiError
 from services.gateway.handlers import INVALID_VERSION, NewPrediction, wait_for_prediction
+from services.gateway.idempotency import parse_idempotency_key, request_fingerprint
 from services.gateway.pagination import INVALID_CURSOR, decode_cursor, encode_cursor, page_body
 from services.gateway.schemas import Prediction, PredictionPage, PredictionRequest, VersionPredictionRequest
 
@@ -57,7 +57,7 @@ def _deps(request: Request) -> Any:
 
 def _webhook_of(body: PredictionRequest) -> tuple[str | None, list[str] | None]:
     """`webhook` and its event filter; the legacy `webhook_completed` is a webhook for `completed` only."""
-    events = list(body.webhook_events_filter) if body.webhook_events_filter else None
+    events: list[str] | None = list(body.webhook_events_filter) if body.webhook_events_filter else None
     if not body.webhook_completed:
         return body.webhook, events
     if body.webhook and body.webhook != body.webhook_completed:

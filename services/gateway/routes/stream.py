@@ -14,7 +14,6 @@ still ends with `done`, read from the prediction itself.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hmac
 import json
@@ -115,7 +114,7 @@ async def stream_prediction(
             while True:
                 try:
                     msg = await subscription.next_msg(timeout=POLL_SECONDS)
-                except (NatsTimeoutError, asyncio.TimeoutError):
+                except (TimeoutError, NatsTimeoutError):
                     current = await _view(request, prediction_id)
                     if current is None or current["status"] not in TERMINAL_STATUSES:
                         continue

@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from services.gateway import handlers
 from services.gateway.adapters.registry_grpc import Account
 from services.gateway.auth import current_account
-from services.gateway import handlers
 from services.gateway.routes.admin import TokenCreate, page
 
 router = APIRouter(prefix="/v1/tokens")

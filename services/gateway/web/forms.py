@@ -106,7 +106,7 @@ def _kind(name: str, prop: dict[str, Any]) -> tuple[str, str, str, bool]:
         bounded = _number(prop.get("minimum")) is not None and _number(prop.get("maximum")) is not None
         return ("range" if bounded else "number"), value_type, "string", False
     if value_type == "array":
-        items = prop.get("items") if isinstance(prop.get("items"), dict) else {}
+        items = found if isinstance(found := prop.get("items"), dict) else {}
         item_type = str(items.get("type") or "string")
         files = item_type == "string" and items.get("format") == "uri"
         return "list", "array", item_type, files
@@ -122,7 +122,7 @@ def form_fields(openapi_schema: dict[str, Any] | None) -> list[FormField]:
     schema = components.get("Input")
     if not isinstance(schema, dict):
         return []
-    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    properties = found if isinstance(found := schema.get("properties"), dict) else {}
     required = set(schema.get("required") or [])
     ordered = sorted(
         properties.items(),
@@ -156,7 +156,7 @@ def form_fields(openapi_schema: dict[str, Any] | None) -> list[FormField]:
 def output_kind(openapi_schema: dict[str, Any] | None) -> str:
     """How the page shows the output: `stream` (text growing as it arrives), `iterator`, or `value`."""
     components = ((openapi_schema or {}).get("components") or {}).get("schemas") or {}
-    output = components.get("Output") if isinstance(components.get("Output"), dict) else {}
+    output = found if isinstance(found := components.get("Output"), dict) else {}
     if output.get("type") == "array" and output.get("x-cog-array-type") == "iterator":
         return "stream" if output.get("x-cog-array-display") == "concatenate" else "iterator"
     return "value"

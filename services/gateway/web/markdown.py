@@ -14,7 +14,7 @@ def _validate_link(url: str) -> bool:
 
 
 _renderer = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
-_renderer.validateLink = _validate_link
+_renderer.validateLink = _validate_link  # type: ignore[method-assign]  # markdown-it's documented per-instance hook
 
 
 def render_markdown(text: str) -> Markup:

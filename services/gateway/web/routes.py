@@ -146,7 +146,9 @@ def _check_write(request: Request, viewer: Viewer, presented: str | None) -> Non
         raise BAD_CSRF
 
 
-def _page(request: Request, template: str, viewer: Viewer | None, status_code: int = 200, **context: Any) -> HTMLResponse:
+def _page(
+    request: Request, template: str, viewer: Viewer | None, status_code: int = 200, **context: Any
+) -> HTMLResponse:
     response = templates.TemplateResponse(
         request,
         template,
@@ -282,7 +284,8 @@ async def explore(request: Request, q: str = "", collection: str = "") -> HTMLRe
                 continue
         title = found["name"]
     else:
-        models, _ = await deps.registry.list_models(query=q.strip()[:1000]) if q.strip() else await deps.registry.list_models()
+        query = q.strip()[:1000]
+        models, _ = await deps.registry.list_models(query=query) if query else await deps.registry.list_models()
         if q.strip():
             title = f"Models matching “{q.strip()}”"
     mine: list[dict[str, Any]] = []
@@ -452,7 +455,9 @@ def _for_reader(body: dict[str, Any], owner: bool) -> dict[str, Any]:
     return {key: value for key, value in body.items() if key not in ("webhook", "webhook_events_filter")}
 
 
-def _prediction_json(request: Request, view: dict[str, Any], status_code: int = 200, owner: bool = True) -> JSONResponse:
+def _prediction_json(
+    request: Request, view: dict[str, Any], status_code: int = 200, owner: bool = True
+) -> JSONResponse:
     body = _for_reader(render_prediction(view, _deps(request).settings.origin), owner)
     return JSONResponse(body, status_code=status_code, headers={"Cache-Control": "no-store"})
 

@@ -151,7 +151,9 @@ class PostgresViews:
 
     async def get_model(self, owner: str, name: str) -> Model | None:
         """The model with its latest version (the only one in `versions`)."""
-        rows = await self._rows(f"{_MODEL_SELECT} WHERE m.owner = :owner AND m.name = :name", {"owner": owner, "name": name})
+        rows = await self._rows(
+            f"{_MODEL_SELECT} WHERE m.owner = :owner AND m.name = :name", {"owner": owner, "name": name}
+        )
         return _model(rows[0]) if rows else None
 
     async def list_models(

@@ -27,6 +27,8 @@ from services.registry.domain.events import (
     TokenCreated,
     TokenDisabled,
     TokenEnabled,
+)
+from services.registry.domain.events import (
     TokenRevoked as TokenRevokedEvent,
 )
 

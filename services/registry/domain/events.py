@@ -177,7 +177,9 @@ def deployment_stream(owner: str, name: str) -> str:
     return f"deployment-{owner}/{name}"
 
 
-MODEL_DETAIL_FIELDS = ("description", "readme", "github_url", "paper_url", "weights_url", "license_url", "cover_image_url")
+MODEL_DETAIL_FIELDS = (
+    "description", "readme", "github_url", "paper_url", "weights_url", "license_url", "cover_image_url"
+)
 
 
 class ModelUpdated(RegistryEvent):

@@ -10,8 +10,8 @@ import importlib.util
 import inspect
 import io
 import os
-import tempfile
 import sys
+import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import PurePath

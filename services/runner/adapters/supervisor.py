@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from libs.sandbox import (
-    CODE_DIR, INPUTS_DIR, MODEL_DIR, Launch, Sandbox, SandboxFiles, SandboxUnavailable, sandbox_python,
+    CODE_DIR,
+    INPUTS_DIR,
+    MODEL_DIR,
+    Launch,
+    Sandbox,
+    SandboxFiles,
+    SandboxUnavailable,
+    sandbox_python,
 )
 from services.runner.adapters import protocol as p
 

@@ -337,11 +337,11 @@ def _serve_async(predictor: LoadedPredictor, control_in: IO[bytes], channel: Cha
             tasks[message.id] = task
             task.add_done_callback(lambda _: tasks.pop(message.id, None))
         elif isinstance(message, p.Cancel):
-            task = tasks.get(message.id)
-            if task is None:
+            running = tasks.get(message.id)
+            if running is None:
                 state.remember_cancel(message.id)
             else:
-                task.cancel()
+                running.cancel()
         else:
             finished.set()
 

@@ -122,6 +122,7 @@ class NatsJobQueues:
                 message = await self._bus.js.get_msg(RUNNER_JOBS.name, seq=seq + 1, subject=subject, next=True)
             except NotFoundError:
                 break
+            assert message.seq is not None  # JetStream returns every stored message with its sequence
             seq = message.seq
             msg_id = (message.headers or {}).get("Nats-Msg-Id")
             if msg_id in prediction_ids:

@@ -8,10 +8,13 @@ from collections import OrderedDict
 import grpc
 
 from libs.pb.cogwheel.registry.v1 import registry_pb2, registry_pb2_grpc
-from libs.rpc import RpcNotFound
+from libs.rpc import RpcNotFound, failover_options_for
 from services.scheduler.domain.errors import VersionNotFound
 from services.scheduler.domain.schema import secret_inputs, streams_output
 from services.scheduler.ports import DeploymentInfo, VersionInfo
+
+# Several registries may stand side by side (`cogwheel up --registries N`): spread calls, retry reads elsewhere.
+REGISTRY_FAILOVER = failover_options_for(registry_pb2.DESCRIPTOR.services_by_name["RegistryService"])
 
 
 class GrpcRegistryClient:
@@ -65,7 +68,9 @@ class GrpcRegistryClient:
         found: list[DeploymentInfo] = []
         cursor = ""
         for _ in range(1000):
-            reply = await self._stub.ListDeployments(registry_pb2.ListDeploymentsRequest(cursor=cursor, limit=100, all_owners=True))
+            reply = await self._stub.ListDeployments(
+                registry_pb2.ListDeploymentsRequest(cursor=cursor, limit=100, all_owners=True)
+            )
             for deployment in reply.deployments:
                 release = deployment.current_release
                 found.append(DeploymentInfo(

@@ -94,7 +94,8 @@ def evolve(state: Instance, event: Envelope) -> Instance:
     if kind in ENDED:
         # A stop the scheduler asked for keeps its reason (idle, evicted, ...); the node's says only "unloaded".
         asked = kind == "stopped" and state.state == "stopping" and state.reason
-        return replace(state, **common, state=kind, reason=state.reason if asked else data.get("reason") or state.reason,
+        reason = state.reason if asked else data.get("reason") or state.reason
+        return replace(state, **common, state=kind, reason=reason,
                        gpu_memory_mib=int(data.get("gpu_memory_mib") or state.gpu_memory_mib))
     return replace(state, version=event.stream_version)
 
@@ -135,7 +136,9 @@ def decide_report(state: Instance, kind: str, data: dict[str, Any], *, at: datet
         return []
     if kind == "ready" and state.state not in {"placed", "booting"}:
         return []
-    fields = {key: data[key] for key in ("phase", "slots", "setup_time", "gpu_memory_mib", "reason") if key in data}
+    fields: dict[str, Any] = {
+        key: data[key] for key in ("phase", "slots", "setup_time", "gpu_memory_mib", "reason") if key in data
+    }
     return [_event(state.id, kind, at, fields, metadata)]
 
 

@@ -188,6 +188,7 @@ def plan(world: World, now: datetime, policy: Policy) -> Plan:
     stopping: set[str] = set()
 
     deployments = {spec.queue: spec for spec in world.deployments}
+    spec: DeploymentSpec | None
     demands: dict[tuple[str, str], QueueDemand] = {(q.key, q.model_version): q for q in world.queues}
     # A deployment's current release is a demand of its own (its min_instances), even with nothing queued.
     for spec in world.deployments:

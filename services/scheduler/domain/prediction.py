@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from libs.bus.subjects import WEBHOOK_TAG
-from libs.events import EventMetadata, Envelope, new_event
+from libs.events import Envelope, EventMetadata, new_event
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 
@@ -74,7 +74,7 @@ class Prediction:
 def evolve(state: Prediction, event: Envelope) -> Prediction:
     data = event.data
     kind = event.type.removeprefix("prediction.")
-    common = {"version": event.stream_version}
+    common: dict[str, Any] = {"version": event.stream_version}
     if kind == "created":
         return replace(
             state,

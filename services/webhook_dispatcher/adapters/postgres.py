@@ -268,7 +268,8 @@ class PostgresDeliveryUnitOfWork:
         if not await self._tx.track(ATTEMPT_KEYS, f"{delivery.id}/{delivery.lease_token}/{record.attempt}"):
             return True
         stream = attempt_stream(delivery.prediction_id)
-        for event in await self._tx.append(stream, [new_event(DELIVERY_ATTEMPTED, stream, data)], expected_version=None):
+        appended = await self._tx.append(stream, [new_event(DELIVERY_ATTEMPTED, stream, data)], expected_version=None)
+        for event in appended:
             await ATTEMPTS.apply(self._tx, event)
         # Only the lease holder settles the delivery; an attempt made after the lease ran out is still recorded.
         status = "pending" if record.retry_in is not None else record.outcome

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from services.webhook_dispatcher.domain.decisions import FINAL
 
 _RETRYABLE_STATUS = 429
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     DELIVERED = "delivered"
     RETRYING = "retrying"
     FAILED = "failed"

@@ -128,7 +128,9 @@ async def test_create_checks_input_before_the_scheduler_and_records_the_source(d
                                                                                      webhook="ftp://x"))
     assert bad_hook.value.status == 422
     assert deps.scheduler.created == []
-    view = await handlers.create_prediction(deps, BOB, version, handlers.NewPrediction(input={"text": "x"}, source="web"))
+    view = await handlers.create_prediction(
+        deps, BOB, version, handlers.NewPrediction(input={"text": "x"}, source="web")
+    )
     assert deps.scheduler.created[0]["source"] == "web" and deps.scheduler.created[0]["account"] == "bob"
     assert await deps.projection.get(view["id"]) == view
 

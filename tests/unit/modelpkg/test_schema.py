@@ -11,7 +11,9 @@ from libs.modelpkg import ModelPackageError, generate_openapi_schema
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "tests" / "fixtures" / "predictors"
 # shared/ sits beside the repository's checkout (CI) or one level further up (a worktree of it).
-_SAMPLE_CANDIDATES = [base / "shared" / "reference" / "cog-sample-schema.json" for base in (ROOT.parent, ROOT.parent.parent)]
+_SAMPLE_CANDIDATES = [
+    base / "shared" / "reference" / "cog-sample-schema.json" for base in (ROOT.parent, ROOT.parent.parent)
+]
 SAMPLE_SCHEMA = next((p for p in _SAMPLE_CANDIDATES if p.is_file()), _SAMPLE_CANDIDATES[0])
 
 

@@ -11,8 +11,8 @@ from libs.events import Envelope, EventMetadata
 from libs.eventstore import ConcurrencyError
 from services.registry.domain import accounts, deployments, models
 from services.registry.domain.accounts import Account, Token
-from services.registry.domain.events import RegistryEvent, TokenCreated, VersionCreated, from_envelope, to_envelope
 from services.registry.domain.deployments import Deployment
+from services.registry.domain.events import RegistryEvent, TokenCreated, VersionCreated, from_envelope, to_envelope
 from services.registry.domain.models import Model, Version
 
 
@@ -144,8 +144,11 @@ class FakeViews:
         self, owners: list[str] | None, *, cursor: str, limit: int
     ) -> tuple[list[Deployment], str]:
         folded = (deployments.replay(self._log.events(s)) for s in self._log.streams if s.startswith("deployment-"))
-        found = sorted((d for d in folded if d is not None and (owners is None or d.owner in owners)), key=lambda d: d.created_at,
-                       reverse=True)
+        found = sorted(
+            (d for d in folded if d is not None and (owners is None or d.owner in owners)),
+            key=lambda d: d.created_at,
+            reverse=True,
+        )
         start = int(cursor or 0)
         page = found[start:start + limit]
         return page, str(start + limit) if start + limit < len(found) else ""

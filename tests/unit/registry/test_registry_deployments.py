@@ -52,7 +52,8 @@ async def test_create_records_release_one(event_log: InMemoryEventLog, clock: Fa
     created = await handlers.create_deployment(create_cmd(), event_log.uow, clock, SKUS)
     release = created.current_release
     assert (created.owner, created.name, release.number, release.version) == ("acme", "my-app", 1, V1)
-    assert (release.hardware, release.min_instances, release.max_instances, release.created_by) == ("cpu", 0, 2, "alice")
+    configured = (release.hardware, release.min_instances, release.max_instances, release.created_by)
+    assert configured == ("cpu", 0, 2, "alice")
     [event] = event_log.events("deployment-acme/my-app")
     assert isinstance(event, DeploymentCreated) and event.TYPE == "deployment.created"
     assert await handlers.get_deployment("acme", "my-app", views) == created
