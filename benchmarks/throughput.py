@@ -193,7 +193,8 @@ def _print(
     n: int, clients: int, elapsed: float, burst: Burst, before: dict[str, float], after: dict[str, float],
     after_settled: dict[str, float], lag: dict[str, int], settled_in: float,
 ) -> None:
-    print(f"\nthroughput: {n} hello-world predictions, {clients} concurrent clients creating and polling (2-core machine)")
+    print(f"\nthroughput: {n} hello-world predictions, {clients} concurrent clients creating and polling"
+          f" ({os.cpu_count()} CPUs)")
     print(f"  rate {n / elapsed:.1f} predictions/s over {elapsed:.1f} s; statuses {burst.statuses};"
           f" polls repeated after a connection error: {burst.poll_errors}")
     for label, samples in (("create request", burst.created_ms), ("create to terminal (polled)", burst.completed_ms)):

@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.errors import NotFoundError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
@@ -284,7 +284,7 @@ async def run_batch_consumer(
         while not stop.is_set():
             try:
                 messages = await subscription.fetch(batch, timeout=fetch_timeout)
-            except (NatsTimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, NatsTimeoutError):
                 continue
             await _handle_batch(messages, handler, alone, durable, limits)
     finally:

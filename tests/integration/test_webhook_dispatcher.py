@@ -1,7 +1,8 @@
 """Webhook dispatcher against real PostgreSQL, NATS JetStream and an HTTP receiver on loopback.
 
 Lifecycle events are published as the scheduler's relay publishes them (`scheduler.events.prediction.*`
-envelopes, tagged `.webhook` when the prediction has one), so these tests drive the dispatcher exactly as production does, without a scheduler or runner.
+envelopes, tagged `.webhook` when the prediction has one), so these tests drive the dispatcher exactly as
+production does, without a scheduler or runner.
 """
 
 from __future__ import annotations
