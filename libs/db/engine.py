@@ -25,3 +25,9 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
         # database restart fails its one transaction, which callers retry (consumers redeliver, clients retry).
         pool_recycle=1800,
     )
+
+
+def single_statement_reads(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool in autocommit: a read of one statement needs no transaction, so no BEGIN and ROLLBACK
+    round trips around it (the hot reads: a prediction polled by its client)."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from libs.db.engine import single_statement_reads
 from libs.events import Envelope
 from libs.eventstore import EventStore
 from libs.predictions import TERMINAL_STATUSES, apply_event, restore_event
@@ -30,6 +31,7 @@ class PredictionProjection:
 
     def __init__(self, store: EventStore, js: Any = None) -> None:
         self._store = store
+        self._reads = single_statement_reads(store.engine)
         # Where events that carry large outputs by reference are restored from (libs.blobs.spill).
         self._js = js
 
@@ -113,7 +115,7 @@ class PredictionProjection:
             await _upsert(conn, view, 1, replace=False)
 
     async def get(self, prediction_id: str) -> dict[str, Any] | None:
-        async with self._store.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             row = (
                 await conn.execute(
                     text(f"SELECT view FROM {SCHEMA}.predictions WHERE id = :id"), {"id": prediction_id}

@@ -57,6 +57,8 @@ PHASE_LINES = {
 }
 # How many waiting predictions of one queue are told about their wait on one tick.
 TOLD_PER_QUEUE = 200
+# A prediction queued behind a ready instance is told its place only after waiting this long.
+QUEUED_LINE_AFTER_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -381,7 +383,11 @@ class Controller:
                                    f"the prediction fails if none appears within "
                                    f"{self.settings.no_hardware_timeout:g} seconds\n")
             elif any(i.state == "ready" for i in mine):
-                message = ("queued", f"Queued behind {ahead} prediction(s)\n" if ahead else "")
+                # Behind a ready instance a prediction usually starts within moments: a line (an event the whole
+                # platform carries) only for one that has been waiting a while.
+                waited = (now - item.created_at).total_seconds()
+                long_wait = ahead and waited >= QUEUED_LINE_AFTER_SECONDS
+                message = ("queued", f"Queued behind {ahead} prediction(s)\n" if long_wait else "")
             elif mine:
                 booting = min(mine, key=lambda i: i.requested_at or now)
                 if booting.state == "booting" and booting.phase in PHASE_LINES:
