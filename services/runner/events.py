@@ -71,7 +71,9 @@ def progress(
 def completed(
     prediction_id: str, runner_id: str, result: PredictionResult, traceparent: str | None, *, progress_reports: int = 0,
     instance_id: str | None = None,
+    instance_ready_at: datetime | None = None,
 ) -> Envelope:
+    """``instance_ready_at`` as in `started`: a completion whose start was never reported brings the start."""
     data = {
         "runner_id": runner_id,
         "status": result.status,
@@ -84,6 +86,8 @@ def completed(
     }
     if instance_id:
         data["instance_id"] = instance_id
+    if instance_ready_at is not None:
+        data["instance_ready_at"] = instance_ready_at.isoformat()
     return runner_event("completed", prediction_id, data, traceparent, version=2 + progress_reports)
 
 

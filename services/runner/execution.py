@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -42,7 +43,10 @@ class Execution:
         traceparent: str | None,
         limits: ExecutionLimits,
         stream: bool,
+        before_progress: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        # Awaited before each progress report: the prediction's start must be reported before its progress.
+        self._before_progress = before_progress
         self._bus, self.prediction_id, self._runner_id, self._traceparent = bus, prediction_id, runner_id, traceparent
         self.logbook = LogBook(limits.log_head_bytes, limits.log_tail_bytes)
         self._uploader = OutputUploader(bus.js, prediction_id)
@@ -132,6 +136,8 @@ class Execution:
         await self._stream.close(result.status, result.error)
 
     async def _send_progress(self, seq: int, items: list[Any], logs: str) -> None:
+        if self._before_progress is not None:
+            await self._before_progress()
         envelope = events.progress(self.prediction_id, self._runner_id, seq, items, logs, self._traceparent)
         envelope = await events.fitting(self._bus.js, envelope)
         headers = {"traceparent": self._traceparent} if self._traceparent else None

@@ -28,6 +28,7 @@ from libs.modelpkg import CogConfig, ModelPackageError, load_cog_config
 from libs.sealing import SEALED_INPUT, SealingError, open_sealed_json
 from services.runner import events
 from services.runner.adapters.supervisor import PredictionResult, WorkerSetupError, WorkerSupervisor
+from services.runner.announce import START_REPORT_DELAY_SECONDS, StartAnnouncement
 from services.runner.capacity import Capacity, Reservation
 from services.runner.execution import Execution, ExecutionLimits
 from services.runner.inputs import FileInputLimits, FileInputResolver, InputError
@@ -79,6 +80,8 @@ class RunnerOptions:
     # Scheduled instances this node hosts at most, and the GPU memory it offers them (0: what it detects).
     instance_slots: int = 4
     gpu_memory_mib: int = 0
+    # A prediction still running this long after it started reports its start (services.runner.announce).
+    start_report_delay: float = START_REPORT_DELAY_SECONDS
 
 
 class RunnerWorker:
@@ -238,15 +241,19 @@ class RunnerWorker:
                 instance_id=instance_id))
             return
         self._current[prediction_id] = None
-        # Announcing the start overlaps with running: the completion is published only after it is stored.
-        announced = asyncio.create_task(
-            self._publish(events.started(prediction_id, self.runner_id, started_at, traceparent,
-                                         instance_id=instance_id, instance_ready_at=instance_ready_at))
+        # Announcing the start overlaps with running, and only a prediction still running after a moment
+        # announces it at all; the completion is published only after the start (if any) is stored.
+        announced = StartAnnouncement(
+            lambda: self._publish(events.started(prediction_id, self.runner_id, started_at, traceparent,
+                                                 instance_id=instance_id, instance_ready_at=instance_ready_at)),
+            delay=self._options.start_report_delay,
         )
+        announced.schedule()
         finished = asyncio.Event()
         heartbeat = asyncio.create_task(self._keep_alive(message, finished))
         execution = Execution(self.bus, prediction_id, runner_id=self.runner_id, traceparent=traceparent,
-                              limits=self._options.limits, stream=bool(job.get("stream")))
+                              limits=self._options.limits, stream=bool(job.get("stream")),
+                              before_progress=announced.now)
         execution.start()
         try:
             outcome, error = await self._run(job, execution, started_at, hosted)
@@ -255,12 +262,13 @@ class RunnerWorker:
             self._current.pop(prediction_id, None)
             finished.set()
             await heartbeat
-            await announced
+            await announced.settle()
         if self._stopping and result.status == "failed":
             raise Retry("runner stopped during the prediction; another runner takes the job", delay=0)
         await execution.close_stream(result)
         await self._publish(events.completed(prediction_id, self.runner_id, result, traceparent,
-                                             progress_reports=execution.progress.reports, instance_id=instance_id))
+                                             progress_reports=execution.progress.reports, instance_id=instance_id,
+                                             instance_ready_at=instance_ready_at))
 
     async def _run(
         self, job: dict[str, Any], execution: Execution, started_at: datetime,

@@ -119,6 +119,13 @@ class Controller:
         # Set when this process created a prediction: the control loop ticks at once instead of at its interval.
         self.wakeup = asyncio.Event()
 
+    def created(self, queue: str) -> None:
+        """A prediction was created for `queue`: tick at once when no instance of it is ready (it may need a cold
+        boot now, not at the next interval); behind a ready instance the job is simply taken, and a tick for
+        every prediction would only cost the hot path."""
+        if not any(instance.queue == queue and instance.state == "ready" for instance in self.instances.values()):
+            self.wakeup.set()
+
     # --- state ----------------------------------------------------------------------------------------
 
     async def catch_up(self) -> None:

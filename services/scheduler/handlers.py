@@ -569,13 +569,15 @@ async def _boot_time(tx: Any, state: model.Prediction, report: dict[str, Any]) -
     instance_id = report.get("instance_id")
     if not instance_id or state.status != "starting" or state.created_at is None:
         return None
-    instance = inst.load(instance_id, await tx.read_stream(inst.stream_id(instance_id)))
+    created = _parse_time(state.created_at)
     # The node says when the instance became ready (its `ready` report may not be recorded yet).
     ready_value = report.get("instance_ready_at")
+    if ready_value and _parse_time(ready_value) <= created:
+        return None  # a warm instance (the common case): nothing to read
+    instance = inst.load(instance_id, await tx.read_stream(inst.stream_id(instance_id)))
     ready_at = _parse_time(ready_value) if ready_value else instance.ready_at
     if ready_at is None or instance.requested_at is None:
         return None
-    created = _parse_time(state.created_at)
     if ready_at <= created:
         return None
     return round(max((ready_at - max(created, instance.requested_at)).total_seconds(), 0.0), 3)

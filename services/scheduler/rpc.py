@@ -94,8 +94,9 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
             if not _database_unreachable(exc):
                 raise
             raise QueueUnavailable(f"predictions cannot be stored right now: {type(exc).__name__}") from exc
-        if not replayed and self._deps.controller is not None:
-            self._deps.controller.wakeup.set()
+        controller = self._deps.controller
+        if not replayed and controller is not None:
+            controller.created(queue_key(prediction.version_id, prediction.deployment))
         message = to_pb(prediction)
         message.idempotent_replay = replayed
         return message
