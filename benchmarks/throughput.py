@@ -122,7 +122,11 @@ async def run(predictions: int = 2000, clients: int = 32) -> None:
     postgres = EmbeddedPostgres(work / "postgres")
     nats_url = await nats_server.astart()
     database_url = await asyncio.to_thread(postgres.start)
-    stack = Stack(nats_url, database_url, work, gateway_port=free_port(), notify=lambda _line: None)
+    # One token makes every prediction: Replicate's per-token create limit (600 a minute) would be the figure.
+    unthrottled = {f"COGWHEEL_RATE_LIMIT_{kind}_{unit}": "1000000" for kind in ("PREDICTIONS", "REQUESTS")
+                   for unit in ("PER_MINUTE", "BURST")}
+    stack = Stack(nats_url, database_url, work, gateway_port=free_port(), notify=lambda _line: None,
+                  process_env={"gateway-1": unthrottled})
     try:
         await stack.start(timeout=120)
         seeded = await seed(stack.registry_addr, nats_url)
@@ -150,6 +154,12 @@ async def run(predictions: int = 2000, clients: int = 32) -> None:
             settled_in = await _settle(nats_url)
             after_settled = {name: cpu_seconds(pid, _children()) for name, pid in roots.items()}
         _print(predictions, clients, elapsed, burst, before, after, after_settled, lag_at_end, settled_in)
+    except BaseException:
+        kept = Path(tempfile.gettempdir()) / "cogwheel-throughput-logs"
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.copytree(work / "logs", kept, dirs_exist_ok=True)
+        print(f"the services' logs are kept in {kept}")
+        raise
     finally:
         await stack.stop()
         await asyncio.to_thread(postgres.stop)

@@ -91,7 +91,8 @@ _OWN_SUBJECTS: Mapping[str, tuple[str, ...]] = {
     "registry": (event_subject("registry", ">"),),
     "scheduler": (event_subject("scheduler", ">"), RUNNER_JOBS.subjects[0], RUNNER_CANCEL, RUNNER_NODE_COMMANDS),
     "webhook_dispatcher": (event_subject("webhook_dispatcher", ">"),),
-    "billing": (event_subject("billing", ">"),),
+    # Billing publishes nothing: its events stay in its log.
+    "billing": (),
 }
 _JETSTREAM = ("$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$O.>", "$KV.>")
 

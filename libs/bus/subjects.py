@@ -22,7 +22,6 @@ SCHEDULER_EVENTS = StreamSpec("SCHEDULER_EVENTS", ("scheduler.events.>",))
 REGISTRY_EVENTS = StreamSpec("REGISTRY_EVENTS", ("registry.events.>",))
 RUNNER_EVENTS = StreamSpec("RUNNER_EVENTS", ("runner.events.>",))
 WEBHOOK_EVENTS = StreamSpec("WEBHOOK_EVENTS", ("webhook_dispatcher.events.>",))
-BILLING_EVENTS = StreamSpec("BILLING_EVENTS", ("billing.events.>",))
 RUNNER_JOBS = StreamSpec("RUNNER_JOBS", ("runner.jobs.>",), work_queue=True)
 # What a running prediction streams (iterator items, log chunks, then error/done), for Server-Sent Events;
 # transient like Replicate's stream URLs, so bounded in age and size.
@@ -35,7 +34,7 @@ PREDICTION_STREAMS = StreamSpec(
 )
 
 ALL_STREAMS = (
-    SCHEDULER_EVENTS, REGISTRY_EVENTS, RUNNER_EVENTS, WEBHOOK_EVENTS, BILLING_EVENTS, RUNNER_JOBS, PREDICTION_STREAMS,
+    SCHEDULER_EVENTS, REGISTRY_EVENTS, RUNNER_EVENTS, WEBHOOK_EVENTS, RUNNER_JOBS, PREDICTION_STREAMS,
 )
 
 PREDICTION_EVENTS = "scheduler.events.prediction.>"

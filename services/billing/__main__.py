@@ -29,7 +29,7 @@ async def serve(settings: Settings) -> None:
         checks={"nats": nats_check(deps.bus), "postgres": postgres_check(deps.engine)},
     )
     try:
-        await run_until_stopped(stop, deps.relay.run(stop), consume_prediction_events(deps, stop))
+        await run_until_stopped(stop, consume_prediction_events(deps, stop))
     finally:
         if health is not None:
             health.close()

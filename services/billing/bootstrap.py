@@ -8,23 +8,15 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.bus.nats import Bus, connect
-from libs.bus.relay import OutboxRelay
-from libs.bus.subjects import event_subject
 from libs.db import create_engine
 from libs.db.migrations import migrate
-from libs.events import Envelope
 from libs.eventstore import EventStore
 from services.billing.adapters.postgres import unit_of_work_factory
-from services.billing.domain.usage import USAGE_RECORDED
 from services.billing.ports import UnitOfWorkFactory
 from services.billing.projections import SCHEMA
 from services.billing.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-def subject_for(event: Envelope) -> str | None:
-    return event_subject("billing", event.type) if event.type == USAGE_RECORDED else None
 
 
 @dataclass(frozen=True)
@@ -33,7 +25,6 @@ class Deps:
     engine: AsyncEngine
     store: EventStore
     bus: Bus
-    relay: OutboxRelay
     unit_of_work: UnitOfWorkFactory
 
     async def close(self) -> None:
@@ -47,9 +38,10 @@ async def bootstrap(settings: Settings, *, bus: Bus | None = None) -> Deps:
         bus = await connect(settings.nats_url, name=f"billing{settings.instance_id}")
     await bus.ensure_streams()
     engine = create_engine(settings.database_url)
-    relay = OutboxRelay(engine, SCHEMA, bus, database_url=settings.database_url)
-    store = EventStore(engine, SCHEMA, subject_for=subject_for, on_commit=relay.wake)
-    return Deps(settings, engine, store, bus, relay, unit_of_work_factory(store))
+    # Nothing consumes billing's events (the usage table is its interface): they stay in its log, with no outbox
+    # row, relay or stream message per prediction.
+    store = EventStore(engine, SCHEMA)
+    return Deps(settings, engine, store, bus, unit_of_work_factory(store))
 
 
 def offline_store(settings: Settings) -> EventStore:

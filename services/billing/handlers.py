@@ -10,7 +10,7 @@ from services.billing.domain.usage import (
     prediction_id_of,
     usage_recorded,
 )
-from services.billing.ports import UnitOfWorkFactory
+from services.billing.ports import BillingUnitOfWork, UnitOfWorkFactory
 
 
 class PredictionNotYetKnown(Exception):
@@ -27,13 +27,30 @@ async def handle_prediction_event(event: Envelope, unit_of_work: UnitOfWorkFacto
 
 
 async def _record_usage(event: Envelope, unit_of_work: UnitOfWorkFactory) -> None:
-    prediction_id = prediction_id_of(event.stream_id, event.data)
     async with unit_of_work() as uow:
-        if not await uow.track(event.id):
-            return
-        # An end recorded before ends carried these facts is completed from the `prediction.created` kept then.
-        prediction = BilledPrediction.from_terminal(event.data) or await uow.billed_prediction(prediction_id)
-        if prediction is None:
-            # Raising rolls the tracking row back, so the redelivery is processed in full.
-            raise PredictionNotYetKnown(prediction_id)
-        await uow.record_usage(usage_recorded(prediction, event.data, event.occurred_at.isoformat()))
+        await _record_in(uow, event)
+
+
+async def record_usage_batch(events: list[Envelope], unit_of_work: UnitOfWorkFactory) -> list[str | None]:
+    """Record the usage of every end in one transaction; for each event None, or why it must come back."""
+    outcomes: list[str | None] = []
+    async with unit_of_work() as uow:
+        for event in events:
+            try:
+                if event.type in TERMINAL_TYPES:
+                    await _record_in(uow, event)
+                outcomes.append(None)
+            except PredictionNotYetKnown as exc:
+                outcomes.append(f"prediction {exc} not created yet")
+    return outcomes
+
+
+async def _record_in(uow: BillingUnitOfWork, event: Envelope) -> None:
+    prediction_id = prediction_id_of(event.stream_id, event.data)
+    # An end recorded before ends carried these facts is completed from the `prediction.created` kept then.
+    prediction = BilledPrediction.from_terminal(event.data) or await uow.billed_prediction(prediction_id)
+    if prediction is None:
+        raise PredictionNotYetKnown(prediction_id)  # nothing written for it: the redelivery starts afresh
+    if not await uow.track(event.id):
+        return
+    await uow.record_usage(usage_recorded(prediction, event.data, event.occurred_at.isoformat()))
