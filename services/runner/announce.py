@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 # Long enough for most small-model predictions to end first; short next to anything a person watches.
 START_REPORT_DELAY_SECONDS = 0.1
 
 
 class StartAnnouncement:
-    def __init__(self, publish: Callable[[], Awaitable[None]], delay: float = START_REPORT_DELAY_SECONDS) -> None:
+    def __init__(self, publish: Callable[[], Coroutine[Any, Any, None]], delay: float = START_REPORT_DELAY_SECONDS) -> None:
         self._publish = publish
         self._delay = delay
         self._published: asyncio.Task[None] | None = None
