@@ -114,35 +114,36 @@ class PredictionEnded(PredictionEvent):
 
     output: Any = None
     logs: str | None = None
+    error: str | None = None
     started_at: str | None = None
     completed_at: str | None = None
     predict_time: float | None = None
-    boot_time: float | None = None
 
 
 class PredictionSucceeded(PredictionEnded):
     TYPE = "prediction.succeeded"
     STATUS = PredictionStatus.SUCCEEDED
 
-    error: str | None = None
+    # Seconds it waited for its instance to boot; present only after a cold boot.
+    boot_time: float | None = None
 
 
 class PredictionFailed(PredictionEnded):
     TYPE = "prediction.failed"
     STATUS = PredictionStatus.FAILED
 
-    error: str | None = None
+    boot_time: float | None = None
 
 
 class PredictionCanceled(PredictionEnded):
-    """Canceled by the scheduler (`reason`: `canceled` or `deadline`), or reported canceled by the runner
-    (then with `error` and without `reason`)."""
+    """Canceled by the scheduler (with `reason`: `canceled` or `deadline`, and no `error`), or reported
+    canceled by the runner (with `error`, without `reason`)."""
 
     TYPE = "prediction.canceled"
     STATUS = PredictionStatus.CANCELED
 
-    error: str | None = None
     reason: str | None = None
+    boot_time: float | None = None
 
 
 class PredictionDataRemoved(PredictionEvent):

@@ -30,6 +30,7 @@ from libs.events import Envelope, EventMetadata, new_event
 from libs.eventstore import EventStore
 from libs.eventstore.retry import retry_on_conflict
 from libs.hardware import HardwareCatalog
+from libs.predictions import PredictionStatus
 from services.scheduler.adapters import work_postgres as work
 from services.scheduler.domain import instance as inst
 from services.scheduler.domain import placement
@@ -340,12 +341,12 @@ class Controller:
                     return
                 state = model.load(prediction_id, history)
                 events = model.decide_complete(
-                    state, status="failed", output=state.output, logs=state.logs[len(state.waiting_logs):],
+                    state, status=PredictionStatus.FAILED, output=state.output, logs=state.logs[len(state.waiting_logs):],
                     error=error, started_at=state.started_at, completed_at=now.isoformat(), predict_time=None,
                     runner_id="", metadata=_metadata(prediction_id),
                 )
                 if events:
-                    await tx.append(model.stream_id(prediction_id), events, expected_version=state.version)
+                    await tx.append(model.stream_id(prediction_id), events, expected_version=state.stream_version)
                 await work.remove(tx.conn, self.store.schema, prediction_id)
 
         await retry_on_conflict(attempt)
@@ -492,7 +493,7 @@ async def say(store: EventStore, prediction_id: str, tag: str, line: str) -> Non
             state = model.load(prediction_id, history)
             events = model.decide_wait(state, logs=line, metadata=_metadata(prediction_id))
             if events:
-                await tx.append(model.stream_id(prediction_id), events, expected_version=state.version)
+                await tx.append(model.stream_id(prediction_id), events, expected_version=state.stream_version)
             await work.set_told(tx.conn, store.schema, prediction_id, tag)
 
     await retry_on_conflict(attempt)
