@@ -40,6 +40,16 @@ ALL_STREAMS = (
 
 PREDICTION_EVENTS = "scheduler.events.prediction.>"
 RUNNER_PREDICTION_EVENTS = "runner.events.prediction.>"
+
+
+def runner_prediction_report_subject(kind: str) -> str:
+    """A runner's report on a prediction (`started`, `progress`, `completed`), in RUNNER_EVENTS."""
+    return f"runner.events.prediction.{kind}"
+
+
+def runner_instance_report_subject(kind: str) -> str:
+    """A runner node's report on an instance (`booting`, `ready`, `stopped`, `failed`), in RUNNER_EVENTS."""
+    return f"runner.events.instance.{kind}"
 VERSION_PACKAGES_BUCKET = "cogwheel-versions"
 # Key-value bucket of live runner nodes (key = runner id), refreshed by each node's heartbeat.
 RUNNERS_BUCKET = "cogwheel-runners"

@@ -429,10 +429,9 @@ class RunnerWorker:
         }
 
     async def _publish(self, envelope: Envelope) -> None:
-        kind = envelope.type.rsplit(".", 1)[-1]
         envelope = await events.fitting(self.bus.js, envelope)
         headers = {"traceparent": envelope.metadata.traceparent} if envelope.metadata.traceparent else None
-        await self.bus.publish(events.subject(kind), envelope.to_json(), msg_id=envelope.id, headers=headers)
+        await self.bus.publish(events.subject_of(envelope), envelope.to_json(), msg_id=envelope.id, headers=headers)
 
 
 def describe_duration(seconds: float) -> str:
