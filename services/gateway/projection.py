@@ -11,11 +11,12 @@ from sqlalchemy import text
 
 from libs.events import Envelope
 from libs.eventstore import EventStore
-from libs.predictions import TERMINAL_STATUSES, apply_event, restore_event
+from libs.predictions import TERMINAL_EVENT_TYPES, TERMINAL_STATUSES, apply_event, restore_event
 
 CONSUMER = "gateway-predictions"
-TERMINAL_EVENT_TYPES = frozenset(f"prediction.{status}" for status in TERMINAL_STATUSES)
 SCHEMA = "gateway"
+# `status NOT IN (...)`: the prediction has not ended.
+_TERMINAL_SQL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_STATUSES))
 
 
 class Outcome(enum.Enum):
@@ -153,7 +154,7 @@ async def active_predictions_of_deployment(engine: Any, deployment: str) -> int:
         result = await conn.execute(
             text(
                 f"SELECT count(*) FROM {SCHEMA}.predictions WHERE view->>'deployment' = :deployment"
-                " AND status NOT IN ('succeeded', 'failed', 'canceled')"
+                f" AND status NOT IN ({_TERMINAL_SQL})"
             ),
             {"deployment": deployment},
         )
@@ -165,7 +166,7 @@ async def active_predictions_of_version(engine: Any, version_id: str) -> int:
         result = await conn.execute(
             text(
                 f"SELECT count(*) FROM {SCHEMA}.predictions WHERE view->>'version' = :version"
-                " AND status NOT IN ('succeeded', 'failed', 'canceled')"
+                f" AND status NOT IN ({_TERMINAL_SQL})"
             ),
             {"version": version_id},
         )

@@ -433,7 +433,7 @@ async def fail_unrecorded_report(
                 return
             state = model.load(prediction_id, history)
             new_events = model.decide_complete(
-                state, status="failed", output=None, logs=state.logs,
+                state, status=PredictionStatus.FAILED, output=None, logs=state.logs,
                 error=f"The prediction's result could not be recorded: {reason}",
                 started_at=state.started_at, completed_at=clock.now().isoformat(), predict_time=None,
                 runner_id=str(event.data.get("runner_id") or ""),

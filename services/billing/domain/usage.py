@@ -6,8 +6,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-PREDICTION_CREATED = "prediction.created"
-TERMINAL_TYPES = frozenset({"prediction.succeeded", "prediction.failed", "prediction.canceled"})
+from libs.predictions import TERMINAL_EVENT_TYPES, PredictionCreated
+
+PREDICTION_CREATED = PredictionCreated.TYPE
+TERMINAL_TYPES = TERMINAL_EVENT_TYPES
 USAGE_RECORDED = "usage.recorded"
 
 
