@@ -20,6 +20,7 @@ from libs.bus.subjects import (
     RUNNERS_BUCKET,
     VERSION_PACKAGES_BUCKET,
     event_subject,
+    prediction_stream,
     runner_durable,
 )
 
@@ -60,7 +61,7 @@ def _runner(user: str, hardware: Iterable[str]) -> Permissions:
     jobs = RUNNER_JOBS.name
     # Stream names and infos (no message in them): what clients look up before using a stream.
     publish = ["$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.INFO.*", event_subject("runner", ">"),
-               "stream.prediction.>"]
+               prediction_stream(">")]
     for hw in hardware:
         durable = runner_durable(hw)
         publish += [

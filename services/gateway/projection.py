@@ -9,11 +9,12 @@ from typing import Any
 
 from sqlalchemy import text
 
+from libs.bus.subjects import GATEWAY_PREDICTIONS_DURABLE
 from libs.events import Envelope
 from libs.eventstore import EventStore
 from libs.predictions import TERMINAL_EVENT_TYPES, TERMINAL_STATUSES, apply_event, restore_event
 
-CONSUMER = "gateway-predictions"
+CONSUMER = GATEWAY_PREDICTIONS_DURABLE
 SCHEMA = "gateway"
 # `status NOT IN (...)`: the prediction has not ended.
 _TERMINAL_SQL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_STATUSES))
@@ -26,7 +27,7 @@ class Outcome(enum.Enum):
 
 
 class PredictionProjection:
-    name = "gateway-predictions"
+    name = GATEWAY_PREDICTIONS_DURABLE
     tables = ("predictions", "tracking")
 
     def __init__(self, store: EventStore, js: Any = None) -> None:

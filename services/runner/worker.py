@@ -22,7 +22,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from libs.bus.consumer import DeliveryLimit, ReceivedMessage, Retry, handle_message
 from libs.bus.nats import Bus
-from libs.bus.subjects import RUNNER_JOBS, runner_durable
+from libs.bus.subjects import RUNNER_CANCEL, RUNNER_JOBS, runner_durable, runner_jobs
 from libs.events import Envelope
 from libs.modelpkg import CogConfig, ModelPackageError, load_cog_config
 from libs.predictions import PredictionStatus
@@ -37,7 +37,7 @@ from services.runner.streaming import PredictionStream
 
 log = logging.getLogger(__name__)
 
-CANCEL_SUBJECT = "runner.control.cancel"
+CANCEL_SUBJECT = RUNNER_CANCEL
 TIMEOUT_VARIABLE = "COGWHEEL_PREDICT_TIMEOUT"
 _REMEMBERED_CANCELS = 1024
 
@@ -142,7 +142,7 @@ class RunnerWorker:
 
     async def _pull_jobs(self, stop: asyncio.Event) -> None:
         durable = runner_durable(self.hardware)
-        subject = f"runner.jobs.{self.hardware}"
+        subject = runner_jobs(self.hardware)
         config = ConsumerConfig(
             durable_name=durable, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
             ack_wait=self._options.ack_wait, max_ack_pending=256, filter_subject=subject,

@@ -45,11 +45,11 @@ from services.scheduler.ports import (
     NodeReport,
     RunnerControl,
 )
-from libs.bus.subjects import queue_key
+from libs.bus.subjects import SCHEDULER_INSTANCE_EVENTS_DURABLE, queue_key
 
 log = logging.getLogger(__name__)
 
-INSTANCE_EVENTS_CONSUMER = "scheduler-instance-events"
+INSTANCE_EVENTS_CONSUMER = SCHEDULER_INSTANCE_EVENTS_DURABLE
 # Boot phases as the prediction's logs tell them.
 PHASE_LINES = {
     "fetching": "Booting: fetching the package",

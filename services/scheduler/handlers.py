@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from libs.blobs import has_spilled, spill_large_fields
 from libs.bus.consumer import Retry
-from libs.bus.subjects import queue_key, runner_queue
+from libs.bus.subjects import SCHEDULER_RUNNER_EVENTS_DURABLE, queue_key, runner_queue
 from libs.telemetry import current_traceparent
 from libs.events import Envelope, EventMetadata
 from libs.eventstore import EventStore, OutboxMessage, Transaction
@@ -48,7 +48,7 @@ from services.scheduler.ports import Clock, PredictionData, RegistryClient, Runn
 
 log = logging.getLogger(__name__)
 
-RUNNER_EVENTS_CONSUMER = "scheduler-runner-events"
+RUNNER_EVENTS_CONSUMER = SCHEDULER_RUNNER_EVENTS_DURABLE
 # Fields of a prediction event that may be too large for one NATS message (libs.blobs.spill).
 LARGE_FIELDS = ("output", "output_items", "logs", "error")
 WEBHOOK_EVENTS = frozenset({"start", "output", "logs", "completed"})
