@@ -11,9 +11,6 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import BucketNotFoundError, NotFoundError, ObjectDeletedError, ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 
-from libs.bus.subjects import FILES_BUCKET, OUTPUTS_BUCKET
-
-
 _META_PREFIX = "cogwheel-meta:"
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from libs.blobs.store import FILES_BUCKET, OUTPUTS_BUCKET
 from libs.bus.subjects import (
+    FILES_BUCKET,
+    OUTPUTS_BUCKET,
     RUNNER_CANCEL,
     RUNNER_JOBS,
     RUNNER_NODE_COMMANDS,

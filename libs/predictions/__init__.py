@@ -21,6 +21,7 @@ from libs.predictions.events import (
     parse_prediction_event,
     parse_runner_report,
     prediction_stream_id,
+    runner_report_class,
 )
 from libs.predictions.fold import PredictionState, apply_event, fold, fold_all
 from libs.predictions.status import ENDED_STATUSES, TERMINAL_STATUSES, PredictionStatus, is_terminal
@@ -57,4 +58,5 @@ __all__ = [
     "prediction_stream_id",
     "render_prediction",
     "restore_event",
+    "runner_report_class",
 ]

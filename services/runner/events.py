@@ -12,8 +12,13 @@ from typing import Any
 from libs.blobs import spill_large_fields
 from libs.bus.subjects import runner_instance_report_subject, runner_prediction_report_subject
 from libs.events import Envelope, EventMetadata
-from libs.predictions import RunnerPredictionCompleted, RunnerPredictionProgress, RunnerPredictionStarted, RunnerReport
-from libs.predictions.events import runner_report_class
+from libs.predictions import (
+    RunnerPredictionCompleted,
+    RunnerPredictionProgress,
+    RunnerPredictionStarted,
+    RunnerReport,
+    runner_report_class,
+)
 from services.runner.adapters.supervisor import PredictionResult
 
 _ID_NAMESPACE = uuid.UUID("6f1c3c5e-2b7a-4d53-9a43-0c1f6e2b9a10")

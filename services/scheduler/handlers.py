@@ -30,10 +30,11 @@ from libs.predictions import (
     RunnerPredictionCompleted,
     RunnerPredictionProgress,
     RunnerPredictionStarted,
+    RunnerReport,
     parse_runner_report,
     restore_event,
+    runner_report_class,
 )
-from libs.predictions.events import RunnerReport, runner_report_class
 from services.scheduler.domain import instance as inst
 from services.scheduler.domain import prediction as model
 from services.scheduler.domain.errors import (
