@@ -341,7 +341,8 @@ class Controller:
                     return
                 state = model.load(prediction_id, history)
                 events = model.decide_complete(
-                    state, status=PredictionStatus.FAILED, output=state.output, logs=state.logs[len(state.waiting_logs):],
+                    state, status=PredictionStatus.FAILED, output=state.output,
+                    logs=state.logs[len(state.waiting_logs):],
                     error=error, started_at=state.started_at, completed_at=now.isoformat(), predict_time=None,
                     runner_id="", metadata=_metadata(prediction_id),
                 )

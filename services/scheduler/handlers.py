@@ -394,7 +394,8 @@ async def record_runner_event(
                 )
             if new_events:
                 await tx.append(
-                    model.stream_id(prediction_id), await _fitting(js, new_events), expected_version=state.stream_version
+                    model.stream_id(prediction_id), await _fitting(js, new_events),
+                    expected_version=state.stream_version,
                 )
                 ended = new_events[-1].type in TERMINAL_EVENT_TYPES
                 await _track_work(tx, store, new_events, ended, report)
@@ -442,7 +443,8 @@ async def fail_unrecorded_report(
             )
             if new_events:
                 await tx.append(
-                    model.stream_id(prediction_id), await _fitting(js, new_events), expected_version=state.stream_version
+                    model.stream_id(prediction_id), await _fitting(js, new_events),
+                    expected_version=state.stream_version,
                 )
                 if state.deadline is not None:
                     await _forget_deadline(tx, store, prediction_id)

@@ -111,7 +111,8 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
             js=self._deps.bus.js,
             retention_seconds=self._deps.settings.prediction_retention_seconds,
         )
-        if prediction.status == PredictionStatus.CANCELED and prediction.started_at is None and self._deps.controller is not None:
+        queued = prediction.status == PredictionStatus.CANCELED and prediction.started_at is None
+        if queued and self._deps.controller is not None:
             # Canceled while queued: its job leaves the queue (in the background: the queue may be long).
             task = asyncio.create_task(self._discard_job(prediction))
             _background.add(task)
