@@ -34,6 +34,7 @@ from cogwheel.seed import seed
 from cogwheel.servers import Servers
 from cogwheel.stack import Stack
 from libs.infra import free_port
+from libs.predictions import TERMINAL_EVENT_TYPES
 
 __all__ = ["KINDS", "ChaosReport", "PhaseResult", "Platform", "run_chaos"]
 
@@ -41,7 +42,7 @@ SERVICE_KINDS = ("gateway", "scheduler", "runner", "registry", "webhook_dispatch
 KINDS = (*SERVICE_KINDS, "nats", "postgres")
 # The load is one token's: rate limits would only add 429s to what the table counts.
 UNLIMITED = {"COGWHEEL_RATE_LIMIT_PREDICTIONS_PER_MINUTE": "0", "COGWHEEL_RATE_LIMIT_REQUESTS_PER_MINUTE": "0"}
-TERMINAL_EVENTS = ("prediction.succeeded", "prediction.failed", "prediction.canceled")
+TERMINAL_EVENTS = tuple(sorted(TERMINAL_EVENT_TYPES))
 
 
 @dataclass

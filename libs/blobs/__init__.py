@@ -21,8 +21,6 @@ from libs.blobs.spill import (
     spill_large_fields,
 )
 from libs.blobs.store import (
-    FILES_BUCKET,
-    OUTPUTS_BUCKET,
     Blob,
     BlobNotFound,
     delete_blob,
@@ -30,6 +28,7 @@ from libs.blobs.store import (
     put_blob,
 )
 from libs.blobs.urls import OUTPUT_REF_PREFIX, absolutize_outputs, output_ref, output_url
+from libs.bus.subjects import FILES_BUCKET, OUTPUTS_BUCKET
 
 __all__ = [
     "FILES_BUCKET",

@@ -18,8 +18,8 @@ from typing import Any
 from nats.js.client import JetStreamContext
 
 from libs.blobs.store import get_blob, put_blob
+from libs.bus.subjects import SPILL_BUCKET
 
-SPILL_BUCKET = "cogwheel-spilled"
 SPILLED_FIELD = "spilled"
 # Half of NATS's default 1 MiB: room for the envelope, headers and the fields that stay inline.
 SAFE_PAYLOAD_BYTES = 512 * 1024

@@ -11,9 +11,6 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import BucketNotFoundError, NotFoundError, ObjectDeletedError, ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 
-FILES_BUCKET = "cogwheel-files"
-OUTPUTS_BUCKET = "cogwheel-outputs"
-
 _META_PREFIX = "cogwheel-meta:"
 
 

@@ -12,14 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from libs.blobs.store import FILES_BUCKET, OUTPUTS_BUCKET
 from libs.bus.subjects import (
+    FILES_BUCKET,
+    OUTPUTS_BUCKET,
     RUNNER_CANCEL,
     RUNNER_JOBS,
     RUNNER_NODE_COMMANDS,
     RUNNERS_BUCKET,
     VERSION_PACKAGES_BUCKET,
     event_subject,
+    prediction_stream,
     runner_durable,
 )
 
@@ -60,7 +62,7 @@ def _runner(user: str, hardware: Iterable[str]) -> Permissions:
     jobs = RUNNER_JOBS.name
     # Stream names and infos (no message in them): what clients look up before using a stream.
     publish = ["$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.INFO.*", event_subject("runner", ">"),
-               "stream.prediction.>"]
+               prediction_stream(">")]
     for hw in hardware:
         durable = runner_durable(hw)
         publish += [

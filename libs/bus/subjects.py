@@ -1,4 +1,4 @@
-"""Every stream and subject name, in one place."""
+"""Every stream, subject, durable consumer and bucket name, in one place."""
 
 import hashlib
 import re
@@ -49,9 +49,36 @@ TERMINAL_PREDICTION_EVENTS = tuple(
     for subject in (f"scheduler.events.prediction.{status}", f"scheduler.events.prediction.{status}.*")
 )
 RUNNER_PREDICTION_EVENTS = "runner.events.prediction.>"
+# Registry events that change who a token authenticates as (every gateway drops its cached answers).
+REGISTRY_TOKEN_EVENTS = "registry.events.token.>"
+REGISTRY_MEMBERSHIP_EVENTS = "registry.events.membership.>"
+
+# Object store buckets: packaged model directories (key = version id), uploaded files (key = file id), files
+# models returned (key = `<prediction id>/<name>`), values too large for one NATS message (libs.blobs.spill).
 VERSION_PACKAGES_BUCKET = "cogwheel-versions"
+FILES_BUCKET = "cogwheel-files"
+OUTPUTS_BUCKET = "cogwheel-outputs"
+SPILL_BUCKET = "cogwheel-spilled"
 # Key-value bucket of live runner nodes (key = runner id), refreshed by each node's heartbeat.
 RUNNERS_BUCKET = "cogwheel-runners"
+
+# Durable consumers of the event streams. Each name is also the consumer's key in its service's `tracking`
+# table, so renaming one would apply again every event it has applied.
+GATEWAY_PREDICTIONS_DURABLE = "gateway-predictions"
+SCHEDULER_RUNNER_EVENTS_DURABLE = "scheduler-runner-events"
+SCHEDULER_INSTANCE_EVENTS_DURABLE = "scheduler-instance-events"
+WEBHOOK_DELIVERIES_DURABLE = "webhook_dispatcher-deliveries"
+BILLING_USAGE_DURABLE = "billing-usage"
+
+
+def runner_prediction_report_subject(kind: str) -> str:
+    """A runner's report on a prediction (`started`, `progress`, `completed`), in RUNNER_EVENTS."""
+    return f"runner.events.prediction.{kind}"
+
+
+def runner_instance_report_subject(kind: str) -> str:
+    """A runner node's report on an instance (`booting`, `ready`, `stopped`, `failed`), in RUNNER_EVENTS."""
+    return f"runner.events.instance.{kind}"
 
 
 def event_subject(service: str, event_type: str, tag: str | None = None) -> str:

@@ -24,6 +24,7 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.object_store import ObjectStore
 
+from libs.bus.subjects import VERSION_PACKAGES_BUCKET
 from libs.modelpkg.config import CogConfig, load_cog_config
 from libs.modelpkg.envs import ensure_environment
 from libs.modelpkg.errors import ModelPackageError
@@ -32,7 +33,7 @@ from libs.modelpkg.schema import generate_openapi_schema
 
 log = logging.getLogger(__name__)
 
-VERSIONS_BUCKET = "cogwheel-versions"
+VERSIONS_BUCKET = VERSION_PACKAGES_BUCKET
 # Unpacked size allowed for an uploaded package (weights included).
 DEFAULT_MAX_UNPACKED = 20 * 1024**3
 

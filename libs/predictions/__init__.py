@@ -1,5 +1,62 @@
-"""The prediction as API clients see it: folded from lifecycle events, rendered in Replicate's shape."""
+"""The prediction contract: its statuses, its typed events, the one fold of them, and Replicate's JSON of it."""
 
-from libs.predictions.view import TERMINAL_STATUSES, apply_event, render_prediction, restore_event
+from libs.predictions.events import (
+    ENDED_EVENT_BY_STATUS,
+    PREDICTION_EVENT_TYPES,
+    TERMINAL_EVENT_TYPES,
+    PredictionCanceled,
+    PredictionCreated,
+    PredictionDataRemoved,
+    PredictionEnded,
+    PredictionEvent,
+    PredictionFailed,
+    PredictionProgressed,
+    PredictionStarted,
+    PredictionSucceeded,
+    PredictionWaiting,
+    RunnerPredictionCompleted,
+    RunnerPredictionProgress,
+    RunnerPredictionStarted,
+    RunnerReport,
+    parse_prediction_event,
+    parse_runner_report,
+    prediction_stream_id,
+    runner_report_class,
+)
+from libs.predictions.fold import PredictionState, apply_event, fold, fold_all
+from libs.predictions.status import ENDED_STATUSES, TERMINAL_STATUSES, PredictionStatus, is_terminal
+from libs.predictions.view import render_prediction, restore_event
 
-__all__ = ["TERMINAL_STATUSES", "apply_event", "render_prediction", "restore_event"]
+__all__ = [
+    "ENDED_EVENT_BY_STATUS",
+    "ENDED_STATUSES",
+    "PREDICTION_EVENT_TYPES",
+    "TERMINAL_EVENT_TYPES",
+    "TERMINAL_STATUSES",
+    "PredictionCanceled",
+    "PredictionCreated",
+    "PredictionDataRemoved",
+    "PredictionEnded",
+    "PredictionEvent",
+    "PredictionFailed",
+    "PredictionProgressed",
+    "PredictionStarted",
+    "PredictionState",
+    "PredictionStatus",
+    "PredictionSucceeded",
+    "PredictionWaiting",
+    "RunnerPredictionCompleted",
+    "RunnerPredictionProgress",
+    "RunnerPredictionStarted",
+    "RunnerReport",
+    "apply_event",
+    "fold",
+    "fold_all",
+    "is_terminal",
+    "parse_prediction_event",
+    "parse_runner_report",
+    "prediction_stream_id",
+    "render_prediction",
+    "restore_event",
+    "runner_report_class",
+]

@@ -1,4 +1,4 @@
-"""Folding prediction lifecycle events into a view, and rendering that view as Replicate's JSON.
+"""Rendering a prediction's view as Replicate's JSON (the view is folded by `libs.predictions.fold`).
 
 The gateway's read model and the webhook dispatcher both need the body of `GET /v1/predictions/{id}`;
 keeping the fold and the rendering here means a webhook can never disagree with the API.
@@ -11,84 +11,6 @@ from typing import Any
 
 from libs.blobs import absolutize_outputs, has_spilled, restore_spilled_fields
 from libs.events import Envelope
-
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled"})
-
-_STATUS_BY_TYPE = {
-    "prediction.created": "starting",
-    "prediction.started": "processing",
-    "prediction.succeeded": "succeeded",
-    "prediction.failed": "failed",
-    "prediction.canceled": "canceled",
-}
-_COPIED_FIELDS = ("output", "logs", "error", "started_at", "completed_at", "predict_time", "boot_time")
-
-
-def apply_event(view: dict[str, Any] | None, event: Envelope) -> dict[str, Any]:
-    """Return the view after `event`; unknown event types leave it unchanged."""
-    data = event.data
-    if event.type == "prediction.created":
-        view = {
-            "id": data["id"],
-            "model": data["model"],
-            "version": data["version"],
-            "input": data.get("input", {}),
-            "output": None,
-            "logs": "",
-            "error": None,
-            "status": "starting",
-            "created_at": data["created_at"],
-            "started_at": None,
-            "completed_at": None,
-            "predict_time": None,
-            "source": data.get("source", "api"),
-            "webhook": data.get("webhook"),
-            "webhook_events_filter": data.get("webhook_events_filter"),
-            "account": data.get("account"),
-            "stream": bool(data.get("stream", False)),
-            "deadline": data.get("deadline"),
-            "deployment": data.get("deployment"),
-            "stream_token": data.get("stream_token"),
-            # As in the view the gateway stores from the create response, so a rebuilt view is the same.
-            "data_removed": False,
-        }
-    if view is None:
-        raise ValueError(f"{event.type} for {event.stream_id} arrived before prediction.created")
-    if event.type == "prediction.progressed":
-        return _apply_progress(view, data, event.stream_version)
-    if event.type == "prediction.waiting":
-        # The scheduler says why a starting prediction waits (queued, an instance booting, no hardware).
-        waiting = {**view, "stream_version": event.stream_version}
-        if view["status"] == "starting" and data.get("logs"):
-            waiting["logs"] = (view.get("logs") or "") + data["logs"]
-        return waiting
-    if event.type == "prediction.data_removed":
-        # The retention period is over: the prediction stays, its input, output and logs do not.
-        return {**view, "input": {}, "output": None, "logs": "", "data_removed": True,
-                "stream_version": event.stream_version}
-    if event.type not in _STATUS_BY_TYPE or event.type == "prediction.created":
-        return {**view, "stream_version": event.stream_version}
-    updated = {**view, "status": _STATUS_BY_TYPE[event.type], "stream_version": event.stream_version}
-    for key in _COPIED_FIELDS:
-        if key in data and data[key] is not None:
-            updated[key] = data[key]
-    return updated
-
-
-def _apply_progress(view: dict[str, Any], data: dict[str, Any], stream_version: int) -> dict[str, Any]:
-    """Output items and log text produced so far are appended; a terminal view is left as it is."""
-    updated = {**view, "stream_version": stream_version}
-    if view["status"] in TERMINAL_STATUSES:
-        return updated
-    items = data.get("output_items")
-    if items:
-        current = view.get("output")
-        updated["output"] = (current if isinstance(current, list) else []) + list(items)
-    if data.get("logs"):
-        updated["logs"] = (view.get("logs") or "") + data["logs"]
-    if view["status"] == "starting":
-        updated["status"] = "processing"
-    return updated
 
 
 def _timestamp(value: Any) -> str | None:

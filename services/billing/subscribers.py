@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 from libs.bus.consumer import ReceivedMessage, Retry, run_batch_consumer
-from libs.bus.subjects import SCHEDULER_EVENTS, TERMINAL_PREDICTION_EVENTS
+from libs.bus.subjects import BILLING_USAGE_DURABLE, SCHEDULER_EVENTS, TERMINAL_PREDICTION_EVENTS
 from libs.events import Envelope
 from services.billing.bootstrap import Deps
 from services.billing.handlers import record_usage_batch
 
-DURABLE = "billing-usage"
+DURABLE = BILLING_USAGE_DURABLE
 
 
 def retry_delay(deliveries: int) -> float:

@@ -9,14 +9,16 @@ from typing import Any
 
 from sqlalchemy import text
 
+from libs.bus.subjects import GATEWAY_PREDICTIONS_DURABLE
 from libs.db.engine import single_statement_reads
 from libs.events import Envelope
 from libs.eventstore import EventStore
-from libs.predictions import TERMINAL_STATUSES, apply_event, restore_event
+from libs.predictions import TERMINAL_EVENT_TYPES, TERMINAL_STATUSES, apply_event, restore_event
 
-CONSUMER = "gateway-predictions"
-TERMINAL_EVENT_TYPES = frozenset(f"prediction.{status}" for status in TERMINAL_STATUSES)
+CONSUMER = GATEWAY_PREDICTIONS_DURABLE
 SCHEMA = "gateway"
+# `status NOT IN (...)`: the prediction has not ended.
+_TERMINAL_SQL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_STATUSES))
 
 
 class Outcome(enum.Enum):
@@ -26,7 +28,7 @@ class Outcome(enum.Enum):
 
 
 class PredictionProjection:
-    name = "gateway-predictions"
+    name = GATEWAY_PREDICTIONS_DURABLE
     tables = ("predictions", "tracking")
 
     def __init__(self, store: EventStore, js: Any = None) -> None:
@@ -233,7 +235,7 @@ async def active_predictions_of_deployment(engine: Any, deployment: str) -> int:
         result = await conn.execute(
             text(
                 f"SELECT count(*) FROM {SCHEMA}.predictions WHERE view->>'deployment' = :deployment"
-                " AND status NOT IN ('succeeded', 'failed', 'canceled')"
+                f" AND status NOT IN ({_TERMINAL_SQL})"
             ),
             {"deployment": deployment},
         )
@@ -245,7 +247,7 @@ async def active_predictions_of_version(engine: Any, version_id: str) -> int:
         result = await conn.execute(
             text(
                 f"SELECT count(*) FROM {SCHEMA}.predictions WHERE view->>'version' = :version"
-                " AND status NOT IN ('succeeded', 'failed', 'canceled')"
+                f" AND status NOT IN ({_TERMINAL_SQL})"
             ),
             {"version": version_id},
         )

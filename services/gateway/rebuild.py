@@ -6,7 +6,7 @@ from nats.js.api import DeliverPolicy
 from sqlalchemy import text
 
 from libs.bus.nats import connect
-from libs.bus.subjects import PREDICTION_EVENTS, SCHEDULER_EVENTS
+from libs.bus.subjects import GATEWAY_PREDICTIONS_DURABLE, PREDICTION_EVENTS, SCHEDULER_EVENTS
 from libs.db import create_engine
 from libs.db.migrations import migrate
 from libs.events import Envelope
@@ -34,7 +34,8 @@ async def rebuild_projections(settings: GatewaySettings) -> int:
         count = 0
         async with engine.begin() as conn:
             await conn.execute(text(f"TRUNCATE {SCHEMA}.predictions"))
-            await conn.execute(text(f"DELETE FROM {SCHEMA}.tracking WHERE consumer = 'gateway-predictions'"))
+            await conn.execute(text(f"DELETE FROM {SCHEMA}.tracking WHERE consumer = :consumer"),
+                               {"consumer": GATEWAY_PREDICTIONS_DURABLE})
             tx = Transaction(conn, SCHEMA, lambda _event: None)
             while last_sequence:
                 try:

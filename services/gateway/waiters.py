@@ -18,8 +18,8 @@ from nats.aio.subscription import Subscription
 from libs.bus.nats import Bus
 from libs.bus.subjects import PREDICTION_EVENTS
 from libs.events import Envelope
-from libs.predictions import TERMINAL_STATUSES
-from services.gateway.projection import TERMINAL_EVENT_TYPES, PredictionProjection
+from libs.predictions import TERMINAL_EVENT_TYPES, TERMINAL_STATUSES
+from services.gateway.projection import PredictionProjection
 
 log = logging.getLogger(__name__)
 

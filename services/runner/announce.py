@@ -19,7 +19,9 @@ START_REPORT_DELAY_SECONDS = 0.1
 
 
 class StartAnnouncement:
-    def __init__(self, publish: Callable[[], Coroutine[Any, Any, None]], delay: float = START_REPORT_DELAY_SECONDS) -> None:
+    def __init__(
+        self, publish: Callable[[], Coroutine[Any, Any, None]], delay: float = START_REPORT_DELAY_SECONDS
+    ) -> None:
         self._publish = publish
         self._delay = delay
         self._published: asyncio.Task[None] | None = None

@@ -1,4 +1,7 @@
-"""The runner's reports to the scheduler, as event envelopes on `runner.events.prediction.<kind>`."""
+"""The runner's reports to the scheduler, as event envelopes on `runner.events.prediction.<kind>`.
+
+Their data and type names are the contract of `libs.predictions.events` (`runner.prediction_started`, ...).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,15 @@ from datetime import datetime
 from typing import Any
 
 from libs.blobs import spill_large_fields
+from libs.bus.subjects import runner_instance_report_subject, runner_prediction_report_subject
 from libs.events import Envelope, EventMetadata
+from libs.predictions import (
+    RunnerPredictionCompleted,
+    RunnerPredictionProgress,
+    RunnerPredictionStarted,
+    RunnerReport,
+    runner_report_class,
+)
 from services.runner.adapters.supervisor import PredictionResult
 
 _ID_NAMESPACE = uuid.UUID("6f1c3c5e-2b7a-4d53-9a43-0c1f6e2b9a10")
@@ -26,21 +37,27 @@ async def fitting(js: Any, envelope: Envelope) -> Envelope:
 
 
 def subject(kind: str) -> str:
-    return f"runner.events.prediction.{kind}"
+    return runner_prediction_report_subject(kind)
 
 
-def runner_event(
-    kind: str, prediction_id: str, data: dict[str, Any], traceparent: str | None, *, version: int, key: str = ""
-) -> Envelope:
-    """Event ids derive from prediction, kind and (for progress) sequence number, so a redelivered job's
-    re-publish is de-duplicated by JetStream and by the scheduler's tracking."""
+def subject_of(report: Envelope) -> str:
+    """The subject a prediction report travels on: `runner.events.prediction.<kind>`, whatever its type name."""
+    cls = runner_report_class(report.type)
+    return subject(cls.KIND if cls is not None else report.type.rsplit(".", 1)[-1])
+
+
+def runner_event(report: RunnerReport, traceparent: str | None, *, version: int, key: str = "") -> Envelope:
+    """The report in its envelope. Event ids derive from prediction, kind and (for progress) sequence number,
+    so a redelivered job's re-publish is de-duplicated by JetStream and by the scheduler's tracking (the
+    kind, not the type name, seeds the id: reports keep their ids across the rename of their types)."""
     return Envelope(
-        id=str(uuid.uuid5(_ID_NAMESPACE, f"{prediction_id}:{kind}{key}")),
-        type=f"prediction.{kind}",
-        stream_id=f"runner-prediction-{prediction_id}",
+        id=str(uuid.uuid5(_ID_NAMESPACE, f"{report.prediction_id}:{report.KIND}{key}")),
+        type=report.TYPE,
+        schema_version=report.SCHEMA_VERSION,
+        stream_id=f"runner-prediction-{report.prediction_id}",
         stream_version=version,
-        data={"prediction_id": prediction_id, **data},
-        metadata=EventMetadata(correlation_id=prediction_id, traceparent=traceparent),
+        data=report.to_data(),
+        metadata=EventMetadata(correlation_id=report.prediction_id, traceparent=traceparent),
     )
 
 
@@ -50,22 +67,24 @@ def started(
     instance_ready_at: datetime | None = None,
 ) -> Envelope:
     """``instance_ready_at``: when the instance that runs it became ready (the scheduler derives boot time)."""
-    data = {"runner_id": runner_id, "started_at": started_at.isoformat()}
+    optional: dict[str, Any] = {}
     if instance_id:
-        data["instance_id"] = instance_id
+        optional["instance_id"] = instance_id
     if instance_ready_at is not None:
-        data["instance_ready_at"] = instance_ready_at.isoformat()
+        optional["instance_ready_at"] = instance_ready_at.isoformat()
+    report = RunnerPredictionStarted(prediction_id=prediction_id, runner_id=runner_id,
+                                     started_at=started_at.isoformat(), **optional)
     # A job run again on another instance (its first one was lost) is a start of its own.
-    return runner_event("started", prediction_id, data, traceparent, version=1,
-                        key=f":{instance_id}" if instance_id else "")
+    return runner_event(report, traceparent, version=1, key=f":{instance_id}" if instance_id else "")
 
 
 def progress(
     prediction_id: str, runner_id: str, seq: int, output_items: list[Any], logs: str, traceparent: str | None
 ) -> Envelope:
     """Iterator items and log text produced since report ``seq - 1`` (sequence numbers start at 1)."""
-    data = {"runner_id": runner_id, "seq": seq, "output_items": output_items, "logs": logs}
-    return runner_event("progress", prediction_id, data, traceparent, version=1 + seq, key=f":{seq}")
+    report = RunnerPredictionProgress(prediction_id=prediction_id, runner_id=runner_id, seq=seq,
+                                      output_items=output_items, logs=logs)
+    return runner_event(report, traceparent, version=1 + seq, key=f":{seq}")
 
 
 def completed(
@@ -74,25 +93,28 @@ def completed(
     instance_ready_at: datetime | None = None,
 ) -> Envelope:
     """``instance_ready_at`` as in `started`: a completion whose start was never reported brings the start."""
-    data = {
-        "runner_id": runner_id,
-        "status": result.status,
-        "output": result.output,
-        "logs": result.logs,
-        "error": result.error,
-        "started_at": result.started_at.isoformat(),
-        "completed_at": result.completed_at.isoformat(),
-        "predict_time": result.predict_time,
-    }
+    optional: dict[str, Any] = {}
     if instance_id:
-        data["instance_id"] = instance_id
+        optional["instance_id"] = instance_id
     if instance_ready_at is not None:
-        data["instance_ready_at"] = instance_ready_at.isoformat()
-    return runner_event("completed", prediction_id, data, traceparent, version=2 + progress_reports)
+        optional["instance_ready_at"] = instance_ready_at.isoformat()
+    report = RunnerPredictionCompleted(
+        prediction_id=prediction_id,
+        runner_id=runner_id,
+        status=result.status,
+        output=result.output,
+        logs=result.logs,
+        error=result.error,
+        started_at=result.started_at.isoformat(),
+        completed_at=result.completed_at.isoformat(),
+        predict_time=result.predict_time,
+        **optional,
+    )
+    return runner_event(report, traceparent, version=2 + progress_reports)
 
 
 def instance_subject(kind: str) -> str:
-    return f"runner.events.instance.{kind}"
+    return runner_instance_report_subject(kind)
 
 
 def instance_report(kind: str, instance_id: str, runner_id: str, at: datetime, **fields: Any) -> Envelope:

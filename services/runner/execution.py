@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from libs.predictions import PredictionStatus
 from services.runner import events
 from services.runner.adapters import protocol as p
 from services.runner.adapters.supervisor import PredictionResult
@@ -120,7 +121,7 @@ class Execution:
         status, failure = result.status, result.error
         if error is not None:
             status, failure = "failed", error
-        elif status == "succeeded" and self._error is not None:
+        elif status == PredictionStatus.SUCCEEDED and self._error is not None:
             status, failure = "failed", self._error
         output = self._items if self._has_items else self._output
         return replace(result, status=status, error=failure, output=output, logs=self.logbook.render())
@@ -130,7 +131,7 @@ class Execution:
         if self._stream is None:
             return
         # (An iterator that yielded nothing has the output [] and no item to stream.)
-        if result.status == "succeeded" and not self._has_items and self._output not in (None, []):
+        if result.status == PredictionStatus.SUCCEEDED and not self._has_items and self._output not in (None, []):
             # A non-iterator output still reaches a stream reader, as one item.
             await self._stream.output(self._output)
         await self._stream.close(result.status, result.error)

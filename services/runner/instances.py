@@ -29,6 +29,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from libs.bus.consumer import DeliveryLimit, ReceivedMessage, Retry, handle_message
 from libs.bus.subjects import RUNNER_JOBS, runner_node_commands
 from libs.modelpkg import ModelPackageError, load_cog_config
+from libs.predictions import PredictionStatus
 from services.runner import events
 from services.runner.adapters.supervisor import WorkerSetupError
 from services.runner.node import node_key
@@ -272,7 +273,7 @@ class InstanceHost:
                 now = datetime.now(UTC)
                 from services.runner.worker import _ended
 
-                result = _ended(now, "failed", str(exc).split("\n--- setup logs ---")[0], logs=exc.logs)
+                result = _ended(now, PredictionStatus.FAILED, str(exc).split("\n--- setup logs ---")[0], logs=exc.logs)
                 traceparent = job.get("traceparent")
                 await worker._publish(events.started(prediction_id, worker.runner_id, now, traceparent,
                                                      instance_id=instance.id))

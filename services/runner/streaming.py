@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from libs.blobs import spill_large_fields
 from libs.bus.subjects import prediction_stream
+from libs.predictions import PredictionStatus
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +68,10 @@ class PredictionStream:
     async def close(self, status: str, error: str | None) -> None:
         """The last events: ``error`` (for a failure), then ``done`` with Replicate's reason."""
         await self.flush_logs()
-        if status == "failed":
+        if status == PredictionStatus.FAILED:
             await self._send("error", {"detail": error or "Prediction failed"})
             await self._send("done", {"reason": "error"})
-        elif status == "canceled":
+        elif status == PredictionStatus.CANCELED:
             await self._send("done", {"reason": "canceled"})
         else:
             await self._send("done", {})

@@ -22,9 +22,10 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from libs.bus.consumer import DeliveryLimit, ReceivedMessage, Retry, handle_message
 from libs.bus.nats import Bus
-from libs.bus.subjects import RUNNER_JOBS, runner_durable
+from libs.bus.subjects import RUNNER_CANCEL, RUNNER_JOBS, runner_durable, runner_jobs
 from libs.events import Envelope
 from libs.modelpkg import CogConfig, ModelPackageError, load_cog_config
+from libs.predictions import PredictionStatus
 from libs.sealing import SEALED_INPUT, SealingError, open_sealed_json
 from services.runner import events
 from services.runner.adapters.supervisor import PredictionResult, WorkerSetupError, WorkerSupervisor
@@ -37,7 +38,7 @@ from services.runner.streaming import PredictionStream
 
 log = logging.getLogger(__name__)
 
-CANCEL_SUBJECT = "runner.control.cancel"
+CANCEL_SUBJECT = RUNNER_CANCEL
 TIMEOUT_VARIABLE = "COGWHEEL_PREDICT_TIMEOUT"
 _REMEMBERED_CANCELS = 1024
 
@@ -146,7 +147,7 @@ class RunnerWorker:
 
     async def _pull_jobs(self, stop: asyncio.Event) -> None:
         durable = runner_durable(self.hardware)
-        subject = f"runner.jobs.{self.hardware}"
+        subject = runner_jobs(self.hardware)
         config = ConsumerConfig(
             durable_name=durable, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
             ack_wait=self._options.ack_wait, max_ack_pending=256, filter_subject=subject,
@@ -197,7 +198,7 @@ class RunnerWorker:
             return
         detail = f"{type(reason).__name__}: {reason}" if str(reason) else type(reason).__name__
         error = f"The prediction could not be completed after {message.num_delivered} attempts ({detail})"
-        result = _ended(datetime.now(UTC), "failed", error)
+        result = _ended(datetime.now(UTC), PredictionStatus.FAILED, error)
         await self._publish(events.completed(prediction_id, self.runner_id, result, job.get("traceparent")))
 
     async def _close_on(self, stop: asyncio.Event) -> None:
@@ -235,9 +236,9 @@ class RunnerWorker:
         started_at = datetime.now(UTC)
         if prediction_id in self._canceled:
             if job.get("stream"):
-                await PredictionStream(self.bus, prediction_id, max_log_bytes=0).close("canceled", None)
+                await PredictionStream(self.bus, prediction_id, max_log_bytes=0).close(PredictionStatus.CANCELED, None)
             await self._publish(events.completed(
-                prediction_id, self.runner_id, _ended(started_at, "canceled", None), traceparent,
+                prediction_id, self.runner_id, _ended(started_at, PredictionStatus.CANCELED, None), traceparent,
                 instance_id=instance_id))
             return
         self._current[prediction_id] = None
@@ -263,7 +264,7 @@ class RunnerWorker:
             finished.set()
             await heartbeat
             await announced.settle()
-        if self._stopping and result.status == "failed":
+        if self._stopping and result.status == PredictionStatus.FAILED:
             raise Retry("runner stopped during the prediction; another runner takes the job", delay=0)
         await execution.close_stream(result)
         await self._publish(events.completed(prediction_id, self.runner_id, result, traceparent,
@@ -288,9 +289,9 @@ class RunnerWorker:
         except ModelPackageError as exc:
             # The runner's cache directory is no business of the prediction's reader.
             reason = str(exc).replace(f"{self._cache_dir}/", "").replace(str(self._cache_dir), "")
-            return _ended(started_at, "failed", f"cannot load version {version_id}: {reason}"), None
+            return _ended(started_at, PredictionStatus.FAILED, f"cannot load version {version_id}: {reason}"), None
         if prediction_id in self._canceled:
-            return _ended(started_at, "canceled", None), None
+            return _ended(started_at, PredictionStatus.CANCELED, None), None
         self._current[prediction_id] = supervisor
         fresh = not supervisor.alive
         try:
@@ -299,7 +300,7 @@ class RunnerWorker:
             if hosted is None:
                 await self._unload(version_id)
             execution.add_logs(exc.logs)
-            return _ended(started_at, "failed", str(exc).split("\n--- setup logs ---")[0]), None
+            return _ended(started_at, PredictionStatus.FAILED, str(exc).split("\n--- setup logs ---")[0]), None
         if fresh:
             execution.add_logs(supervisor.setup_logs)
         await self._capacity.set_limit(version_id, supervisor.slots)
@@ -313,15 +314,15 @@ class RunnerWorker:
             try:
                 clear_input = self._open_secrets(job)
             except SealingError as exc:
-                return _ended(started_at, "failed", f"cannot open the secret inputs: {exc}"), None
+                return _ended(started_at, PredictionStatus.FAILED, f"cannot open the secret inputs: {exc}"), None
             try:
                 values = await self._files.resolve(
                     clear_input, supervisor.file_inputs, account=job.get("account") or "", workdir=workdir
                 )
             except InputError as exc:
-                return _ended(started_at, "failed", str(exc)), None
+                return _ended(started_at, PredictionStatus.FAILED, str(exc)), None
             if prediction_id in self._canceled:
-                return _ended(started_at, "canceled", None), None
+                return _ended(started_at, PredictionStatus.CANCELED, None), None
             timeout = self._timeout_for(config)
             task = asyncio.create_task(supervisor.predict(prediction_id, values, on_event=execution.on_event))
             done, _ = await asyncio.wait({task}, timeout=timeout)
@@ -439,10 +440,9 @@ class RunnerWorker:
         }
 
     async def _publish(self, envelope: Envelope) -> None:
-        kind = envelope.type.rsplit(".", 1)[-1]
         envelope = await events.fitting(self.bus.js, envelope)
         headers = {"traceparent": envelope.metadata.traceparent} if envelope.metadata.traceparent else None
-        await self.bus.publish(events.subject(kind), envelope.to_json(), msg_id=envelope.id, headers=headers)
+        await self.bus.publish(events.subject_of(envelope), envelope.to_json(), msg_id=envelope.id, headers=headers)
 
 
 def describe_duration(seconds: float) -> str:

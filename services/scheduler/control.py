@@ -26,11 +26,12 @@ from typing import Any
 from sqlalchemy import text
 
 from libs.bus.consumer import Retry
-from libs.bus.subjects import queue_key
+from libs.bus.subjects import SCHEDULER_INSTANCE_EVENTS_DURABLE, queue_key
 from libs.events import Envelope, EventMetadata, new_event
 from libs.eventstore import EventStore
 from libs.eventstore.retry import retry_on_conflict
 from libs.hardware import HardwareCatalog
+from libs.predictions import PredictionStatus
 from services.scheduler.adapters import work_postgres as work
 from services.scheduler.domain import instance as inst
 from services.scheduler.domain import placement
@@ -48,7 +49,7 @@ from services.scheduler.ports import (
 
 log = logging.getLogger(__name__)
 
-INSTANCE_EVENTS_CONSUMER = "scheduler-instance-events"
+INSTANCE_EVENTS_CONSUMER = SCHEDULER_INSTANCE_EVENTS_DURABLE
 # Boot phases as the prediction's logs tell them.
 PHASE_LINES = {
     "fetching": "Booting: fetching the package",
@@ -349,12 +350,13 @@ class Controller:
                     return
                 state = model.load(prediction_id, history)
                 events = model.decide_complete(
-                    state, status="failed", output=state.output, logs=state.logs[len(state.waiting_logs):],
+                    state, status=PredictionStatus.FAILED, output=state.output,
+                    logs=state.logs[len(state.waiting_logs):],
                     error=error, started_at=state.started_at, completed_at=now.isoformat(), predict_time=None,
                     runner_id="", metadata=_metadata(prediction_id),
                 )
                 if events:
-                    await tx.append(model.stream_id(prediction_id), events, expected_version=state.version)
+                    await tx.append(model.stream_id(prediction_id), events, expected_version=state.stream_version)
                 await work.remove(tx.conn, self.store.schema, prediction_id)
 
         await retry_on_conflict(attempt)
@@ -505,7 +507,7 @@ async def say(store: EventStore, prediction_id: str, tag: str, line: str) -> Non
             state = model.load(prediction_id, history)
             events = model.decide_wait(state, logs=line, metadata=_metadata(prediction_id))
             if events:
-                await tx.append(model.stream_id(prediction_id), events, expected_version=state.version)
+                await tx.append(model.stream_id(prediction_id), events, expected_version=state.stream_version)
             await work.set_told(tx.conn, store.schema, prediction_id, tag)
 
     await retry_on_conflict(attempt)

@@ -14,12 +14,25 @@ from sqlalchemy import text
 
 from libs.blobs import has_spilled, spill_large_fields
 from libs.bus.consumer import Retry
-from libs.bus.subjects import queue_key, runner_queue
+from libs.bus.subjects import SCHEDULER_RUNNER_EVENTS_DURABLE, queue_key, runner_queue
 from libs.events import Envelope, EventMetadata
 from libs.eventstore import EventStore, OutboxMessage, Transaction
 from libs.eventstore.retry import retry_on_conflict
 from libs.hardware import HardwareCatalog, load_catalog
-from libs.predictions import restore_event
+from libs.predictions import (
+    TERMINAL_EVENT_TYPES,
+    PredictionCreated,
+    PredictionProgressed,
+    PredictionStarted,
+    PredictionStatus,
+    RunnerPredictionCompleted,
+    RunnerPredictionProgress,
+    RunnerPredictionStarted,
+    RunnerReport,
+    parse_runner_report,
+    restore_event,
+    runner_report_class,
+)
 from libs.sealing import SEALED_INPUT, seal_json
 from libs.telemetry import current_traceparent
 from services.scheduler.adapters import work_postgres as work
@@ -36,7 +49,7 @@ from services.scheduler.ports import Clock, PredictionData, RegistryClient, Runn
 
 log = logging.getLogger(__name__)
 
-RUNNER_EVENTS_CONSUMER = "scheduler-runner-events"
+RUNNER_EVENTS_CONSUMER = SCHEDULER_RUNNER_EVENTS_DURABLE
 # Fields of a prediction event that may be too large for one NATS message (libs.blobs.spill).
 LARGE_FIELDS = ("output", "output_items", "logs", "error")
 WEBHOOK_EVENTS = frozenset({"start", "output", "logs", "completed"})
@@ -317,7 +330,7 @@ async def cancel_prediction(
             )
             if events:
                 stored = await tx.append(
-                    model.stream_id(prediction_id), await _fitting(js, events), expected_version=state.version
+                    model.stream_id(prediction_id), await _fitting(js, events), expected_version=state.stream_version
                 )
                 # The stored copies may hold references; the state returned keeps the values themselves.
                 history = history + [
@@ -342,43 +355,54 @@ async def record_runner_event(
     js: Any = None,
     retention_seconds: float = DEFAULT_RETENTION_SECONDS,
 ) -> None:
-    """Fold a runner's report (`kind` is `started` or `completed`) into the prediction, exactly once.
+    """Fold a runner's report into the prediction, exactly once.
 
+    What the report is comes from its type, today's name (`runner.prediction_started`, ...) or the one runners
+    used before (`prediction.started`, ...), so reports still in JetStream from older runners are recorded
+    too; ``kind`` (the last token of its subject) only names a report of a type this scheduler does not know.
     A report that carries large values by reference is restored first; the events it leads to store them
     by reference again when they would not fit in a NATS message.
     """
     prediction_id = event.data["prediction_id"]
     if js is not None:
         event = await restore_event(js, event)
+    report = parse_runner_report(event, kind)
 
     async def attempt() -> None:
         async with store.transaction() as tx:
             if not await tx.track(RUNNER_EVENTS_CONSUMER, event.id):
+                return
+            if report is None:
+                log.warning("runner report of unknown type %s on %s; dropped", event.type, prediction_id)
                 return
             history = await _restored(js, await tx.read_stream(model.stream_id(prediction_id)))
             if not history:
                 log.warning("runner reported on unknown prediction %s; dropped", prediction_id)
                 return
             state = model.load(prediction_id, history)
-            metadata = _metadata(prediction_id, causation_id=event.id, actor=event.data.get("runner_id"))
-            boot_time = await _boot_time(tx, state, event.data) if kind in {"started", "completed"} else None
+            metadata = _metadata(prediction_id, causation_id=event.id, actor=report.runner_id)
+            boot_time = (
+                await _boot_time(tx, state, report)
+                if isinstance(report, (RunnerPredictionStarted, RunnerPredictionCompleted)) else None
+            )
             try:
-                new_events = _decide_for_runner_event(state, kind, event, metadata, boot_time)
+                new_events = _decide_for_runner_event(state, report, metadata, boot_time)
             except model.ProgressOutOfOrder as exc:
                 # Rolls the tracking back too: the report is redelivered after the ones before it.
                 raise Retry(str(exc), delay=0.1) from None
-            if kind == "started" and state.status in ("starting", "processing"):
+            if isinstance(report, RunnerPredictionStarted) and not state.is_terminal:
                 # Also a job run again on another instance: the work row follows it there.
                 await work.mark_started(
-                    tx.conn, store.schema, prediction_id, started_at=_parse_time(event.data["started_at"]),
-                    node=str(event.data.get("runner_id") or ""), instance=event.data.get("instance_id"),
+                    tx.conn, store.schema, prediction_id, started_at=_parse_time(report.started_at),
+                    node=report.runner_id, instance=report.instance_id,
                 )
             if new_events:
                 await tx.append(
-                    model.stream_id(prediction_id), await _fitting(js, new_events), expected_version=state.version
+                    model.stream_id(prediction_id), await _fitting(js, new_events),
+                    expected_version=state.stream_version,
                 )
-                ended = new_events[-1].type.removeprefix("prediction.") in model.TERMINAL
-                await _track_work(tx, store, new_events, ended, event.data)
+                ended = new_events[-1].type in TERMINAL_EVENT_TYPES
+                await _track_work(tx, store, new_events, ended, report)
                 if state.deadline is not None and ended:
                     await _forget_deadline(tx, store, prediction_id)
                 if ended:
@@ -401,8 +425,10 @@ async def fail_unrecorded_report(
     retention_seconds: float = DEFAULT_RETENTION_SECONDS,
 ) -> None:
     """A runner's completion that could not be recorded however often it was delivered: the prediction fails
-    with the reason instead of staying `processing` forever. Other reports are only progress; they are dropped."""
-    if kind != "completed":
+    with the reason instead of staying `processing` forever. Other reports are only progress; they are dropped.
+
+    The report is not parsed: it may be the very reason it could not be recorded."""
+    if runner_report_class(event.type, kind) is not RunnerPredictionCompleted:
         return
     prediction_id = event.data["prediction_id"]
 
@@ -413,7 +439,7 @@ async def fail_unrecorded_report(
                 return
             state = model.load(prediction_id, history)
             new_events = model.decide_complete(
-                state, status="failed", output=None, logs=state.logs,
+                state, status=PredictionStatus.FAILED, output=None, logs=state.logs,
                 error=f"The prediction's result could not be recorded: {reason}",
                 started_at=state.started_at, completed_at=clock.now().isoformat(), predict_time=None,
                 runner_id=str(event.data.get("runner_id") or ""),
@@ -421,7 +447,8 @@ async def fail_unrecorded_report(
             )
             if new_events:
                 await tx.append(
-                    model.stream_id(prediction_id), await _fitting(js, new_events), expected_version=state.version
+                    model.stream_id(prediction_id), await _fitting(js, new_events),
+                    expected_version=state.stream_version,
                 )
                 if state.deadline is not None:
                     await _forget_deadline(tx, store, prediction_id)
@@ -435,7 +462,7 @@ async def fail_unrecorded_report(
 
 
 async def _track_work(
-    tx: Any, store: EventStore, new_events: list[Envelope], ended: bool, report: dict[str, Any]
+    tx: Any, store: EventStore, new_events: list[Envelope], ended: bool, report: RunnerReport
 ) -> None:
     """Keep the `work` row of the prediction in step with its events: started where, or gone once ended."""
     prediction_id = new_events[-1].data["id"]
@@ -443,10 +470,10 @@ async def _track_work(
         await work.remove(tx.conn, store.schema, prediction_id)
         return
     for new_event in new_events:
-        if new_event.type == "prediction.started":
+        if new_event.type == PredictionStarted.TYPE:
             await work.mark_started(
                 tx.conn, store.schema, prediction_id, started_at=_parse_time(new_event.data["started_at"]),
-                node=str(report.get("runner_id") or ""), instance=report.get("instance_id"),
+                node=report.runner_id, instance=getattr(report, "instance_id", None),
             )
 
 
@@ -509,14 +536,14 @@ async def _schedule_data_removal(tx: Any, store: EventStore, ended: model.Predic
 
 
 # Each event type's fields that hold input, output or logs, and what they become once the data is removed.
-_SCRUB = """
-UPDATE {schema}.events SET data = CASE type
-    WHEN 'prediction.created' THEN jsonb_set(data, '{{input}}', '{{}}'::jsonb)
-    WHEN 'prediction.progressed' THEN data || '{{"output_items": [], "logs": ""}}'::jsonb
-    ELSE data || '{{"output": null, "logs": ""}}'::jsonb
+_SCRUB = f"""
+UPDATE {{schema}}.events SET data = CASE type
+    WHEN '{PredictionCreated.TYPE}' THEN jsonb_set(data, '{{{{input}}}}', '{{{{}}}}'::jsonb)
+    WHEN '{PredictionProgressed.TYPE}' THEN data || '{{{{"output_items": [], "logs": ""}}}}'::jsonb
+    ELSE data || '{{{{"output": null, "logs": ""}}}}'::jsonb
 END
-WHERE stream_id = :stream AND type IN ('prediction.created', 'prediction.progressed', 'prediction.succeeded',
-                                       'prediction.failed', 'prediction.canceled')
+WHERE stream_id = :stream AND type IN ('{PredictionCreated.TYPE}', '{PredictionProgressed.TYPE}',
+    {", ".join(f"'{name}'" for name in sorted(TERMINAL_EVENT_TYPES))})
 """
 
 
@@ -553,7 +580,7 @@ async def remove_due_data(
                 )
                 if events:
                     await data.remove(prediction_id, input=state.input, output=state.output, account=state.account)
-                    await tx.append(model.stream_id(prediction_id), events, expected_version=state.version)
+                    await tx.append(model.stream_id(prediction_id), events, expected_version=state.stream_version)
                     await tx.conn.execute(text(_SCRUB.format(schema=store.schema)),
                                           {"stream": model.stream_id(prediction_id)})
                     removed.append(prediction_id)
@@ -563,15 +590,17 @@ async def remove_due_data(
     return removed
 
 
-async def _boot_time(tx: Any, state: model.Prediction, report: dict[str, Any]) -> float | None:
+async def _boot_time(
+    tx: Any, state: model.Prediction, report: RunnerPredictionStarted | RunnerPredictionCompleted
+) -> float | None:
     """Seconds the prediction waited for its instance to boot: from the later of its creation and the
     instance's request to the instance being ready; None when the instance was ready before it came."""
-    instance_id = report.get("instance_id")
-    if not instance_id or state.status != "starting" or state.created_at is None:
+    instance_id = report.instance_id
+    if not instance_id or state.status != PredictionStatus.STARTING or state.created_at is None:
         return None
     created = _parse_time(state.created_at)
     # The node says when the instance became ready (its `ready` report may not be recorded yet).
-    ready_value = report.get("instance_ready_at")
+    ready_value = report.instance_ready_at
     if ready_value and _parse_time(ready_value) <= created:
         return None  # a warm instance (the common case): nothing to read
     instance = inst.load(instance_id, await tx.read_stream(inst.stream_id(instance_id)))
@@ -584,38 +613,37 @@ async def _boot_time(tx: Any, state: model.Prediction, report: dict[str, Any]) -
 
 
 def _decide_for_runner_event(
-    state: model.Prediction, kind: str, event: Envelope, metadata: EventMetadata, boot_time: float | None = None
+    state: model.Prediction, report: RunnerReport, metadata: EventMetadata, boot_time: float | None = None
 ) -> list[Envelope]:
-    data = event.data
-    runner_id = data.get("runner_id", "")
-    if kind == "progress":
+    runner_id = report.runner_id
+    if isinstance(report, RunnerPredictionProgress):
         return model.decide_progress(
             state,
-            seq=int(data.get("seq") or 0),
-            output_items=list(data.get("output_items") or []),
-            logs=data.get("logs") or "",
+            seq=report.seq,
+            output_items=list(report.output_items or []),
+            logs=report.logs or "",
             metadata=metadata,
         )
-    if kind == "started":
-        return model.decide_start(state, started_at=data["started_at"], runner_id=runner_id, metadata=metadata,
-                                  instance_id=data.get("instance_id"), boot_time=boot_time)
-    if kind == "completed":
+    if isinstance(report, RunnerPredictionStarted):
+        return model.decide_start(state, started_at=report.started_at, runner_id=runner_id, metadata=metadata,
+                                  instance_id=report.instance_id, boot_time=boot_time)
+    if isinstance(report, RunnerPredictionCompleted):
         started: list[Envelope] = []
-        if state.status == "starting" and data.get("started_at"):
+        if state.status == PredictionStatus.STARTING and report.started_at:
             # The start report was not recorded first: the completion brings the start with it.
-            started = model.decide_start(state, started_at=data["started_at"], runner_id=runner_id,
-                                         metadata=metadata, instance_id=data.get("instance_id"), boot_time=boot_time)
+            started = model.decide_start(state, started_at=report.started_at, runner_id=runner_id,
+                                         metadata=metadata, instance_id=report.instance_id, boot_time=boot_time)
             for event_ in started:
                 state = model.evolve(state, event_)
         return started + model.decide_complete(
             state,
-            status=data["status"],
-            output=data.get("output"),
-            logs=data.get("logs") or "",
-            error=data.get("error"),
-            started_at=data.get("started_at"),
-            completed_at=data["completed_at"],
-            predict_time=data.get("predict_time"),
+            status=report.status,
+            output=report.output,
+            logs=report.logs or "",
+            error=report.error,
+            started_at=report.started_at,
+            completed_at=report.completed_at,
+            predict_time=report.predict_time,
             runner_id=runner_id,
             metadata=metadata,
         )

@@ -11,11 +11,11 @@ from datetime import datetime
 from sqlalchemy import text
 
 from libs.eventstore import EventStore
+from libs.predictions import ENDED_EVENT_BY_STATUS, PredictionStatus
 from services.scheduler.adapters import work_postgres as work
 from services.scheduler.control import Controller
 
 BOOT_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
-PREDICTION_STATUSES = ("succeeded", "failed", "canceled")
 
 
 def _label(value: str) -> str:
@@ -65,10 +65,10 @@ async def render(controller: Controller, store: EventStore, now: datetime) -> st
     async with store.engine.connect() as conn:
         rows = (await conn.execute(text(
             f"SELECT type, count(*) AS n FROM {store.schema}.events WHERE type = ANY(:types) GROUP BY type"),
-            {"types": [f"prediction.{status}" for status in PREDICTION_STATUSES]})).all()
-    ended = {row.type.removeprefix("prediction."): row.n for row in rows}
-    lines.append(f'cogwheel_predictions{{status="starting"}} {sum(depth.values())}')
-    lines.append(f'cogwheel_predictions{{status="processing"}} {sum(running.values())}')
-    for status in PREDICTION_STATUSES:
-        lines.append(f'cogwheel_predictions{{status="{status}"}} {ended.get(status, 0)}')
+            {"types": [event.TYPE for event in ENDED_EVENT_BY_STATUS.values()]})).all()
+    ended = {row.type: row.n for row in rows}
+    lines.append(f'cogwheel_predictions{{status="{PredictionStatus.STARTING}"}} {sum(depth.values())}')
+    lines.append(f'cogwheel_predictions{{status="{PredictionStatus.PROCESSING}"}} {sum(running.values())}')
+    for status, event in ENDED_EVENT_BY_STATUS.items():
+        lines.append(f'cogwheel_predictions{{status="{status}"}} {ended.get(event.TYPE, 0)}')
     return "\n".join(lines) + "\n"

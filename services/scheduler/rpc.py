@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from libs.bus.subjects import queue_key
 from libs.pb.cogwheel.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
+from libs.predictions import PredictionStatus
 from services.scheduler import handlers
 from services.scheduler.adapters import work_postgres as work
 from services.scheduler.bootstrap import Deps
@@ -37,7 +38,7 @@ def to_pb(prediction: Prediction) -> scheduler_pb2.Prediction:
         output_json=json.dumps(prediction.output),
         logs=prediction.logs or "",
         error=prediction.error or "",
-        status=prediction.status,
+        status=str(prediction.status or ""),
         created_at=prediction.created_at or "",
         started_at=prediction.started_at or "",
         completed_at=prediction.completed_at or "",
@@ -110,7 +111,8 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
             js=self._deps.bus.js,
             retention_seconds=self._deps.settings.prediction_retention_seconds,
         )
-        if prediction.status == "canceled" and prediction.started_at is None and self._deps.controller is not None:
+        queued = prediction.status == PredictionStatus.CANCELED and prediction.started_at is None
+        if queued and self._deps.controller is not None:
             # Canceled while queued: its job leaves the queue (in the background: the queue may be long).
             task = asyncio.create_task(self._discard_job(prediction))
             _background.add(task)

@@ -6,13 +6,13 @@ import asyncio
 import contextlib
 
 from libs.bus.consumer import ReceivedMessage, Retry, run_consumer
-from libs.bus.subjects import SCHEDULER_EVENTS, WEBHOOK_PREDICTION_EVENTS
+from libs.bus.subjects import SCHEDULER_EVENTS, WEBHOOK_DELIVERIES_DURABLE, WEBHOOK_PREDICTION_EVENTS
 from libs.events import Envelope
 from libs.predictions import restore_event
 from services.webhook_dispatcher.bootstrap import Deps
 from services.webhook_dispatcher.handlers import EventOutOfOrder, handle_prediction_event
 
-DURABLE = "webhook_dispatcher-deliveries"
+DURABLE = WEBHOOK_DELIVERIES_DURABLE
 
 
 def retry_delay(deliveries: int) -> float:

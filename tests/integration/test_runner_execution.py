@@ -98,7 +98,7 @@ async def test_async_predictor_runs_concurrency_max_predictions_at_once(
 
     async def on_event(msg: Any) -> None:
         envelope = Envelope.from_json(msg.data)
-        if envelope.type == "prediction.completed" and envelope.data["prediction_id"] in ids:
+        if envelope.type == "runner.prediction_completed" and envelope.data["prediction_id"] in ids:
             completed[envelope.data["prediction_id"]] = envelope.data
 
     subscription = await bus.nc.subscribe("runner.events.prediction.completed", cb=on_event)

@@ -203,7 +203,7 @@ async def _collect_events(bus: Bus, prediction_ids: set[str]) -> tuple[dict[str,
 
     async def on_event(msg: Any) -> None:
         envelope = Envelope.from_json(msg.data)
-        if envelope.type != "prediction.progress" and envelope.data.get("prediction_id") in seen:
+        if envelope.type != "runner.prediction_progress" and envelope.data.get("prediction_id") in seen:
             seen[envelope.data["prediction_id"]].append(envelope)
 
     return seen, await bus.nc.subscribe("runner.events.prediction.>", cb=on_event)
@@ -250,9 +250,9 @@ async def test_worker_runs_jobs_and_reports(bus: Bus, nats_url: str, tmp_path: P
         await subscription.unsubscribe()
 
     started, completed = seen[ok_id]
-    assert started.type == "prediction.started" and started.stream_id == f"runner-prediction-{ok_id}"
+    assert started.type == "runner.prediction_started" and started.stream_id == f"runner-prediction-{ok_id}"
     assert started.data["runner_id"] == "runner-test-1"
-    assert completed.type == "prediction.completed"
+    assert completed.type == "runner.prediction_completed"
     assert completed.data["status"] == "succeeded" and completed.data["output"] == "hello world"
     assert set(completed.data) >= {"prediction_id", "runner_id", "status", "output", "logs", "error",
                                    "started_at", "completed_at", "predict_time"}

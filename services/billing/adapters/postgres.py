@@ -8,12 +8,13 @@ from typing import Any
 
 from sqlalchemy import text
 
+from libs.bus.subjects import BILLING_USAGE_DURABLE
 from libs.events import new_event
 from libs.eventstore import ConcurrencyError, EventStore, Transaction
 from services.billing.domain.usage import USAGE_RECORDED, BilledPrediction, usage_stream
 from services.billing.projections import PROJECTIONS, SCHEMA
 
-CONSUMER = "billing-usage"
+CONSUMER = BILLING_USAGE_DURABLE
 
 
 class PostgresBillingUnitOfWork:

@@ -6,8 +6,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-PREDICTION_CREATED = "prediction.created"
-TERMINAL_TYPES = frozenset({"prediction.succeeded", "prediction.failed", "prediction.canceled"})
+# The contract's pure modules (the package also renders and restores, which needs the object store).
+from libs.predictions.events import TERMINAL_EVENT_TYPES, PredictionCreated
+
+PREDICTION_CREATED = PredictionCreated.TYPE
+TERMINAL_TYPES = TERMINAL_EVENT_TYPES
 USAGE_RECORDED = "usage.recorded"
 
 

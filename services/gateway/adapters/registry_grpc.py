@@ -13,6 +13,7 @@ import grpc
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
+from libs.bus.subjects import REGISTRY_MEMBERSHIP_EVENTS, REGISTRY_TOKEN_EVENTS
 from libs.events import Envelope
 from libs.modelpkg import PushedPackage
 from libs.pb.cogwheel.registry.v1 import registry_pb2, registry_pb2_grpc
@@ -21,7 +22,7 @@ from libs.rpc import RpcUnauthenticated, failover_options_for
 log = logging.getLogger(__name__)
 
 # Published by the registry's outbox; they change what a cached authentication would answer.
-AUTH_CHANGING_SUBJECTS = ("registry.events.token.>", "registry.events.membership.>")
+AUTH_CHANGING_SUBJECTS = (REGISTRY_TOKEN_EVENTS, REGISTRY_MEMBERSHIP_EVENTS)
 MAX_CACHED_TOKENS = 10_000
 
 # Several registries may stand side by side (`cogwheel up --registries N`): spread calls, retry reads elsewhere.
@@ -203,7 +204,7 @@ class GrpcRegistryClient:
             except ValueError:
                 log.warning("ignoring a malformed registry event on %s", msg.subject)
                 return
-            if msg.subject.startswith("registry.events.membership."):
+            if msg.subject.startswith(REGISTRY_MEMBERSHIP_EVENTS.removesuffix(">")):
                 self.forget(username=str(data.get("member", "")))
             else:
                 self.forget(token_id=str(data.get("token_id", "")))

@@ -9,7 +9,7 @@ from typing import Any, Literal, NamedTuple
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from libs.predictions import TERMINAL_STATUSES, render_prediction
+from libs.predictions import TERMINAL_STATUSES, PredictionStatus, render_prediction
 from services.gateway import handlers
 from services.gateway.adapters.registry_grpc import Account
 from services.gateway.arrival import arrived_at
@@ -118,7 +118,7 @@ async def created_response(
         if view["status"] not in TERMINAL_STATUSES:
             # The official clients treat any status but `starting` as final output; only a finished
             # prediction may say otherwise.
-            view = {**view, "status": "starting"}
+            view = {**view, "status": PredictionStatus.STARTING.value}
     rendered = render_prediction(view, deps.settings.origin)
     headers["Location"] = rendered["urls"]["get"]
     return JSONResponse(rendered, status_code=200 if created.replayed else 201, headers=headers)

@@ -27,7 +27,7 @@ from sse_starlette import EventSourceResponse
 
 from libs.blobs import BlobNotFound, absolutize_outputs, restore_spilled_fields
 from libs.bus.subjects import PREDICTION_STREAMS, prediction_stream
-from libs.predictions import TERMINAL_STATUSES
+from libs.predictions import TERMINAL_STATUSES, PredictionStatus
 from libs.rpc import RpcNotFound
 from services.gateway.access import can_access
 from services.gateway.auth import current_account
@@ -68,9 +68,9 @@ def _encode(event: str, data: Any, origin: str) -> str:
 
 def _ending(view: dict[str, Any]) -> list[tuple[str, Any]]:
     status = view["status"]
-    if status == "failed":
+    if status == PredictionStatus.FAILED:
         return [("error", {"detail": view.get("error") or "Prediction failed"}), ("done", {"reason": "error"})]
-    if status == "canceled":
+    if status == PredictionStatus.CANCELED:
         return [("done", {"reason": "canceled"})]
     return [("done", {})]
 
@@ -121,7 +121,7 @@ async def stream_prediction(
                     ended_polls += 1
                     if ended_polls < ENDED_POLLS:
                         continue
-                    if not seen_any and not after and current["status"] == "succeeded":
+                    if not seen_any and not after and current["status"] == PredictionStatus.SUCCEEDED:
                         # The stream is gone (expired): replay the output from the prediction.
                         for item in current.get("output") or []:
                             yield {"event": "output", "id": str(last_id), "data": _encode("output", item, origin)}

@@ -22,7 +22,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.templating import Jinja2Templates
 from starlette.convertors import Convertor, register_url_convertor
 
-from libs.predictions import TERMINAL_STATUSES, render_prediction
+from libs.predictions import ENDED_STATUSES, render_prediction
 from libs.rpc import RpcError, RpcNotFound
 from services.gateway import handlers
 from services.gateway.access import can_access
@@ -314,7 +314,7 @@ async def prediction_page(prediction_id: str, request: Request) -> HTMLResponse:
     owner = viewer is not None and can_access(viewer.account, view.get("account"))
     state = await deps.pages.state(prediction_id)
     body = _for_reader(render_prediction(view, deps.settings.origin), owner)
-    config = {"prediction": body, "owner": owner, "shared": state.shared, "terminal": list(TERMINAL_STATUSES)}
+    config = {"prediction": body, "owner": owner, "shared": state.shared, "terminal": list(ENDED_STATUSES)}
     return _page(request, "prediction.html", viewer, prediction=body, owner=owner, shared=state.shared,
                  config=_json(config), account=view.get("account"))
 
@@ -339,7 +339,7 @@ async def dashboard(request: Request, tab: str = "predictions") -> Response:
         except RpcError:
             webhooks_error = "The webhook service is not answering right now."
         deliveries.sort(key=lambda item: str(item.get("attempted_at") or ""), reverse=True)
-    config = {"terminal": list(TERMINAL_STATUSES)}
+    config = {"terminal": list(ENDED_STATUSES)}
     return _page(request, "dashboard.html", viewer, rows=rows, tab=tab, summary=summary,
                  deliveries=deliveries[:100], webhooks_error=webhooks_error, config=_json(config))
 
@@ -435,7 +435,7 @@ async def model_page(owner: str, name: str, request: Request, version: str = "")
         "fields": [f.as_dict() for f in fields],
         "output": output_kind(schema),
         "origin": deps.settings.origin,
-        "terminal": list(TERMINAL_STATUSES),
+        "terminal": list(ENDED_STATUSES),
     }
     return _page(request, "model.html", viewer, model=model, versions=versions, version=chosen, readme=readme,
                  readme_html=render_markdown(readme) if readme else "",

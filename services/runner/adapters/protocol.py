@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 import orjson
 
+# The terminal statuses of `libs.predictions.PredictionStatus`, spelled out here because this module is also
+# imported inside the model's own environment, which has none of the services' packages.
 PredictionStatus = Literal["succeeded", "failed", "canceled"]
 
 # Marks a file in an output value: {FILE_KEY: "/absolute/path"}.

@@ -3,8 +3,9 @@
 import json
 
 from libs.bus.nats import Bus
+from libs.bus.subjects import RUNNER_CANCEL
 
-CANCEL_SUBJECT = "runner.control.cancel"
+CANCEL_SUBJECT = RUNNER_CANCEL
 
 
 class NatsRunnerControl:

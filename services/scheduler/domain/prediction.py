@@ -8,14 +8,29 @@ from __future__ import annotations
 
 import base64
 import secrets
-from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from libs.bus.subjects import WEBHOOK_TAG
-from libs.events import Envelope, EventMetadata, new_event
+from libs.events import Envelope, EventMetadata
 
-TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+# The contract's pure modules (the package also renders and restores, which needs the object store).
+from libs.predictions.events import (
+    ENDED_EVENT_BY_STATUS,
+    PredictionCanceled,
+    PredictionCreated,
+    PredictionDataRemoved,
+    PredictionProgressed,
+    PredictionStarted,
+    PredictionWaiting,
+    prediction_stream_id,
+)
+from libs.predictions.fold import PredictionState, fold, fold_all
+from libs.predictions.status import TERMINAL_STATUSES, PredictionStatus
+
+# The scheduler's state of a prediction is the common one (`libs.predictions.fold`): the API, the webhooks
+# and the scheduler see the same prediction.
+Prediction = PredictionState
 
 
 def new_prediction_id() -> str:
@@ -24,128 +39,26 @@ def new_prediction_id() -> str:
 
 
 def stream_id(prediction_id: str) -> str:
-    return f"prediction-{prediction_id}"
+    return prediction_stream_id(prediction_id)
 
 
-@dataclass(frozen=True)
-class Prediction:
-    id: str
-    version: int = 0
-    status: str = "new"
-    model: str = ""
-    version_id: str = ""
-    hardware: str = "cpu"
-    input: dict[str, Any] = field(default_factory=dict)
-    account: str = ""
-    created_at: str | None = None
-    started_at: str | None = None
-    completed_at: str | None = None
-    output: Any = None
-    logs: str = ""
-    error: str | None = None
-    predict_time: float | None = None
-    webhook: str | None = None
-    webhook_events_filter: list[str] | None = None
-    source: str = "api"
-    # The version's output is an iterator: the prediction has a Server-Sent Events stream.
-    stream: bool = False
-    # When Cancel-After was given: the moment the prediction is canceled if it has not ended.
-    deadline: str | None = None
-    # "owner/name" of the deployment it was created through, if any.
-    deployment: str | None = None
-    # The unguessable part of the stream URL, so that knowing a prediction's id (it is in every output URL)
-    # is not enough to read its stream.
-    stream_token: str | None = None
-    # Sequence number of the last runner progress report folded in.
-    progress_seq: int = 0
-    # Input, output and logs were removed at the end of the retention period (`prediction.data_removed`).
-    data_removed: bool = False
-    # What the scheduler said while the prediction waited for an instance (`prediction.waiting`); it stays at
-    # the head of the logs when the runner's own logs arrive with the result.
-    waiting_logs: str = ""
-    # Seconds it waited for its instance to boot (a cold boot), from `prediction.started`.
-    boot_time: float | None = None
+def _routed(webhook: str | None, metadata: EventMetadata) -> EventMetadata:
+    """Events of a prediction with a webhook are tagged for the webhook dispatcher, whose consumer takes only
+    those (libs.bus.subjects): a prediction without one never reaches it."""
+    return metadata.model_copy(update={"subject_tag": WEBHOOK_TAG}) if webhook else metadata
 
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL
+
+def _billing_facts(state: Prediction) -> dict[str, Any]:
+    """What a usage record needs, carried by the end so billing reads no other event of the prediction."""
+    return {"account": state.account, "model": state.model, "version": state.version_id, "hardware": state.hardware}
 
 
 def evolve(state: Prediction, event: Envelope) -> Prediction:
-    data = event.data
-    kind = event.type.removeprefix("prediction.")
-    common: dict[str, Any] = {"version": event.stream_version}
-    if kind == "created":
-        return replace(
-            state,
-            **common,
-            status="starting",
-            model=data["model"],
-            version_id=data["version"],
-            hardware=data.get("hardware", "cpu"),
-            input=data.get("input", {}),
-            account=data.get("account", ""),
-            created_at=data["created_at"],
-            webhook=data.get("webhook"),
-            webhook_events_filter=data.get("webhook_events_filter"),
-            source=data.get("source", "api"),
-            stream=bool(data.get("stream", False)),
-            deadline=data.get("deadline"),
-            deployment=data.get("deployment"),
-            stream_token=data.get("stream_token"),
-        )
-    if kind == "progressed":
-        items = data.get("output_items") or []
-        output = (state.output if isinstance(state.output, list) else []) + list(items) if items else state.output
-        return replace(
-            state,
-            **common,
-            status="processing" if state.status == "starting" else state.status,
-            output=output,
-            logs=state.logs + (data.get("logs") or ""),
-            progress_seq=int(data.get("seq") or state.progress_seq),
-        )
-    if kind == "started":
-        return replace(state, **common, status="processing", started_at=data["started_at"],
-                       boot_time=data.get("boot_time", state.boot_time))
-    if kind == "waiting":
-        if state.is_terminal:
-            return replace(state, **common)
-        line = data.get("logs") or ""
-        return replace(state, **common, logs=state.logs + line, waiting_logs=state.waiting_logs + line)
-    if kind in TERMINAL:
-        return replace(
-            state,
-            **common,
-            status=kind,
-            started_at=data.get("started_at") or state.started_at,
-            completed_at=data["completed_at"],
-            output=data.get("output"),
-            logs=data.get("logs") or state.logs,
-            error=data.get("error"),
-            predict_time=data.get("predict_time"),
-        )
-    if kind == "data_removed":
-        return replace(state, **common, input={}, output=None, logs="", data_removed=True)
-    return replace(state, **common)
+    return fold(state, event)
 
 
 def load(prediction_id: str, events: list[Envelope]) -> Prediction:
-    state = Prediction(id=prediction_id)
-    for event in events:
-        state = evolve(state, event)
-    return state
-
-
-def _event(state: Prediction, kind: str, data: dict[str, Any], metadata: EventMetadata) -> Envelope:
-    if state.webhook:
-        # Tagged for the webhook dispatcher, whose consumer takes only these (libs.bus.subjects).
-        metadata = metadata.model_copy(update={"subject_tag": WEBHOOK_TAG})
-    if kind in TERMINAL:
-        # What a usage record needs travels with the end, so billing needs no other event of the prediction.
-        data = {**data, "account": state.account, "model": state.model, "version": state.version_id,
-                "hardware": state.hardware}
-    return new_event(f"prediction.{kind}", stream_id(state.id), {"id": state.id, **data}, metadata=metadata)
+    return fold_all(prediction_id, events)
 
 
 def decide_create(
@@ -166,26 +79,20 @@ def decide_create(
     deployment: str | None = None,
 ) -> list[Envelope]:
     """``input`` must already have its secret values redacted: events are stored and published."""
-    state = Prediction(id=prediction_id, webhook=webhook)
-    data = {
-        "model": model,
-        "version": version_id,
-        "hardware": hardware,
-        "input": input,
-        "account": account,
-        "created_at": created_at.isoformat(),
-        "webhook": webhook,
-        "webhook_events_filter": webhook_events_filter,
-        "source": source,
-        "stream": stream,
-    }
+    # Deadline, deployment and stream token are only present when they apply.
+    optional: dict[str, Any] = {}
     if deadline is not None:
-        data["deadline"] = deadline.isoformat()
+        optional["deadline"] = deadline.isoformat()
     if deployment is not None:
-        data["deployment"] = deployment
+        optional["deployment"] = deployment
     if stream:
-        data["stream_token"] = secrets.token_urlsafe(24)
-    return [_event(state, "created", data, metadata)]
+        optional["stream_token"] = secrets.token_urlsafe(24)
+    created = PredictionCreated(
+        id=prediction_id, model=model, version=version_id, hardware=hardware, input=input, account=account,
+        created_at=created_at.isoformat(), webhook=webhook, webhook_events_filter=webhook_events_filter,
+        source=source, stream=stream, **optional,
+    )
+    return [created.to_envelope(_routed(webhook, metadata))]
 
 
 def decide_start(
@@ -193,21 +100,22 @@ def decide_start(
     instance_id: str | None = None, boot_time: float | None = None,
 ) -> list[Envelope]:
     """``boot_time``: seconds the prediction waited for its instance to boot (absent when one was ready)."""
-    if state.status != "starting":
+    if state.status != PredictionStatus.STARTING:
         return []
-    data: dict[str, Any] = {"started_at": started_at, "runner_id": runner_id}
+    optional: dict[str, Any] = {}
     if instance_id:
-        data["instance_id"] = instance_id
+        optional["instance_id"] = instance_id
     if boot_time is not None:
-        data["boot_time"] = boot_time
-    return [_event(state, "started", data, metadata)]
+        optional["boot_time"] = boot_time
+    started = PredictionStarted(id=state.id, started_at=started_at, runner_id=runner_id, **optional)
+    return [started.to_envelope(_routed(state.webhook, metadata))]
 
 
 def decide_wait(state: Prediction, *, logs: str, metadata: EventMetadata) -> list[Envelope]:
     """A line for the logs of a prediction still waiting for an instance (queued, booting, no hardware)."""
-    if state.status != "starting" or not logs:
+    if state.status != PredictionStatus.STARTING or not logs:
         return []
-    return [_event(state, "waiting", {"logs": logs}, metadata)]
+    return [PredictionWaiting(id=state.id, logs=logs).to_envelope(_routed(state.webhook, metadata))]
 
 
 def decide_complete(
@@ -224,25 +132,22 @@ def decide_complete(
     metadata: EventMetadata,
 ) -> list[Envelope]:
     """A runner's result; ignored once the prediction is terminal (e.g. canceled while it ran)."""
-    if state.is_terminal or status not in TERMINAL:
+    if state.is_terminal or status not in TERMINAL_STATUSES:
         return []
     events: list[Envelope] = []
-    if state.status == "starting" and started_at is not None:
+    if state.status == PredictionStatus.STARTING and started_at is not None:
         events += decide_start(state, started_at=started_at, runner_id=runner_id, metadata=metadata)
     if state.waiting_logs and not logs.startswith(state.waiting_logs):
         logs = state.waiting_logs + logs
-    data = {
-        "output": output,
-        "logs": logs,
-        "error": error,
-        "started_at": started_at or state.started_at,
-        "completed_at": completed_at,
-        "predict_time": predict_time,
-    }
+    optional: dict[str, Any] = {}
     if state.boot_time is not None:
         # The end carries every field a finished prediction shows: read models may skip to it.
-        data["boot_time"] = state.boot_time
-    return events + [_event(state, status, data, metadata)]
+        optional["boot_time"] = state.boot_time
+    ended = ENDED_EVENT_BY_STATUS[status](
+        id=state.id, output=output, logs=logs, error=error, started_at=started_at or state.started_at,
+        completed_at=completed_at, predict_time=predict_time, **optional, **_billing_facts(state),
+    )
+    return events + [ended.to_envelope(_routed(state.webhook, metadata))]
 
 
 class ProgressOutOfOrder(Exception):
@@ -258,9 +163,10 @@ def decide_progress(
     """
     if state.is_terminal or seq <= state.progress_seq:
         return []
-    if state.status == "starting" or seq != state.progress_seq + 1:
+    if state.status == PredictionStatus.STARTING or seq != state.progress_seq + 1:
         raise ProgressOutOfOrder(f"progress {seq} of {state.id} after {state.progress_seq}")
-    return [_event(state, "progressed", {"seq": seq, "output_items": output_items, "logs": logs}, metadata)]
+    progressed = PredictionProgressed(id=state.id, seq=seq, output_items=output_items, logs=logs)
+    return [progressed.to_envelope(_routed(state.webhook, metadata))]
 
 
 def decide_cancel(
@@ -269,21 +175,18 @@ def decide_cancel(
     """Cancel a prediction that has not ended; ``reason`` is `canceled` (asked for) or `deadline` (Cancel-After)."""
     if state.is_terminal:
         return []
-    data = {
-        "output": state.output,
-        "logs": state.logs,
-        "started_at": state.started_at,
-        "completed_at": completed_at,
-        "predict_time": None,
-        "reason": reason,
-    }
+    optional: dict[str, Any] = {}
     if state.boot_time is not None:
-        data["boot_time"] = state.boot_time
-    return [_event(state, "canceled", data, metadata)]
+        optional["boot_time"] = state.boot_time
+    canceled = PredictionCanceled(
+        id=state.id, output=state.output, logs=state.logs, started_at=state.started_at, completed_at=completed_at,
+        predict_time=None, reason=reason, **optional, **_billing_facts(state),
+    )
+    return [canceled.to_envelope(_routed(state.webhook, metadata))]
 
 
 def decide_remove_data(state: Prediction, *, removed_at: str, metadata: EventMetadata) -> list[Envelope]:
     """Remove an ended API prediction's input, output and logs; web predictions and repeats change nothing."""
     if not state.is_terminal or state.data_removed or state.source == "web":
         return []
-    return [_event(state, "data_removed", {"removed_at": removed_at}, metadata)]
+    return [PredictionDataRemoved(id=state.id, removed_at=removed_at).to_envelope(_routed(state.webhook, metadata))]

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from libs.bus.subjects import WEBHOOK_DELIVERIES_DURABLE
 from libs.events import new_event
 from libs.eventstore import ConcurrencyError, EventStore, Transaction
 from services.webhook_dispatcher.domain.signing import new_secret, webhook_id
@@ -24,7 +25,7 @@ from services.webhook_dispatcher.projections import (
 
 __all__ = ["CONSUMER", "DELIVERY_ATTEMPTED", "SCHEMA", "SECRET_CREATED"]
 
-CONSUMER = "webhook_dispatcher-deliveries"
+CONSUMER = WEBHOOK_DELIVERIES_DURABLE
 # Tracking keys of recorded attempts (delivery, lease, attempt number).
 ATTEMPT_KEYS = "webhook_dispatcher-attempts"
 _THROTTLED = "('output', 'logs')"

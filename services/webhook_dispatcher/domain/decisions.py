@@ -14,17 +14,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from libs.predictions.events import TERMINAL_EVENT_TYPES, PredictionCreated, PredictionProgressed
+from libs.predictions.status import TERMINAL_STATUSES
+
 WEBHOOK_EVENTS = ("start", "output", "logs", "completed")
 FINAL = "completed"
 THROTTLED = ("output", "logs")
 
-_WEBHOOK_EVENT_BY_TYPE = {
-    "prediction.created": "start",
-    "prediction.succeeded": "completed",
-    "prediction.failed": "completed",
-    "prediction.canceled": "completed",
-}
-PROGRESSED = "prediction.progressed"
+_WEBHOOK_EVENT_BY_TYPE = {PredictionCreated.TYPE: "start", **{name: FINAL for name in TERMINAL_EVENT_TYPES}}
+PROGRESSED = PredictionProgressed.TYPE
 
 
 class DeliveryPlan(BaseModel):
@@ -55,7 +53,7 @@ def plan_delivery(view: dict[str, Any], event_type: str, data: dict[str, Any]) -
     url = view.get("webhook")
     if not url:
         return None
-    if event_type == PROGRESSED and view.get("status") in ("succeeded", "failed", "canceled"):
+    if event_type == PROGRESSED and view.get("status") in TERMINAL_STATUSES:
         return None
     allowed = [e for e in webhook_events_for(event_type, data) if filter_allows(e, view.get("webhook_events_filter"))]
     if not allowed:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-PREDICTION_CREATED = "prediction.created"
+from libs.predictions.events import PredictionCreated
+
+PREDICTION_CREATED = PredictionCreated.TYPE
 
 
 class Placement(Enum):

@@ -4,7 +4,7 @@ from typing import Any
 
 from libs.blobs import output_ref
 from libs.events import Envelope, EventMetadata
-from libs.predictions import apply_event, render_prediction
+from libs.predictions import apply_event, fold_all, render_prediction
 
 
 def _event(kind: str, seq: int, **data: Any) -> Envelope:
@@ -75,3 +75,26 @@ def test_data_removed_empties_input_output_and_logs_and_is_shown() -> None:
     body = render_prediction(view, "http://gw")
     assert (body["input"], body["output"], body["logs"], body["data_removed"]) == ({}, None, "", True)
     assert (body["status"], body["completed_at"]) == ("succeeded", "2026-01-01T00:00:01Z")
+
+
+def test_a_failure_without_output_keeps_what_was_streamed_and_empty_logs_empty_them() -> None:
+    view = apply_event(None, CREATED)
+    view = apply_event(view, _event("progressed", 2, output_items=["Hel"], logs="step 1\n"))
+    failed = apply_event(view, _event("failed", 3, output=None, logs="", error="lost",
+                                      completed_at="2026-01-01T00:00:01+00:00"))
+    assert (failed["status"], failed["output"], failed["logs"], failed["error"]) == ("failed", ["Hel"], "", "lost")
+
+
+def test_the_scheduler_state_and_the_read_models_view_are_one_fold() -> None:
+    events = [CREATED, _event("waiting", 2, logs="Queued behind 1 prediction(s)\n"),
+              _event("started", 3, started_at="2026-01-01T00:00:01+00:00", runner_id="r", boot_time=0.5),
+              _event("progressed", 4, output_items=["a"], logs="x\n"),
+              _event("succeeded", 5, output=["a"], logs="Queued behind 1 prediction(s)\nx\n", error=None,
+                     completed_at="2026-01-01T00:00:02+00:00", predict_time=1.0, boot_time=0.5)]
+    view = None
+    for event in events:
+        view = apply_event(view, event)
+    state = fold_all("p1", events)
+    assert state.to_view() == view
+    assert state.waiting_logs == "Queued behind 1 prediction(s)\n"
+    assert render_prediction(view, "http://gw")["metrics"]["boot_time"] == 0.5

@@ -92,7 +92,7 @@ async def test_publishes_started_then_completed(worker: tuple[RunnerWorker, Fake
     (s_subject, started, s_id), (c_subject, completed, c_id) = [
         entry for entry in bus.published if not entry[0].endswith(".progress")
     ]
-    assert s_subject == "runner.events.prediction.started" and started.type == "prediction.started"
+    assert s_subject == "runner.events.prediction.started" and started.type == "runner.prediction_started"
     assert c_subject == "runner.events.prediction.completed" and completed.stream_version == 2 + len(progress)
     assert [env.data["seq"] for env in progress] == list(range(1, len(progress) + 1))
     assert started.stream_id == completed.stream_id == "runner-prediction-p1"

@@ -21,7 +21,7 @@ def _ended(source: str = "api") -> model.Prediction:
         runner_id="r", metadata=EventMetadata(),
     )
     for event in done:
-        state = model.evolve(state, event.model_copy(update={"stream_version": state.version + 1}))
+        state = model.evolve(state, event.model_copy(update={"stream_version": state.stream_version + 1}))
     return state
 
 
@@ -29,7 +29,7 @@ def test_removing_data_of_an_ended_api_prediction() -> None:
     state = _ended()
     events = model.decide_remove_data(state, removed_at="2026-01-01T01:00:01+00:00", metadata=EventMetadata())
     assert [e.type for e in events] == ["prediction.data_removed"]
-    removed = model.evolve(state, events[0].model_copy(update={"stream_version": state.version + 1}))
+    removed = model.evolve(state, events[0].model_copy(update={"stream_version": state.stream_version + 1}))
     assert (removed.input, removed.output, removed.logs, removed.data_removed) == ({}, None, "", True)
     assert removed.status == "succeeded"
     # Once is enough.

@@ -45,7 +45,7 @@ def _created(**extra: object) -> model.Prediction:
 
 def _apply(state: model.Prediction, events: list) -> model.Prediction:
     for event in events:
-        state = model.evolve(state, event.model_copy(update={"stream_version": state.version + 1}))
+        state = model.evolve(state, event.model_copy(update={"stream_version": state.stream_version + 1}))
     return state
 
 

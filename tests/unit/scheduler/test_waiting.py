@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from libs.events import EventMetadata
-from libs.predictions.view import apply_event, render_prediction
+from libs.predictions import apply_event, render_prediction
 from services.scheduler.domain import prediction as model
 
 META = EventMetadata(correlation_id="p")

@@ -1,0 +1,123 @@
+"""Runner reports recorded by the scheduler against a real PostgreSQL, under today's type names and under the
+names runners used before (`prediction.started` / `.progress` / `.completed`, possibly still in JetStream)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from libs.db import create_engine
+from libs.db.migrations import migrate
+from libs.events import Envelope
+from libs.eventstore import EventStore
+from libs.predictions import PredictionStatus
+from services.runner import events as reports
+from services.runner.adapters.supervisor import PredictionResult
+from services.scheduler.bootstrap import MIGRATIONS, SCHEMA
+from services.scheduler.handlers import (
+    CreatePrediction,
+    create_prediction_once,
+    get_prediction,
+    list_prediction_events,
+    record_runner_event,
+)
+from services.scheduler.ports import VersionInfo
+
+LEGACY_NAMES = {
+    "runner.prediction_started": "prediction.started",
+    "runner.prediction_progress": "prediction.progress",
+    "runner.prediction_completed": "prediction.completed",
+}
+
+
+class FixedRegistry:
+    async def get_version(self, version_id: str) -> VersionInfo:
+        return VersionInfo(id=version_id, model="cogwheel/hello-world", hardware="cpu", package_key="k",
+                           predictor_ref="predict.py:Predictor")
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[EventStore]:
+    await migrate(database_url, SCHEMA, MIGRATIONS)
+    engine = create_engine(database_url)
+    yield EventStore(engine, SCHEMA)
+    await engine.dispose()
+
+
+async def _new_prediction(store: EventStore) -> str:
+    prediction, _ = await create_prediction_once(
+        CreatePrediction(version_id="v" * 64, input={"text": uuid.uuid4().hex}, account="alice"),
+        store=store, registry=FixedRegistry(), clock=SystemClock(),
+    )
+    return prediction.id
+
+
+def _run_reports(prediction_id: str) -> list[Envelope]:
+    """What a runner publishes for a prediction that streams two items and succeeds."""
+    started_at = datetime.now(UTC)
+    result = PredictionResult(status="succeeded", output=["Hel", "lo"], logs="one\ntwo\n", error=None,
+                              started_at=started_at, completed_at=started_at + timedelta(seconds=1), predict_time=1.0)
+    return [
+        reports.started(prediction_id, "runner-1", started_at, None),
+        reports.progress(prediction_id, "runner-1", 1, ["Hel"], "one\n", None),
+        reports.progress(prediction_id, "runner-1", 2, ["lo"], "two\n", None),
+        reports.completed(prediction_id, "runner-1", result, None, progress_reports=2),
+    ]
+
+
+def _with_former_name(report: Envelope) -> Envelope:
+    return report.model_copy(update={"type": LEGACY_NAMES[report.type]})
+
+
+async def _record(store: EventStore, report: Envelope) -> None:
+    kind = reports.subject_of(report).rsplit(".", 1)[-1]
+    await record_runner_event(Envelope.from_json(report.to_json()), kind, store=store)
+
+
+async def _history(store: EventStore, prediction_id: str) -> list[tuple[str, dict]]:
+    """The prediction's recorded events, without what differs between two runs (ids, times)."""
+    timeless = {"id", "started_at", "completed_at", "created_at", "input"}
+    return [(event.type, {k: v for k, v in event.data.items() if k not in timeless})
+            for event in await list_prediction_events(prediction_id, store=store)]
+
+
+async def test_reports_under_either_name_become_the_same_prediction_events(store: EventStore) -> None:
+    today, former = await _new_prediction(store), await _new_prediction(store)
+    for report in _run_reports(today):
+        assert report.type.startswith("runner.prediction_")
+        await _record(store, report)
+    for report in _run_reports(former):
+        await _record(store, _with_former_name(report))
+
+    for prediction_id in (today, former):
+        prediction = await get_prediction(prediction_id, store=store)
+        assert (prediction.status, prediction.output, prediction.logs) == (
+            PredictionStatus.SUCCEEDED, ["Hel", "lo"], "one\ntwo\n")
+    assert await _history(store, today) == await _history(store, former)
+    assert [t for t, _ in await _history(store, today)] == [
+        "prediction.created", "prediction.started", "prediction.progressed", "prediction.progressed",
+        "prediction.succeeded"]
+
+
+async def test_a_report_published_again_under_the_new_name_is_recorded_once(store: EventStore) -> None:
+    # A runner upgraded while a job was redelivered publishes the same report (same id) with the new type.
+    prediction_id = await _new_prediction(store)
+    started, first, second, completed = _run_reports(prediction_id)
+    await _record(store, _with_former_name(started))
+    await _record(store, _with_former_name(first))
+    await _record(store, first)
+    await _record(store, second)
+    await _record(store, _with_former_name(completed))
+    await _record(store, completed)
+    prediction = await get_prediction(prediction_id, store=store)
+    assert (prediction.status, prediction.output, prediction.progress_seq) == (
+        PredictionStatus.SUCCEEDED, ["Hel", "lo"], 2)
+    assert len(await list_prediction_events(prediction_id, store=store)) == 5
