@@ -54,7 +54,8 @@ def started(
         data["instance_id"] = instance_id
     if instance_ready_at is not None:
         data["instance_ready_at"] = instance_ready_at.isoformat()
-    # A job run again on another instance (its first one was lost) is a start of its own.
+    # A job run again on another instance (its first run was lost) is a start of its own: the scheduler sees
+    # it, fails the prediction naming the lost node and stops that second run.
     return runner_event("started", prediction_id, data, traceparent, version=1,
                         key=f":{instance_id}" if instance_id else "")
 

@@ -220,16 +220,26 @@ class Controller:
         return decided
 
     async def _give_up(self, instance_id: str, reason: str, now: datetime, *, node_alive: bool) -> None:
-        """The instance is failed. On a node that is still alive (it restarted), what the instance had started
-        waits again: JetStream hands the job to another instance after its ack wait. On a lost node, those
-        predictions fail naming it (`_fail_lost_predictions`)."""
+        """The instance is failed. What it had started fails naming its node (a prediction is never run twice):
+        here when the node is alive (it restarted, so the instance is gone), else in `_fail_lost_predictions`
+        once the node is lost. What it had taken but not started goes back to the queue by itself: JetStream
+        hands the unacknowledged job to another instance after its ack wait."""
+        instance = self.instances[instance_id]
         await self._append(instance_id, inst.decide_fail(
-            self.instances[instance_id], reason=reason, at=now, metadata=_metadata(instance_id)))
+            instance, reason=reason, at=now, metadata=_metadata(instance_id)))
         log.info("instance %s given up: %s", instance_id, reason)
         if node_alive:
-            async with self.store.transaction() as tx:
-                await tx.conn.execute(text("SET LOCAL lock_timeout = '5s'"))
-                await work.requeue_instance(tx.conn, self.store.schema, instance_id)
+            started = [item for item in await work.all_work(self.store)
+                       if item.instance == instance_id and item.started_at is not None]
+            for item in started:
+                await self._fail_lost(item, now, why=" (it restarted)")
+
+    async def _fail_lost(self, item: work.WorkItem, now: datetime, *, why: str = "") -> None:
+        """A started prediction whose node was lost fails naming it; its job, should it come back, is dropped."""
+        await self.fail_prediction(item.prediction_id, model.lost_node_error(item.node or "", why), now)
+        await self.queues.discard(item.label, item.queue, {item.prediction_id})
+        # A run of it that began elsewhere meanwhile (its job came back before the node was declared lost) stops.
+        await self.runners.request_cancel(item.prediction_id)
 
     def _remembered(self, listed: list[NodeReport]) -> list[NodeReport]:
         """The nodes listed now, and those missing from this one listing but seen within `node_lost_after`:
@@ -307,7 +317,8 @@ class Controller:
 
     async def _fail_lost_predictions(self, items: list[work.WorkItem], nodes: dict[str, NodeReport],
                                      now: datetime) -> None:
-        """Started predictions whose node is gone fail naming it; those past the time limit fail too.
+        """Started predictions whose node is gone fail naming it (they are not run again); those past the time
+        limit fail too.
 
         Predictions a lost node had taken but not started go back to their queue by themselves: JetStream
         hands an unacknowledged job to another instance after its ack wait.
@@ -317,12 +328,7 @@ class Controller:
             if item.started_at is None:
                 continue
             if item.node and item.node not in nodes and _node_known_gone(item, self.instances):
-                await self.fail_prediction(
-                    item.prediction_id,
-                    f"The node {item.node} running this prediction stopped responding; the prediction was lost",
-                    now)
-                # Its job is not run again elsewhere: the prediction has ended.
-                await self.queues.discard(item.label, item.queue, {item.prediction_id})
+                await self._fail_lost(item, now, why=" (it stopped sending heartbeats)")
             elif now - item.started_at > limit:
                 await self.fail_prediction(
                     item.prediction_id,

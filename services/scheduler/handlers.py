@@ -339,15 +339,21 @@ async def record_runner_event(
     store: EventStore,
     js: Any = None,
     retention_seconds: float = DEFAULT_RETENTION_SECONDS,
+    runners: RunnerControl | None = None,
 ) -> None:
     """Fold a runner's report (`kind` is `started` or `completed`) into the prediction, exactly once.
 
     A report that carries large values by reference is restored first; the events it leads to store them
     by reference again when they would not fit in a NATS message.
+
+    A prediction is never run twice: a report of a second run (its job came back from a node that stopped
+    confirming it after predict() had started there) fails the prediction naming that node, and the runners
+    are told to stop the second run (``runners``).
     """
     prediction_id = event.data["prediction_id"]
     if js is not None:
         event = await restore_event(js, event)
+    second_run: list[bool] = []
 
     async def attempt() -> None:
         async with store.transaction() as tx:
@@ -359,6 +365,17 @@ async def record_runner_event(
                 return
             state = model.load(prediction_id, history)
             metadata = _metadata(prediction_id, causation_id=event.id, actor=event.data.get("runner_id"))
+            if _reports_second_run(state, kind, event.data):
+                lost = model.decide_lost(
+                    state, node=state.runner_id, completed_at=datetime.now(UTC).isoformat(),
+                    metadata=_metadata(prediction_id, causation_id=event.id, actor="scheduler"),
+                    why=f" (its job came back unfinished and reached node {event.data.get('runner_id') or '?'})",
+                )
+                await tx.append(model.stream_id(prediction_id), await _fitting(js, lost),
+                                expected_version=state.version)
+                await _end_work(tx, store, state, lost, retention_seconds)
+                second_run.append(True)
+                return
             boot_time = await _boot_time(tx, state, event.data) if kind in {"started", "completed"} else None
             try:
                 new_events = _decide_for_runner_event(state, kind, event, metadata, boot_time)
@@ -384,8 +401,38 @@ async def record_runner_event(
                     for new_event in new_events:
                         after = model.evolve(after, new_event)
                     await _schedule_data_removal(tx, store, after, retention_seconds)
+            elif kind == "started" and state.is_terminal:
+                # The job of an ended prediction ran again somewhere (e.g. one failed as lost while its job
+                # came back): that run is stopped.
+                second_run.append(True)
 
     await retry_on_conflict(attempt)
+    if second_run and runners is not None:
+        await runners.request_cancel(prediction_id)
+
+
+def _reports_second_run(state: model.Prediction, kind: str, report: dict[str, Any]) -> bool:
+    if kind == "started":
+        return model.is_second_run(state, started_at=report.get("started_at"),
+                                   runner_id=str(report.get("runner_id") or ""), instance_id=report.get("instance_id"))
+    if kind in {"completed", "progress"}:
+        # A completion's start time is predict()'s own; the node and instance tell the runs apart.
+        return model.is_second_run(state, started_at=None, runner_id=str(report.get("runner_id") or ""),
+                                   instance_id=report.get("instance_id") if kind == "completed" else state.instance_id)
+    return False
+
+
+async def _end_work(tx: Any, store: EventStore, state: model.Prediction, events: list[Envelope],
+                    retention_seconds: float) -> None:
+    """What follows a prediction's end in the transaction that records it: no work row, no deadline, a due
+    data removal."""
+    await work.remove(tx.conn, store.schema, state.id)
+    if state.deadline is not None:
+        await _forget_deadline(tx, store, state.id)
+    after = state
+    for new_event in events:
+        after = model.evolve(after, new_event)
+    await _schedule_data_removal(tx, store, after, retention_seconds)
 
 
 async def fail_unrecorded_report(

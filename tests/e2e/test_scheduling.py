@@ -39,9 +39,9 @@ def platform_env() -> dict[str, str]:
         "COGWHEEL_SCALE_IN_SECONDS": "4",
         "COGWHEEL_SCALE_OUT_AFTER_SECONDS": "1",
         "COGWHEEL_HEARTBEAT_INTERVAL": "1",
-        # Longer than a lost node takes to be declared lost (3 missed beats + COGWHEEL_NODE_LOST_SECONDS), so a
-        # started job of a killed node fails naming it rather than running again elsewhere.
-        "COGWHEEL_ACK_WAIT": "20",
+        # Shorter than a lost node takes to be declared lost (3 missed beats + COGWHEEL_NODE_LOST_SECONDS): a
+        # killed node's started job comes back to another instance first, and must not run again there.
+        "COGWHEEL_ACK_WAIT": "6",
         "COGWHEEL_NO_HARDWARE_TIMEOUT_SECONDS": "8",
         # gpu-h100 has runner label of its own, which no node of this stack offers.
         "COGWHEEL_HARDWARE_CATALOG": json.dumps({"hardware": [
@@ -255,6 +255,14 @@ async def test_gpu_models_bin_pack_within_memory_and_evict_the_idle_lru(platform
         assert live_memory <= GPU_NODE_MEMORY
 
 
+async def prediction_events(platform, prediction_id: str) -> list[tuple[str, dict[str, Any]]]:
+    async with await psycopg.AsyncConnection.connect(libpq_url(platform.database_url)) as conn:
+        cursor = await conn.execute(
+            "SELECT type, data FROM scheduler.events WHERE stream_id = %s ORDER BY stream_version",
+            (f"prediction-{prediction_id}",))
+        return [(row[0], row[1]) for row in await cursor.fetchall()]
+
+
 async def test_a_node_killed_mid_prediction(platform, tmp_path: Path) -> None:
     version = await platform.push("cogwheel", "victim", model_copy(tmp_path, "victim", seed="victim"))
     async with platform.client() as client:
@@ -267,6 +275,8 @@ async def test_a_node_killed_mid_prediction(platform, tmp_path: Path) -> None:
 
         await wait_until(started, timeout=60)
         node = await started_on(platform, running)
+        # They wait behind it: the queue scales out to the other node, whose instance also gets the killed
+        # node's job when it comes back (after the ack wait, before the node is declared lost).
         queued = [await create(client, version, {"seconds": 0.5}) for _ in range(3)]
         await platform.stack.kill(node, restart=False)
         try:
@@ -274,11 +284,21 @@ async def test_a_node_killed_mid_prediction(platform, tmp_path: Path) -> None:
         finally:
             await platform.stack.start_process(node)
         lost, *others = bodies
-        # Declared lost before its job's ack wait ran out: the started prediction fails naming the node.
-        assert lost["status"] == "failed" and node in lost["error"], lost
+        # predict() had started on the lost node: it fails naming the node and is not run again.
+        assert lost["status"] == "failed" and f"The node {node} running this prediction was lost" in lost["error"], lost
+        history = [kind for kind, _ in await prediction_events(platform, running)]
+        assert history.count("prediction.started") == 1 and history[-1] == "prediction.failed", history
+        assert "prediction.succeeded" not in history
         # Those that had not started run elsewhere.
         assert [b["status"] for b in others] == ["succeeded"] * len(queued), others
-        assert of_version(await instances(platform), version, {"failed"})
+        assert node not in [await started_on(platform, pid) for pid in queued]
+
+        # Its instance there ends (given up as lost, or stopped once idle: the node came back without it).
+        async def ended_there() -> bool:
+            there = [i for i in of_version(await instances(platform), version) if i.get("node") == node]
+            return bool(there) and all(i["state"] in {"failed", "stopped"} for i in there)
+
+        await wait_until(ended_there, timeout=60)
 
 
 async def test_scheduler_restart_during_a_burst(platform, tmp_path: Path) -> None:
@@ -347,3 +367,4 @@ async def test_operators_see_nodes_instances_queues_and_metrics(platform, tmp_pa
         text = (await http.get(metrics_url)).text
     assert 'cogwheel_instances{state="ready"}' in text
     assert "cogwheel_cold_boot_seconds_count" in text and 'cogwheel_predictions{status="succeeded"}' in text
+

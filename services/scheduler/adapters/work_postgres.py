@@ -48,15 +48,6 @@ async def mark_started(conn: Any, schema: str, prediction_id: str, *, started_at
     )
 
 
-async def requeue_instance(conn: Any, schema: str, instance_id: str) -> int:
-    """The predictions an instance had started wait again (their jobs come back after the ack wait)."""
-    result = await conn.execute(
-        text(f"UPDATE {schema}.work SET started_at = NULL, node = NULL, instance = NULL WHERE instance = :instance"),
-        {"instance": instance_id},
-    )
-    return int(result.rowcount or 0)
-
-
 async def remove(conn: Any, schema: str, prediction_id: str) -> None:
     await conn.execute(text(f"DELETE FROM {schema}.work WHERE prediction_id = :id"), {"id": prediction_id})
 

@@ -64,6 +64,9 @@ class Prediction:
     waiting_logs: str = ""
     # Seconds it waited for its instance to boot (a cold boot), from `prediction.started`.
     boot_time: float | None = None
+    # The node (runner id) and instance that started it, from `prediction.started`.
+    runner_id: str = ""
+    instance_id: str | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -106,7 +109,8 @@ def evolve(state: Prediction, event: Envelope) -> Prediction:
         )
     if kind == "started":
         return replace(state, **common, status="processing", started_at=data["started_at"],
-                       boot_time=data.get("boot_time", state.boot_time))
+                       boot_time=data.get("boot_time", state.boot_time), runner_id=data.get("runner_id") or "",
+                       instance_id=data.get("instance_id"))
     if kind == "waiting":
         if state.is_terminal:
             return replace(state, **common)
@@ -193,6 +197,32 @@ def decide_start(
     if boot_time is not None:
         data["boot_time"] = boot_time
     return [_event(state, "started", data, metadata)]
+
+
+def lost_node_error(node: str, why: str = "") -> str:
+    """The error of a prediction whose predict() had started on a node that was lost: it is never run twice."""
+    return f"The node {node or '(unknown)'} running this prediction was lost{why}; it is not run again"
+
+
+def is_second_run(state: Prediction, *, started_at: str | None, runner_id: str, instance_id: str | None) -> bool:
+    """A runner reports running a prediction that another run had already started: its job came back because
+    the node running it stopped confirming it (killed, restarted, cut off). A repeat of the recorded start's
+    own report (same node, instance and start) is not a second run."""
+    if state.status != "processing" or not state.runner_id:
+        return False
+    if runner_id != state.runner_id or (instance_id or None) != (state.instance_id or None):
+        return True
+    return started_at is not None and started_at != state.started_at
+
+
+def decide_lost(state: Prediction, *, node: str, completed_at: str, metadata: EventMetadata,
+                why: str = "") -> list[Envelope]:
+    """Fail a started prediction whose node was lost, naming it, with what it had logged so far."""
+    return decide_complete(
+        state, status="failed", output=state.output, logs=state.logs[len(state.waiting_logs):],
+        error=lost_node_error(node, why), started_at=state.started_at, completed_at=completed_at,
+        predict_time=None, runner_id="", metadata=metadata,
+    )
 
 
 def decide_wait(state: Prediction, *, logs: str, metadata: EventMetadata) -> list[Envelope]:
