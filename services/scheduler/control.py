@@ -15,6 +15,7 @@ Node reports (`runner.events.instance.*`) are recorded by whichever scheduler pr
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
@@ -27,10 +28,11 @@ from sqlalchemy import text
 
 from libs.bus.consumer import Retry
 from libs.events import Envelope, EventMetadata, new_event
-from libs.eventstore import EventStore
+from libs.eventstore import EventStore, OutboxMessage
 from libs.eventstore.retry import retry_on_conflict
 from libs.hardware import HardwareCatalog
 from services.scheduler.adapters import work_postgres as work
+from services.scheduler.domain import fair_share
 from services.scheduler.domain import instance as inst
 from services.scheduler.domain import placement
 from services.scheduler.domain import prediction as model
@@ -55,6 +57,8 @@ PHASE_LINES = {
     "environment": "Booting: building the environment",
     "setup": "Booting: running setup()",
 }
+HELD_LINE = ("Waiting for a turn: this model is busy and your account already has its share of its queue; "
+             "the predictions of every account waiting for it are taken in turn (fair share)\n")
 # How many waiting predictions of one queue are told about their wait on one tick.
 TOLD_PER_QUEUE = 200
 
@@ -62,6 +66,7 @@ TOLD_PER_QUEUE = 200
 @dataclass(frozen=True)
 class ControlSettings:
     policy: placement.Policy = placement.Policy()
+    fair_share: fair_share.FairSharePolicy = fair_share.FairSharePolicy()
     # A prediction whose hardware no node offers fails after this long.
     no_hardware_timeout: float = 600.0
     # The scheduler's own limit on a running prediction (the node's `predict_timeout`), plus a grace.
@@ -217,7 +222,24 @@ class Controller:
         await self._tell_waiting(items, decided, by_id, now)
         await self._command(by_id, now)
         await self._fail_lost_predictions(items, by_id, now)
+        await self._release_held({item.queue for item in items if item.held})
         return decided
+
+    async def _release_held(self, queues: set[str]) -> None:
+        """Publish the held jobs whose turn has come (fair share), each queue in one transaction."""
+        for queue in sorted(queues):
+            async with self.store.transaction() as tx:
+                await tx.conn.execute(text("SET LOCAL lock_timeout = '5s'"))
+                load = await work.queue_load(tx.conn, self.store.schema, queue)
+                turns = fair_share.release(load, await work.held_jobs(tx.conn, self.store.schema, queue),
+                                           self.settings.fair_share)
+                for prediction_id in turns:
+                    held = await work.take_held_job(tx.conn, self.store.schema, prediction_id)
+                    if held is not None:
+                        await tx.enqueue(OutboxMessage(held["subject"], json.dumps(held["job"]).encode(),
+                                                       prediction_id, dict(held.get("headers") or {})))
+            if turns:
+                log.info("queue %s: %d held job(s) released in turn", queue, len(turns))
 
     async def _give_up(self, instance_id: str, reason: str, now: datetime, *, node_alive: bool) -> None:
         """The instance is failed. What it had started fails naming its node (a prediction is never run twice):
@@ -369,7 +391,8 @@ class Controller:
                 continue
             key = (item.queue, item.model_version)
             ahead = position[key]
-            position[key] += 1
+            if not item.held:
+                position[key] += 1  # a held job is not in the queue yet: nobody waits behind it
             if told[item.queue] >= TOLD_PER_QUEUE:
                 continue
             mine = [i for i in self.instances.values()
@@ -386,6 +409,8 @@ class Controller:
                 message = ("nohw", f"Waiting for hardware: no runner node offers runner label {item.label!r}; "
                                    f"the prediction fails if none appears within "
                                    f"{self.settings.no_hardware_timeout:g} seconds\n")
+            elif item.held:
+                message = ("held", HELD_LINE)
             elif any(i.state == "ready" for i in mine):
                 message = ("queued", f"Queued behind {ahead} prediction(s)\n" if ahead else "")
             elif mine:
@@ -512,7 +537,7 @@ async def _tell_boot_phase(store: EventStore, instance: inst.Instance, phase: st
     tag = f"boot:{phase}"
     # A prediction's story only moves forward: no phase twice, none before one already told, none once queued.
     waiting = [item for item in await work.all_work(store)
-               if item.started_at is None and item.queue == instance.queue
+               if item.started_at is None and not item.held and item.queue == instance.queue
                and item.model_version == instance.model_version and _phase_rank(item.told) < _phase_rank(tag)]
     for item in waiting[:TOLD_PER_QUEUE]:
         await say(store, item.prediction_id, tag, line + "\n")

@@ -22,6 +22,7 @@ from libs.eventstore.retry import retry_on_conflict
 from libs.hardware import HardwareCatalog, load_catalog
 from libs.sealing import SEALED_INPUT, seal_json
 from libs.predictions import restore_event
+from services.scheduler.domain import fair_share
 from services.scheduler.domain import instance as inst
 from services.scheduler.domain import prediction as model
 from services.scheduler.domain.errors import (
@@ -87,10 +88,11 @@ async def create_prediction(
     hardware_catalog: HardwareCatalog | None = None,
     secrets_key: X25519PublicKey | None = None,
     queue_open: Callable[[], bool] = lambda: True,
+    fair_share_policy: fair_share.FairSharePolicy = fair_share.FairSharePolicy(),
 ) -> model.Prediction:
     prediction, _ = await create_prediction_once(
         cmd, store=store, registry=registry, clock=clock, hardware_catalog=hardware_catalog,
-        secrets_key=secrets_key, queue_open=queue_open,
+        secrets_key=secrets_key, queue_open=queue_open, fair_share_policy=fair_share_policy,
     )
     return prediction
 
@@ -104,6 +106,7 @@ async def create_prediction_once(
     hardware_catalog: HardwareCatalog | None = None,
     secrets_key: X25519PublicKey | None = None,
     queue_open: Callable[[], bool] = lambda: True,
+    fair_share_policy: fair_share.FairSharePolicy = fair_share.FairSharePolicy(),
 ) -> tuple[model.Prediction, bool]:
     """Create the prediction, or return the one an earlier request with the same Idempotency-Key created.
 
@@ -118,7 +121,7 @@ async def create_prediction_once(
         try:
             created = await _create(
                 cmd, store=store, registry=registry, clock=clock, hardware_catalog=hardware_catalog,
-                secrets_key=secrets_key, queue_open=queue_open,
+                secrets_key=secrets_key, queue_open=queue_open, fair_share_policy=fair_share_policy,
             )
             return created, False
         except _KeyTakenMeanwhile:
@@ -175,6 +178,7 @@ async def _create(
     hardware_catalog: HardwareCatalog | None,
     secrets_key: X25519PublicKey | None,
     queue_open: Callable[[], bool],
+    fair_share_policy: fair_share.FairSharePolicy = fair_share.FairSharePolicy(),
 ) -> model.Prediction:
     """Record the prediction and queue its job.
 
@@ -244,16 +248,21 @@ async def _create(
         assert secrets_key is not None
         job[SEALED_INPUT] = seal_json(secret_values, secrets_key)
     headers = {"traceparent": job["traceparent"]} if job["traceparent"] else {}
+    subject = runner_queue(runner_label, queue)
     async with store.transaction() as tx:
         if cmd.idempotency_key:
             await _store_key(tx, store.schema, cmd, prediction_id)
         stored = await tx.append(model.stream_id(prediction_id), events, expected_version=0)
-        await tx.enqueue(
-            OutboxMessage(runner_queue(runner_label, queue), json.dumps(job).encode(), prediction_id, headers)
-        )
+        # Fair share: into the queue now, unless it is backed up and this account has its share of it; then
+        # the job waits in its work row and the control loop publishes it in turn.
+        admitted = fair_share.admit(await work.queue_load(tx.conn, store.schema, queue), cmd.account,
+                                    fair_share_policy)
+        if admitted:
+            await tx.enqueue(OutboxMessage(subject, json.dumps(job).encode(), prediction_id, headers))
         await work.add(tx.conn, store.schema, prediction_id=prediction_id, queue=queue, label=runner_label,
                        model_version=version.id, deployment=cmd.deployment, account=cmd.account,
-                       created_at=created_at)
+                       created_at=created_at,
+                       held_job=None if admitted else {"subject": subject, "job": job, "headers": headers})
         if deadline is not None:
             await tx.conn.execute(
                 text(f"INSERT INTO {store.schema}.deadlines (prediction_id, due_at) VALUES (:id, :due)"),

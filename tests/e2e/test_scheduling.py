@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -337,8 +338,6 @@ async def test_hardware_no_node_offers_waits_then_fails_clearly(platform, tmp_pa
 
 
 async def test_operators_see_nodes_instances_queues_and_metrics(platform, tmp_path: Path) -> None:
-    import httpx
-
     from libs.pb.cogwheel.scheduler.v1 import scheduler_pb2 as spb
     from libs.pb.cogwheel.scheduler.v1 import scheduler_pb2_grpc
     from libs.rpc import create_channel
@@ -368,3 +367,42 @@ async def test_operators_see_nodes_instances_queues_and_metrics(platform, tmp_pa
     assert 'cogwheel_instances{state="ready"}' in text
     assert "cogwheel_cold_boot_seconds_count" in text and 'cogwheel_predictions{status="succeeded"}' in text
 
+
+async def new_account_token(platform, username: str) -> str:
+    from libs.pb.cogwheel.registry.v1 import registry_pb2 as pb
+    from libs.pb.cogwheel.registry.v1 import registry_pb2_grpc
+    from libs.rpc import create_channel
+
+    channel = create_channel(platform.stack.registry_addr, default_timeout=30, token=platform.rpc_token)
+    try:
+        registry = registry_pb2_grpc.RegistryServiceStub(channel)
+        await registry.EnsureAccount(pb.EnsureAccountRequest(username=username, name=username))
+        return (await registry.CreateToken(pb.CreateTokenRequest(username=username, name="e2e"))).token
+    finally:
+        await channel.close()
+
+
+async def test_one_accounts_burst_does_not_starve_another_account(platform, tmp_path: Path) -> None:
+    version = await platform.push("cogwheel", "shared", model_copy(tmp_path, "shared", seed="shared"))
+    other = {"Authorization": f"Bearer {await new_account_token(platform, f'other-{int(time.time())}')}"}
+    burst_size = 14
+    async with platform.client() as client:
+        warm = await create(client, version, {"seconds": 0.1})
+        await all_terminal(client, [warm], timeout=90)
+        # Account A (the platform's token) bursts on the public model, then account B asks for one prediction.
+        burst = [await create(client, version, {"seconds": 1.5}) for _ in range(burst_size)]
+        response = await client.post("/v1/predictions", json={"version": version, "input": {"seconds": 0.2}},
+                                     headers=other)
+        assert response.status_code == 201, response.text
+        theirs = response.json()["id"]
+        mine = await all_terminal(client, burst, timeout=180)
+        async with httpx.AsyncClient(base_url=platform.stack.base_url, headers=other, timeout=70,
+                                     verify=platform.stack.verify) as their_client:
+            [their_body] = await all_terminal(their_client, [theirs], timeout=60)
+    assert [b["status"] for b in [*mine, their_body]] == ["succeeded"] * (len(mine) + 1), [*mine, their_body]
+    # B's prediction was not queued behind all of A's burst: most of A's ended after it.
+    ended_after = [b for b in mine if b["completed_at"] > their_body["completed_at"]]
+    assert len(ended_after) >= burst_size // 2, ([b["completed_at"] for b in mine], their_body["completed_at"])
+    # A's held jobs said why they waited; B's went straight into the queue.
+    assert any("fair share" in b["logs"] for b in mine)
+    assert "fair share" not in their_body["logs"]
