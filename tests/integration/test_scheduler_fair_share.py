@@ -17,7 +17,8 @@ from libs.db.migrations import migrate
 from libs.eventstore import EventStore
 from services.scheduler.adapters import work_postgres as work
 from services.scheduler.bootstrap import MIGRATIONS, SCHEMA
-from services.scheduler.control import HELD_LINE, ControlSettings, Controller
+from services.scheduler.control import HELD_LINE, Controller, ControlSettings
+from services.scheduler.domain import placement
 from services.scheduler.domain.fair_share import FairSharePolicy
 from services.scheduler.handlers import CreatePrediction, create_prediction
 from services.scheduler.ports import VersionInfo
@@ -98,8 +99,6 @@ async def test_a_held_prediction_says_why_it_waits(store: EventStore) -> None:
     version = uuid.uuid4().hex * 2
     ids = [await create(store, version, "carol") for _ in range(3)]
     items = [item for item in await work.all_work(store) if item.prediction_id in ids]
-    from services.scheduler.domain import placement
-
     await controller(store)._tell_waiting(items, placement.Plan(), {}, datetime.now(UTC))
     async with store.engine.connect() as conn:
         lines = (await conn.execute(text(
