@@ -65,6 +65,10 @@ class PredictionState:
     # What the scheduler said while the prediction waited for an instance (`prediction.waiting`); it stays at
     # the head of the logs when the runner's own logs arrive with the result.
     waiting_logs: str = ""
+    # The node (runner id) and instance that started it, from `prediction.started` (the scheduler fails a second
+    # run elsewhere, naming this node; not part of the API view).
+    runner_id: str = ""
+    instance_id: str | None = None
     # Keys of a stored view that this state does not name, handed back unchanged by `to_view`.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -170,7 +174,8 @@ def fold(state: PredictionState | None, event: Envelope) -> PredictionState:
             return replace(state, stream_version=version)
         boot_time = typed.boot_time if typed.boot_time is not None else state.boot_time
         return replace(state, stream_version=version, status=PredictionStatus.PROCESSING,
-                       started_at=typed.started_at, boot_time=boot_time)
+                       started_at=typed.started_at, boot_time=boot_time, runner_id=typed.runner_id or "",
+                       instance_id=typed.instance_id)
     if isinstance(typed, PredictionWaiting):
         # The scheduler says why a starting prediction waits (queued, an instance booting, no hardware).
         if state.status != PredictionStatus.STARTING or not typed.logs:

@@ -74,7 +74,8 @@ def started(
         optional["instance_ready_at"] = instance_ready_at.isoformat()
     report = RunnerPredictionStarted(prediction_id=prediction_id, runner_id=runner_id,
                                      started_at=started_at.isoformat(), **optional)
-    # A job run again on another instance (its first one was lost) is a start of its own.
+    # A job run again on another instance (its first run was lost) is a start of its own: the scheduler sees
+    # it, fails the prediction naming the lost node and stops that second run.
     return runner_event(report, traceparent, version=1, key=f":{instance_id}" if instance_id else "")
 
 

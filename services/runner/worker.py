@@ -11,7 +11,7 @@ import json
 import logging
 import shutil
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from libs.bus.consumer import DeliveryLimit, ReceivedMessage, Retry, handle_message
+from libs.bus.consumer import DeliveryLimit, ReceivedMessage, handle_message
 from libs.bus.nats import Bus
 from libs.bus.subjects import RUNNER_CANCEL, RUNNER_JOBS, runner_durable, runner_jobs
 from libs.events import Envelope
@@ -265,7 +265,10 @@ class RunnerWorker:
             await heartbeat
             await announced.settle()
         if self._stopping and result.status == PredictionStatus.FAILED:
-            raise Retry("runner stopped during the prediction; another runner takes the job", delay=0)
+            # Its model was stopped with the node. A prediction whose predict() began is never run twice (the
+            # scheduler fails a second run), so it ends here, saying why.
+            result = replace(result, error=f"The node {self.runner_id} running this prediction was stopped "
+                                           "(shut down) during the prediction; it is not run again")
         await execution.close_stream(result)
         await self._publish(events.completed(prediction_id, self.runner_id, result, traceparent,
                                              progress_reports=execution.progress.reports, instance_id=instance_id,

@@ -23,6 +23,7 @@ from services.scheduler.adapters.nodes_nats import NatsJobQueues, NatsNodeComman
 from services.scheduler.adapters.registry_grpc import REGISTRY_FAILOVER, GrpcRegistryClient
 from services.scheduler.adapters.runner_control import NatsRunnerControl
 from services.scheduler.control import Controller, ControlSettings
+from services.scheduler.domain.fair_share import FairSharePolicy
 from services.scheduler.domain.placement import Policy
 from services.scheduler.ports import Clock, RegistryClient, RunnerControl
 from services.scheduler.settings import SchedulerSettings
@@ -49,8 +50,14 @@ class Deps:
     controller: Controller | None = None
 
 
+def fair_share_policy(settings: SchedulerSettings) -> FairSharePolicy:
+    return FairSharePolicy(min_backlog=max(1, settings.fair_share_min_backlog),
+                           backlog_per_running=max(0.0, settings.fair_share_backlog_per_running))
+
+
 def control_settings(settings: SchedulerSettings) -> ControlSettings:
     return ControlSettings(
+        fair_share=fair_share_policy(settings),
         policy=Policy(
             scale_to_zero_after=settings.scale_to_zero_seconds,
             scale_in_after=min(settings.scale_in_seconds, settings.scale_to_zero_seconds),

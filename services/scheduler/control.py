@@ -15,6 +15,7 @@ Node reports (`runner.events.instance.*`) are recorded by whichever scheduler pr
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
@@ -28,13 +29,13 @@ from sqlalchemy import text
 from libs.bus.consumer import Retry
 from libs.bus.subjects import SCHEDULER_INSTANCE_EVENTS_DURABLE, queue_key
 from libs.events import Envelope, EventMetadata, new_event
-from libs.eventstore import EventStore
+from libs.eventstore import EventStore, OutboxMessage
 from libs.eventstore.retry import retry_on_conflict
 from libs.hardware import HardwareCatalog
 from libs.predictions import PredictionStatus
 from services.scheduler.adapters import work_postgres as work
+from services.scheduler.domain import fair_share, placement
 from services.scheduler.domain import instance as inst
-from services.scheduler.domain import placement
 from services.scheduler.domain import prediction as model
 from services.scheduler.ports import (
     Clock,
@@ -56,6 +57,8 @@ PHASE_LINES = {
     "environment": "Booting: building the environment",
     "setup": "Booting: running setup()",
 }
+HELD_LINE = ("Waiting for a turn: this model is busy and your account already has its share of its queue; "
+             "the predictions of every account waiting for it are taken in turn (fair share)\n")
 # How many waiting predictions of one queue are told about their wait on one tick.
 TOLD_PER_QUEUE = 200
 # A prediction queued behind a ready instance is told its place only after waiting this long.
@@ -65,6 +68,7 @@ QUEUED_LINE_AFTER_SECONDS = 2.0
 @dataclass(frozen=True)
 class ControlSettings:
     policy: placement.Policy = placement.Policy()
+    fair_share: fair_share.FairSharePolicy = fair_share.FairSharePolicy()
     # A prediction whose hardware no node offers fails after this long.
     no_hardware_timeout: float = 600.0
     # The scheduler's own limit on a running prediction (the node's `predict_timeout`), plus a grace.
@@ -227,19 +231,46 @@ class Controller:
         await self._tell_waiting(items, decided, by_id, now)
         await self._command(by_id, now)
         await self._fail_lost_predictions(items, by_id, now)
+        await self._release_held({item.queue for item in items if item.held})
         return decided
 
-    async def _give_up(self, instance_id: str, reason: str, now: datetime, *, node_alive: bool) -> None:
-        """The instance is failed. On a node that is still alive (it restarted), what the instance had started
-        waits again: JetStream hands the job to another instance after its ack wait. On a lost node, those
-        predictions fail naming it (`_fail_lost_predictions`)."""
-        await self._append(instance_id, inst.decide_fail(
-            self.instances[instance_id], reason=reason, at=now, metadata=_metadata(instance_id)))
-        log.info("instance %s given up: %s", instance_id, reason)
-        if node_alive:
+    async def _release_held(self, queues: set[str]) -> None:
+        """Publish the held jobs whose turn has come (fair share), each queue in one transaction."""
+        for queue in sorted(queues):
             async with self.store.transaction() as tx:
                 await tx.conn.execute(text("SET LOCAL lock_timeout = '5s'"))
-                await work.requeue_instance(tx.conn, self.store.schema, instance_id)
+                load = await work.queue_load(tx.conn, self.store.schema, queue)
+                turns = fair_share.release(load, await work.held_jobs(tx.conn, self.store.schema, queue),
+                                           self.settings.fair_share)
+                for prediction_id in turns:
+                    held = await work.take_held_job(tx.conn, self.store.schema, prediction_id)
+                    if held is not None:
+                        await tx.enqueue(OutboxMessage(held["subject"], json.dumps(held["job"]).encode(),
+                                                       prediction_id, dict(held.get("headers") or {})))
+            if turns:
+                log.info("queue %s: %d held job(s) released in turn", queue, len(turns))
+
+    async def _give_up(self, instance_id: str, reason: str, now: datetime, *, node_alive: bool) -> None:
+        """The instance is failed. What it had started fails naming its node (a prediction is never run twice):
+        here when the node is alive (it restarted, so the instance is gone), else in `_fail_lost_predictions`
+        once the node is lost. What it had taken but not started goes back to the queue by itself: JetStream
+        hands the unacknowledged job to another instance after its ack wait."""
+        instance = self.instances[instance_id]
+        await self._append(instance_id, inst.decide_fail(
+            instance, reason=reason, at=now, metadata=_metadata(instance_id)))
+        log.info("instance %s given up: %s", instance_id, reason)
+        if node_alive:
+            started = [item for item in await work.all_work(self.store)
+                       if item.instance == instance_id and item.started_at is not None]
+            for item in started:
+                await self._fail_lost(item, now, why=" (it restarted)")
+
+    async def _fail_lost(self, item: work.WorkItem, now: datetime, *, why: str = "") -> None:
+        """A started prediction whose node was lost fails naming it; its job, should it come back, is dropped."""
+        await self.fail_prediction(item.prediction_id, model.lost_node_error(item.node or "", why), now)
+        await self.queues.discard(item.label, item.queue, {item.prediction_id})
+        # A run of it that began elsewhere meanwhile (its job came back before the node was declared lost) stops.
+        await self.runners.request_cancel(item.prediction_id)
 
     def _remembered(self, listed: list[NodeReport]) -> list[NodeReport]:
         """The nodes listed now, and those missing from this one listing but seen within `node_lost_after`:
@@ -317,7 +348,8 @@ class Controller:
 
     async def _fail_lost_predictions(self, items: list[work.WorkItem], nodes: dict[str, NodeReport],
                                      now: datetime) -> None:
-        """Started predictions whose node is gone fail naming it; those past the time limit fail too.
+        """Started predictions whose node is gone fail naming it (they are not run again); those past the time
+        limit fail too.
 
         Predictions a lost node had taken but not started go back to their queue by themselves: JetStream
         hands an unacknowledged job to another instance after its ack wait.
@@ -327,12 +359,7 @@ class Controller:
             if item.started_at is None:
                 continue
             if item.node and item.node not in nodes and _node_known_gone(item, self.instances):
-                await self.fail_prediction(
-                    item.prediction_id,
-                    f"The node {item.node} running this prediction stopped responding; the prediction was lost",
-                    now)
-                # Its job is not run again elsewhere: the prediction has ended.
-                await self.queues.discard(item.label, item.queue, {item.prediction_id})
+                await self._fail_lost(item, now, why=" (it stopped sending heartbeats)")
             elif now - item.started_at > limit:
                 await self.fail_prediction(
                     item.prediction_id,
@@ -374,7 +401,8 @@ class Controller:
                 continue
             key = (item.queue, item.model_version)
             ahead = position[key]
-            position[key] += 1
+            if not item.held:
+                position[key] += 1  # a held job is not in the queue yet: nobody waits behind it
             if told[item.queue] >= TOLD_PER_QUEUE:
                 continue
             mine = [i for i in self.instances.values()
@@ -391,6 +419,8 @@ class Controller:
                 message = ("nohw", f"Waiting for hardware: no runner node offers runner label {item.label!r}; "
                                    f"the prediction fails if none appears within "
                                    f"{self.settings.no_hardware_timeout:g} seconds\n")
+            elif item.held:
+                message = ("held", HELD_LINE)
             elif any(i.state == "ready" for i in mine):
                 # Behind a ready instance a prediction usually starts within moments: a line (an event the whole
                 # platform carries) only for one that has been waiting a while.
@@ -521,7 +551,7 @@ async def _tell_boot_phase(store: EventStore, instance: inst.Instance, phase: st
     tag = f"boot:{phase}"
     # A prediction's story only moves forward: no phase twice, none before one already told, none once queued.
     waiting = [item for item in await work.all_work(store)
-               if item.started_at is None and item.queue == instance.queue
+               if item.started_at is None and not item.held and item.queue == instance.queue
                and item.model_version == instance.model_version and _phase_rank(item.told) < _phase_rank(tag)]
     for item in waiting[:TOLD_PER_QUEUE]:
         await say(store, item.prediction_id, tag, line + "\n")

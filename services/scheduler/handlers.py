@@ -36,6 +36,7 @@ from libs.predictions import (
 from libs.sealing import SEALED_INPUT, seal_json
 from libs.telemetry import current_traceparent
 from services.scheduler.adapters import work_postgres as work
+from services.scheduler.domain import fair_share
 from services.scheduler.domain import instance as inst
 from services.scheduler.domain import prediction as model
 from services.scheduler.domain.errors import (
@@ -53,6 +54,7 @@ RUNNER_EVENTS_CONSUMER = SCHEDULER_RUNNER_EVENTS_DURABLE
 # Fields of a prediction event that may be too large for one NATS message (libs.blobs.spill).
 LARGE_FIELDS = ("output", "output_items", "logs", "error")
 WEBHOOK_EVENTS = frozenset({"start", "output", "logs", "completed"})
+DEFAULT_FAIR_SHARE = fair_share.FairSharePolicy()
 # Replicate removes an API prediction's input, output and logs an hour after it ends.
 DEFAULT_RETENTION_SECONDS = 3600.0
 
@@ -100,10 +102,11 @@ async def create_prediction(
     hardware_catalog: HardwareCatalog | None = None,
     secrets_key: X25519PublicKey | None = None,
     queue_open: Callable[[], bool] = lambda: True,
+    fair_share_policy: fair_share.FairSharePolicy = DEFAULT_FAIR_SHARE,
 ) -> model.Prediction:
     prediction, _ = await create_prediction_once(
         cmd, store=store, registry=registry, clock=clock, hardware_catalog=hardware_catalog,
-        secrets_key=secrets_key, queue_open=queue_open,
+        secrets_key=secrets_key, queue_open=queue_open, fair_share_policy=fair_share_policy,
     )
     return prediction
 
@@ -117,6 +120,7 @@ async def create_prediction_once(
     hardware_catalog: HardwareCatalog | None = None,
     secrets_key: X25519PublicKey | None = None,
     queue_open: Callable[[], bool] = lambda: True,
+    fair_share_policy: fair_share.FairSharePolicy = DEFAULT_FAIR_SHARE,
 ) -> tuple[model.Prediction, bool]:
     """Create the prediction, or return the one an earlier request with the same Idempotency-Key created.
 
@@ -131,7 +135,7 @@ async def create_prediction_once(
         try:
             created = await _create(
                 cmd, store=store, registry=registry, clock=clock, hardware_catalog=hardware_catalog,
-                secrets_key=secrets_key, queue_open=queue_open,
+                secrets_key=secrets_key, queue_open=queue_open, fair_share_policy=fair_share_policy,
             )
             return created, False
         except _KeyTakenMeanwhile:
@@ -188,6 +192,7 @@ async def _create(
     hardware_catalog: HardwareCatalog | None,
     secrets_key: X25519PublicKey | None,
     queue_open: Callable[[], bool],
+    fair_share_policy: fair_share.FairSharePolicy = DEFAULT_FAIR_SHARE,
 ) -> model.Prediction:
     """Record the prediction and queue its job.
 
@@ -257,16 +262,21 @@ async def _create(
         assert secrets_key is not None
         job[SEALED_INPUT] = seal_json(secret_values, secrets_key)
     headers = {"traceparent": job["traceparent"]} if job["traceparent"] else {}
+    subject = runner_queue(runner_label, queue)
     async with store.transaction() as tx:
         if cmd.idempotency_key:
             await _store_key(tx, store.schema, cmd, prediction_id)
         stored = await tx.append(model.stream_id(prediction_id), events, expected_version=0)
-        await tx.enqueue(
-            OutboxMessage(runner_queue(runner_label, queue), json.dumps(job).encode(), prediction_id, headers)
-        )
+        # Fair share: into the queue now, unless it is backed up and this account has its share of it; then
+        # the job waits in its work row and the control loop publishes it in turn.
+        admitted = fair_share.admit(await work.queue_load(tx.conn, store.schema, queue), cmd.account,
+                                    fair_share_policy)
+        if admitted:
+            await tx.enqueue(OutboxMessage(subject, json.dumps(job).encode(), prediction_id, headers))
         await work.add(tx.conn, store.schema, prediction_id=prediction_id, queue=queue, label=runner_label,
                        model_version=version.id, deployment=cmd.deployment, account=cmd.account,
-                       created_at=created_at)
+                       created_at=created_at,
+                       held_job=None if admitted else {"subject": subject, "job": job, "headers": headers})
         if deadline is not None:
             await tx.conn.execute(
                 text(f"INSERT INTO {store.schema}.deadlines (prediction_id, due_at) VALUES (:id, :due)"),
@@ -354,6 +364,7 @@ async def record_runner_event(
     store: EventStore,
     js: Any = None,
     retention_seconds: float = DEFAULT_RETENTION_SECONDS,
+    runners: RunnerControl | None = None,
 ) -> None:
     """Fold a runner's report into the prediction, exactly once.
 
@@ -362,11 +373,16 @@ async def record_runner_event(
     too; ``kind`` (the last token of its subject) only names a report of a type this scheduler does not know.
     A report that carries large values by reference is restored first; the events it leads to store them
     by reference again when they would not fit in a NATS message.
+
+    A prediction is never run twice: a report of a second run (its job came back from a node that stopped
+    confirming it after predict() had started there) fails the prediction naming that node, and the runners
+    are told to stop the second run (``runners``).
     """
     prediction_id = event.data["prediction_id"]
     if js is not None:
         event = await restore_event(js, event)
     report = parse_runner_report(event, kind)
+    second_run: list[bool] = []
 
     async def attempt() -> None:
         async with store.transaction() as tx:
@@ -381,6 +397,17 @@ async def record_runner_event(
                 return
             state = model.load(prediction_id, history)
             metadata = _metadata(prediction_id, causation_id=event.id, actor=report.runner_id)
+            if _reports_second_run(state, report):
+                lost = model.decide_lost(
+                    state, node=state.runner_id, completed_at=datetime.now(UTC).isoformat(),
+                    metadata=_metadata(prediction_id, causation_id=event.id, actor="scheduler"),
+                    why=f" (its job came back unfinished and reached node {report.runner_id or '?'})",
+                )
+                await tx.append(model.stream_id(prediction_id), await _fitting(js, lost),
+                                expected_version=state.stream_version)
+                await _end_work(tx, store, state, lost, retention_seconds)
+                second_run.append(True)
+                return
             boot_time = (
                 await _boot_time(tx, state, report)
                 if isinstance(report, (RunnerPredictionStarted, RunnerPredictionCompleted)) else None
@@ -410,8 +437,40 @@ async def record_runner_event(
                     for new_event in new_events:
                         after = model.evolve(after, new_event)
                     await _schedule_data_removal(tx, store, after, retention_seconds)
+            elif isinstance(report, RunnerPredictionStarted) and state.is_terminal:
+                # The job of an ended prediction ran again somewhere (e.g. one failed as lost while its job
+                # came back): that run is stopped.
+                second_run.append(True)
 
     await retry_on_conflict(attempt)
+    if second_run and runners is not None:
+        await runners.request_cancel(prediction_id)
+
+
+def _reports_second_run(state: model.Prediction, report: RunnerReport) -> bool:
+    if isinstance(report, RunnerPredictionStarted):
+        return model.is_second_run(state, started_at=report.started_at, runner_id=report.runner_id,
+                                   instance_id=report.instance_id)
+    if isinstance(report, RunnerPredictionCompleted):
+        # A completion's start time is predict()'s own; the node and instance tell the runs apart.
+        return model.is_second_run(state, started_at=None, runner_id=report.runner_id,
+                                   instance_id=report.instance_id)
+    if isinstance(report, RunnerPredictionProgress):
+        return model.is_second_run(state, started_at=None, runner_id=report.runner_id, instance_id=state.instance_id)
+    return False
+
+
+async def _end_work(tx: Any, store: EventStore, state: model.Prediction, events: list[Envelope],
+                    retention_seconds: float) -> None:
+    """What follows a prediction's end in the transaction that records it: no work row, no deadline, a due
+    data removal."""
+    await work.remove(tx.conn, store.schema, state.id)
+    if state.deadline is not None:
+        await _forget_deadline(tx, store, state.id)
+    after = state
+    for new_event in events:
+        after = model.evolve(after, new_event)
+    await _schedule_data_removal(tx, store, after, retention_seconds)
 
 
 async def fail_unrecorded_report(

@@ -14,7 +14,7 @@ from libs.pb.cogwheel.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from libs.predictions import PredictionStatus
 from services.scheduler import handlers
 from services.scheduler.adapters import work_postgres as work
-from services.scheduler.bootstrap import Deps
+from services.scheduler.bootstrap import Deps, fair_share_policy
 from services.scheduler.domain.errors import InvalidPredictionRequest, QueueUnavailable
 from services.scheduler.domain.prediction import Prediction
 
@@ -90,6 +90,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
                 hardware_catalog=self._deps.hardware,
                 secrets_key=self._deps.secrets_key,
                 queue_open=lambda: self._deps.bus.nc.is_connected,
+                fair_share_policy=fair_share_policy(self._deps.settings),
             )
         except (DBAPIError, OSError) as exc:
             if not _database_unreachable(exc):

@@ -43,3 +43,8 @@ class SchedulerSettings(ServiceSettings):
     # A runner node absent from the heartbeat bucket this long is lost: its instances are placed elsewhere and
     # the predictions it had started fail naming it.
     node_lost_seconds: float = 10.0
+    # Fair share between accounts on one queue: the queue counts as backed up once it has more jobs waiting
+    # than the larger of these (a floor, and so many per prediction it runs); an account with its share of
+    # them then has its further jobs held by the scheduler and released in turn as the queue drains.
+    fair_share_min_backlog: int = 4
+    fair_share_backlog_per_running: float = 2.0

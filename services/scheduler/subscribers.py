@@ -24,7 +24,7 @@ async def consume_runner_events(deps: Deps, stop: asyncio.Event) -> None:
         kind = message.subject.rsplit(".", 1)[-1]
         await handlers.record_runner_event(
             Envelope.from_json(message.data), kind, store=deps.store, js=deps.bus.js,
-            retention_seconds=deps.settings.prediction_retention_seconds,
+            retention_seconds=deps.settings.prediction_retention_seconds, runners=deps.runners,
         )
 
     async def on_give_up(message: ReceivedMessage, reason: BaseException) -> None:

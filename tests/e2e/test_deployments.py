@@ -30,6 +30,12 @@ def platform_replicas() -> dict[str, int]:
     return {"scheduler": 1, "runner": 1, "gateway": 1}
 
 
+@pytest.fixture(scope="module")
+def platform_env() -> dict[str, str]:
+    # Idle instances stop within seconds, so a deployment whose instances scaled to zero can be deleted soon.
+    return {"COGWHEEL_SCALE_TO_ZERO_SECONDS": "3", "COGWHEEL_SCALE_IN_SECONDS": "2"}
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
@@ -70,13 +76,34 @@ def _python_client_flow(base_url: str, token: str, version: str, name: str) -> d
     report["listed"] = [f"{d.owner}/{d.name}" for d in client.deployments.list().results]
     prediction = updated.predictions.create(input={"text": "deployment"}, wait=True)
     report["prediction"] = {"status": prediction.status, "output": prediction.output, "id": prediction.id}
-    report["deleted"] = client.deployments.delete(created.owner, name)
+    # min_instances keeps an instance online: the delete is refused, in Replicate's error format.
+    try:
+        client.deployments.delete(created.owner, name)
+        report["refused"] = None
+    except replicate.exceptions.ReplicateError as exc:
+        report["refused"] = {"status": exc.status, "title": exc.title, "detail": exc.detail}
+    client.deployments.update(created.owner, name, min_instances=0)
+    report["deleted"] = _delete_once_scaled_to_zero(client, created.owner, name)
     try:
         client.deployments.get(f"{created.owner}/{name}")
         report["after_delete"] = "still there"
     except replicate.exceptions.ReplicateError as exc:
         report["after_delete"] = exc.status
     return report
+
+
+def _delete_once_scaled_to_zero(client, owner: str, name: str, timeout: float = 90) -> bool:
+    """Delete, retrying while the deployment's instances are still online (409) as a client would."""
+    import replicate
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return client.deployments.delete(owner, name)
+        except replicate.exceptions.ReplicateError as exc:
+            if exc.status != 409 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 async def test_python_client_creates_updates_runs_and_deletes_a_deployment(platform) -> None:
@@ -96,6 +123,9 @@ async def test_python_client_creates_updates_runs_and_deletes_a_deployment(platf
     assert updated["configuration"] == {"hardware": "cpu", "min_instances": 1, "max_instances": 3}
     assert f"cogwheel/{name}" in report["listed"]
     assert report["prediction"]["status"] == "succeeded" and report["prediction"]["output"] == "hello deployment"
+    refused = report["refused"]
+    assert refused is not None and refused["status"] == 409 and refused["title"] == "Conflict", refused
+    assert f"cogwheel/{name} has 1 instance(s) online" in refused["detail"] and "min_instances" in refused["detail"]
     assert report["deleted"] is True and report["after_delete"] == 404
 
     async with platform.client() as client:
@@ -125,6 +155,7 @@ async def test_js_client_drives_deployments(platform, js_client: Path, node) -> 
     assert report["prediction"] == {"status": "succeeded", "output": "hello js deployment",
                                     "deployment": f"cogwheel/{name}"}
     assert report["bad_hardware_status"] == 422
+    assert set(report["delete_statuses"]) <= {409}
     assert report["deleted"] is True and report["missing_status"] == 404
 
 

@@ -39,7 +39,17 @@ const prediction = await replicate.deployments.predictions.create(owner, name, {
 });
 report.prediction = { status: prediction.status, output: prediction.output, deployment: prediction.deployment };
 report.bad_hardware_status = await statusOf(replicate.deployments.update(owner, name, { hardware: "gpu-a40-small" }));
-report.deleted = await replicate.deployments.delete(owner, name);
+// Refused (409) while the deployment's instance is online; it scales to zero once idle, then the delete succeeds.
+report.delete_statuses = [];
+for (let attempt = 0; attempt < 180 && report.deleted === undefined; attempt++) {
+  try {
+    report.deleted = await replicate.deployments.delete(owner, name);
+  } catch (error) {
+    if (!error.response || error.response.status !== 409) throw error;
+    report.delete_statuses.push(409);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
 report.missing_status = await statusOf(replicate.deployments.get(owner, name));
 
 console.log(JSON.stringify(report));

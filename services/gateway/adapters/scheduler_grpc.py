@@ -39,6 +39,8 @@ def view_from_pb(message: scheduler_pb2.Prediction) -> dict[str, Any]:
 class GrpcSchedulerClient:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
+        # Served on the same port: what the scheduler knows of model instances (not of predictions).
+        self._admin = scheduler_pb2_grpc.SchedulerAdminServiceStub(channel)
 
     async def create_prediction(
         self,
@@ -99,3 +101,9 @@ class GrpcSchedulerClient:
             }
             for record in reply.events
         ]
+
+    async def online_instances(self, deployment: str) -> list[dict[str, Any]]:
+        """The live instances (booting, ready or stopping) serving the deployment `owner/name`, any release."""
+        reply = await self._admin.ListInstances(scheduler_pb2.ListInstancesRequest())
+        return [{"id": i.id, "state": i.state, "node": i.node, "version": i.version}
+                for i in reply.instances if i.deployment == deployment]

@@ -121,17 +121,34 @@ async def update_deployment(
     return JSONResponse(updated)
 
 
+def deletion_refusal(deployment: str, running_predictions: int, online_instances: list[dict[str, Any]]) -> str | None:
+    """Why a deployment cannot be deleted now, or None: predictions made through it must have ended and its
+    instances (of any release) must have stopped, so nothing it started is left behind."""
+    if running_predictions:
+        return (f"Deployment {deployment} has {running_predictions} prediction(s) still running; "
+                "wait for them to finish or cancel them first")
+    if online_instances:
+        states = ", ".join(sorted({instance["state"] for instance in online_instances}))
+        return (f"Deployment {deployment} has {len(online_instances)} instance(s) online ({states}); it can be "
+                "deleted once they have stopped: set min_instances to 0 and wait for them to scale to zero "
+                "when idle")
+    return None
+
+
 @router.delete("/deployments/{owner}/{name}", status_code=204, response_class=Response)
 async def delete_deployment(
     owner: str, name: str, request: Request, account: Account = Depends(current_account)
 ) -> Response:
-    """Refused (409) while predictions made through the deployment are still starting or processing."""
+    """Refused (409) while predictions made through the deployment are still starting or processing, or while
+    the scheduler has instances of it online."""
     deps = _deps(request)
     await _visible_deployment(request, owner, name, account)
-    running = await active_predictions_of_deployment(deps.engine, f"{owner}/{name}")
-    if running:
-        raise ApiError(409, "Conflict", f"Deployment {owner}/{name} has {running} prediction(s) still running; "
-                       "wait for them to finish or cancel them first")
+    deployment = f"{owner}/{name}"
+    running = await active_predictions_of_deployment(deps.engine, deployment)
+    online = [] if running else await deps.scheduler.online_instances(deployment)
+    refusal = deletion_refusal(deployment, running, online)
+    if refusal is not None:
+        raise ApiError(409, "Conflict", refusal)
     await deps.registry.delete_deployment(owner, name)
     return Response(status_code=204)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,6 +13,7 @@ from sqlalchemy import text
 from libs.events import Envelope
 from libs.eventstore import EventStore
 from libs.eventstore.store import _row_to_envelope
+from services.scheduler.domain import fair_share
 
 
 @dataclass(frozen=True)
@@ -26,17 +29,67 @@ class WorkItem:
     node: str | None
     instance: str | None
     told: str
+    # Held back by fair share: not published to its queue yet.
+    held: bool = False
 
 
 async def add(conn: Any, schema: str, *, prediction_id: str, queue: str, label: str, model_version: str,
-              deployment: str | None, account: str, created_at: datetime) -> None:
+              deployment: str | None, account: str, created_at: datetime,
+              held_job: dict[str, Any] | None = None) -> None:
+    """``held_job``: the message to publish later (subject, payload, headers) when fair share holds the job."""
     await conn.execute(
         text(f"INSERT INTO {schema}.work (prediction_id, queue, label, model_version, deployment, account,"
-             " created_at) VALUES (:id, :queue, :label, :version, :deployment, :account, :created_at)"
-             " ON CONFLICT (prediction_id) DO NOTHING"),
+             " created_at, held_job) VALUES (:id, :queue, :label, :version, :deployment, :account, :created_at,"
+             " CAST(:held_job AS jsonb)) ON CONFLICT (prediction_id) DO NOTHING"),
         {"id": prediction_id, "queue": queue, "label": label, "version": model_version, "deployment": deployment,
-         "account": account, "created_at": created_at},
+         "account": account, "created_at": created_at,
+         "held_job": None if held_job is None else json.dumps(held_job)},
     )
+
+
+async def queue_load(conn: Any, schema: str, queue: str) -> fair_share.QueueLoad:
+    """What fair share decides on: the queue's running predictions, and its waiting jobs by account."""
+    rows = (await conn.execute(
+        text(f"SELECT account, started_at IS NOT NULL AS running, held_job IS NOT NULL AS held, count(*) AS n"
+             f" FROM {schema}.work WHERE queue = :queue GROUP BY 1, 2, 3"),
+        {"queue": queue},
+    )).all()
+    admitted: Counter[str] = Counter()
+    held: Counter[str] = Counter()
+    running = 0
+    for row in rows:
+        if row.running:
+            running += row.n
+        elif row.held:
+            held[row.account] += row.n
+        else:
+            admitted[row.account] += row.n
+    return fair_share.QueueLoad(running, admitted, held)
+
+
+async def held_jobs(conn: Any, schema: str, queue: str) -> list[fair_share.HeldJob]:
+    rows = (await conn.execute(
+        text(f"SELECT prediction_id, account, created_at FROM {schema}.work"
+             " WHERE queue = :queue AND held_job IS NOT NULL ORDER BY created_at, prediction_id"),
+        {"queue": queue},
+    )).all()
+    return [fair_share.HeldJob(row.prediction_id, row.account, row.created_at) for row in rows]
+
+
+async def take_held_job(conn: Any, schema: str, prediction_id: str) -> dict[str, Any] | None:
+    """The held job's message, no longer held (the caller publishes it in the same transaction); None when
+    it was released, canceled or ended meanwhile."""
+    row = (await conn.execute(
+        text(f"SELECT held_job FROM {schema}.work WHERE prediction_id = :id AND held_job IS NOT NULL FOR UPDATE"),
+        {"id": prediction_id},
+    )).first()
+    if row is not None:
+        await conn.execute(text(f"UPDATE {schema}.work SET held_job = NULL WHERE prediction_id = :id"),
+                           {"id": prediction_id})
+    if row is None:
+        return None
+    value = row[0]
+    return value if isinstance(value, dict) else json.loads(value)
 
 
 async def mark_started(conn: Any, schema: str, prediction_id: str, *, started_at: datetime, node: str,
@@ -46,15 +99,6 @@ async def mark_started(conn: Any, schema: str, prediction_id: str, *, started_at
              " WHERE prediction_id = :id"),
         {"id": prediction_id, "at": started_at, "node": node, "instance": instance},
     )
-
-
-async def requeue_instance(conn: Any, schema: str, instance_id: str) -> int:
-    """The predictions an instance had started wait again (their jobs come back after the ack wait)."""
-    result = await conn.execute(
-        text(f"UPDATE {schema}.work SET started_at = NULL, node = NULL, instance = NULL WHERE instance = :instance"),
-        {"instance": instance_id},
-    )
-    return int(result.rowcount or 0)
 
 
 async def remove(conn: Any, schema: str, prediction_id: str) -> None:
@@ -69,9 +113,12 @@ async def set_told(conn: Any, schema: str, prediction_id: str, told: str) -> Non
 async def all_work(store: EventStore) -> list[WorkItem]:
     async with store.engine.connect() as conn:
         rows = (await conn.execute(text(
-            f"SELECT * FROM {store.schema}.work ORDER BY created_at, prediction_id"))).all()
+            f"SELECT prediction_id, queue, label, model_version, deployment, account, created_at, started_at, node,"
+            f" instance, told, held_job IS NOT NULL AS held FROM {store.schema}.work"
+            " ORDER BY created_at, prediction_id"))).all()
     return [WorkItem(row.prediction_id, row.queue, row.label, row.model_version, row.deployment, row.account,
-                     row.created_at, row.started_at, row.node, row.instance, row.told) for row in rows]
+                     row.created_at, row.started_at, row.node, row.instance, row.told, row.held)
+            for row in rows]
 
 
 async def instance_events(store: EventStore, after: int) -> list[Envelope]:

@@ -111,6 +111,32 @@ def decide_start(
     return [started.to_envelope(_routed(state.webhook, metadata))]
 
 
+def lost_node_error(node: str, why: str = "") -> str:
+    """The error of a prediction whose predict() had started on a node that was lost: it is never run twice."""
+    return f"The node {node or '(unknown)'} running this prediction was lost{why}; it is not run again"
+
+
+def is_second_run(state: Prediction, *, started_at: str | None, runner_id: str, instance_id: str | None) -> bool:
+    """A runner reports running a prediction that another run had already started: its job came back because
+    the node running it stopped confirming it (killed, restarted, cut off). A repeat of the recorded start's
+    own report (same node, instance and start) is not a second run."""
+    if state.status != "processing" or not state.runner_id:
+        return False
+    if runner_id != state.runner_id or (instance_id or None) != (state.instance_id or None):
+        return True
+    return started_at is not None and started_at != state.started_at
+
+
+def decide_lost(state: Prediction, *, node: str, completed_at: str, metadata: EventMetadata,
+                why: str = "") -> list[Envelope]:
+    """Fail a started prediction whose node was lost, naming it, with what it had logged so far."""
+    return decide_complete(
+        state, status="failed", output=state.output, logs=state.logs[len(state.waiting_logs):],
+        error=lost_node_error(node, why), started_at=state.started_at, completed_at=completed_at,
+        predict_time=None, runner_id="", metadata=metadata,
+    )
+
+
 def decide_wait(state: Prediction, *, logs: str, metadata: EventMetadata) -> list[Envelope]:
     """A line for the logs of a prediction still waiting for an instance (queued, booting, no hardware)."""
     if state.status != PredictionStatus.STARTING or not logs:

@@ -1,0 +1,95 @@
+"""Fair share between accounts on one queue: who goes into the queue now, and who waits for a turn.
+
+Each queue (a version's or a deployment's) is one FIFO JetStream subject. While it is short, every job is
+published to it at once: the common path has no extra step. Once it is backed up (more jobs admitted and not
+started than `backlog_limit` allows), an account that already has its share of those admitted jobs gets its
+further jobs held in the scheduler (its `work` row keeps the job; nothing is published yet), while an account
+below its share still goes straight in. As the queue drains, held jobs are released one account at a time,
+in turn (the account with the fewest admitted jobs first, then the one whose held job is oldest), so one
+account's burst cannot push everyone else's predictions behind all of it.
+
+Pure functions of counts; the handlers read them from the `work` table and carry out the decisions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class FairSharePolicy:
+    # A queue with fewer admitted waiting jobs than this is never backed up, however few instances it has.
+    min_backlog: int = 4
+    # ... and it may hold this many admitted waiting jobs per prediction it is running (its instances'
+    # concurrency in use: when the queue is backed up, every slot is busy).
+    backlog_per_running: float = 2.0
+
+
+@dataclass(frozen=True)
+class QueueLoad:
+    """One queue's jobs not yet started, by account, and how many of its predictions are running."""
+
+    running: int
+    # Jobs published to the queue and not started yet, per account.
+    admitted: Counter[str]
+    # Jobs held back in the scheduler, per account.
+    held: Counter[str]
+
+
+@dataclass(frozen=True)
+class HeldJob:
+    prediction_id: str
+    account: str
+    created_at: datetime
+
+
+def backlog_limit(running: int, policy: FairSharePolicy) -> int:
+    """Admitted waiting jobs a queue takes before it counts as backed up."""
+    return max(policy.min_backlog, math.ceil(policy.backlog_per_running * running))
+
+
+def share(load: QueueLoad, account: str, policy: FairSharePolicy) -> int:
+    """Each account's share of the admitted waiting jobs: the limit split between the accounts with jobs
+    waiting (admitted or held), counting `account` itself; at least one."""
+    accounts = {a for a, n in load.admitted.items() if n} | {a for a, n in load.held.items() if n} | {account}
+    return max(1, backlog_limit(load.running, policy) // len(accounts))
+
+
+def admit(load: QueueLoad, account: str, policy: FairSharePolicy) -> bool:
+    """Publish a new job of `account` to the queue now (True), or hold it for a turn (False)?
+
+    A short queue takes everyone's jobs. A backed-up one takes the job only from an account below its share
+    that has nothing held already (held jobs of an account go first, in their order).
+    """
+    if sum(load.admitted.values()) < backlog_limit(load.running, policy) and not sum(load.held.values()):
+        return True
+    if load.held[account]:
+        return False
+    return load.admitted[account] < share(load, account, policy)
+
+
+def release(load: QueueLoad, held: list[HeldJob], policy: FairSharePolicy) -> list[str]:
+    """The held jobs to publish now (in that order) as the queue drains: while it is below its limit, one
+    at a time from the account with the fewest admitted jobs (then the oldest held job), so accounts take
+    turns. An account below its share is also let in when the queue is full, as `admit` would."""
+    admitted = Counter(load.admitted)
+    queues: dict[str, list[HeldJob]] = {}
+    for job in sorted(held, key=lambda j: (j.created_at, j.prediction_id)):
+        queues.setdefault(job.account, []).append(job)
+    limit = backlog_limit(load.running, policy)
+    released: list[str] = []
+    while queues:
+        account = min(queues, key=lambda a: (admitted[a], queues[a][0].created_at, a))
+        waiting_accounts = {a for a, n in admitted.items() if n} | set(queues)
+        fair = max(1, limit // len(waiting_accounts))
+        if sum(admitted.values()) >= limit and admitted[account] >= fair:
+            break
+        job = queues[account].pop(0)
+        if not queues[account]:
+            del queues[account]
+        admitted[account] += 1
+        released.append(job.prediction_id)
+    return released

@@ -1,0 +1,63 @@
+"""Fair share on one queue: a short queue takes everyone's jobs; a backed-up one holds a bursting account's
+further jobs and lets the others in; held jobs come back in turns as it drains."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from services.scheduler.domain.fair_share import (
+    FairSharePolicy,
+    HeldJob,
+    QueueLoad,
+    admit,
+    backlog_limit,
+    release,
+)
+
+POLICY = FairSharePolicy(min_backlog=4, backlog_per_running=2.0)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def load(running: int = 0, admitted: dict[str, int] | None = None, held: dict[str, int] | None = None) -> QueueLoad:
+    return QueueLoad(running, Counter(admitted or {}), Counter(held or {}))
+
+
+def held(account: str, n: int, start: int = 0) -> list[HeldJob]:
+    return [HeldJob(f"{account}{i}", account, T0 + timedelta(seconds=start + i)) for i in range(n)]
+
+
+def test_the_limit_grows_with_what_the_queue_runs() -> None:
+    assert backlog_limit(0, POLICY) == 4 and backlog_limit(1, POLICY) == 4 and backlog_limit(3, POLICY) == 6
+
+
+def test_a_short_queue_takes_every_job() -> None:
+    assert admit(load(running=1, admitted={"a": 3}), "a", POLICY)
+    assert admit(load(), "a", POLICY)
+
+
+def test_a_backed_up_queue_holds_the_bursting_account_and_lets_another_in() -> None:
+    busy = load(running=1, admitted={"a": 4}, held={"a": 10})
+    assert not admit(busy, "a", POLICY)
+    assert admit(busy, "b", POLICY)
+    # Two accounts share the limit of 4: b gets in twice, then waits too.
+    assert admit(load(running=1, admitted={"a": 4, "b": 1}, held={"a": 10}), "b", POLICY)
+    assert not admit(load(running=1, admitted={"a": 4, "b": 2}, held={"a": 10}), "b", POLICY)
+
+
+def test_an_account_with_held_jobs_never_overtakes_them() -> None:
+    # The queue has drained meanwhile, but a's held jobs go first, in their order.
+    assert not admit(load(running=0, admitted={}, held={"a": 2}), "a", POLICY)
+
+
+def test_held_jobs_are_released_in_turns_as_the_queue_drains() -> None:
+    jobs = held("a", 5) + held("b", 3, start=10)
+    # Room for 3 more (limit 4, one admitted): the accounts alternate, fewest admitted first.
+    assert release(load(running=1, admitted={"a": 1}), jobs, POLICY) == ["b0", "a0", "b1"]
+    # A full queue releases only to an account below its share.
+    assert release(load(running=1, admitted={"a": 4}), jobs, POLICY) == ["b0", "b1"]
+    assert release(load(running=1, admitted={"a": 2, "b": 2}), jobs, POLICY) == []
+
+
+def test_one_account_alone_fills_the_queue_up_to_the_limit_in_order() -> None:
+    assert release(load(running=2, admitted={"a": 1}), held("a", 10), POLICY) == ["a0", "a1", "a2"]
