@@ -52,7 +52,8 @@ class Deps:
 
 def fair_share_policy(settings: SchedulerSettings) -> FairSharePolicy:
     return FairSharePolicy(min_backlog=max(1, settings.fair_share_min_backlog),
-                           backlog_per_running=max(0.0, settings.fair_share_backlog_per_running))
+                           backlog_per_running=max(0.0, settings.fair_share_backlog_per_running),
+                           solo_backlog=max(1, settings.fair_share_solo_backlog))
 
 
 def control_settings(settings: SchedulerSettings) -> ControlSettings:

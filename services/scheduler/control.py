@@ -15,7 +15,6 @@ Node reports (`runner.events.instance.*`) are recorded by whichever scheduler pr
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
@@ -29,7 +28,7 @@ from sqlalchemy import text
 from libs.bus.consumer import Retry
 from libs.bus.subjects import SCHEDULER_INSTANCE_EVENTS_DURABLE, queue_key
 from libs.events import Envelope, EventMetadata, new_event
-from libs.eventstore import EventStore, OutboxMessage
+from libs.eventstore import EventStore
 from libs.eventstore.retry import retry_on_conflict
 from libs.hardware import HardwareCatalog
 from libs.predictions import PredictionStatus
@@ -37,6 +36,7 @@ from services.scheduler.adapters import work_postgres as work
 from services.scheduler.domain import fair_share, placement
 from services.scheduler.domain import instance as inst
 from services.scheduler.domain import prediction as model
+from services.scheduler.handlers import release_held_turns
 from services.scheduler.ports import (
     Clock,
     DeploymentDirectory,
@@ -239,14 +239,7 @@ class Controller:
         for queue in sorted(queues):
             async with self.store.transaction() as tx:
                 await tx.conn.execute(text("SET LOCAL lock_timeout = '5s'"))
-                load = await work.queue_load(tx.conn, self.store.schema, queue)
-                turns = fair_share.release(load, await work.held_jobs(tx.conn, self.store.schema, queue),
-                                           self.settings.fair_share)
-                for prediction_id in turns:
-                    held = await work.take_held_job(tx.conn, self.store.schema, prediction_id)
-                    if held is not None:
-                        await tx.enqueue(OutboxMessage(held["subject"], json.dumps(held["job"]).encode(),
-                                                       prediction_id, dict(held.get("headers") or {})))
+                turns = await release_held_turns(tx, self.store.schema, queue, self.settings.fair_share)
             if turns:
                 log.info("queue %s: %d held job(s) released in turn", queue, len(turns))
 

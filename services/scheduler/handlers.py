@@ -365,6 +365,7 @@ async def record_runner_event(
     js: Any = None,
     retention_seconds: float = DEFAULT_RETENTION_SECONDS,
     runners: RunnerControl | None = None,
+    fair_share_policy: fair_share.FairSharePolicy = DEFAULT_FAIR_SHARE,
 ) -> None:
     """Fold a runner's report into the prediction, exactly once.
 
@@ -437,6 +438,10 @@ async def record_runner_event(
                     for new_event in new_events:
                         after = model.evolve(after, new_event)
                     await _schedule_data_removal(tx, store, after, retention_seconds)
+                    # A place in the queue came free: a held job takes it now, not at the next control tick.
+                    queue = queue_key(state.version_id, state.deployment)
+                    if await work.has_held(tx.conn, store.schema, queue):
+                        await release_held_turns(tx, store.schema, queue, fair_share_policy)
             elif isinstance(report, RunnerPredictionStarted) and state.is_terminal:
                 # The job of an ended prediction ran again somewhere (e.g. one failed as lost while its job
                 # came back): that run is stopped.
@@ -458,6 +463,20 @@ def _reports_second_run(state: model.Prediction, report: RunnerReport) -> bool:
     if isinstance(report, RunnerPredictionProgress):
         return model.is_second_run(state, started_at=None, runner_id=report.runner_id, instance_id=state.instance_id)
     return False
+
+
+async def release_held_turns(
+    tx: Transaction, schema: str, queue: str, policy: fair_share.FairSharePolicy
+) -> list[str]:
+    """Publish, in this transaction, the held jobs of `queue` whose turn has come (fair share)."""
+    load = await work.queue_load(tx.conn, schema, queue)
+    turns = fair_share.release(load, await work.held_jobs(tx.conn, schema, queue), policy)
+    for prediction_id in turns:
+        held = await work.take_held_job(tx.conn, schema, prediction_id)
+        if held is not None:
+            await tx.enqueue(OutboxMessage(held["subject"], json.dumps(held["job"]).encode(), prediction_id,
+                                           dict(held.get("headers") or {})))
+    return turns
 
 
 async def _end_work(tx: Any, store: EventStore, state: model.Prediction, events: list[Envelope],

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from libs.bus.subjects import queue_key
 from libs.pb.cogwheel.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from libs.predictions import PredictionStatus
+from libs.rpc import RpcUnavailable
 from services.scheduler import handlers
 from services.scheduler.adapters import work_postgres as work
 from services.scheduler.bootstrap import Deps, fair_share_policy
@@ -96,6 +97,9 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
             if not _database_unreachable(exc):
                 raise
             raise QueueUnavailable(f"predictions cannot be stored right now: {type(exc).__name__}") from exc
+        except RpcUnavailable as exc:
+            # No registry answered within the call's deadline: the client may retry (503 with Retry-After).
+            raise QueueUnavailable("the model registry is not reachable right now") from exc
         controller = self._deps.controller
         if not replayed and controller is not None:
             controller.created(queue_key(prediction.version_id, prediction.deployment))

@@ -48,3 +48,6 @@ class SchedulerSettings(ServiceSettings):
     # them then has its further jobs held by the scheduler and released in turn as the queue drains.
     fair_share_min_backlog: int = 4
     fair_share_backlog_per_running: float = 2.0
+    # An account alone in a queue is held only beyond this many waiting jobs: with nobody to share with,
+    # holding would only slow it; the bound is how far back an account arriving later can find itself.
+    fair_share_solo_backlog: int = 64

@@ -14,7 +14,7 @@ from libs.bus.subjects import RUNNER_EVENTS, RUNNER_INSTANCE_EVENTS, RUNNER_PRED
 from libs.events import Envelope
 from services.scheduler import control, handlers
 from services.scheduler.adapters.prediction_data import NatsPredictionData
-from services.scheduler.bootstrap import Deps
+from services.scheduler.bootstrap import Deps, fair_share_policy
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ async def consume_runner_events(deps: Deps, stop: asyncio.Event) -> None:
         await handlers.record_runner_event(
             Envelope.from_json(message.data), kind, store=deps.store, js=deps.bus.js,
             retention_seconds=deps.settings.prediction_retention_seconds, runners=deps.runners,
+            fair_share_policy=fair_share_policy(deps.settings),
         )
 
     async def on_give_up(message: ReceivedMessage, reason: BaseException) -> None:

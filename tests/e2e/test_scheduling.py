@@ -43,6 +43,8 @@ def platform_env() -> dict[str, str]:
         # Shorter than a lost node takes to be declared lost (3 missed beats + COGWHEEL_NODE_LOST_SECONDS): a
         # killed node's started job comes back to another instance first, and must not run again there.
         "COGWHEEL_ACK_WAIT": "6",
+        # An account alone may queue 4 jobs before further ones are held (64 by default): a burst of 14 shows it.
+        "COGWHEEL_FAIR_SHARE_SOLO_BACKLOG": "4",
         "COGWHEEL_NO_HARDWARE_TIMEOUT_SECONDS": "8",
         # gpu-h100 has runner label of its own, which no node of this stack offers.
         "COGWHEEL_HARDWARE_CATALOG": json.dumps({"hardware": [

@@ -23,7 +23,8 @@ from services.scheduler.domain.fair_share import FairSharePolicy
 from services.scheduler.handlers import CreatePrediction, create_prediction
 from services.scheduler.ports import VersionInfo
 
-POLICY = FairSharePolicy(min_backlog=2, backlog_per_running=1.0)
+# An account alone may have as many waiting as anyone (solo_backlog = min_backlog): holding shows at once.
+POLICY = FairSharePolicy(min_backlog=2, backlog_per_running=1.0, solo_backlog=2)
 
 
 class FixedRegistry:

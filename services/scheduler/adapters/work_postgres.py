@@ -76,6 +76,15 @@ async def held_jobs(conn: Any, schema: str, queue: str) -> list[fair_share.HeldJ
     return [fair_share.HeldJob(row.prediction_id, row.account, row.created_at) for row in rows]
 
 
+async def has_held(conn: Any, schema: str, queue: str) -> bool:
+    """Whether the queue has held jobs (an index probe: `work_held_idx`)."""
+    row = (await conn.execute(
+        text(f"SELECT 1 FROM {schema}.work WHERE queue = :queue AND held_job IS NOT NULL LIMIT 1"),
+        {"queue": queue},
+    )).first()
+    return row is not None
+
+
 async def take_held_job(conn: Any, schema: str, prediction_id: str) -> dict[str, Any] | None:
     """The held job's message, no longer held (the caller publishes it in the same transaction); None when
     it was released, canceled or ended meanwhile."""

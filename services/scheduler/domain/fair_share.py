@@ -8,6 +8,11 @@ below its share still goes straight in. As the queue drains, held jobs are relea
 in turn (the account with the fewest admitted jobs first, then the one whose held job is oldest), so one
 account's burst cannot push everyone else's predictions behind all of it.
 
+An account alone in its queue has no one to share with: it may have up to `solo_backlog` jobs admitted
+before further ones are held (holding would only slow it down; the bound is how far behind it an account
+arriving later can find itself). Held jobs are released as soon as a prediction of the queue ends, and on
+each control tick besides.
+
 Pure functions of counts; the handlers read them from the `work` table and carry out the decisions.
 """
 
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Mapping, Sized
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,6 +32,8 @@ class FairSharePolicy:
     # ... and it may hold this many admitted waiting jobs per prediction it is running (its instances'
     # concurrency in use: when the queue is backed up, every slot is busy).
     backlog_per_running: float = 2.0
+    # What an account alone in the queue may have admitted and waiting (see the module's docstring).
+    solo_backlog: int = 64
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,17 @@ def backlog_limit(running: int, policy: FairSharePolicy) -> int:
     return max(policy.min_backlog, math.ceil(policy.backlog_per_running * running))
 
 
+def _waiting_accounts(admitted: Mapping[str, int], held: Mapping[str, Sized | int]) -> set[str]:
+    return {a for a, n in admitted.items() if n} | {a for a, n in held.items() if n}
+
+
+def limit_for(load: QueueLoad, account: str, policy: FairSharePolicy) -> int:
+    """The queue's limit as `account` sees it: `solo_backlog` when no other account waits in it."""
+    alone = _waiting_accounts(load.admitted, load.held) <= {account}
+    limit = backlog_limit(load.running, policy)
+    return max(limit, policy.solo_backlog) if alone else limit
+
+
 def share(load: QueueLoad, account: str, policy: FairSharePolicy) -> int:
     """Each account's share of the admitted waiting jobs: the limit split between the accounts with jobs
     waiting (admitted or held), counting `account` itself; at least one."""
@@ -64,7 +83,7 @@ def admit(load: QueueLoad, account: str, policy: FairSharePolicy) -> bool:
     A short queue takes everyone's jobs. A backed-up one takes the job only from an account below its share
     that has nothing held already (held jobs of an account go first, in their order).
     """
-    if sum(load.admitted.values()) < backlog_limit(load.running, policy) and not sum(load.held.values()):
+    if sum(load.admitted.values()) < limit_for(load, account, policy) and not sum(load.held.values()):
         return True
     if load.held[account]:
         return False
@@ -79,11 +98,12 @@ def release(load: QueueLoad, held: list[HeldJob], policy: FairSharePolicy) -> li
     queues: dict[str, list[HeldJob]] = {}
     for job in sorted(held, key=lambda j: (j.created_at, j.prediction_id)):
         queues.setdefault(job.account, []).append(job)
-    limit = backlog_limit(load.running, policy)
     released: list[str] = []
     while queues:
         account = min(queues, key=lambda a: (admitted[a], queues[a][0].created_at, a))
-        waiting_accounts = {a for a, n in admitted.items() if n} | set(queues)
+        waiting_accounts = _waiting_accounts(admitted, queues)
+        limit = limit_for(QueueLoad(load.running, admitted, Counter({a: len(q) for a, q in queues.items()})),
+                          account, policy)
         fair = max(1, limit // len(waiting_accounts))
         if sum(admitted.values()) >= limit and admitted[account] >= fair:
             break

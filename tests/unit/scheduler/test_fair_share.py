@@ -15,7 +15,7 @@ from services.scheduler.domain.fair_share import (
     release,
 )
 
-POLICY = FairSharePolicy(min_backlog=4, backlog_per_running=2.0)
+POLICY = FairSharePolicy(min_backlog=4, backlog_per_running=2.0, solo_backlog=8)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -59,5 +59,13 @@ def test_held_jobs_are_released_in_turns_as_the_queue_drains() -> None:
     assert release(load(running=1, admitted={"a": 2, "b": 2}), jobs, POLICY) == []
 
 
-def test_one_account_alone_fills_the_queue_up_to_the_limit_in_order() -> None:
-    assert release(load(running=2, admitted={"a": 1}), held("a", 10), POLICY) == ["a0", "a1", "a2"]
+def test_one_account_alone_fills_the_queue_up_to_its_solo_allowance_in_order() -> None:
+    # Nobody to share with: up to 8 admitted (solo_backlog), not the shared limit of 4.
+    assert release(load(running=2, admitted={"a": 1}), held("a", 10), POLICY) == [f"a{i}" for i in range(7)]
+
+
+def test_an_account_alone_is_not_held_below_its_solo_allowance() -> None:
+    assert admit(load(running=1, admitted={"a": 7}), "a", POLICY)
+    assert not admit(load(running=1, admitted={"a": 8}), "a", POLICY)
+    # Once another account waits, the shared limit applies again.
+    assert not admit(load(running=1, admitted={"a": 7, "b": 1}), "a", POLICY)
