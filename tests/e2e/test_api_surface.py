@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import io
 import shutil
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +70,9 @@ def platform_replicas() -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def platform_env() -> dict[str, str]:
-    return {"COGWHEEL_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)}
+    # An idle instance stops after 4 s: a deployment can be deleted only once its instances are offline.
+    return {"COGWHEEL_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT), "COGWHEEL_SCALE_TO_ZERO_SECONDS": "4",
+            "COGWHEEL_SCALE_IN_SECONDS": "2"}
 
 
 @pytest.fixture(scope="module")
@@ -230,14 +233,32 @@ def _deployments(surface: Surface) -> dict[str, Any]:
         "numbers": (created.current_release.number, updated.current_release.number),
         "listed": [f"{d.owner}/{d.name}" for d in listed.results],
         "prediction": (prediction.status, prediction.output),
-        "deleted": client.deployments.delete("cogwheel", "surface-app"),
+        **_delete_once_offline(client, "cogwheel", "surface-app"),
     }
+
+
+def _delete_once_offline(client: Any, owner: str, name: str) -> dict[str, Any]:
+    """Delete as a client would: refused (409) while the instance that ran the prediction is online, then done
+    once it has scaled to zero."""
+    from replicate.exceptions import ReplicateError
+
+    refusals: list[str] = []
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            return {"deleted": client.deployments.delete(owner, name), "refusals": refusals}
+        except ReplicateError as exc:
+            if exc.status != 409 or time.monotonic() > deadline:
+                raise
+            refusals.append(str(exc.detail))
+            time.sleep(1)
 
 
 async def test_official_client_deployments_conform(surface: Surface) -> None:
     result = await asyncio.to_thread(_deployments, surface)
     assert result["numbers"] == (1, 2) and "cogwheel/surface-app" in result["listed"]
     assert result["prediction"] == ("succeeded", "hello surface") and result["deleted"] is True
+    assert all("online" in refusal for refusal in result["refusals"]), result["refusals"]
     checked = _checked(surface)
     for operation in ("POST /v1/deployments 200", "GET /v1/deployments/cogwheel/surface-app 200",
                       "PATCH /v1/deployments/cogwheel/surface-app 200", "GET /v1/deployments 200",
