@@ -19,6 +19,7 @@ from libs.bus.nats import Bus, connect
 from libs.bus.subjects import RUNNER_EVENTS
 from libs.events import Envelope
 from libs.modelpkg import push_model_dir
+from libs.predictions import RunnerPredictionCompleted
 from services.runner.bootstrap import bootstrap
 from services.runner.settings import RunnerSettings
 
@@ -79,13 +80,13 @@ async def test_outputs_beyond_the_nats_limit_are_reported_by_reference(bus: Bus,
         job = {"prediction_id": prediction_id, "version_id": pushed.version_id, "input": {"items": 1},
                "account": "a", "created_at": "2026-01-01T00:00:00+00:00", "traceparent": None, "stream": True}
         await bus.publish(f"runner.jobs.{hardware}", json.dumps(job).encode(), msg_id=prediction_id)
-        await _wait(lambda: any(kind == "prediction.completed" for kind, _, _ in reports))
+        await _wait(lambda: any(kind == RunnerPredictionCompleted.TYPE for kind, _, _ in reports))
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
         for subscription in subscriptions:
             await subscription.unsubscribe()
-    completed = next(data for kind, _, data in reports if kind == "prediction.completed")
+    completed = next(data for kind, _, data in reports if kind == RunnerPredictionCompleted.TYPE)
     assert completed["status"] == "succeeded", completed["error"]
     assert completed["spilled"] and completed["output"] is None
     restored = await restore_spilled_fields(bus.js, completed)
@@ -111,7 +112,7 @@ async def test_a_job_that_always_fails_ends_after_its_delivery_limit(bus: Bus, n
 
     async def on_report(msg: Any) -> None:
         envelope = Envelope.from_json(msg.data)
-        if envelope.data.get("prediction_id") == prediction_id and envelope.type == "prediction.completed":
+        if envelope.data.get("prediction_id") == prediction_id and envelope.type == RunnerPredictionCompleted.TYPE:
             completions.append(envelope.data)
 
     subscription = await bus.nc.subscribe("runner.events.prediction.completed", cb=on_report)

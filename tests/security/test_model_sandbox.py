@@ -22,6 +22,7 @@ import pytest
 from libs.bus.nats import Bus, connect
 from libs.events import Envelope
 from libs.modelpkg import ModelPackageError, push_model_dir
+from libs.predictions import RunnerPredictionCompleted
 from services.runner.bootstrap import bootstrap
 from services.runner.settings import RunnerSettings
 
@@ -43,7 +44,7 @@ class Runner:
     async def on_event(self, msg: Any) -> None:
         envelope = Envelope.from_json(msg.data)
         future = self._waiting.get(envelope.data.get("prediction_id", ""))
-        if envelope.type == "prediction.completed" and future is not None and not future.done():
+        if envelope.type == RunnerPredictionCompleted.TYPE and future is not None and not future.done():
             future.set_result(envelope.data)
 
     async def predict(self, version: str, timeout: float = 120.0, **inputs: Any) -> dict[str, Any]:
