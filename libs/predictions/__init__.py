@@ -23,7 +23,7 @@ from libs.predictions.events import (
     prediction_stream_id,
     runner_report_class,
 )
-from libs.predictions.fold import PredictionState, apply_event, fold, fold_all
+from libs.predictions.fold import PredictionState, apply_event, fold, fold_all, view_after_completion
 from libs.predictions.status import ENDED_STATUSES, TERMINAL_STATUSES, PredictionStatus, is_terminal
 from libs.predictions.view import render_prediction, restore_event
 
@@ -50,6 +50,7 @@ __all__ = [
     "RunnerPredictionStarted",
     "RunnerReport",
     "apply_event",
+    "view_after_completion",
     "fold",
     "fold_all",
     "is_terminal",

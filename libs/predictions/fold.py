@@ -10,16 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from libs.events import Envelope
 from libs.predictions.events import (
+    ENDED_EVENT_BY_STATUS,
     PredictionCreated,
     PredictionDataRemoved,
     PredictionEnded,
     PredictionProgressed,
     PredictionStarted,
     PredictionWaiting,
+    RunnerPredictionCompleted,
     parse_prediction_event,
 )
 from libs.predictions.status import TERMINAL_STATUSES, PredictionStatus
@@ -237,3 +240,35 @@ def _progressed(state: PredictionState, event: PredictionProgressed, version: in
     status = PredictionStatus.PROCESSING if state.status == PredictionStatus.STARTING else state.status
     return replace(state, stream_version=version, status=status, output=output,
                    logs=state.logs + (event.logs or ""), progress_seq=event.seq or state.progress_seq)
+
+
+def view_after_completion(view: dict[str, Any], report: RunnerPredictionCompleted) -> dict[str, Any] | None:
+    """The view a prediction still `starting` will have once the scheduler records ``report`` (a runner's
+    completion, which brings the start with it), folded the way the scheduler decides it; None when that
+    cannot be known from here: the prediction has moved on (a start, progress or an end is recorded), or its
+    instance booted for it (its boot time is the scheduler's to work out from the instance's history).
+
+    This answers a `Prefer: wait` request as soon as the completion is stored in JetStream, without waiting
+    for the scheduler's transaction, its relay and the read model; the events that follow say the same.
+    """
+    if view.get("status") != PredictionStatus.STARTING or report.status not in TERMINAL_STATUSES:
+        return None
+    if report.instance_id:
+        ready = report.instance_ready_at
+        if ready is None or _instant(ready) > _instant(view["created_at"]):
+            return None
+    # While a prediction is starting its logs are the scheduler's waiting lines; they head the runner's logs.
+    waiting, logs = view.get("logs") or "", report.logs or ""
+    if waiting and not logs.startswith(waiting):
+        logs = waiting + logs
+    ended = ENDED_EVENT_BY_STATUS[report.status](
+        id=view["id"], output=report.output, logs=logs, error=report.error, started_at=report.started_at,
+        completed_at=report.completed_at, predict_time=report.predict_time,
+    )
+    # Numbered as the scheduler will number them: `prediction.started`, then the end.
+    version = int(view.get("stream_version") or 1) + 2
+    return apply_event(view, ended.to_envelope().model_copy(update={"stream_version": version}))
+
+
+def _instant(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -28,7 +28,7 @@ from typing import Any
 from libs.blobs import FILES_BUCKET, OUTPUTS_BUCKET, delete_blob, put_blob
 from libs.blobs.urls import OUTPUT_REF_PREFIX
 from libs.modelpkg import ModelPackageError, PushedPackage, UnpackLimits, delete_package, push_package_file
-from libs.predictions import TERMINAL_STATUSES
+from libs.predictions import TERMINAL_STATUSES, view_after_completion
 from libs.rpc import RpcAlreadyExists, RpcError, RpcFailedPrecondition, RpcInvalidArgument, RpcNotFound
 from services.gateway.access import can_access
 from services.gateway.adapters.registry_grpc import Account
@@ -210,6 +210,11 @@ async def wait_for_prediction(
                 current = await deps.projection.get(prediction_id) or view
             if current["status"] in TERMINAL_STATUSES:
                 return current
+            if waiter.completion is not None:
+                # Stored in JetStream: the end the scheduler records from it, answered without waiting for it.
+                ended = view_after_completion(current, waiter.completion)
+                if ended is not None:
+                    return ended
             if waiter.saw_terminal:
                 # Ended, but an earlier event is not in our read model yet: the scheduler has the truth.
                 return await deps.scheduler.get_prediction(prediction_id)
