@@ -214,6 +214,12 @@ async def wait_for_prediction(
                 # Stored in JetStream: the end the scheduler records from it, answered without waiting for it.
                 ended = view_after_completion(current, waiter.completion)
                 if ended is not None:
+                    folded_from = int(current.get("stream_version") or 1)
+                    ended = {**ended, "stream_version": folded_from}
+                    try:
+                        await deps.projection.record_answer(ended, folded_from)
+                    except Exception:  # noqa: BLE001 - the events that follow bring the same end
+                        log.warning("read model not updated for %s", prediction_id, exc_info=True)
                     return ended
             if waiter.saw_terminal:
                 # Ended, but an earlier event is not in our read model yet: the scheduler has the truth.

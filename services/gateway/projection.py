@@ -111,6 +111,19 @@ class PredictionProjection:
                 outcomes[i] = Outcome.APPLIED
         return outcomes
 
+    async def record_answer(self, view: dict[str, Any], stream_version: int) -> None:
+        """Store the end a `Prefer: wait` request was answered with before its events arrived (read your writes:
+        a GET right after the answer shows it). It keeps the version it was folded from, so every event that
+        follows still applies on top of it: the start and progress leave an ended view as it is, and the end the
+        scheduler records overwrites it with its own fields."""
+        async with self._reads.connect() as conn:
+            await conn.execute(
+                text(f"UPDATE {SCHEMA}.predictions SET status = :status, view = CAST(:view AS jsonb)"
+                     " WHERE id = :id AND stream_version = :v"),
+                {"id": view["id"], "v": stream_version, "status": view["status"],
+                 "view": json.dumps({**view, "stream_version": stream_version})},
+            )
+
     async def apply_created(self, view: dict[str, Any]) -> None:
         """Read-your-writes: store a just-created prediction before its event comes back over NATS."""
         async with self._store.engine.begin() as conn:
