@@ -51,6 +51,8 @@ class Transaction:
         self._subject_for = subject_for
         self.appended: list[Envelope] = []
         self.enqueued = 0
+        # Written in one multi-row insert when the transaction is about to commit (`flush`).
+        self._outbox: list[OutboxMessage] = []
 
     async def stream_version(self, stream_id: str) -> int:
         result = await self.conn.execute(
@@ -119,19 +121,24 @@ class Transaction:
         return sorted(int(position) for position in result.scalars())
 
     async def enqueue(self, message: OutboxMessage) -> None:
-        await self.conn.execute(
-            text(
-                f"INSERT INTO {self._schema}.outbox (msg_id, subject, payload, headers)"
-                " VALUES (:msg_id, :subject, :payload, CAST(:headers AS jsonb))"
-            ),
-            {
-                "msg_id": message.msg_id,
-                "subject": message.subject,
-                "payload": message.payload,
-                "headers": json.dumps(message.headers),
-            },
-        )
+        """Add a message to publish once the transaction commits (written to the outbox by `flush`)."""
+        self._outbox.append(message)
         self.enqueued += 1
+
+    async def flush(self) -> None:
+        """Write the enqueued messages to the outbox in one statement, in the order they were enqueued (a
+        multi-row VALUES takes its positions in row order, which the relay publishes in)."""
+        if not self._outbox:
+            return
+        messages, self._outbox = self._outbox, []
+        values = ", ".join(f"(:m{i}, :s{i}, :p{i}, CAST(:h{i} AS jsonb))" for i in range(len(messages)))
+        params: dict[str, Any] = {}
+        for i, message in enumerate(messages):
+            params.update({f"m{i}": message.msg_id, f"s{i}": message.subject, f"p{i}": message.payload,
+                           f"h{i}": json.dumps(message.headers)})
+        await self.conn.execute(
+            text(f"INSERT INTO {self._schema}.outbox (msg_id, subject, payload, headers) VALUES {values}"), params
+        )
 
     async def track(self, consumer: str, message_id: str) -> bool:
         """Record that `consumer` processed `message_id`; False when it already had (a redelivery)."""
@@ -185,6 +192,7 @@ class EventStore:
         async with self.engine.begin() as conn:
             tx = Transaction(conn, self.schema, self._subject_for)
             yield tx
+            await tx.flush()
         if tx.enqueued and self._on_commit is not None:
             self._on_commit()
 
