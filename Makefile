@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml | $(PY)
 # The house rules (docs/architecture.md, "Layout and conventions"): ruff, mypy, and the import contracts of
 # pyproject.toml. lint-imports reads this checkout's packages, whichever checkout the virtualenv was installed from.
 lint: install
-	$(VENV)/bin/ruff check cogwheel libs services tests benchmarks
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy libs services
 	PYTHONPATH=$(CURDIR) $(VENV)/bin/lint-imports
 

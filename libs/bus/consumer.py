@@ -83,7 +83,21 @@ async def run_consumer(
     Several subjects make one consumer of all of them (JetStream filters, nothing else is delivered).
     """
     filters = [subject] if isinstance(subject, str) else list(subject)
-    config = ConsumerConfig(
+    config = _durable_config(durable, filters, ack_wait, max_ack_pending, max_deliver)
+    await refilter_existing(bus, stream, durable, filters)
+    subject = filters[0]
+    limits = DeliveryLimit(max_deliver, on_give_up)
+    if mode == "pull":
+        await _run_pull(bus, stream, durable, subject, handler, stop, config, batch, fetch_timeout, limits)
+    else:
+        await _run_push(bus, stream, durable, subject, handler, stop, config, fetch_timeout, limits)
+
+
+def _durable_config(
+    durable: str, filters: list[str], ack_wait: float, max_ack_pending: int, max_deliver: int
+) -> ConsumerConfig:
+    """A durable consumer of every message of `filters` (one subject, or several at once), acknowledged one by one."""
+    return ConsumerConfig(
         durable_name=durable,
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.ALL,
@@ -93,13 +107,6 @@ async def run_consumer(
         filter_subjects=filters if len(filters) > 1 else None,
         max_deliver=max_deliver,
     )
-    await refilter_existing(bus, stream, durable, filters)
-    subject = filters[0]
-    limits = DeliveryLimit(max_deliver, on_give_up)
-    if mode == "pull":
-        await _run_pull(bus, stream, durable, subject, handler, stop, config, batch, fetch_timeout, limits)
-    else:
-        await _run_push(bus, stream, durable, subject, handler, stop, config, fetch_timeout, limits)
 
 
 async def refilter_existing(bus: Bus, stream: str, durable: str, filters: list[str]) -> None:
@@ -260,16 +267,7 @@ async def run_batch_consumer(
     and terminated by itself while the others go through.
     """
     filters = [subject] if isinstance(subject, str) else list(subject)
-    config = ConsumerConfig(
-        durable_name=durable,
-        ack_policy=AckPolicy.EXPLICIT,
-        deliver_policy=DeliverPolicy.ALL,
-        ack_wait=ack_wait,
-        max_ack_pending=max_ack_pending,
-        filter_subject=filters[0] if len(filters) == 1 else None,
-        filter_subjects=filters if len(filters) > 1 else None,
-        max_deliver=max_deliver,
-    )
+    config = _durable_config(durable, filters, ack_wait, max_ack_pending, max_deliver)
     await _pull_from_existing_push(bus, stream, durable, config)
     await refilter_existing(bus, stream, durable, filters)
     limits = DeliveryLimit(max_deliver, on_give_up)
