@@ -16,6 +16,7 @@ from libs.db import create_engine
 from libs.db.migrations import migrate
 from libs.eventstore import EventStore
 from services.scheduler.adapters import work_postgres as work
+from services.scheduler.adapters.clock import SystemClock
 from services.scheduler.bootstrap import MIGRATIONS, SCHEMA
 from services.scheduler.control import HELD_LINE, Controller, ControlSettings
 from services.scheduler.domain import placement
@@ -31,11 +32,6 @@ class FixedRegistry:
     async def get_version(self, version_id: str) -> VersionInfo:
         return VersionInfo(id=version_id, model="cogwheel/shared", hardware="cpu", package_key="k",
                            predictor_ref="predict.py:Predictor")
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 @pytest.fixture

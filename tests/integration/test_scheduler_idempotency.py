@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
@@ -14,6 +13,7 @@ from sqlalchemy import text
 from libs.db import create_engine
 from libs.db.migrations import migrate
 from libs.eventstore import EventStore
+from services.scheduler.adapters.clock import SystemClock
 from services.scheduler.bootstrap import MIGRATIONS, SCHEMA
 from services.scheduler.domain.errors import InvalidIdempotencyKeyReuse, QueueUnavailable
 from services.scheduler.handlers import CreatePrediction, create_prediction_once
@@ -24,11 +24,6 @@ class FixedRegistry:
     async def get_version(self, version_id: str) -> VersionInfo:
         return VersionInfo(id=version_id, model="cogwheel/hello-world", hardware="cpu", package_key="k",
                            predictor_ref="predict.py:Predictor")
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from libs.eventstore import EventStore
 from libs.predictions import PredictionStatus
 from services.runner import events as reports
 from services.runner.adapters.supervisor import PredictionResult
+from services.scheduler.adapters.clock import SystemClock
 from services.scheduler.bootstrap import MIGRATIONS, SCHEMA
 from services.scheduler.handlers import (
     CreatePrediction,
@@ -37,11 +38,6 @@ class FixedRegistry:
     async def get_version(self, version_id: str) -> VersionInfo:
         return VersionInfo(id=version_id, model="cogwheel/hello-world", hardware="cpu", package_key="k",
                            predictor_ref="predict.py:Predictor")
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 @pytest.fixture
