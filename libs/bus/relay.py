@@ -2,21 +2,25 @@
 
 Woken three ways: in-process right after a commit (the hot path, no polling delay), by PostgreSQL
 LISTEN/NOTIFY when another process commits, and by a slow poll as the safety net. One relay at a time
-drains a schema (transaction-scoped advisory lock), so messages of one stream are never reordered; a relay
-killed after publishing but before deleting re-publishes with the same `Nats-Msg-Id`, which JetStream drops.
+drains a schema: the holder of a session advisory lock on a connection of its own, so messages of one stream
+are never reordered. Holding the lock for as long as the connection lives makes a batch two statements (read,
+then delete what was published) instead of a locking transaction of five; a replica that does not hold it
+leaves its commits to the holder, which LISTEN/NOTIFY wakes, and takes over within a poll interval when the
+holder's connection goes. A relay killed after publishing but before deleting re-publishes with the same
+`Nats-Msg-Id`, which JetStream drops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
+import time
 import zlib
 from collections.abc import Awaitable, Callable
 
 import psycopg
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.bus.nats import Bus, Publication
 from libs.db.engine import libpq_url
@@ -29,7 +33,6 @@ BATCH = 256
 class OutboxRelay:
     def __init__(
         self,
-        engine: AsyncEngine,
         schema: str,
         bus: Bus,
         *,
@@ -37,7 +40,6 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         after_publish: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
-        self._engine = engine
         self._schema = schema
         self._bus = bus
         self._database_url = database_url
@@ -46,6 +48,9 @@ class OutboxRelay:
         self._recently_published: collections.deque[int] = collections.deque(maxlen=4096)
         self._recently_published_set: set[int] = set()
         self._lock_key = zlib.crc32(f"cogwheel-outbox-{schema}".encode())
+        self._conn: psycopg.AsyncConnection | None = None
+        self._locked = False
+        self._lock_refused_at = float("-inf")
         # Test hook: lets a test kill the relay between publish and delete.
         self._after_publish = after_publish
 
@@ -53,41 +58,69 @@ class OutboxRelay:
         self._wakeup.set()
 
     async def drain(self) -> int:
-        """Publish everything pending; returns how many messages went out."""
+        """Publish everything pending; returns how many messages went out (0 while another relay holds the lock)."""
         total = 0
-        while True:
-            sent = await self._drain_batch()
-            total += sent
-            if sent < BATCH:
-                return total
+        try:
+            conn = await self._locked_connection()
+            if conn is None:
+                return 0
+            while True:
+                sent = await self._drain_batch(conn)
+                total += sent
+                if sent < BATCH:
+                    return total
+        except BaseException:
+            # Whatever failed, the lock goes with the connection: another relay (or this one, reconnected)
+            # starts again from what is still in the outbox.
+            await self.close()
+            raise
 
-    async def _drain_batch(self) -> int:
-        async with self._engine.begin() as conn:
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": self._lock_key})
-            # Deleted up front and published before the commit: a failed publish rolls the delete back.
-            rows = (
-                await conn.execute(
-                    text(
-                        f"DELETE FROM {self._schema}.outbox WHERE position IN ("
-                        f" SELECT position FROM {self._schema}.outbox ORDER BY position LIMIT :n)"
-                        " RETURNING position, msg_id, subject, payload, headers"
-                    ),
-                    {"n": BATCH},
-                )
-            ).all()
-            ordered = sorted(rows, key=lambda r: r.position)
-            # The whole batch goes out before any ack is awaited (one round trip, not one per message).
-            await self._bus.publish_many(
-                [Publication(row.subject, bytes(row.payload), row.msg_id, row.headers or {}) for row in ordered]
-            )
-            for row in ordered:
-                if self._after_publish is not None:
-                    await self._after_publish(row.msg_id)
-                self._remember(row.position)
-            if rows:
-                # Losing this commit in a crash only means publishing again, which JetStream de-duplicates.
-                await conn.execute(text("SET LOCAL synchronous_commit = off"))
-            return len(rows)
+    async def _locked_connection(self) -> psycopg.AsyncConnection | None:
+        """This relay's connection while it holds the schema's relay lock; None while another relay holds it."""
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(libpq_url(self._database_url), autocommit=True)
+            # Losing a delete in a crash only means publishing again, which JetStream de-duplicates.
+            await self._conn.execute("SET synchronous_commit = off")
+            self._locked = False
+        if not self._locked:
+            cursor = await self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self._lock_key,))
+            row = await cursor.fetchone()
+            self._locked = bool(row and row[0])
+            if not self._locked:
+                self._lock_refused_at = time.monotonic()
+        return self._conn if self._locked else None
+
+    async def close(self) -> None:
+        """Give the lock up (with the connection)."""
+        conn, self._conn, self._locked = self._conn, None, False
+        if conn is not None and not conn.closed:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def _drain_batch(self, conn: psycopg.AsyncConnection) -> int:
+        cursor = await conn.execute(
+            f"SELECT position, msg_id, subject, payload, headers FROM {self._schema}.outbox"
+            " ORDER BY position LIMIT %s",
+            (BATCH,),
+        )
+        rows = await cursor.fetchall()
+        if not rows:
+            return 0
+        # The whole batch goes out before any ack is awaited (one round trip, not one per message).
+        await self._bus.publish_many(
+            [Publication(subject, bytes(payload), msg_id, headers or {})
+             for _, msg_id, subject, payload, headers in rows]
+        )
+        for position, msg_id, *_ in rows:
+            if self._after_publish is not None:
+                await self._after_publish(msg_id)
+            self._remember(position)
+        # Only what went out is deleted: rows of a transaction that committed meanwhile with a lower position
+        # (positions are taken before commit) are read by the next batch.
+        await conn.execute(
+            f"DELETE FROM {self._schema}.outbox WHERE position = ANY(%s)", ([position for position, *_ in rows],)
+        )
+        return len(rows)
 
     def _remember(self, position: int) -> None:
         if len(self._recently_published) == self._recently_published.maxlen:
@@ -109,7 +142,9 @@ class OutboxRelay:
         try:
             while not stop.is_set():
                 try:
-                    await self.drain()
+                    # A replica without the lock asks for it once per poll interval, not on every commit of its own.
+                    if self._locked or time.monotonic() - self._lock_refused_at >= self._poll_interval:
+                        await self.drain()
                 except Exception:  # noqa: BLE001 - the relay must outlive NATS or database hiccups
                     log.exception("outbox relay for %s failed; retrying", self._schema)
                     await asyncio.sleep(self._poll_interval)
@@ -122,6 +157,7 @@ class OutboxRelay:
             listener.cancel()
             waker.cancel()
             await asyncio.gather(listener, waker, return_exceptions=True)
+            await self.close()
 
     async def _wake_on(self, stop: asyncio.Event) -> None:
         await stop.wait()

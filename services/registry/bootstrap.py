@@ -63,7 +63,7 @@ def bootstrap(
     store = EventStore(engine, SCHEMA, subject_for=subject_for)
     relay = None
     if bus is not None:
-        relay = OutboxRelay(engine, SCHEMA, bus, database_url=settings.database_url)
+        relay = OutboxRelay(SCHEMA, bus, database_url=settings.database_url)
         store.set_on_commit(relay.wake)
     projections: tuple[Projection, ...] = (RegistryProjection(SCHEMA),)
     return Deps(

@@ -69,6 +69,7 @@ def control_settings(settings: SchedulerSettings) -> ControlSettings:
         no_hardware_timeout=settings.no_hardware_timeout_seconds,
         predict_timeout=settings.predict_timeout,
         node_lost_after=settings.node_lost_seconds,
+        retention_seconds=settings.prediction_retention_seconds,
     )
 
 
@@ -80,7 +81,7 @@ async def bootstrap(settings: SchedulerSettings) -> Deps:
     store = EventStore(
         engine, SCHEMA, subject_for=lambda event: event_subject(SCHEMA, event.type, event.metadata.subject_tag)
     )
-    relay = OutboxRelay(engine, SCHEMA, bus, database_url=settings.database_url)
+    relay = OutboxRelay(SCHEMA, bus, database_url=settings.database_url)
     store.set_on_commit(relay.wake)
     registry = GrpcRegistryClient(create_channel(settings.registry_addr, options=REGISTRY_FAILOVER))
     secrets_key = load_public_key(settings.secrets_public_key) if settings.secrets_public_key else None

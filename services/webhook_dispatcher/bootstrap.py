@@ -93,7 +93,7 @@ async def bootstrap(
         bus = await connect(settings.nats_url, name=f"webhook_dispatcher{settings.instance_id}")
     await bus.ensure_streams()
     engine = create_engine(settings.database_url)
-    relay = OutboxRelay(engine, SCHEMA, bus, database_url=settings.database_url)
+    relay = OutboxRelay(SCHEMA, bus, database_url=settings.database_url)
     store = EventStore(engine, SCHEMA, subject_for=subject_for, on_commit=relay.wake)
     client = client or HttpxWebhookClient(
         timeout=settings.webhook_timeout, allowed=parse_networks(settings.webhook_allowed_networks)

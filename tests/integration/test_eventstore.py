@@ -112,8 +112,9 @@ async def test_events_committed_while_no_relay_runs_are_published_later(
             await tx.append("p-1", [new_event("thing.happened", "p-1", {"n": n})], n)
     assert await _messages(bus, spec) == []
 
-    relay = OutboxRelay(engine, schema, bus, database_url=database_url)
+    relay = OutboxRelay(schema, bus, database_url=database_url)
     assert await relay.drain() == 3
+    await relay.close()
 
     published = await _messages(bus, spec)
     assert [e.data["n"] for e in published] == [0, 1, 2]
@@ -139,23 +140,50 @@ async def test_relay_killed_between_publish_and_delete_publishes_each_event_once
         if len(published) == 2:
             raise Killed
 
-    crashing = OutboxRelay(engine, schema, bus, database_url=database_url, after_publish=die_after_second)
+    crashing = OutboxRelay(schema, bus, database_url=database_url, after_publish=die_after_second)
     with pytest.raises(Killed):
         await crashing.drain()
 
-    survivor = OutboxRelay(engine, schema, bus, database_url=database_url)
+    survivor = OutboxRelay(schema, bus, database_url=database_url)
     assert await survivor.drain() == 4
+    await survivor.close()
 
     events = await _messages(bus, spec)
     assert [e.data["n"] for e in events] == [0, 1, 2, 3]
     assert len({e.id for e in events}) == 4
 
 
+async def test_one_relay_at_a_time_drains_a_schema_and_another_takes_over_when_it_goes(
+    engine, schema: str, bus: Bus, database_url: str
+) -> None:
+    spec = await _stream(bus, schema)
+    store = _store(engine, schema)
+    holder = OutboxRelay(schema, bus, database_url=database_url)
+    replica = OutboxRelay(schema, bus, database_url=database_url)
+    try:
+        async with store.transaction() as tx:
+            await tx.append("p-4", [new_event("thing.happened", "p-4", {"n": 0})], 0)
+        assert await holder.drain() == 1
+        async with store.transaction() as tx:
+            await tx.append("p-4", [new_event("thing.happened", "p-4", {"n": 1})], 1)
+        # The holder keeps the lock between batches: the replica leaves the message to it.
+        assert await replica.drain() == 0
+        assert [e.data["n"] for e in await _messages(bus, spec)] == [0]
+
+        await holder.close()  # e.g. its process died: the lock goes with its connection
+        assert await replica.drain() == 1
+        assert await holder.drain() == 0
+        assert [e.data["n"] for e in await _messages(bus, spec)] == [0, 1]
+    finally:
+        await holder.close()
+        await replica.close()
+
+
 async def test_running_relay_publishes_right_after_commit(engine, schema: str, bus: Bus, database_url: str) -> None:
     spec = await _stream(bus, schema)
     store = _store(engine, schema)
     # A long poll interval proves delivery comes from the commit wake-up, not from polling.
-    relay = OutboxRelay(engine, schema, bus, database_url=database_url, poll_interval=30)
+    relay = OutboxRelay(schema, bus, database_url=database_url, poll_interval=30)
     store.set_on_commit(relay.wake)
     received: asyncio.Queue[bytes] = asyncio.Queue()
 
@@ -257,8 +285,9 @@ async def test_relay_keeps_each_streams_order_across_batches(engine, schema: str
             for stream in ("s-a", "s-b", "s-c"):
                 events = [new_event("thing.happened", stream, {"n": k}) for k in range(n, n + 16)]
                 await tx.append(stream, events, None)
-    relay = OutboxRelay(engine, schema, bus, database_url=database_url)
+    relay = OutboxRelay(schema, bus, database_url=database_url)
     assert await relay.drain() == 3 * per_stream
+    await relay.close()
 
     published = await _messages(bus, spec)
     assert len(published) == 3 * per_stream
