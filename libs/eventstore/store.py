@@ -154,6 +154,23 @@ class Transaction:
     async def read_stream(self, stream_id: str) -> list[Envelope]:
         return await read_stream(self.conn, self._schema, stream_id)
 
+    async def track_and_read_stream(
+        self, consumer: str, message_id: str, stream_id: str
+    ) -> tuple[bool, list[Envelope]]:
+        """`track` and `read_stream` in one statement: whether the message is new to `consumer`, and the stream."""
+        result = await self.conn.execute(
+            text(
+                f"WITH tracked AS (INSERT INTO {self._schema}.tracking (consumer, message_id) VALUES (:c, :m)"
+                " ON CONFLICT DO NOTHING RETURNING 1)"
+                f" SELECT (SELECT count(*) FROM tracked) AS fresh, e.* FROM (SELECT 1) AS one"
+                f" LEFT JOIN {self._schema}.events AS e ON e.stream_id = :s ORDER BY e.stream_version"
+            ),
+            {"c": consumer, "m": message_id, "s": stream_id},
+        )
+        rows = result.all()
+        fresh = bool(rows and rows[0].fresh)
+        return fresh, [_row_to_envelope(row) for row in rows if row.event_id is not None]
+
 
 def _trace_headers(event: Envelope) -> dict[str, str]:
     traceparent = event.metadata.traceparent

@@ -36,7 +36,7 @@ from services.scheduler.adapters import work_postgres as work
 from services.scheduler.domain import fair_share, placement
 from services.scheduler.domain import instance as inst
 from services.scheduler.domain import prediction as model
-from services.scheduler.handlers import release_held_turns
+from services.scheduler.handlers import DEFAULT_RETENTION_SECONDS, end_work, release_held_turns
 from services.scheduler.ports import (
     Clock,
     DeploymentDirectory,
@@ -79,6 +79,8 @@ class ControlSettings:
     deployments_refresh: float = 5.0
     # A node missing from the heartbeat bucket this long is lost (its entry expires three beats after the last).
     node_lost_after: float = 10.0
+    # An API prediction's input, output and logs are removed this long after it ends.
+    retention_seconds: float = DEFAULT_RETENTION_SECONDS
 
 
 @dataclass
@@ -377,7 +379,9 @@ class Controller:
                 )
                 if events:
                     await tx.append(model.stream_id(prediction_id), events, expected_version=state.stream_version)
-                await work.remove(tx.conn, self.store.schema, prediction_id)
+                # Its deadline and its data's removal follow as for any end; a held job may take its place.
+                await end_work(tx, self.store, state, events, self.settings.retention_seconds,
+                               self.settings.fair_share)
 
         await retry_on_conflict(attempt)
         log.info("prediction %s failed: %s", prediction_id, error)

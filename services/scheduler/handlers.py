@@ -346,9 +346,8 @@ async def cancel_prediction(
                 history = history + [
                     kept.model_copy(update={"data": event.data}) for kept, event in zip(stored, events, strict=True)
                 ]
-                await _schedule_data_removal(tx, store, model.load(prediction_id, history), retention_seconds)
-                await work.remove(tx.conn, store.schema, prediction_id)
-            if state.deadline is not None:
+                await end_work(tx, store, state, events, retention_seconds)
+            elif state.deadline is not None:
                 await _forget_deadline(tx, store, prediction_id)
             return model.load(prediction_id, history)
 
@@ -387,12 +386,15 @@ async def record_runner_event(
 
     async def attempt() -> None:
         async with store.transaction() as tx:
-            if not await tx.track(RUNNER_EVENTS_CONSUMER, event.id):
+            fresh, history = await tx.track_and_read_stream(
+                RUNNER_EVENTS_CONSUMER, event.id, model.stream_id(prediction_id)
+            )
+            if not fresh:
                 return
             if report is None:
                 log.warning("runner report of unknown type %s on %s; dropped", event.type, prediction_id)
                 return
-            history = await _restored(js, await tx.read_stream(model.stream_id(prediction_id)))
+            history = await _restored(js, history)
             if not history:
                 log.warning("runner reported on unknown prediction %s; dropped", prediction_id)
                 return
@@ -406,7 +408,7 @@ async def record_runner_event(
                 )
                 await tx.append(model.stream_id(prediction_id), await _fitting(js, lost),
                                 expected_version=state.stream_version)
-                await _end_work(tx, store, state, lost, retention_seconds)
+                await end_work(tx, store, state, lost, retention_seconds, fair_share_policy)
                 second_run.append(True)
                 return
             boot_time = (
@@ -429,19 +431,11 @@ async def record_runner_event(
                     model.stream_id(prediction_id), await _fitting(js, new_events),
                     expected_version=state.stream_version,
                 )
-                ended = new_events[-1].type in TERMINAL_EVENT_TYPES
-                await _track_work(tx, store, new_events, ended, report)
-                if state.deadline is not None and ended:
-                    await _forget_deadline(tx, store, prediction_id)
-                if ended:
-                    after = state
-                    for new_event in new_events:
-                        after = model.evolve(after, new_event)
-                    await _schedule_data_removal(tx, store, after, retention_seconds)
+                if new_events[-1].type in TERMINAL_EVENT_TYPES:
                     # A place in the queue came free: a held job takes it now, not at the next control tick.
-                    queue = queue_key(state.version_id, state.deployment)
-                    if await work.has_held(tx.conn, store.schema, queue):
-                        await release_held_turns(tx, store.schema, queue, fair_share_policy)
+                    await end_work(tx, store, state, new_events, retention_seconds, fair_share_policy)
+                else:
+                    await _track_start(tx, store, new_events, report)
             elif isinstance(report, RunnerPredictionStarted) and state.is_terminal:
                 # The job of an ended prediction ran again somewhere (e.g. one failed as lost while its job
                 # came back): that run is stopped.
@@ -479,17 +473,19 @@ async def release_held_turns(
     return turns
 
 
-async def _end_work(tx: Any, store: EventStore, state: model.Prediction, events: list[Envelope],
-                    retention_seconds: float) -> None:
-    """What follows a prediction's end in the transaction that records it: no work row, no deadline, a due
-    data removal."""
-    await work.remove(tx.conn, store.schema, state.id)
-    if state.deadline is not None:
-        await _forget_deadline(tx, store, state.id)
+async def end_work(tx: Any, store: EventStore, state: model.Prediction, events: list[Envelope],
+                    retention_seconds: float, fair_share_policy: fair_share.FairSharePolicy | None = None) -> None:
+    """What follows a prediction's end (``events`` after ``state``) in the transaction that records it: no work
+    row, no deadline, a due data removal, all in one statement; given ``fair_share_policy``, held jobs of its
+    queue take the place that came free."""
     after = state
     for new_event in events:
         after = model.evolve(after, new_event)
-    await _schedule_data_removal(tx, store, after, retention_seconds)
+    queue = queue_key(state.version_id, state.deployment)
+    held = await work.end(tx.conn, store.schema, state.id, queue=queue, forget_deadline=state.deadline is not None,
+                          data_removal_due=_data_removal_due(after, retention_seconds))
+    if held and fair_share_policy is not None:
+        await release_held_turns(tx, store.schema, queue, fair_share_policy)
 
 
 async def fail_unrecorded_report(
@@ -528,25 +524,14 @@ async def fail_unrecorded_report(
                     model.stream_id(prediction_id), await _fitting(js, new_events),
                     expected_version=state.stream_version,
                 )
-                if state.deadline is not None:
-                    await _forget_deadline(tx, store, prediction_id)
-                await work.remove(tx.conn, store.schema, prediction_id)
-                after = state
-                for new_event in new_events:
-                    after = model.evolve(after, new_event)
-                await _schedule_data_removal(tx, store, after, retention_seconds)
+                await end_work(tx, store, state, new_events, retention_seconds)
 
     await retry_on_conflict(attempt)
 
 
-async def _track_work(
-    tx: Any, store: EventStore, new_events: list[Envelope], ended: bool, report: RunnerReport
-) -> None:
-    """Keep the `work` row of the prediction in step with its events: started where, or gone once ended."""
+async def _track_start(tx: Any, store: EventStore, new_events: list[Envelope], report: RunnerReport) -> None:
+    """Keep the `work` row of a prediction that has not ended in step with its events: started where."""
     prediction_id = new_events[-1].data["id"]
-    if ended:
-        await work.remove(tx.conn, store.schema, prediction_id)
-        return
     for new_event in new_events:
         if new_event.type == PredictionStarted.TYPE:
             await work.mark_started(
@@ -599,18 +584,11 @@ async def cancel_due_predictions(
     return canceled
 
 
-async def _schedule_data_removal(tx: Any, store: EventStore, ended: model.Prediction, retention_seconds: float) -> None:
-    """Due row for removing an ended API prediction's data (web predictions keep theirs)."""
+def _data_removal_due(ended: model.Prediction, retention_seconds: float) -> datetime | None:
+    """When an ended API prediction's data is removed; None for web predictions, which keep theirs."""
     if ended.source == "web" or not ended.is_terminal or ended.completed_at is None:
-        return
-    completed_at = datetime.fromisoformat(str(ended.completed_at).replace("Z", "+00:00"))
-    if completed_at.tzinfo is None:
-        completed_at = completed_at.replace(tzinfo=UTC)
-    await tx.conn.execute(
-        text(f"INSERT INTO {store.schema}.data_removals (prediction_id, due_at) VALUES (:id, :due)"
-             " ON CONFLICT (prediction_id) DO NOTHING"),
-        {"id": ended.id, "due": completed_at + timedelta(seconds=retention_seconds)},
-    )
+        return None
+    return _parse_time(ended.completed_at) + timedelta(seconds=retention_seconds)
 
 
 # Each event type's fields that hold input, output or logs, and what they become once the data is removed.

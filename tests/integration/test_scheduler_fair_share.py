@@ -102,3 +102,22 @@ async def test_a_held_prediction_says_why_it_waits(store: EventStore) -> None:
             "SELECT stream_id, data->>'logs' AS logs FROM scheduler.events WHERE type = 'prediction.waiting'"
             " AND stream_id = ANY(:streams)"), {"streams": [f"prediction-{i}" for i in ids]})).all()
     assert [(row.stream_id, row.logs) for row in lines] == [(f"prediction-{ids[2]}", HELD_LINE)]
+
+
+async def test_a_prediction_the_control_loop_fails_ends_like_any_other(store: EventStore) -> None:
+    version = uuid.uuid4().hex * 2
+    dave = [await create(store, version, "dave") for _ in range(3)]
+    assert await published(store, dave) == dave[:2]
+
+    # E.g. its node was lost: the place it took in the queue comes free for the held job at once.
+    await controller(store).fail_prediction(dave[0], "The node running this prediction was lost", datetime.now(UTC))
+    assert await published(store, dave) == dave
+    async with store.engine.connect() as conn:
+        def ids_in(table: str) -> Any:
+            return text(f"SELECT prediction_id FROM scheduler.{table} WHERE prediction_id = ANY(:ids)")
+
+        work_rows = (await conn.execute(ids_in("work"), {"ids": dave})).scalars().all()
+        due = (await conn.execute(ids_in("data_removals"), {"ids": dave})).scalars().all()
+    assert sorted(work_rows) == sorted(dave[1:])
+    # Its input and output are removed at the end of the retention period, like those of any API prediction.
+    assert due == [dave[0]]

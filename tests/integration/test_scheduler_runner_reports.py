@@ -117,3 +117,39 @@ async def test_a_report_published_again_under_the_new_name_is_recorded_once(stor
     assert (prediction.status, prediction.output, prediction.progress_seq) == (
         PredictionStatus.SUCCEEDED, ["Hel", "lo"], 2)
     assert len(await list_prediction_events(prediction_id, store=store)) == 5
+
+
+async def _rows(store: EventStore, table: str, prediction_id: str) -> list:
+    from sqlalchemy import text
+
+    async with store.engine.connect() as conn:
+        return (await conn.execute(
+            text(f"SELECT * FROM {store.schema}.{table} WHERE prediction_id = :id"), {"id": prediction_id}
+        )).all()
+
+
+async def test_the_end_takes_the_work_row_and_the_deadline_and_makes_the_data_removal_due(store: EventStore) -> None:
+    prediction, _ = await create_prediction_once(
+        CreatePrediction(version_id="v" * 64, input={"text": "hi"}, account="alice", cancel_after_seconds=600),
+        store=store, registry=FixedRegistry(), clock=SystemClock(),
+    )
+    unrelated = await _new_prediction(store)
+    assert len(await _rows(store, "work", prediction.id)) == 1
+    assert len(await _rows(store, "deadlines", prediction.id)) == 1
+
+    *_, completed = _run_reports(prediction.id)
+    await _record(store, completed)  # a fast prediction: the completion alone, bringing its start
+    await _record(store, completed)  # delivered again: recorded once
+
+    ended = await get_prediction(prediction.id, store=store)
+    assert ended.status == PredictionStatus.SUCCEEDED
+    assert [t for t, _ in await _history(store, prediction.id)] == [
+        "prediction.created", "prediction.started", "prediction.succeeded"]
+    assert await _rows(store, "work", prediction.id) == []
+    assert await _rows(store, "deadlines", prediction.id) == []
+    (removal,) = await _rows(store, "data_removals", prediction.id)
+    completed_at = datetime.fromisoformat(str(ended.completed_at).replace("Z", "+00:00"))
+    assert removal.due_at == completed_at + timedelta(seconds=3600)
+    # Only the ended prediction's rows went.
+    assert len(await _rows(store, "work", unrelated)) == 1
+    assert await _rows(store, "data_removals", unrelated) == []

@@ -76,15 +76,6 @@ async def held_jobs(conn: Any, schema: str, queue: str) -> list[fair_share.HeldJ
     return [fair_share.HeldJob(row.prediction_id, row.account, row.created_at) for row in rows]
 
 
-async def has_held(conn: Any, schema: str, queue: str) -> bool:
-    """Whether the queue has held jobs (an index probe: `work_held_idx`)."""
-    row = (await conn.execute(
-        text(f"SELECT 1 FROM {schema}.work WHERE queue = :queue AND held_job IS NOT NULL LIMIT 1"),
-        {"queue": queue},
-    )).first()
-    return row is not None
-
-
 async def take_held_job(conn: Any, schema: str, prediction_id: str) -> dict[str, Any] | None:
     """The held job's message, no longer held (the caller publishes it in the same transaction); None when
     it was released, canceled or ended meanwhile."""
@@ -112,6 +103,28 @@ async def mark_started(conn: Any, schema: str, prediction_id: str, *, started_at
 
 async def remove(conn: Any, schema: str, prediction_id: str) -> None:
     await conn.execute(text(f"DELETE FROM {schema}.work WHERE prediction_id = :id"), {"id": prediction_id})
+
+
+async def end(conn: Any, schema: str, prediction_id: str, *, queue: str, forget_deadline: bool,
+              data_removal_due: datetime | None) -> bool:
+    """Everything a prediction's end changes outside its stream, in one statement: its work row goes, its
+    Cancel-After deadline too (``forget_deadline``), its data removal becomes due at ``data_removal_due``.
+    Returns whether jobs of its queue are held by fair share (a place came free for one)."""
+    parts = [f"gone AS (DELETE FROM {schema}.work WHERE prediction_id = :id)"]
+    params: dict[str, Any] = {"id": prediction_id, "queue": queue}
+    if forget_deadline:
+        parts.append(f"deadline AS (DELETE FROM {schema}.deadlines WHERE prediction_id = :id)")
+    if data_removal_due is not None:
+        parts.append(f"removal AS (INSERT INTO {schema}.data_removals (prediction_id, due_at) VALUES (:id, :due)"
+                     " ON CONFLICT (prediction_id) DO NOTHING)")
+        params["due"] = data_removal_due
+    # The statement's snapshot still shows the row being deleted: it is left out by id.
+    row = (await conn.execute(
+        text(f"WITH {', '.join(parts)} SELECT EXISTS (SELECT 1 FROM {schema}.work WHERE queue = :queue"
+             " AND held_job IS NOT NULL AND prediction_id <> :id) AS held"),
+        params,
+    )).first()
+    return bool(row and row.held)
 
 
 async def set_told(conn: Any, schema: str, prediction_id: str, told: str) -> None:
