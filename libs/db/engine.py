@@ -16,9 +16,13 @@ def libpq_url(database_url: str) -> str:
     return "postgresql://" + sqlalchemy_url(database_url)[len("postgresql+psycopg://") :]
 
 
-def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(database_url: str, *, pool_size: int = 10, wait_for_disk: bool = True) -> AsyncEngine:
+    """``wait_for_disk=False``: commits return before the WAL reaches the disk (`synchronous_commit = off`), for
+    data that can be rebuilt, such as read models: a PostgreSQL crash may lose the last moments of them, never
+    corrupt them."""
     return create_async_engine(
         sqlalchemy_url(database_url),
+        connect_args={} if wait_for_disk else {"options": "-c synchronous_commit=off"},
         pool_size=pool_size,
         max_overflow=pool_size,
         # No pre-ping: it costs a round trip per transaction on the hot path. A connection broken by a
@@ -27,7 +31,8 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
     )
 
 
-def single_statement_reads(engine: AsyncEngine) -> AsyncEngine:
-    """The same pool in autocommit: a read of one statement needs no transaction, so no BEGIN and ROLLBACK
-    round trips around it (the hot reads: a prediction polled by its client)."""
+def autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool in autocommit: one statement is a transaction of its own, so it needs no BEGIN and
+    COMMIT/ROLLBACK round trips around it (the hot path: a prediction polled by its client, or stored as
+    created)."""
     return engine.execution_options(isolation_level="AUTOCOMMIT")

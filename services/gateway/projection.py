@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import text
 
 from libs.bus.subjects import GATEWAY_PREDICTIONS_DURABLE
-from libs.db.engine import single_statement_reads
+from libs.db.engine import autocommit
 from libs.events import Envelope
 from libs.eventstore import EventStore
 from libs.predictions import TERMINAL_EVENT_TYPES, TERMINAL_STATUSES, apply_event, restore_event
@@ -33,7 +33,8 @@ class PredictionProjection:
 
     def __init__(self, store: EventStore, js: Any = None) -> None:
         self._store = store
-        self._reads = single_statement_reads(store.engine)
+        # Autocommit: for single statements, reads and writes, no BEGIN and COMMIT round trips around them.
+        self._autocommit = autocommit(store.engine)
         # Where events that carry large outputs by reference are restored from (libs.blobs.spill).
         self._js = js
 
@@ -42,8 +43,6 @@ class PredictionProjection:
         if not event.type.startswith("prediction."):
             return Outcome.DUPLICATE, None
         async with self._store.transaction() as tx:
-            # A read model can be rebuilt, so its commits need not wait for the disk.
-            await tx.conn.execute(text("SET LOCAL synchronous_commit = off"))
             return await self.apply_in(tx.conn, tx, event)
 
     async def apply_in(self, conn: Any, tx: Any, event: Envelope) -> tuple[Outcome, dict[str, Any] | None]:
@@ -71,15 +70,15 @@ class PredictionProjection:
         return Outcome.APPLIED, view
 
     async def apply_batch(self, events: list[Envelope]) -> list[Outcome]:
-        """Apply a batch in one transaction: one locking read, one multi-row tracking insert and one upsert for
-        all of it, whatever its size. Events of one prediction are folded in stream order; each outcome is
-        what `apply` would have said of that event after the ones before it in the batch."""
+        """Apply a batch in one transaction of two statements, whatever its size: a locking read, then one
+        statement tracking every event and upserting every changed prediction. Events of one prediction are
+        folded in stream order; each outcome is what `apply` would have said of that event after the ones before
+        it in the batch."""
         outcomes: list[Outcome] = [Outcome.DUPLICATE] * len(events)
         indexed = [(i, event) for i, event in enumerate(events) if event.type.startswith("prediction.")]
         if not indexed:
             return outcomes
         async with self._store.transaction() as tx:
-            await tx.conn.execute(text("SET LOCAL synchronous_commit = off"))
             ids = sorted({event.data["id"] for _, event in indexed})
             rows = (
                 await tx.conn.execute(
@@ -104,9 +103,9 @@ class PredictionProjection:
                 applied.append((i, event))
             if not applied:
                 return outcomes
-            await _track_all(tx.conn, [event.id for _, event in applied])
             changed = {event.data["id"] for _, event in applied}
-            await _upsert_all(tx.conn, [(current[pid][1], current[pid][0]) for pid in sorted(changed)])
+            await _track_and_upsert_all(tx.conn, [event.id for _, event in applied],
+                                        [(current[pid][1], current[pid][0]) for pid in sorted(changed)])
             for i, _ in applied:
                 outcomes[i] = Outcome.APPLIED
         return outcomes
@@ -116,7 +115,7 @@ class PredictionProjection:
         a GET right after the answer shows it). It keeps the version it was folded from, so every event that
         follows still applies on top of it: the start and progress leave an ended view as it is, and the end the
         scheduler records overwrites it with its own fields."""
-        async with self._reads.connect() as conn:
+        async with self._autocommit.connect() as conn:
             await conn.execute(
                 text(f"UPDATE {SCHEMA}.predictions SET status = :status, view = CAST(:view AS jsonb)"
                      " WHERE id = :id AND stream_version = :v"),
@@ -125,12 +124,13 @@ class PredictionProjection:
             )
 
     async def apply_created(self, view: dict[str, Any]) -> None:
-        """Read-your-writes: store a just-created prediction before its event comes back over NATS."""
-        async with self._store.engine.begin() as conn:
+        """Read-your-writes: store a just-created prediction before its event comes back over NATS (one
+        statement, so no transaction around it)."""
+        async with self._autocommit.connect() as conn:
             await _upsert(conn, view, 1, replace=False)
 
     async def get(self, prediction_id: str) -> dict[str, Any] | None:
-        async with self._reads.connect() as conn:
+        async with self._autocommit.connect() as conn:
             row = (
                 await conn.execute(
                     text(f"SELECT view FROM {SCHEMA}.predictions WHERE id = :id"), {"id": prediction_id}
@@ -172,37 +172,35 @@ class TrackedBefore(Exception):
     """An event the read model had not applied was already tracked: the batch is handled one event at a time."""
 
 
-async def _track_all(conn: Any, message_ids: list[str]) -> None:
+async def _track_and_upsert_all(conn: Any, message_ids: list[str], views: list[tuple[dict[str, Any], int]]) -> None:
+    """One statement for a whole batch: track its events and upsert each changed prediction's latest view. An
+    event tracked before (`TrackedBefore`) rolls it all back with the transaction."""
     tracked = (
         await conn.execute(
-            text(f"INSERT INTO {SCHEMA}.tracking (consumer, message_id) SELECT :c, unnest(CAST(:ids AS text[]))"
-                 " ON CONFLICT DO NOTHING RETURNING message_id"),
-            {"c": CONSUMER, "ids": message_ids},
+            text(
+                f"WITH tracked AS (INSERT INTO {SCHEMA}.tracking (consumer, message_id)"
+                " SELECT :c, unnest(CAST(:message_ids AS text[])) ON CONFLICT DO NOTHING RETURNING 1),"
+                f" upserted AS (INSERT INTO {SCHEMA}.predictions (id, account, stream_version, status, created_at,"
+                " view) SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:accounts AS text[]),"
+                " CAST(:versions AS int[]), CAST(:statuses AS text[]), CAST(:created AS timestamptz[]),"
+                " CAST(:views AS jsonb[])) ON CONFLICT (id) DO UPDATE SET stream_version = EXCLUDED.stream_version,"
+                " status = EXCLUDED.status, view = EXCLUDED.view)"
+                " SELECT count(*) FROM tracked"
+            ),
+            {
+                "c": CONSUMER,
+                "message_ids": message_ids,
+                "ids": [view["id"] for view, _ in views],
+                "accounts": [view.get("account") or "" for view, _ in views],
+                "versions": [version for _, version in views],
+                "statuses": [view["status"] for view, _ in views],
+                "created": [datetime.fromisoformat(view["created_at"]) for view, _ in views],
+                "views": [json.dumps({**view, "stream_version": version}) for view, version in views],
+            },
         )
-    ).scalars().all()
-    if len(tracked) != len(message_ids):
-        raise TrackedBefore(f"{len(message_ids) - len(tracked)} of {len(message_ids)} events")
-
-
-async def _upsert_all(conn: Any, views: list[tuple[dict[str, Any], int]]) -> None:
-    """One statement for every prediction of a batch (each with its latest view)."""
-    await conn.execute(
-        text(
-            f"INSERT INTO {SCHEMA}.predictions (id, account, stream_version, status, created_at, view)"
-            " SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:accounts AS text[]), CAST(:versions AS int[]),"
-            " CAST(:statuses AS text[]), CAST(:created AS timestamptz[]), CAST(:views AS jsonb[]))"
-            " ON CONFLICT (id) DO UPDATE SET stream_version = EXCLUDED.stream_version, status = EXCLUDED.status,"
-            " view = EXCLUDED.view"
-        ),
-        {
-            "ids": [view["id"] for view, _ in views],
-            "accounts": [view.get("account") or "" for view, _ in views],
-            "versions": [version for _, version in views],
-            "statuses": [view["status"] for view, _ in views],
-            "created": [datetime.fromisoformat(view["created_at"]) for view, _ in views],
-            "views": [json.dumps({**view, "stream_version": version}) for view, version in views],
-        },
-    )
+    ).scalar_one()
+    if tracked != len(message_ids):
+        raise TrackedBefore(f"{len(message_ids) - tracked} of {len(message_ids)} events")
 
 
 async def _upsert(conn: Any, view: dict[str, Any], stream_version: int, *, replace: bool) -> None:

@@ -162,3 +162,19 @@ async def test_a_batch_that_fails_midway_leaves_nothing_applied(projection: Pred
     assert tracked == 0
     # Redelivered, the same events apply in full.
     assert await projection.apply_batch([created, started]) == [Outcome.APPLIED, Outcome.APPLIED]
+
+
+async def test_a_batch_with_an_event_tracked_before_is_rolled_back_whole(projection: PredictionProjection) -> None:
+    from services.gateway.projection import CONSUMER, TrackedBefore
+
+    prediction_id = uuid.uuid4().hex
+    created, started, _ = _lifecycle(prediction_id)
+    # Tracked, but its effect not in the read model (e.g. written by an older gateway that applied it elsewhere).
+    async with projection._store.engine.begin() as conn:
+        await conn.execute(text(f"INSERT INTO {GATEWAY_SCHEMA}.tracking (consumer, message_id) VALUES (:c, :m)"),
+                           {"c": CONSUMER, "m": started.id})
+    with pytest.raises(TrackedBefore):
+        await projection.apply_batch([created, started])
+    # Neither the creation's tracking nor its view was kept.
+    assert await projection.get(prediction_id) is None
+    assert await projection.apply_batch([created]) == [Outcome.APPLIED]
