@@ -453,6 +453,29 @@ async def test_account_page_creates_a_token_shown_once(session: Any, chromium: B
     await page.close()
 
 
+async def test_every_page_fits_a_phone_screen(session: Any, chromium: Browser, platform: Any) -> None:
+    """At 390 px wide nothing scrolls sideways (wide tables scroll inside their own box) and text stays legible."""
+    origin = platform.stack.base_url
+    async with platform.client() as client:
+        body = (await client.post("/v1/predictions", headers={"Prefer": "wait"},
+                                  json={"version": platform.hello_version, "input": {"text": "phone"}})).json()
+    pages = {
+        "explore": "/", "model-kitchen-sink": "/cogwheel/kitchen-sink", "prediction": f"/p/{body['id']}",
+        "dashboard": "/dashboard", "dashboard-webhooks": "/dashboard?tab=webhooks", "account": "/account",
+    }
+    page = await session.new_page()
+    await page.set_viewport_size({"width": 390, "height": 844})
+    for name, path in pages.items():
+        await page.goto(origin + path)
+        await page.wait_for_load_state("networkidle")
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{path} scrolls sideways on a phone ({width}px wide)"
+        size = await page.evaluate("parseFloat(getComputedStyle(document.querySelector('main')).fontSize)")
+        assert size >= 14, f"{path}: text of {size}px"
+        await chromium.shot(page, f"{name}-phone")
+    await page.close()
+
+
 async def test_writes_need_the_csrf_token_and_our_origin(session: Any, platform: Any) -> None:
     origin = platform.stack.base_url
     cookie = next(c["value"] for c in await session.cookies() if c["name"] == "cogwheel_session")
