@@ -66,6 +66,7 @@ async def models(platform: Any) -> dict[str, str]:
         # Paced tokens: the example text generator finishes 2000 characters in a fifth of a second on a CPU,
         # faster than any page could watch it grow.
         "tokens": ("tokens", PREDICTORS / "tokens"),
+        "media": ("media", PREDICTORS / "media"),
     }
     pushed = await asyncio.gather(*(platform.push("cogwheel", name, path) for name, path in sources.values()))
     return dict(zip(sources, pushed, strict=True))
@@ -246,6 +247,31 @@ async def test_streamed_text_grows_before_completion(
     await playwright_api.expect(page.locator("#status")).to_have_text("succeeded")
     final = await page.locator("#output .text-output").inner_text()
     assert len(final) > first
+    await page.close()
+
+
+async def test_audio_and_video_outputs_play(
+    session: Any, chromium: Browser, platform: Any, models: dict[str, str]
+) -> None:
+    page = await session.new_page()
+    await page.goto(platform.stack.base_url + "/cogwheel/media")
+    await page.get_by_label("kind", exact=True).select_option("audio")
+    await page.get_by_role("button", name="Run").click()
+    await playwright_api.expect(page.locator("#status")).to_have_text("succeeded")
+    audio = page.locator("#output audio")
+    await playwright_api.expect(audio).to_have_attribute("src", re.compile(r"tone\.wav(\?|$)"))
+    # The browser read the file's header: it is served, from our origin, as something it can play.
+    await page.wait_for_function("document.querySelector('#output audio').readyState >= 1"
+                                 " && Math.abs(document.querySelector('#output audio').duration - 0.5) < 0.01",
+                                 timeout=WAIT_MS)
+    await chromium.shot(page, "model-media-audio")
+    await page.get_by_label("kind", exact=True).select_option("video")
+    await page.get_by_role("button", name="Run").click()
+    video = page.locator("#output video")
+    await playwright_api.expect(video).to_have_attribute("src", re.compile(r"clip\.webm(\?|$)"))
+    await page.wait_for_function("document.querySelector('#output video').readyState >= 2"
+                                 " && document.querySelector('#output video').videoWidth === 64", timeout=WAIT_MS)
+    await chromium.shot(page, "model-media-video")
     await page.close()
 
 
