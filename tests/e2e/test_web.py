@@ -409,6 +409,9 @@ async def test_every_kind_of_input_from_the_form(
     assert await page.get_by_label("choice", exact=True).evaluate("node => node.tagName") == "SELECT"
     assert await page.get_by_label("token", exact=True).get_attribute("type") == "password"
     assert await page.get_by_label("number slider").get_attribute("max") == "100.0"
+    # Unbounded numbers get a number box alone.
+    assert await page.get_by_label("ratio", exact=True).get_attribute("type") == "number"
+    await playwright_api.expect(page.get_by_label("ratio slider")).to_have_count(0)
     await page.get_by_label("text", exact=True).fill("sink")
     await page.get_by_label("number slider").fill("42")
     await playwright_api.expect(page.get_by_label("number", exact=True)).to_have_value("42")
@@ -418,6 +421,10 @@ async def test_every_kind_of_input_from_the_form(
     await page.get_by_label("token", exact=True).fill("sekrit")
     await page.get_by_label("document", exact=True).set_input_files(
         files=[{"name": "note.txt", "mimeType": "text/plain", "buffer": b"uploaded from the page"}])
+    # A list of files: each one uploaded, sent as a list of URLs.
+    await page.get_by_label("attachments", exact=True).set_input_files(files=[
+        {"name": "one.txt", "mimeType": "text/plain", "buffer": b"first attachment"},
+        {"name": "two.txt", "mimeType": "text/plain", "buffer": b"second attachment"}])
     await playwright_api.expect(page.locator("#snippet-python")).to_contain_text('"token": "<your token>"')
     assert "sekrit" not in await page.locator("#snippet-python").inner_text()
     await chromium.shot(page, "model-kitchen-sink-form")
@@ -425,7 +432,7 @@ async def test_every_kind_of_input_from_the_form(
     await playwright_api.expect(page.locator("#status")).to_have_text("succeeded")
     output = page.locator("#output")
     for expected in ('"document": "uploaded from the page"', '"number": 42', '"size": 512', '"flag": true',
-                     '"secret_length": 6', '"tags": [', '"green"'):
+                     '"secret_length": 6', '"tags": [', '"green"', '"first attachment"', '"second attachment"'):
         await playwright_api.expect(output).to_contain_text(expected)
     await playwright_api.expect(output.get_by_role("link", name=re.compile("report-sink"))).to_be_visible()
     await chromium.shot(page, "model-kitchen-sink-output")
@@ -679,7 +686,8 @@ async def test_account_page_creates_a_token_shown_once(session: Any, chromium: B
 
 
 async def test_every_page_fits_a_phone_screen(session: Any, chromium: Browser, platform: Any) -> None:
-    """At 390 px wide nothing scrolls sideways (wide tables scroll inside their own box) and text stays legible."""
+    """At 390 px wide nothing scrolls sideways (tables of many columns stack each row into a card) and text stays
+    legible."""
     origin = platform.stack.base_url
     async with platform.client() as client:
         body = (await client.post("/v1/predictions", headers={"Prefer": "wait"},
@@ -687,6 +695,7 @@ async def test_every_page_fits_a_phone_screen(session: Any, chromium: Browser, p
     pages = {
         "explore": "/", "model-kitchen-sink": "/cogwheel/kitchen-sink", "prediction": f"/p/{body['id']}",
         "dashboard": "/dashboard", "dashboard-webhooks": "/dashboard?tab=webhooks", "account": "/account",
+        "login": "/login",
     }
     page = await session.new_page()
     await page.set_viewport_size({"width": 390, "height": 844})
