@@ -8,8 +8,11 @@ directory (`COGWHEEL_TEST_ARTIFACTS`, else a pytest temporary directory), printe
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -66,6 +69,7 @@ async def models(platform: Any) -> dict[str, str]:
         # Paced tokens: the example text generator finishes 2000 characters in a fifth of a second on a CPU,
         # faster than any page could watch it grow.
         "tokens": ("tokens", PREDICTORS / "tokens"),
+        "media": ("media", PREDICTORS / "media"),
     }
     pushed = await asyncio.gather(*(platform.push("cogwheel", name, path) for name, path in sources.values()))
     return dict(zip(sources, pushed, strict=True))
@@ -144,6 +148,28 @@ async def test_session_cookie_keeps_the_token_from_page_scripts(session: Any, pl
     await page.close()
 
 
+async def test_log_out_ends_the_session(chromium: Browser, platform: Any) -> None:
+    context = await chromium.context()
+    try:
+        page = await context.new_page()
+        origin = platform.stack.base_url
+        await page.goto(f"{origin}/login?next=/account")
+        await page.get_by_label("API token").fill(platform.token)
+        await page.get_by_role("button", name="Log in").click()
+        await page.wait_for_url(f"{origin}/account")
+        assert [c for c in await context.cookies() if c["name"] == "cogwheel_session"]
+        await page.get_by_role("button", name="Log out").click()
+        await page.wait_for_url(f"{origin}/login")
+        assert [c for c in await context.cookies() if c["name"] == "cogwheel_session"] == []
+        await playwright_api.expect(page.get_by_role("link", name="Dashboard")).to_have_count(0)
+        # Pages of private data send the visitor to the login form again, remembering where they were going.
+        await page.goto(f"{origin}/account")
+        await page.wait_for_url(re.compile(re.escape(f"{origin}/login?next=") + ".*account"))
+        await playwright_api.expect(page.get_by_label("API token")).to_be_visible()
+    finally:
+        await context.close()
+
+
 async def test_run_hello_world_from_its_form(
     session: Any, chromium: Browser, platform: Any, models: dict[str, str]
 ) -> None:
@@ -170,6 +196,10 @@ async def test_run_hello_world_from_its_form(
     await page.get_by_label("text", exact=True).fill("browser")
     # The snippets carry exactly the form's inputs.
     await playwright_api.expect(page.locator("#snippet-python")).to_contain_text('"text": "browser"')
+    await page.get_by_role("tab", name="JavaScript").click()
+    await playwright_api.expect(page.locator("#snippet-javascript")).to_contain_text('"text": "browser"')
+    await playwright_api.expect(page.locator("#snippet-javascript")).to_contain_text(
+        'replicate.run("cogwheel/hello-world"')
     await page.get_by_role("tab", name="curl").click()
     await playwright_api.expect(page.locator("#snippet-curl")).to_contain_text('"input":{"text":"browser"}')
     # Keyboard only: the Run button is reachable and pressing Enter on it runs the model.
@@ -183,6 +213,65 @@ async def test_run_hello_world_from_its_form(
     await page.get_by_role("link", name="Open prediction page").click()
     await playwright_api.expect(page.locator("#output")).to_have_text("hello browser")
     await playwright_api.expect(page.locator(".meta")).to_contain_text("source web")
+    await page.close()
+
+
+async def test_code_snippets_run_with_exactly_the_inputs_in_the_form(
+    session: Any, platform: Any, models: dict[str, str]
+) -> None:
+    """The Python and curl snippets, copied from the page and run as they are, make the form's prediction."""
+    page = await session.new_page()
+    await page.goto(platform.stack.base_url + "/cogwheel/hello-world")
+    await page.get_by_label("text", exact=True).fill("snippet")
+    python = await page.locator("#snippet-python").text_content()
+    curl = await page.locator("#snippet-curl").text_content()
+    env = {**os.environ, "REPLICATE_API_TOKEN": platform.token, "REPLICATE_BASE_URL": platform.stack.base_url}
+    ran = await asyncio.to_thread(subprocess.run, [sys.executable, "-c", python], env=env, capture_output=True,
+                                  text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "hello snippet"
+    ran = await asyncio.to_thread(subprocess.run, ["bash", "-c", curl], env=env, capture_output=True, text=True,
+                                  timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    made = json.loads(ran.stdout)
+    assert made["input"] == {"text": "snippet"} and made["output"] == "hello snippet", made
+    # A form of several inputs: the snippet carries each of them, typed, and nothing else.
+    await page.goto(platform.stack.base_url + "/cogwheel/image-generator")
+    await page.get_by_label("seed", exact=True).fill("11")
+    await page.get_by_label("width", exact=True).fill("64")
+    curl = await page.locator("#snippet-curl").text_content()
+    body = json.loads(re.search(r"-d '(.*)' \\", curl).group(1))
+    assert body["input"] == {"seed": 11, "width": 64, "height": 256}, body
+    assert body["version"] == f"cogwheel/image-generator:{models['image']}"
+    await page.get_by_label("seed", exact=True).fill("")
+    curl = await page.locator("#snippet-curl").text_content()
+    assert json.loads(re.search(r"-d '(.*)' \\", curl).group(1))["input"] == {"width": 64, "height": 256}
+    await page.close()
+
+
+async def test_the_playground_by_keyboard_alone(session: Any, platform: Any) -> None:
+    """Tab to the field, type, Tab to Run, Enter; the snippet tabs follow the arrow keys."""
+    page = await session.new_page()
+    await page.goto(platform.stack.base_url + "/cogwheel/hello-world")
+
+    async def tab_to(element_id: str) -> None:
+        for _ in range(60):
+            if await page.evaluate("document.activeElement && document.activeElement.id") == element_id:
+                return
+            await page.keyboard.press("Tab")
+        raise AssertionError(f"Tab never reached #{element_id}")
+
+    await tab_to("input-text")
+    await page.keyboard.press("ControlOrMeta+a")
+    await page.keyboard.type("keys")
+    await tab_to("run")
+    await page.keyboard.press("Enter")
+    await playwright_api.expect(page.locator("#output")).to_have_text("hello keys")
+    await tab_to("tab-python")
+    await page.keyboard.press("ArrowRight")
+    await playwright_api.expect(page.get_by_role("tab", name="JavaScript")).to_have_attribute("aria-selected", "true")
+    await playwright_api.expect(page.locator("#snippet-javascript")).to_be_visible()
+    await playwright_api.expect(page.get_by_role("tab", name="JavaScript")).to_be_focused()
     await page.close()
 
 
@@ -210,6 +299,13 @@ async def test_search_and_collections(session: Any, chromium: Browser, platform:
 async def test_image_model_output_loads(session: Any, chromium: Browser, platform: Any, models: dict[str, str]) -> None:
     page = await session.new_page()
     await page.goto(platform.stack.base_url + "/cogwheel/image-generator")
+    # Each input's description, default and bounds are shown beside it; the versions are listed.
+    await playwright_api.expect(page.locator("#hint-width")).to_contain_text("Width in pixels")
+    await playwright_api.expect(page.locator("#hint-width")).to_contain_text("Default: 256")
+    await playwright_api.expect(page.locator("#hint-width")).to_contain_text("min 16 max 2048")
+    await playwright_api.expect(page.get_by_label("width", exact=True)).to_have_value("256")
+    versions = page.locator("section", has=page.get_by_role("heading", name="Versions"))
+    await playwright_api.expect(versions.get_by_role("link", name=models["image"][:12])).to_be_visible()
     await page.get_by_label("seed", exact=True).fill("7")
     await page.get_by_label("width", exact=True).fill("320")
     await page.get_by_role("button", name="Run").click()
@@ -249,6 +345,52 @@ async def test_streamed_text_grows_before_completion(
     await page.close()
 
 
+async def test_audio_and_video_outputs_play(
+    session: Any, chromium: Browser, platform: Any, models: dict[str, str]
+) -> None:
+    page = await session.new_page()
+    await page.goto(platform.stack.base_url + "/cogwheel/media")
+    await page.get_by_label("kind", exact=True).select_option("audio")
+    await page.get_by_role("button", name="Run").click()
+    await playwright_api.expect(page.locator("#status")).to_have_text("succeeded")
+    audio = page.locator("#output audio")
+    await playwright_api.expect(audio).to_have_attribute("src", re.compile(r"tone\.wav(\?|$)"))
+    # The browser read the file's header: it is served, from our origin, as something it can play.
+    await page.wait_for_function("document.querySelector('#output audio').readyState >= 1"
+                                 " && Math.abs(document.querySelector('#output audio').duration - 0.5) < 0.01",
+                                 timeout=WAIT_MS)
+    await chromium.shot(page, "model-media-audio")
+    await page.get_by_label("kind", exact=True).select_option("video")
+    await page.get_by_role("button", name="Run").click()
+    video = page.locator("#output video")
+    await playwright_api.expect(video).to_have_attribute("src", re.compile(r"clip\.webm(\?|$)"))
+    await page.wait_for_function("document.querySelector('#output video').readyState >= 2"
+                                 " && document.querySelector('#output video').videoWidth === 64", timeout=WAIT_MS)
+    await chromium.shot(page, "model-media-video")
+    await page.close()
+
+
+async def test_cancel_from_the_playground(
+    session: Any, chromium: Browser, platform: Any, models: dict[str, str]
+) -> None:
+    page = await session.new_page()
+    await page.goto(platform.stack.base_url + "/cogwheel/sleeper")
+    await page.get_by_label("seconds", exact=True).fill("120")
+    await page.get_by_role("button", name="Run").click()
+    await playwright_api.expect(page.locator("#status")).to_have_text("processing")
+    await playwright_api.expect(page.locator("#logs")).to_contain_text("going to sleep")
+    await playwright_api.expect(page.locator("#runtime")).to_contain_text("Running for")
+    await chromium.shot(page, "model-sleeper-running")
+    await page.get_by_role("button", name="Cancel").click()
+    await playwright_api.expect(page.locator("#status")).to_have_text("canceled")
+    await playwright_api.expect(page.get_by_role("button", name="Cancel")).to_be_hidden()
+    await playwright_api.expect(page.locator("#output")).to_contain_text("No output (canceled)")
+    link = await page.get_by_role("link", name="Open prediction page").get_attribute("href")
+    async with platform.client() as client:
+        assert (await client.get(f"/v1/predictions/{link.rsplit('/', 1)[-1]}")).json()["status"] == "canceled"
+    await page.close()
+
+
 async def test_every_kind_of_input_from_the_form(
     session: Any, chromium: Browser, platform: Any, models: dict[str, str]
 ) -> None:
@@ -258,8 +400,18 @@ async def test_every_kind_of_input_from_the_form(
     names = ("text", "number", "ratio", "flag", "choice", "size", "tags", "document", "attachments", "token", "seed")
     for name in names:
         await playwright_api.expect(page.get_by_label(name, exact=True)).to_have_count(1)
+    # In the schema's x-order (the predictor's argument order), each label's text the input's name.
+    fields = page.locator("#playground .field")
+    assert await fields.evaluate_all("nodes => nodes.map((node) => node.dataset.field)") == list(names)
+    labels = page.locator("#playground label")
+    assert await labels.evaluate_all("nodes => nodes.map((node) => node.textContent.trim())") == list(names)
+    assert await page.get_by_label("flag", exact=True).get_attribute("type") == "checkbox"
+    assert await page.get_by_label("choice", exact=True).evaluate("node => node.tagName") == "SELECT"
     assert await page.get_by_label("token", exact=True).get_attribute("type") == "password"
     assert await page.get_by_label("number slider").get_attribute("max") == "100.0"
+    # Unbounded numbers get a number box alone.
+    assert await page.get_by_label("ratio", exact=True).get_attribute("type") == "number"
+    await playwright_api.expect(page.get_by_label("ratio slider")).to_have_count(0)
     await page.get_by_label("text", exact=True).fill("sink")
     await page.get_by_label("number slider").fill("42")
     await playwright_api.expect(page.get_by_label("number", exact=True)).to_have_value("42")
@@ -269,6 +421,10 @@ async def test_every_kind_of_input_from_the_form(
     await page.get_by_label("token", exact=True).fill("sekrit")
     await page.get_by_label("document", exact=True).set_input_files(
         files=[{"name": "note.txt", "mimeType": "text/plain", "buffer": b"uploaded from the page"}])
+    # A list of files: each one uploaded, sent as a list of URLs.
+    await page.get_by_label("attachments", exact=True).set_input_files(files=[
+        {"name": "one.txt", "mimeType": "text/plain", "buffer": b"first attachment"},
+        {"name": "two.txt", "mimeType": "text/plain", "buffer": b"second attachment"}])
     await playwright_api.expect(page.locator("#snippet-python")).to_contain_text('"token": "<your token>"')
     assert "sekrit" not in await page.locator("#snippet-python").inner_text()
     await chromium.shot(page, "model-kitchen-sink-form")
@@ -276,7 +432,7 @@ async def test_every_kind_of_input_from_the_form(
     await playwright_api.expect(page.locator("#status")).to_have_text("succeeded")
     output = page.locator("#output")
     for expected in ('"document": "uploaded from the page"', '"number": 42', '"size": 512', '"flag": true',
-                     '"secret_length": 6', '"tags": [', '"green"'):
+                     '"secret_length": 6', '"tags": [', '"green"', '"first attachment"', '"second attachment"'):
         await playwright_api.expect(output).to_contain_text(expected)
     await playwright_api.expect(output.get_by_role("link", name=re.compile("report-sink"))).to_be_visible()
     await chromium.shot(page, "model-kitchen-sink-output")
@@ -322,6 +478,18 @@ async def test_cancel_a_running_prediction_from_the_dashboard(
     await playwright_api.expect(row.locator(".status")).to_have_text(re.compile("starting|processing"))
     await playwright_api.expect(row.locator("td").nth(2)).to_have_text("api")
     await playwright_api.expect(page.locator("td", has_text="web").first).to_be_visible()
+    await playwright_api.expect(row.locator("td").nth(1)).to_have_text("cogwheel/sleeper")
+    # Newest first, and live: a prediction made elsewhere after the page loaded shows up on top by itself.
+    rows = page.locator("#prediction-rows tr")
+    created_at = await rows.locator("time").evaluate_all(
+        "nodes => nodes.map((node) => Date.parse(node.getAttribute('datetime')))")
+    assert len(created_at) > 5 and created_at == sorted(created_at, reverse=True), created_at
+    async with platform.client() as client:
+        fresh = (await client.post("/v1/predictions", headers={"Prefer": "wait"},
+                                   json={"version": platform.hello_version, "input": {"text": "fresh"}})).json()
+    await playwright_api.expect(rows.first).to_have_attribute("data-id", fresh["id"])
+    await playwright_api.expect(rows.first.locator(".status")).to_have_text("succeeded")
+    await playwright_api.expect(rows.first.locator("td").nth(4)).to_have_text(re.compile(r"^\d+\.\d\d s$"))
     await chromium.shot(page, "dashboard")
     await row.get_by_role("button", name="Cancel").click()
     await playwright_api.expect(row.locator(".status")).to_have_text("canceled")
@@ -334,24 +502,56 @@ async def test_cancel_a_running_prediction_from_the_dashboard(
     await page.close()
 
 
-async def test_webhook_failures_on_the_dashboard(session: Any, chromium: Browser, platform: Any) -> None:
+async def _webhook_receiver() -> tuple[asyncio.Server, list[bytes]]:
+    """An HTTP server on loopback that answers every request 204 and keeps what it was sent."""
+    received: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = re.search(rb"(?i)content-length:\s*(\d+)", head)
+        received.append(await reader.readexactly(int(length.group(1)) if length else 0))
+        writer.write(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(answer, "127.0.0.1", 0), received
+
+
+async def test_webhook_deliveries_and_failures_on_the_dashboard(
+    session: Any, chromium: Browser, platform: Any
+) -> None:
     # Nothing listens on port 9 of loopback (allowed for webhooks in this stack): the attempt fails.
     hook = "http://127.0.0.1:9/hooks/cogwheel"
-    async with platform.client() as client:
-        created = (await client.post("/v1/predictions", headers={"Prefer": "wait"}, json={
-            "version": platform.hello_version, "input": {"text": "hook"}, "webhook": hook,
-            "webhook_events_filter": ["start"]})).json()
-    page = await session.new_page()
-    row = page.locator("tr", has_text=hook)
-    for _ in range(60):
-        await page.goto(platform.stack.base_url + "/dashboard?tab=webhooks")
-        if await row.count():
-            break
-        await page.wait_for_timeout(1000)
+    server, received = await _webhook_receiver()
+    good = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hooks/received"
+    try:
+        async with platform.client() as client:
+            created = (await client.post("/v1/predictions", headers={"Prefer": "wait"}, json={
+                "version": platform.hello_version, "input": {"text": "hook"}, "webhook": hook,
+                "webhook_events_filter": ["start"]})).json()
+            delivered = (await client.post("/v1/predictions", headers={"Prefer": "wait"}, json={
+                "version": platform.hello_version, "input": {"text": "hooked"}, "webhook": good,
+                "webhook_events_filter": ["completed"]})).json()
+        page = await session.new_page()
+        row = page.locator("tr", has_text=hook).first
+        good_row = page.locator("tr", has_text=good).first
+        for _ in range(60):
+            await page.goto(platform.stack.base_url + "/dashboard?tab=webhooks")
+            if await row.count() and await good_row.count():
+                break
+            await page.wait_for_timeout(1000)
+    finally:
+        server.close()
+    assert any(delivered["id"].encode() in body for body in received)
+    await playwright_api.expect(good_row).to_contain_text("delivered")
+    await playwright_api.expect(good_row.locator("td").nth(2)).to_have_text("completed")
+    await playwright_api.expect(good_row.get_by_role("link")).to_have_attribute("href", f"/p/{delivered['id']}")
     await playwright_api.expect(row).to_contain_text("failed")
     await playwright_api.expect(row.locator("td").nth(2)).to_have_text("start")
     await playwright_api.expect(row.get_by_role("link")).to_have_attribute("href", f"/p/{created['id']}")
-    await playwright_api.expect(page.locator(".stats")).to_contain_text("failed")
+    for outcome in ("failed", "delivered"):
+        count = page.locator(".stats > div", has_text=outcome).locator("strong")
+        await playwright_api.expect(count).to_have_text(re.compile(r"^[1-9]\d*$"))
     await chromium.shot(page, "dashboard-webhooks")
     await page.close()
 
@@ -367,6 +567,11 @@ async def test_urls_web_of_an_api_prediction_opens_its_page(session: Any, chromi
     await playwright_api.expect(page.locator("#status")).to_have_text("succeeded")
     await playwright_api.expect(page.locator(".meta")).to_contain_text("source api")
     await playwright_api.expect(page.locator("dl.inputs").first).to_contain_text("link")
+    # The model it ran and its timings.
+    await playwright_api.expect(page.get_by_role("link", name="cogwheel/hello-world")).to_be_visible()
+    for timing in ("#started-at", "#completed-at"):
+        await playwright_api.expect(page.locator(timing)).not_to_have_text("—")
+    await playwright_api.expect(page.locator("#predict-time")).to_have_text(re.compile(r"^\d+\.\d\d s$"))
     await chromium.shot(page, "prediction")
     # A refresh shows the same prediction.
     await page.reload()
@@ -433,6 +638,18 @@ async def test_owner_deletes_output_data(session: Any, platform: Any, models: di
         await page.close()
 
 
+async def _account_answer(platform: Any, token: str, expected: int | None = None) -> int:
+    """`GET /v1/account`'s status with `token`; waits up to 10 s for `expected` (a token change reaches every
+    gateway's authentication cache through an event)."""
+    async with httpx.AsyncClient(base_url=platform.stack.base_url) as client:
+        for _ in range(50):
+            status = (await client.get("/v1/account", headers={"Authorization": f"Bearer {token}"})).status_code
+            if expected is None or status == expected:
+                break
+            await asyncio.sleep(0.2)
+    return status
+
+
 async def test_account_page_creates_a_token_shown_once(session: Any, chromium: Browser, platform: Any) -> None:
     page = await session.new_page()
     await page.goto(platform.stack.base_url + "/account")
@@ -440,16 +657,56 @@ async def test_account_page_creates_a_token_shown_once(session: Any, chromium: B
     await page.get_by_role("button", name="Create token").click()
     secret = (await page.locator("#new-token").inner_text()).strip()
     assert secret.startswith("cwk_")
-    async with httpx.AsyncClient(base_url=platform.stack.base_url) as client:
-        assert (await client.get("/v1/account", headers={"Authorization": f"Bearer {secret}"})).status_code == 200
+    assert await _account_answer(platform, secret) == 200
     await chromium.shot(page, "account")
     row = page.locator("tr", has_text="from-the-browser")
+    state = row.locator(".status")
+    await playwright_api.expect(state).to_have_text("active")
+    await row.get_by_role("button", name="Disable").click()
+    await playwright_api.expect(state).to_have_text("disabled")
+    # Shown once: the page after the change no longer has the secret.
+    await playwright_api.expect(page.locator("#new-token")).to_have_count(0)
+    assert secret not in await page.content()
+    assert await _account_answer(platform, secret, 401) == 401
+    await row.get_by_role("button", name="Enable").click()
+    await playwright_api.expect(state).to_have_text("active")
+    assert await _account_answer(platform, secret, 200) == 200
     await row.get_by_role("button", name="Revoke").click()
     revoked = page.locator("tr", has_text="from-the-browser").locator(".status")
     await playwright_api.expect(revoked).to_have_text("revoked")
     await playwright_api.expect(page.locator("#new-token")).to_have_count(0)
-    async with httpx.AsyncClient(base_url=platform.stack.base_url) as client:
-        assert (await client.get("/v1/account", headers={"Authorization": f"Bearer {secret}"})).status_code == 401
+    assert await _account_answer(platform, secret, 401) == 401
+    # The webhook signing secret, the one the API gives.
+    await page.get_by_text("Show the secret").click()
+    shown = (await page.locator("#signing-secret").inner_text()).strip()
+    async with platform.client() as client:
+        assert shown == (await client.get("/v1/webhooks/default/secret")).json()["key"]
+    await chromium.shot(page, "account-secret")
+    await page.close()
+
+
+async def test_every_page_fits_a_phone_screen(session: Any, chromium: Browser, platform: Any) -> None:
+    """At 390 px wide nothing scrolls sideways (tables of many columns stack each row into a card) and text stays
+    legible."""
+    origin = platform.stack.base_url
+    async with platform.client() as client:
+        body = (await client.post("/v1/predictions", headers={"Prefer": "wait"},
+                                  json={"version": platform.hello_version, "input": {"text": "phone"}})).json()
+    pages = {
+        "explore": "/", "model-kitchen-sink": "/cogwheel/kitchen-sink", "prediction": f"/p/{body['id']}",
+        "dashboard": "/dashboard", "dashboard-webhooks": "/dashboard?tab=webhooks", "account": "/account",
+        "login": "/login",
+    }
+    page = await session.new_page()
+    await page.set_viewport_size({"width": 390, "height": 844})
+    for name, path in pages.items():
+        await page.goto(origin + path)
+        await page.wait_for_load_state("networkidle")
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{path} scrolls sideways on a phone ({width}px wide)"
+        size = await page.evaluate("parseFloat(getComputedStyle(document.querySelector('main')).fontSize)")
+        assert size >= 14, f"{path}: text of {size}px"
+        await chromium.shot(page, f"{name}-phone")
     await page.close()
 
 
@@ -475,10 +732,12 @@ async def test_writes_need_the_csrf_token_and_our_origin(session: Any, platform:
         assert dashboard.headers["location"].startswith("/login")
 
 
-async def test_no_request_left_the_origin(chromium: Browser) -> None:
+async def test_no_request_left_the_origin(chromium: Browser, platform: Any) -> None:
     assert chromium.requests, "the browser made no requests at all"
     own = urlsplit(chromium.origin).netloc
     foreign = [url for url in chromium.requests
                if not url.startswith(("data:", "blob:")) and urlsplit(url).netloc != own]
     assert foreign == []
+    # The API token travelled in the login form's body only, never in an address.
+    assert not [url for url in chromium.requests if platform.token in url]
     assert chromium.errors == []

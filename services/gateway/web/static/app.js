@@ -480,13 +480,14 @@
         actions.append(button);
       }
       const time = p.metrics && p.metrics.predict_time !== undefined ? formatSeconds(p.metrics.predict_time) : "—";
+      // data-label: each cell's column name, shown beside it where a phone stacks the row (app.css).
       return el("tr", { "data-id": p.id },
-        el("td", {}, el("a", { href: "/p/" + encodeURIComponent(p.id) }, el("code", { text: p.id.slice(0, 10) }))),
-        el("td", {}, el("a", { href: "/" + p.model, text: p.model })),
-        el("td", { text: p.source }),
-        el("td", {}, el("span", { class: "status", "data-status": p.status, text: p.status })),
-        el("td", { text: time }),
-        el("td", {}, el("time", { datetime: p.created_at, text: p.created_at })),
+        el("td", { "data-label": "Prediction" }, el("a", { href: "/p/" + encodeURIComponent(p.id) }, el("code", { text: p.id.slice(0, 10) }))),
+        el("td", { "data-label": "Model" }, el("a", { href: "/" + p.model, text: p.model })),
+        el("td", { "data-label": "Source", text: p.source }),
+        el("td", { "data-label": "Status" }, el("span", { class: "status", "data-status": p.status, text: p.status })),
+        el("td", { "data-label": "Run time", text: time }),
+        el("td", { "data-label": "Created" }, el("time", { datetime: p.created_at, text: p.created_at })),
         actions);
     };
 
