@@ -132,7 +132,9 @@ async def run(predictions: int = 2000, clients: int = 32) -> None:
         seeded = await seed(stack.registry_addr, nats_url)
         headers = {"Authorization": f"Bearer {seeded.token}"}
         body = {"version": seeded.version_id, "input": {"text": "world"}}
-        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        # Idle connections are dropped by the client before the gateway's 5 s keep-alive closes them: a request
+        # sent on a connection the server is closing at that moment fails, and a create is not safe to repeat.
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=2.0)
         async with httpx.AsyncClient(base_url=stack.base_url, headers=headers, timeout=120, limits=limits) as http:
             # Warm-up: the instance boots, caches fill; not measured.
             await asyncio.gather(*(_client(http, body, [WARMUP // clients + 1], Burst()) for _ in range(clients)))
