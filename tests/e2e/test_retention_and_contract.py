@@ -16,8 +16,10 @@ import nats
 import nats.js.errors
 import psycopg
 import pytest
+import replicate
 
 from libs.bus.subjects import PREDICTION_STREAMS, prediction_stream
+from libs.pb.cogwheel.registry.v1 import registry_pb2, registry_pb2_grpc
 from libs.pb.cogwheel.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from libs.rpc import create_channel
 from libs.testing.polling import wait_until
@@ -240,3 +242,59 @@ async def test_model_search_takes_a_json_string_body_and_its_next_link_is_a_sear
         # What a `next` link of a search looks like: the query travels as a parameter.
         following = await client.get("/v1/models", params={"query": "hello"})
         assert [m["name"] for m in following.json()["results"]] == names
+
+
+def _official_client(platform) -> replicate.Client:
+    return replicate.Client(api_token=platform.token, base_url=platform.stack.base_url)
+
+
+async def test_webhook_completed_from_the_official_python_client(platform, webhook_receiver) -> None:
+    url, received = webhook_receiver
+
+    def create() -> tuple[str, object, object]:
+        created = _official_client(platform).predictions.create(
+            model="cogwheel/hello-world", input={"text": "py-hook"}, webhook_completed=url)
+        created.wait()
+        return created.id, created.status, created.output
+
+    prediction_id, status, output = await asyncio.to_thread(create)
+    assert (status, output) == ("succeeded", "hello py-hook")
+    await wait_until(lambda: asyncio.sleep(0, result=received or None), timeout=60, interval=0.2)
+    await asyncio.sleep(1.0)  # nothing else follows
+    assert [(body["id"], body["status"]) for body in received] == [(prediction_id, "succeeded")]
+
+
+async def test_model_search_next_link_continues_the_search_in_the_official_client(platform) -> None:
+    channel = create_channel(platform.stack.registry_addr, default_timeout=30)
+    try:
+        registry = registry_pb2_grpc.RegistryServiceStub(channel)
+        for n in range(105):
+            await registry.CreateModel(registry_pb2.CreateModelRequest(
+                owner="cogwheel", name=f"findable-{n:03d}", visibility="public"))
+    finally:
+        await channel.close()
+
+    def search() -> tuple[list[str], str | None, list[str], str | None]:
+        client = _official_client(platform)
+        first = client.models.search("findable-")  # QUERY /v1/models
+        assert first.next is not None
+        following = client.models.list(cursor=first.next)  # how the client follows `next`: GET of that URL
+        return [m.name for m in first.results], first.next, [m.name for m in following.results], following.next
+
+    first, next_url, rest, last = await asyncio.to_thread(search)
+    assert next_url.startswith(f"{platform.stack.base_url}/v1/models?")
+    assert len(first) == 100 and last is None
+    assert sorted(first + rest) == [f"findable-{n:03d}" for n in range(105)]
+
+
+async def test_readme_is_plain_markdown_or_404(platform) -> None:
+    async with platform.client() as client:
+        missing = await client.get("/v1/models/cogwheel/hello-world/readme")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"].startswith("application/problem+json")
+        updated = await client.patch("/v1/models/cogwheel/hello-world", json={"readme": "# Hello\n\nSays *hi*.\n"})
+        assert updated.status_code == 200, updated.text
+        readme = await client.get("/v1/models/cogwheel/hello-world/readme")
+    assert readme.status_code == 200
+    assert readme.headers["content-type"].startswith("text/plain")
+    assert readme.text == "# Hello\n\nSays *hi*.\n"
