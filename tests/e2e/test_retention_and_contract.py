@@ -18,6 +18,7 @@ import psycopg
 import pytest
 import replicate
 
+from libs.blobs import FILES_BUCKET, OUTPUTS_BUCKET, BlobNotFound, get_blob
 from libs.bus.subjects import PREDICTION_STREAMS, prediction_stream
 from libs.pb.cogwheel.registry.v1 import registry_pb2, registry_pb2_grpc
 from libs.pb.cogwheel.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
@@ -91,6 +92,17 @@ async def _stream_messages(nats_url: str, prediction_id: str) -> bool:
         await nc.close()
 
 
+async def _blob_exists(nats_url: str, bucket: str, key: str) -> bool:
+    nc = await nats.connect(nats_url)
+    try:
+        await get_blob(nc.jetstream(), bucket, key)
+        return True
+    except BlobNotFound:
+        return False
+    finally:
+        await nc.close()
+
+
 async def _removal_scheduled(database_url: str, prediction_id: str) -> bool:
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         cursor = await conn.execute("SELECT 1 FROM scheduler.data_removals WHERE prediction_id = %s",
@@ -105,6 +117,9 @@ async def test_api_prediction_data_and_files_are_removed_web_predictions_kept(pl
         assert api["status"] == "succeeded", api
         report_url = api["output"]["report"]
         assert (await client.get(report_url)).content == b"kept-a-while:1"
+        report_key = report_url.split("/v1/outputs/", 1)[1]
+        assert await _blob_exists(platform.nats_url, OUTPUTS_BUCKET, report_key)
+        assert await _blob_exists(platform.nats_url, FILES_BUCKET, upload["id"])
         assert await _removal_scheduled(platform.database_url, api["id"])
         streamed = await _run(client, models["tokens"], {"n": 3})
         assert streamed["output"] == ["t0 ", "t1 ", "t2 "]
@@ -121,6 +136,9 @@ async def test_api_prediction_data_and_files_are_removed_web_predictions_kept(pl
         assert (await client.get(report_url)).status_code == 404
         assert (await client.get(f"/v1/files/{upload['id']}")).status_code == 404
         assert (await client.get(upload["urls"]["download"])).status_code == 404
+        # The bytes themselves are gone from the object stores, not only hidden by the API.
+        assert not await _blob_exists(platform.nats_url, OUTPUTS_BUCKET, report_key)
+        assert not await _blob_exists(platform.nats_url, FILES_BUCKET, upload["id"])
         channel = create_channel(platform.stack.scheduler_addr, default_timeout=30)
         try:  # the scheduler's own answer, which a gateway falls back on, says so too
             owned = await scheduler_pb2_grpc.SchedulerServiceStub(channel).GetPrediction(
