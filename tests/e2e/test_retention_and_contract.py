@@ -1,4 +1,5 @@
-"""Data retention with a short window, and the contract items of Replicate's spec, on the six services."""
+"""Data retention with a short window, and the contract items of Replicate's spec, on the six services serving
+HTTPS with their local CA, as `cogwheel up` does."""
 
 from __future__ import annotations
 
@@ -31,8 +32,20 @@ TERMINAL = ("succeeded", "failed", "canceled")
 
 
 @pytest.fixture(scope="module")
+def platform_tls() -> bool:
+    return True
+
+
+@pytest.fixture(scope="module")
 def platform_replicas() -> dict[str, int]:
     return {}
+
+
+@pytest.fixture
+def trusting_shell(platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trust store `cogwheel env` exports, for the official Python client (it takes no other setting)."""
+    for name, value in platform.stack.tls.client_env().items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture(scope="module")
@@ -266,7 +279,7 @@ def _official_client(platform) -> replicate.Client:
     return replicate.Client(api_token=platform.token, base_url=platform.stack.base_url)
 
 
-async def test_webhook_completed_from_the_official_python_client(platform, webhook_receiver) -> None:
+async def test_webhook_completed_from_the_official_python_client(platform, webhook_receiver, trusting_shell) -> None:
     url, received = webhook_receiver
 
     def create() -> tuple[str, object, object]:
@@ -282,7 +295,7 @@ async def test_webhook_completed_from_the_official_python_client(platform, webho
     assert [(body["id"], body["status"]) for body in received] == [(prediction_id, "succeeded")]
 
 
-async def test_model_search_next_link_continues_the_search_in_the_official_client(platform) -> None:
+async def test_model_search_next_link_continues_the_search_in_the_official_client(platform, trusting_shell) -> None:
     channel = create_channel(platform.stack.registry_addr, default_timeout=30)
     try:
         registry = registry_pb2_grpc.RegistryServiceStub(channel)
