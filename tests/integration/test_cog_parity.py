@@ -78,8 +78,8 @@ CORPUS = [
         {"text": "t", "count": 10, "plain_float": 2, "plain_bool": False, "word": "abcde", "ratio": 1,
          "mode": "slow", "size": 256, "tags": [], "numbers": [3, 4], "maybe_int": 7, "maybe_str": "s",
          "maybe_float": 0.5, "maybe_bool": True, "maybe_list": ["x"], "api_key": "key", "token": "given",
-         "doc": data_uri("d1"), "maybe_doc": data_uri("d2"), "docs": [data_uri("d3"), data_uri("d4")],
-         "attachment": data_uri("attached")},
+         "maybe_secret": "ms", "doc": data_uri("d1"), "maybe_doc": data_uri("d2"),
+         "docs": [data_uri("d3"), data_uri("d4")], "attachment": data_uri("attached")},
         {"text": "t", "count": 1},  # doc: Path = Input(default=None) is required, in Cog's schema as here
         {"count": 1, "doc": data_uri("d")},  # required text missing
         {"text": "t", "count": 11, "doc": data_uri("d")},  # le
