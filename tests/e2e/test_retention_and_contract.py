@@ -1,4 +1,5 @@
-"""Data retention with a short window, and the contract items of Replicate's spec, on the six services."""
+"""Data retention with a short window, and the contract items of Replicate's spec, on the six services serving
+HTTPS with their local CA, as `cogwheel up` does."""
 
 from __future__ import annotations
 
@@ -16,8 +17,11 @@ import nats
 import nats.js.errors
 import psycopg
 import pytest
+import replicate
 
+from libs.blobs import FILES_BUCKET, OUTPUTS_BUCKET, BlobNotFound, get_blob
 from libs.bus.subjects import PREDICTION_STREAMS, prediction_stream
+from libs.pb.cogwheel.registry.v1 import registry_pb2, registry_pb2_grpc
 from libs.pb.cogwheel.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from libs.rpc import create_channel
 from libs.testing.polling import wait_until
@@ -28,8 +32,20 @@ TERMINAL = ("succeeded", "failed", "canceled")
 
 
 @pytest.fixture(scope="module")
+def platform_tls() -> bool:
+    return True
+
+
+@pytest.fixture(scope="module")
 def platform_replicas() -> dict[str, int]:
     return {}
+
+
+@pytest.fixture
+def trusting_shell(platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trust store `cogwheel env` exports, for the official Python client (it takes no other setting)."""
+    for name, value in platform.stack.tls.client_env().items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +105,17 @@ async def _stream_messages(nats_url: str, prediction_id: str) -> bool:
         await nc.close()
 
 
+async def _blob_exists(nats_url: str, bucket: str, key: str) -> bool:
+    nc = await nats.connect(nats_url)
+    try:
+        await get_blob(nc.jetstream(), bucket, key)
+        return True
+    except BlobNotFound:
+        return False
+    finally:
+        await nc.close()
+
+
 async def _removal_scheduled(database_url: str, prediction_id: str) -> bool:
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         cursor = await conn.execute("SELECT 1 FROM scheduler.data_removals WHERE prediction_id = %s",
@@ -103,6 +130,9 @@ async def test_api_prediction_data_and_files_are_removed_web_predictions_kept(pl
         assert api["status"] == "succeeded", api
         report_url = api["output"]["report"]
         assert (await client.get(report_url)).content == b"kept-a-while:1"
+        report_key = report_url.split("/v1/outputs/", 1)[1]
+        assert await _blob_exists(platform.nats_url, OUTPUTS_BUCKET, report_key)
+        assert await _blob_exists(platform.nats_url, FILES_BUCKET, upload["id"])
         assert await _removal_scheduled(platform.database_url, api["id"])
         streamed = await _run(client, models["tokens"], {"n": 3})
         assert streamed["output"] == ["t0 ", "t1 ", "t2 "]
@@ -119,6 +149,9 @@ async def test_api_prediction_data_and_files_are_removed_web_predictions_kept(pl
         assert (await client.get(report_url)).status_code == 404
         assert (await client.get(f"/v1/files/{upload['id']}")).status_code == 404
         assert (await client.get(upload["urls"]["download"])).status_code == 404
+        # The bytes themselves are gone from the object stores, not only hidden by the API.
+        assert not await _blob_exists(platform.nats_url, OUTPUTS_BUCKET, report_key)
+        assert not await _blob_exists(platform.nats_url, FILES_BUCKET, upload["id"])
         channel = create_channel(platform.stack.scheduler_addr, default_timeout=30)
         try:  # the scheduler's own answer, which a gateway falls back on, says so too
             owned = await scheduler_pb2_grpc.SchedulerServiceStub(channel).GetPrediction(
@@ -240,3 +273,59 @@ async def test_model_search_takes_a_json_string_body_and_its_next_link_is_a_sear
         # What a `next` link of a search looks like: the query travels as a parameter.
         following = await client.get("/v1/models", params={"query": "hello"})
         assert [m["name"] for m in following.json()["results"]] == names
+
+
+def _official_client(platform) -> replicate.Client:
+    return replicate.Client(api_token=platform.token, base_url=platform.stack.base_url)
+
+
+async def test_webhook_completed_from_the_official_python_client(platform, webhook_receiver, trusting_shell) -> None:
+    url, received = webhook_receiver
+
+    def create() -> tuple[str, object, object]:
+        created = _official_client(platform).predictions.create(
+            model="cogwheel/hello-world", input={"text": "py-hook"}, webhook_completed=url)
+        created.wait()
+        return created.id, created.status, created.output
+
+    prediction_id, status, output = await asyncio.to_thread(create)
+    assert (status, output) == ("succeeded", "hello py-hook")
+    await wait_until(lambda: asyncio.sleep(0, result=received or None), timeout=60, interval=0.2)
+    await asyncio.sleep(1.0)  # nothing else follows
+    assert [(body["id"], body["status"]) for body in received] == [(prediction_id, "succeeded")]
+
+
+async def test_model_search_next_link_continues_the_search_in_the_official_client(platform, trusting_shell) -> None:
+    channel = create_channel(platform.stack.registry_addr, default_timeout=30)
+    try:
+        registry = registry_pb2_grpc.RegistryServiceStub(channel)
+        for n in range(105):
+            await registry.CreateModel(registry_pb2.CreateModelRequest(
+                owner="cogwheel", name=f"findable-{n:03d}", visibility="public"))
+    finally:
+        await channel.close()
+
+    def search() -> tuple[list[str], str | None, list[str], str | None]:
+        client = _official_client(platform)
+        first = client.models.search("findable-")  # QUERY /v1/models
+        assert first.next is not None
+        following = client.models.list(cursor=first.next)  # how the client follows `next`: GET of that URL
+        return [m.name for m in first.results], first.next, [m.name for m in following.results], following.next
+
+    first, next_url, rest, last = await asyncio.to_thread(search)
+    assert next_url.startswith(f"{platform.stack.base_url}/v1/models?")
+    assert len(first) == 100 and last is None
+    assert sorted(first + rest) == [f"findable-{n:03d}" for n in range(105)]
+
+
+async def test_readme_is_plain_markdown_or_404(platform) -> None:
+    async with platform.client() as client:
+        missing = await client.get("/v1/models/cogwheel/hello-world/readme")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"].startswith("application/problem+json")
+        updated = await client.patch("/v1/models/cogwheel/hello-world", json={"readme": "# Hello\n\nSays *hi*.\n"})
+        assert updated.status_code == 200, updated.text
+        readme = await client.get("/v1/models/cogwheel/hello-world/readme")
+    assert readme.status_code == 200
+    assert readme.headers["content-type"].startswith("text/plain")
+    assert readme.text == "# Hello\n\nSays *hi*.\n"

@@ -55,6 +55,21 @@ class Predictor:
     weights: str | None = None
 
 
+def without(payload: dict[str, Any], name: str) -> dict[str, Any]:
+    return {key: value for key, value in payload.items() if key != name}
+
+
+# Every input of `parity/none_defaults` (each type with `default=None`, no `Optional`) and of
+# `parity/required_types` (each type without a default), given.
+NONE_DEFAULTS = {
+    "text": "t", "count": 2, "ratio": 0.5, "flag": True, "words": ["w"], "numbers": [1, 2], "doc": data_uri("doc"),
+    "docs": [data_uri("d1")], "attachment": data_uri("att"), "api_key": "k", "bare_text": "b", "bare_key": "bk",
+}
+REQUIRED_TYPES = {
+    "text": "t", "count": 2, "ratio": 0.5, "flag": False, "words": ["w"], "numbers": [1], "doc": data_uri("doc"),
+    "docs": [data_uri("d1"), data_uri("d2")], "attachment": data_uri("att"), "api_key": "k",
+}
+
 # Inputs are chosen to reach every branch Cog's server distinguishes: defaults, coercions, constraint and
 # type violations, missing required inputs, unknown keys, nulls, files, exceptions.
 CORPUS = [
@@ -63,8 +78,8 @@ CORPUS = [
         {"text": "t", "count": 10, "plain_float": 2, "plain_bool": False, "word": "abcde", "ratio": 1,
          "mode": "slow", "size": 256, "tags": [], "numbers": [3, 4], "maybe_int": 7, "maybe_str": "s",
          "maybe_float": 0.5, "maybe_bool": True, "maybe_list": ["x"], "api_key": "key", "token": "given",
-         "doc": data_uri("d1"), "maybe_doc": data_uri("d2"), "docs": [data_uri("d3"), data_uri("d4")],
-         "attachment": data_uri("attached")},
+         "maybe_secret": "ms", "doc": data_uri("d1"), "maybe_doc": data_uri("d2"),
+         "docs": [data_uri("d3"), data_uri("d4")], "attachment": data_uri("attached")},
         {"text": "t", "count": 1},  # doc: Path = Input(default=None) is required, in Cog's schema as here
         {"count": 1, "doc": data_uri("d")},  # required text missing
         {"text": "t", "count": 11, "doc": data_uri("d")},  # le
@@ -86,6 +101,22 @@ CORPUS = [
         {"text": "t", "count": 1, "unknown": 1, "doc": data_uri("d")},
         {"text": "t", "count": 1, "maybe_int": None, "api_key": None, "doc": data_uri("d")},
     ]),
+    # All given, nothing given, then each one left out in turn (only a Secret may be: the others are required
+    # in Cog's schema), then explicit nulls.
+    Predictor("none_defaults", PARITY / "none_defaults", [
+        NONE_DEFAULTS, {}, *(without(NONE_DEFAULTS, name) for name in NONE_DEFAULTS),
+        {**NONE_DEFAULTS, "count": None}, {**NONE_DEFAULTS, "api_key": None},
+    ]),
+    Predictor("required_types", PARITY / "required_types", [
+        REQUIRED_TYPES, *(without(REQUIRED_TYPES, name) for name in REQUIRED_TYPES),
+        {**REQUIRED_TYPES, "numbers": [0]},  # ge=1 on a list
+        {**REQUIRED_TYPES, "docs": []}, {**REQUIRED_TYPES, "ratio": 1}, {**REQUIRED_TYPES, "flag": "no"},
+    ]),
+    Predictor("failures", PARITY / "failures", [
+        {}, {"n": 3, "fail_at": 1}, {"n": 3, "fail_at": 0, "kind": "key"},
+        {"n": 2, "fail_at": 1, "kind": "exit"}, {"n": 1},  # sys.exit() in predict(), then the next prediction
+    ]),
+    Predictor("async_setup_fails", PARITY / "async_setup_fails", [{}]),
     Predictor("objects", PARITY / "objects", [{}, {"caption": "two words", "note": "n"}],
               weights="https://example.com/weights.tar"),
     Predictor("async_logs", PARITY / "async_logs", [{}, {"text": "abc"}, {"fail": True}]),
@@ -115,6 +146,12 @@ CORPUS = [
 DOCUMENTED_DIFFERENCES: dict[tuple[str, int], str] = {
     ("inputs", 20): "an unknown input is refused (422) as Replicate's API does; coglet drops it silently",
     ("inputs", 21): "an explicit null for an optional input means its default here; coglet refuses it (422)",
+    ("none_defaults", 15): "an explicit null for a Secret with default=None (nullable in the schema) means its "
+                           "default here; coglet refuses it (422)",
+    ("required_types", 11): "ge/le and lengths on a list apply to each item here (cog's own check_input); coglet "
+                            "checks only the schema, where they sit on the array and are ignored",
+    ("failures", 3): "sys.exit() in predict() ends the worker process here (the prediction fails with its exit "
+                     "code and a new worker is started); coglet reports SystemExit as the error",
 }
 
 
