@@ -34,12 +34,13 @@ def build_provider(service_name: str, otlp_endpoint: str | None = None) -> Trace
     return provider
 
 
-def setup(service_name: str, otlp_endpoint: str | None = None) -> TracerProvider:
-    """Install the global tracer provider and the W3C TraceContext propagator.
+def setup(service_name: str, otlp_endpoint: str | None = None) -> TracerProvider | None:
+    """Install the W3C TraceContext propagator and, when traces go somewhere, the global SDK tracer provider.
 
-    Spans are always created, so trace context propagates even without a collector; they are
-    exported over OTLP/HTTP only when ``otlp_endpoint`` is set (settings map it from
-    ``OTEL_EXPORTER_OTLP_ENDPOINT``). Call ``provider.shutdown()`` on exit to flush.
+    With ``otlp_endpoint`` (settings map it from ``OTEL_EXPORTER_OTLP_ENDPOINT``) spans are recorded and exported
+    over OTLP/HTTP; call ``provider.shutdown()`` on exit to flush. Without it no SDK provider is installed: the
+    API's own tracer records nothing, yet each span it opens carries its parent's context, so a caller's
+    ``traceparent`` still reaches the events, jobs and calls that follow, at no cost per request.
 
     OpenTelemetry allows one global provider per process, so a second call returns the provider
     installed by the first and leaves it unchanged.
@@ -49,12 +50,14 @@ def setup(service_name: str, otlp_endpoint: str | None = None) -> TracerProvider
         otlp_endpoint: OTLP/HTTP base URL such as ``http://127.0.0.1:4318``, or None for no export.
 
     Returns:
-        The global SDK tracer provider.
+        The global SDK tracer provider, or None when traces are not exported.
     """
     propagate.set_global_textmap(TraceContextTextMapPropagator())
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
         return current
+    if not otlp_endpoint:
+        return None
     provider = build_provider(service_name, otlp_endpoint)
     trace.set_tracer_provider(provider)
     return provider

@@ -52,7 +52,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             await deps.engine.dispose()
 
     app = FastAPI(
-        title="Cogwheel", version="0.1.0", lifespan=lifespan, openapi_url="/openapi.json", docs_url=None, redoc_url=None
+        title="Cogwheel", version="0.1.0", lifespan=lifespan, openapi_url="/openapi.json", docs_url=None,
+        redoc_url=None,
+        # TraceMiddleware opens the request's span; FastAPI's own would be a second one for the same request.
+        telemetry={"tracing": False},
     )
     errors.install(app)
     app.include_router(predictions.router)

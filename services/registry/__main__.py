@@ -87,7 +87,8 @@ def main(argv: list[str]) -> None:
     try:
         asyncio.run(serve(settings))
     finally:
-        provider.shutdown()
+        if provider is not None:
+            provider.shutdown()
 
 
 if __name__ == "__main__":

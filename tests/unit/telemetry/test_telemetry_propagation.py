@@ -94,12 +94,27 @@ def test_setup_installs_global_provider_once() -> None:
     # A subprocess keeps the one-per-process global provider out of this test session.
     code = (
         "from opentelemetry import trace\n"
-        "from libs.telemetry import setup, current_traceparent\n"
-        "p = setup('gateway', None)\n"
+        "from libs.telemetry import setup\n"
+        "p = setup('gateway', 'http://127.0.0.1:9')\n"
         "assert trace.get_tracer_provider() is p\n"
         "assert setup('other', None) is p\n"
         "assert p.resource.attributes['service.name'] == 'gateway'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_without_an_exporter_nothing_is_recorded_and_a_callers_trace_still_propagates() -> None:
+    code = (
+        "from opentelemetry import context, trace\n"
+        "from libs.telemetry import setup, current_traceparent, extract_context\n"
+        "assert setup('gateway', None) is None\n"
+        "incoming = '00-' + 'a' * 32 + '-' + 'b' * 16 + '-01'\n"
+        "token = context.attach(extract_context({'traceparent': incoming}))\n"
+        "with trace.get_tracer('t').start_as_current_span('s') as span:\n"
+        "    assert not span.is_recording()\n"
+        "    assert current_traceparent() == incoming\n"
+        "context.detach(token)\n"
         "with trace.get_tracer('t').start_as_current_span('s'):\n"
-        "    assert current_traceparent() is not None\n"
+        "    assert current_traceparent() is None\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
