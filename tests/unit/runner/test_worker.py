@@ -117,6 +117,23 @@ async def test_missing_package_fails_prediction(worker: tuple[RunnerWorker, Fake
     assert completed.data["status"] == "failed" and "not in bucket" in completed.data["error"]
 
 
+async def test_a_broken_cached_version_fails_without_naming_the_cache(tmp_path: Path) -> None:
+    async def broken_fetch(js: Any, version_id: str, cache_dir: Path) -> Path:
+        model_dir = cache_dir / version_id
+        model_dir.mkdir(parents=True, exist_ok=True)
+        (model_dir / "cog.yaml").write_text('predict: "../elsewhere.py:Predictor"\n')
+        return model_dir
+
+    bus = FakeBus()
+    cache = tmp_path / "runner" / "versions"
+    runner = RunnerWorker(bus, runner_id="r1", cache_dir=cache, fetch_package=broken_fetch,  # type: ignore[arg-type]
+                          max_loaded=2, supervisor_factory=FakeSupervisor)
+    await runner.handle_job(_message(_job("p1")))
+    error = bus.published[-1][1].data["error"]
+    assert "cannot load version v1: v1/cog.yaml: predictor file '../elsewhere.py' is outside" in error
+    assert str(tmp_path) not in error
+
+
 async def test_setup_failure_fails_and_unloads(worker: tuple[RunnerWorker, FakeBus], tmp_path: Path) -> None:
     runner, bus = worker
     runner._factory = lambda d, r: FakeSupervisor(d, r, fail_setup=True)
