@@ -1,7 +1,9 @@
 """Without a working sandbox, model code does not run (unless the operator opted out explicitly); a worker's
 processes end with it."""
 
+import json
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -15,6 +17,7 @@ from services.runner.adapters.supervisor import WorkerSetupError, WorkerSupervis
 
 ROOT = Path(__file__).resolve().parents[2]
 HELLO = ROOT / "examples" / "hello-world"
+ATTACKER = ROOT / "tests" / "fixtures" / "predictors" / "attacker"
 BROKEN = SandboxSettings(sandbox_bwrap="/nonexistent/bwrap")
 
 
@@ -54,6 +57,22 @@ async def test_explicit_opt_out_runs_models_unsandboxed(supervisor: Callable[...
     assert sup.output_files is None and sup.prediction_dir("p1") is None
     schema = await generate_openapi_schema(HELLO, "predict.py:Predictor", sandbox=sandbox)
     assert "Input" in schema.openapi_schema["components"]["schemas"]
+
+
+async def test_only_the_operators_setting_opens_the_network(supervisor: Callable[..., WorkerSupervisor]) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))  # a port of the host, as the platform's are
+    target = f"127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        seen = {}
+        for network in ("none", "host"):
+            sup = supervisor(ATTACKER, Sandbox(SandboxSettings(sandbox_network=network)))
+            result = await sup.predict(f"p-{network}", {"attack": "connect", "target": target})
+            assert result.status == "succeeded", result.error
+            seen[network] = json.loads(result.output)
+    finally:
+        listener.close()
+    assert not seen["none"]["ok"], seen  # the default: a network namespace of its own
+    assert seen["host"] == {"ok": True, "value": "connected"}, seen  # `host` shares everything the host reaches
 
 
 async def test_setup_helpers_live_with_the_worker_and_die_when_it_stops(tmp_path: Path) -> None:
