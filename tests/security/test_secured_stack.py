@@ -195,8 +195,11 @@ async def test_a_planted_secret_is_nowhere_at_rest_in_clear(installation: Instal
         "postgres": installation.postgres.data_dir,
         "jetstream": installation.nats.data_dir,
         "logs": installation.data_dir / "logs",
+        # Everything else the services keep: the runner's caches and sandbox scratch, the gateway's uploads.
+        "the data directory": installation.data_dir,
     }
     assert (installation.postgres.data_dir / "pg_wal").is_dir()
+    assert list((installation.data_dir / "logs").glob("runner-*.log"))
     # The search works: the ordinary input is stored (events, projections, the job) where expected.
     assert _files_holding(searched["postgres"], visible.encode())
     assert _files_holding(searched["jetstream"], visible.encode())
