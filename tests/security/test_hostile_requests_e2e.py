@@ -320,7 +320,7 @@ async def test_push_errors_name_no_server_paths(platform: Any, tmp_path: Path) -
 
 
 async def test_failed_authentications_are_throttled(platform: Any) -> None:
-    """Last in the module: it blocks this address for a few seconds."""
+    """Near the end of the module: it blocks this address for a few seconds."""
     async with httpx.AsyncClient(base_url=platform.stack.base_url, timeout=30) as http:
         assert (await http.get("/v1/account", headers=platform.headers)).status_code == 200
         for i in range(5):
@@ -332,3 +332,21 @@ async def test_failed_authentications_are_throttled(platform: Any) -> None:
         assert (await http.get("/v1/account", headers=platform.headers)).status_code == 200
         await asyncio.sleep(int(throttled.headers["Retry-After"]) + 0.5)
         _problem(await http.get("/v1/account", headers={"Authorization": "Bearer cwk_wrong"}), 401)
+
+
+async def test_failed_logins_through_the_web_form_are_throttled_too(platform: Any) -> None:
+    """After the API's throttle test: the same per-address count covers the web interface's login form."""
+    await asyncio.sleep(4.5)  # the failure the previous test left leaves the window
+    async with httpx.AsyncClient(base_url=platform.stack.base_url, timeout=30) as http:
+        for i in range(5):
+            failed = await http.post("/login", data={"token": f"cwk_guess{i}", "next": "/"})
+            assert failed.status_code == 401, failed.text[:300]
+        throttled = await http.post("/login", data={"token": "cwk_guess", "next": "/"})
+        assert throttled.status_code == 429 and 1 <= int(throttled.headers["Retry-After"]) <= 4
+        assert "Too many failed authentications" in throttled.text
+        # One count per address: the API is refused too, while a token seen moments ago still works.
+        _problem(await http.get("/v1/account", headers={"Authorization": "Bearer cwk_wrong"}), 429)
+        assert (await http.get("/v1/account", headers=platform.headers)).status_code == 200
+        await asyncio.sleep(int(throttled.headers["Retry-After"]) + 0.5)
+        logged_in = await http.post("/login", data={"token": platform.token, "next": "/dashboard"})
+        assert logged_in.status_code == 303 and logged_in.headers["location"] == "/dashboard"
