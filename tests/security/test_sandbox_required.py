@@ -121,6 +121,27 @@ async def test_push_probe_over_its_time_limit_is_killed_with_everything_it_start
     assert _host_processes_with(marker) == []
 
 
+@pytest.mark.parametrize(
+    ("attack", "code", "message"),
+    [
+        ("memory", "hog = b'x' * (512 * 1024 * 1024)\n", r"ran out of memory \(limit 128 MiB\) and was killed"),
+        # Stopped by whichever limit it meets first: the process count, or the memory of its copies.
+        ("fork_bomb", "import os\nwhile True:\n    os.fork()\n", r"BlockingIOError|ran out of memory"),
+    ],
+)
+async def test_push_probe_is_held_to_the_sandbox_limits(tmp_path: Path, attack: str, code: str, message: str) -> None:
+    marker = f"{uuid.uuid4().int % 1000 + 5000}.{uuid.uuid4().int % 10**6}"
+    model = tmp_path / attack
+    model.mkdir()
+    (model / "predict.py").write_text(f"import subprocess\nsubprocess.Popen(['sleep', '{marker}'])\n{code}")
+    limited = Sandbox(SandboxSettings(sandbox_memory_mb=128, sandbox_pids=32))
+    if limited.limits_note() is not None:
+        pytest.skip(f"no cgroup on this host, only rlimits: {limited.limits_note()}")
+    with pytest.raises(ModelPackageError, match=message):
+        await generate_openapi_schema(model, "predict.py:Predictor", sandbox=limited, timeout=60)
+    assert _host_processes_with(marker) == []
+
+
 def test_cgroup_limits_are_applied() -> None:
     limits = Limits(memory_bytes=300 * 1024 * 1024, pids=50, cpus=0.5)
     group = Cgroup.create("limits-test", limits)
