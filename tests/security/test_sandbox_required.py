@@ -1,19 +1,27 @@
 """Without a working sandbox, model code does not run (unless the operator opted out explicitly); a worker's
 processes end with it."""
 
+import asyncio
 import json
+import logging
 import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from libs.modelpkg import ModelPackageError
+from libs.bus.nats import connect
+from libs.events import Envelope
+from libs.modelpkg import ModelPackageError, push_model_dir
 from libs.modelpkg.schema import generate_openapi_schema
+from libs.predictions import RunnerPredictionCompleted
 from libs.sandbox import Cgroup, Limits, Sandbox, SandboxSettings
 from services.runner.adapters.supervisor import WorkerSetupError, WorkerSupervisor
+from services.runner.bootstrap import bootstrap
+from services.runner.settings import RunnerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 HELLO = ROOT / "examples" / "hello-world"
@@ -42,6 +50,51 @@ async def test_runner_refuses_to_run_models_without_the_sandbox(supervisor: Call
         with pytest.raises(WorkerSetupError, match="sandbox cannot be set up.*COGWHEEL_SANDBOX=off"):
             await sup.start()
         assert sup.pid is None
+
+
+@pytest.mark.integration
+async def test_a_runner_without_the_sandbox_says_so_at_start_and_fails_predictions(
+    nats_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bus = await connect(nats_url, name="sandbox-required-test")
+    version = (await push_model_dir(bus.js, HELLO)).version_id  # pushed where the sandbox works
+    monkeypatch.setenv("COGWHEEL_SANDBOX_BWRAP", "/nonexistent/bwrap")  # the runner's host has no bubblewrap
+    hardware = f"nosandbox{uuid.uuid4().hex[:8]}"
+    completions: list[dict[str, Any]] = []
+
+    async def on_report(msg: Any) -> None:
+        envelope = Envelope.from_json(msg.data)
+        if envelope.type == RunnerPredictionCompleted.TYPE:
+            completions.append(envelope.data)
+
+    stop = asyncio.Event()
+    task = None
+    try:
+        with caplog.at_level(logging.INFO, logger="services.runner.bootstrap"):
+            deps = await bootstrap(RunnerSettings(nats_url=nats_url, data_dir=str(tmp_path), hardware=hardware,
+                                                  instance_id=f"runner-{hardware}"), bus=bus)
+        assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [
+            "model sandbox unavailable, model code will not run: '/nonexistent/bwrap' not found (install the "
+            "bubblewrap package)"]
+        prediction_id = f"nosandbox-{uuid.uuid4().hex[:8]}"
+        subscription = await bus.nc.subscribe("runner.events.prediction.completed", cb=on_report)
+        task = asyncio.create_task(deps.worker.run(stop))
+        job = {"prediction_id": prediction_id, "version_id": version, "input": {"text": "x"},
+               "created_at": "2026-01-01T00:00:00+00:00", "traceparent": None}
+        await bus.publish(f"runner.jobs.{hardware}", json.dumps(job).encode(), msg_id=prediction_id)
+        for _ in range(600):
+            if any(c["prediction_id"] == prediction_id for c in completions):
+                break
+            await asyncio.sleep(0.1)
+        await subscription.unsubscribe()
+    finally:
+        stop.set()
+        if task is not None:
+            await asyncio.wait_for(task, 30)
+        await bus.close()
+    [completed] = [c for c in completions if c["prediction_id"] == prediction_id]
+    assert completed["status"] == "failed" and "the model sandbox cannot be set up" in completed["error"]
+    assert completed["output"] is None
 
 
 async def test_push_inspection_refuses_without_the_sandbox() -> None:
