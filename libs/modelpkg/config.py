@@ -123,9 +123,32 @@ def _check_build(path: Path, build: dict[str, Any]) -> None:
     for package in build.get("python_packages") or ():
         if package.strip().startswith("-"):
             raise ModelPackageError(f"{path}: build.python_packages entry {package!r} is a pip option, not a package")
+        if _names_a_location(package):
+            raise ModelPackageError(
+                f"{path}: build.python_packages entry {package!r} is not a package of the index: name one with its "
+                "version (e.g. \"torch==2.1.0\"); URLs and paths are not installed, since the service would fetch "
+                "or read them outside the model sandbox"
+            )
     gpu = build.get("gpu", False)
     if not isinstance(gpu, bool):
         raise ModelPackageError(f"{path}: build.gpu must be true or false, not {gpu!r}")
+
+
+_ARCHIVE_SUFFIXES = (".whl", ".zip", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar")
+
+
+def _names_a_location(requirement: str) -> bool:
+    """True for a pip requirement that points somewhere instead of naming a package of the index: a direct
+    reference (``name @ url``), a URL, a local path or archive. pip runs as the service, with its network and
+    files, so those would reach the platform's own addresses (or read its files) on the model's behalf."""
+    text = requirement.strip()
+    named = text.split(";", 1)[0].strip().lower()  # what comes before the environment markers
+    return (
+        any(mark in text for mark in ("@", "://", "/", "\\"))
+        or text.startswith((".", "~"))
+        or named.startswith("file:")
+        or named.endswith(_ARCHIVE_SUFFIXES)
+    )
 
 
 def _concurrency_max(path: Path, concurrency: Any) -> int:

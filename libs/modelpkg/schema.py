@@ -96,6 +96,7 @@ async def generate_openapi_schema(
             ) from None
     finally:
         # Everything the import started dies here, so nothing it forked outlives the push.
+        out_of_memory = launch is not None and await asyncio.to_thread(launch.out_of_memory)
         if launch is not None:
             await asyncio.to_thread(launch.close)
         if scratch is not None:
@@ -103,6 +104,11 @@ async def generate_openapi_schema(
     try:
         answer = json.loads(stdout)
     except json.JSONDecodeError:
+        if out_of_memory and launch is not None:
+            raise ModelPackageError(
+                f"{model_dir}: importing {predictor_ref} ran out of memory (limit "
+                f"{launch.memory_bytes // (1024 * 1024)} MiB) and was killed"
+            ) from None
         tail = stderr.decode(errors="replace")[-2000:]
         raise ModelPackageError(f"{model_dir}: schema probe crashed (exit {proc.returncode}): {tail}") from None
     if "error" in answer:

@@ -59,16 +59,18 @@ def enforce_rate_limit(request: Request, account: Account) -> None:
     _enforce_rate_limit(request, account)
 
 
-async def current_account(request: Request) -> Account:
+async def authenticate_counted(request: Request, token: str, *, count_failure: bool) -> Account | None:
+    """The account of `token`, with failed authentications throttled per client address.
+
+    While the address is over its limit, only a token that authenticated moments ago (cached) is accepted and
+    anything else is refused with 429 before the registry is asked. A token that does not authenticate counts
+    as a failure when `count_failure` (something was presented). Every way of presenting a token (the API's
+    header, the web interface's login form) goes through here, so none of them guesses faster than another.
+    """
     registry = request.app.state.deps.registry
     throttle: FailedAuthThrottle | None = getattr(request.app.state, "auth_throttle", None)
     address = _client_address(request)
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    token = token.strip() if scheme.lower() in ("bearer", "token") else ""
-    account = None
     if throttle is not None and (seconds := throttle.retry_after(address)):
-        # A token that authenticated moments ago still works; anything else waits without reaching the registry.
         known = getattr(registry, "known_account", None)
         account = known(token) if known is not None and token else None
         if account is None:
@@ -78,11 +80,19 @@ async def current_account(request: Request) -> Account:
                 f"second{'s' if seconds != 1 else ''}.",
                 headers={"Retry-After": str(seconds)},
             )
-    elif token:
-        account = await registry.authenticate(token)
+        return account
+    account = await registry.authenticate(token) if token else None
+    if account is None and throttle is not None and count_failure:
+        throttle.record_failure(address)
+    return account
+
+
+async def current_account(request: Request) -> Account:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip() if scheme.lower() in ("bearer", "token") else ""
+    account = await authenticate_counted(request, token, count_failure=bool(header))
     if account is None:
-        if throttle is not None and header:
-            throttle.record_failure(address)
         raise UNAUTHENTICATED
     request.state.account = account
     _enforce_rate_limit(request, account)

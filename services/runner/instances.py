@@ -186,7 +186,10 @@ class InstanceHost:
         except asyncio.CancelledError:
             await self._report("stopped", instance.id, reason="unloaded while booting")
         except ModelPackageError as exc:
-            await self._report("failed", instance.id, reason=f"cannot load version {instance.version_id}: {exc}")
+            # As for a prediction: the runner's cache directory is no business of whoever reads the reason.
+            cache = str(worker._cache_dir)
+            reason = str(exc).replace(f"{cache}/", "").replace(cache, "")
+            await self._report("failed", instance.id, reason=f"cannot load version {instance.version_id}: {reason}")
         except Exception as exc:  # noqa: BLE001 - the scheduler must hear of any failure to place elsewhere
             log.exception("instance %s failed", instance.id)
             await self._report("failed", instance.id, reason=f"{type(exc).__name__}: {exc}")

@@ -1,14 +1,17 @@
 """Hostile input against the running services (one small stack): SSRF through a file input, bad bodies and
-headers, a stalled request, a flood of bad tokens, the stream URL's token, search privacy, and an output far
-beyond NATS's message limit."""
+headers, a stalled request, a flood of bad tokens, the stream URL's token, search privacy, what a push answers
+about another account's private model, server paths in push errors, and an output far beyond NATS's message
+limit."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import shutil
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from libs.modelpkg import build_package
 from libs.pb.cogwheel.registry.v1 import registry_pb2 as pb
 from libs.pb.cogwheel.registry.v1 import registry_pb2_grpc
 from libs.rpc import create_channel
@@ -24,7 +28,8 @@ from libs.testing.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
-PREDICTORS = Path(__file__).resolve().parents[1] / "fixtures" / "predictors"
+ROOT = Path(__file__).resolve().parents[2]
+PREDICTORS = ROOT / "tests" / "fixtures" / "predictors"
 TERMINAL = ("succeeded", "failed", "canceled")
 MIB = 1024 * 1024
 
@@ -238,8 +243,84 @@ async def test_search_without_a_token_shows_only_public_models(platform: Any) ->
     assert "hidden-gem" not in json.dumps(found) and hidden["models"] == []
 
 
+async def _user_token(platform: Any, username: str) -> str:
+    channel = create_channel(platform.stack.registry_addr, default_timeout=30)
+    try:
+        registry = registry_pb2_grpc.RegistryServiceStub(channel)
+        await registry.EnsureAccount(pb.EnsureAccountRequest(username=username, type="user"))
+        return str((await registry.CreateToken(pb.CreateTokenRequest(username=username, name="test"))).token)
+    finally:
+        await channel.close()
+
+
+async def _push(http: httpx.AsyncClient, token: str, model: str, package: bytes) -> httpx.Response:
+    return await http.post(f"/v1/models/{model}/versions", content=package, timeout=300,
+                           headers={"Authorization": f"Bearer {token}", "Content-Type": "application/gzip"})
+
+
+async def test_another_accounts_private_model_stays_unknown(platform: Any, tmp_path: Path) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    alice, bob = f"alice-{suffix}", f"bob-{suffix}"
+    alice_token, bob_token = await _user_token(platform, alice), await _user_token(platform, bob)
+    model_dir = tmp_path / "confidential"
+    shutil.copytree(ROOT / "examples" / "hello-world", model_dir)
+    (model_dir / "marker.txt").write_text(suffix)  # content, hence version id, of its own
+    package = build_package(model_dir).data
+    private = f"{alice}/confidential-{suffix}"
+    async with httpx.AsyncClient(base_url=platform.stack.base_url, timeout=60) as http:
+        created = await _push(http, alice_token, private, package)
+        assert created.status_code == 201, created.text
+        # The same content pushed by another account is refused without naming where it already is.
+        refused = await _push(http, bob_token, f"{bob}/copy", package)
+        detail = _problem(refused, 409)["detail"]
+        assert "another model" in detail and alice not in refused.text and "confidential" not in refused.text
+        # The owner is told which of her models holds it: the check itself names models to those who may see.
+        own = await _push(http, alice_token, f"{alice}/again", package)
+        assert private in _problem(own, 409)["detail"]
+        # Nothing else Bob can ask names it either: reads, listings and searches, with his token or none.
+        as_bob = {"Authorization": f"Bearer {bob_token}"}
+        assert (await http.get(f"/v1/models/{private}", headers=as_bob)).status_code == 404
+        assert (await http.get(f"/v1/models/{private}/versions", headers=as_bob)).status_code == 404
+        answers = [
+            await http.get("/v1/models", headers=as_bob),
+            await http.request("QUERY", "/v1/models", content=f"confidential-{suffix}",
+                               headers={**as_bob, "Content-Type": "text/plain"}),
+            await http.get("/v1/models", params={"query": f"confidential-{suffix}"}, headers=as_bob),
+            await http.get("/v1/search", params={"query": f"confidential-{suffix}"}, headers=as_bob),
+            await http.get("/v1/search", params={"query": alice}),
+        ]
+    for answer in answers:
+        assert answer.status_code == 200, (answer.request.url, answer.text[:300])
+        body = answer.json()
+        listed = body.get("results") or [found["model"] for found in body.get("models", [])]
+        assert f"confidential-{suffix}" not in [model["name"] for model in listed], answer.request.url
+        assert private not in answer.text, answer.request.url  # (a search answer repeats its query)
+
+
+async def test_push_errors_name_no_server_paths(platform: Any, tmp_path: Path) -> None:
+    server_paths = {str(platform.stack.data_dir), str(ROOT), "cogwheel-upload-"}
+    cases = {
+        "outside": ('predict: "../outside.py:Predictor"\n', "class Predictor: ...\n", "outside the model directory"),
+        "missing": ('predict: "missing.py:Predictor"\n', "class Predictor: ...\n", "does not exist"),
+        "yaml": ("predict: [unclosed\n", "class Predictor: ...\n", "invalid YAML"),
+        # Import-time code sees only the sandbox's own paths (/src), so its own message reveals nothing either.
+        "import": ('predict: "predict.py:Predictor"\n',
+                   "import os\nraise RuntimeError('at ' + __file__ + ' in ' + os.getcwd())\n", "at /src/predict.py"),
+    }
+    async with httpx.AsyncClient(base_url=platform.stack.base_url, timeout=60) as http:
+        for name, (cog_yaml, predict, needle) in cases.items():
+            model_dir = tmp_path / name
+            model_dir.mkdir()
+            (model_dir / "cog.yaml").write_text(cog_yaml)
+            (model_dir / "predict.py").write_text(predict)
+            response = await _push(http, platform.token, f"cogwheel/paths-{name}", build_package(model_dir).data)
+            detail = _problem(response, 422)["detail"]
+            assert needle in detail, (name, detail)
+            assert not [path for path in server_paths if path in response.text], (name, detail)
+
+
 async def test_failed_authentications_are_throttled(platform: Any) -> None:
-    """Last in the module: it blocks this address for a few seconds."""
+    """Near the end of the module: it blocks this address for a few seconds."""
     async with httpx.AsyncClient(base_url=platform.stack.base_url, timeout=30) as http:
         assert (await http.get("/v1/account", headers=platform.headers)).status_code == 200
         for i in range(5):
@@ -251,3 +332,21 @@ async def test_failed_authentications_are_throttled(platform: Any) -> None:
         assert (await http.get("/v1/account", headers=platform.headers)).status_code == 200
         await asyncio.sleep(int(throttled.headers["Retry-After"]) + 0.5)
         _problem(await http.get("/v1/account", headers={"Authorization": "Bearer cwk_wrong"}), 401)
+
+
+async def test_failed_logins_through_the_web_form_are_throttled_too(platform: Any) -> None:
+    """After the API's throttle test: the same per-address count covers the web interface's login form."""
+    await asyncio.sleep(4.5)  # the failure the previous test left leaves the window
+    async with httpx.AsyncClient(base_url=platform.stack.base_url, timeout=30) as http:
+        for i in range(5):
+            failed = await http.post("/login", data={"token": f"cwk_guess{i}", "next": "/"})
+            assert failed.status_code == 401, failed.text[:300]
+        throttled = await http.post("/login", data={"token": "cwk_guess", "next": "/"})
+        assert throttled.status_code == 429 and 1 <= int(throttled.headers["Retry-After"]) <= 4
+        assert "Too many failed authentications" in throttled.text
+        # One count per address: the API is refused too, while a token seen moments ago still works.
+        _problem(await http.get("/v1/account", headers={"Authorization": "Bearer cwk_wrong"}), 429)
+        assert (await http.get("/v1/account", headers=platform.headers)).status_code == 200
+        await asyncio.sleep(int(throttled.headers["Retry-After"]) + 0.5)
+        logged_in = await http.post("/login", data={"token": platform.token, "next": "/dashboard"})
+        assert logged_in.status_code == 303 and logged_in.headers["location"] == "/dashboard"

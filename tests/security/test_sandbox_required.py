@@ -1,20 +1,31 @@
 """Without a working sandbox, model code does not run (unless the operator opted out explicitly); a worker's
 processes end with it."""
 
+import asyncio
+import json
+import logging
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from libs.modelpkg import ModelPackageError
+from libs.bus.nats import connect
+from libs.events import Envelope
+from libs.modelpkg import ModelPackageError, push_model_dir
 from libs.modelpkg.schema import generate_openapi_schema
+from libs.predictions import RunnerPredictionCompleted
 from libs.sandbox import Cgroup, Limits, Sandbox, SandboxSettings
 from services.runner.adapters.supervisor import WorkerSetupError, WorkerSupervisor
+from services.runner.bootstrap import bootstrap
+from services.runner.settings import RunnerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 HELLO = ROOT / "examples" / "hello-world"
+ATTACKER = ROOT / "tests" / "fixtures" / "predictors" / "attacker"
 BROKEN = SandboxSettings(sandbox_bwrap="/nonexistent/bwrap")
 
 
@@ -41,6 +52,51 @@ async def test_runner_refuses_to_run_models_without_the_sandbox(supervisor: Call
         assert sup.pid is None
 
 
+@pytest.mark.integration
+async def test_a_runner_without_the_sandbox_says_so_at_start_and_fails_predictions(
+    nats_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bus = await connect(nats_url, name="sandbox-required-test")
+    version = (await push_model_dir(bus.js, HELLO)).version_id  # pushed where the sandbox works
+    monkeypatch.setenv("COGWHEEL_SANDBOX_BWRAP", "/nonexistent/bwrap")  # the runner's host has no bubblewrap
+    hardware = f"nosandbox{uuid.uuid4().hex[:8]}"
+    completions: list[dict[str, Any]] = []
+
+    async def on_report(msg: Any) -> None:
+        envelope = Envelope.from_json(msg.data)
+        if envelope.type == RunnerPredictionCompleted.TYPE:
+            completions.append(envelope.data)
+
+    stop = asyncio.Event()
+    task = None
+    try:
+        with caplog.at_level(logging.INFO, logger="services.runner.bootstrap"):
+            deps = await bootstrap(RunnerSettings(nats_url=nats_url, data_dir=str(tmp_path), hardware=hardware,
+                                                  instance_id=f"runner-{hardware}"), bus=bus)
+        assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [
+            "model sandbox unavailable, model code will not run: '/nonexistent/bwrap' not found (install the "
+            "bubblewrap package)"]
+        prediction_id = f"nosandbox-{uuid.uuid4().hex[:8]}"
+        subscription = await bus.nc.subscribe("runner.events.prediction.completed", cb=on_report)
+        task = asyncio.create_task(deps.worker.run(stop))
+        job = {"prediction_id": prediction_id, "version_id": version, "input": {"text": "x"},
+               "created_at": "2026-01-01T00:00:00+00:00", "traceparent": None}
+        await bus.publish(f"runner.jobs.{hardware}", json.dumps(job).encode(), msg_id=prediction_id)
+        for _ in range(600):
+            if any(c["prediction_id"] == prediction_id for c in completions):
+                break
+            await asyncio.sleep(0.1)
+        await subscription.unsubscribe()
+    finally:
+        stop.set()
+        if task is not None:
+            await asyncio.wait_for(task, 30)
+        await bus.close()
+    [completed] = [c for c in completions if c["prediction_id"] == prediction_id]
+    assert completed["status"] == "failed" and "the model sandbox cannot be set up" in completed["error"]
+    assert completed["output"] is None
+
+
 async def test_push_inspection_refuses_without_the_sandbox() -> None:
     with pytest.raises(ModelPackageError, match="cannot inspect the model: the model sandbox cannot be set up"):
         await generate_openapi_schema(HELLO, "predict.py:Predictor", sandbox=Sandbox(BROKEN))
@@ -54,6 +110,22 @@ async def test_explicit_opt_out_runs_models_unsandboxed(supervisor: Callable[...
     assert sup.output_files is None and sup.prediction_dir("p1") is None
     schema = await generate_openapi_schema(HELLO, "predict.py:Predictor", sandbox=sandbox)
     assert "Input" in schema.openapi_schema["components"]["schemas"]
+
+
+async def test_only_the_operators_setting_opens_the_network(supervisor: Callable[..., WorkerSupervisor]) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))  # a port of the host, as the platform's are
+    target = f"127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        seen = {}
+        for network in ("none", "host"):
+            sup = supervisor(ATTACKER, Sandbox(SandboxSettings(sandbox_network=network)))
+            result = await sup.predict(f"p-{network}", {"attack": "connect", "target": target})
+            assert result.status == "succeeded", result.error
+            seen[network] = json.loads(result.output)
+    finally:
+        listener.close()
+    assert not seen["none"]["ok"], seen  # the default: a network namespace of its own
+    assert seen["host"] == {"ok": True, "value": "connected"}, seen  # `host` shares everything the host reaches
 
 
 async def test_setup_helpers_live_with_the_worker_and_die_when_it_stops(tmp_path: Path) -> None:
@@ -99,6 +171,27 @@ async def test_push_probe_over_its_time_limit_is_killed_with_everything_it_start
     )
     with pytest.raises(ModelPackageError, match="took longer than 2s"):
         await generate_openapi_schema(model, "predict.py:Predictor", timeout=2)
+    assert _host_processes_with(marker) == []
+
+
+@pytest.mark.parametrize(
+    ("attack", "code", "message"),
+    [
+        ("memory", "hog = b'x' * (512 * 1024 * 1024)\n", r"ran out of memory \(limit 128 MiB\) and was killed"),
+        # Stopped by whichever limit it meets first: the process count, or the memory of its copies.
+        ("fork_bomb", "import os\nwhile True:\n    os.fork()\n", r"BlockingIOError|ran out of memory"),
+    ],
+)
+async def test_push_probe_is_held_to_the_sandbox_limits(tmp_path: Path, attack: str, code: str, message: str) -> None:
+    marker = f"{uuid.uuid4().int % 1000 + 5000}.{uuid.uuid4().int % 10**6}"
+    model = tmp_path / attack
+    model.mkdir()
+    (model / "predict.py").write_text(f"import subprocess\nsubprocess.Popen(['sleep', '{marker}'])\n{code}")
+    limited = Sandbox(SandboxSettings(sandbox_memory_mb=128, sandbox_pids=32))
+    if limited.limits_note() is not None:
+        pytest.skip(f"no cgroup on this host, only rlimits: {limited.limits_note()}")
+    with pytest.raises(ModelPackageError, match=message):
+        await generate_openapi_schema(model, "predict.py:Predictor", sandbox=limited, timeout=60)
     assert _host_processes_with(marker) == []
 
 

@@ -1,6 +1,7 @@
 """A ``cogwheel up``-like installation (embedded NATS with per-service users, embedded PostgreSQL, all six
 services with their credentials): internal gRPC needs the token, and a planted secret input reaches the model
-while no file of PostgreSQL (WAL included), of JetStream or of any log holds it in clear."""
+while no file of PostgreSQL (WAL included), of JetStream, of any log or elsewhere in the data directory holds it
+in clear, and its webhooks show it masked."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import base64
 import json
 import shutil
 import tempfile
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -167,14 +171,39 @@ def _files_holding(root: Path, needle: bytes) -> list[Path]:
     return found
 
 
-async def test_a_planted_secret_is_nowhere_at_rest_in_clear(installation: Installation) -> None:
+@pytest.fixture
+def webhook_receiver() -> Iterator[tuple[str, list[bytes]]]:
+    bodies: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            bodies.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", bodies
+    server.shutdown()
+    server.server_close()
+
+
+async def test_a_planted_secret_is_nowhere_at_rest_in_clear(
+    installation: Installation, webhook_receiver: tuple[str, list[bytes]]
+) -> None:
     planted = f"planted-secret-{uuid.uuid4().hex}"
     visible = f"visible-text-{uuid.uuid4().hex[:12]}"
     document = "data:text/plain;base64," + base64.b64encode(b"note").decode()
+    webhook, delivered = webhook_receiver
     async with httpx.AsyncClient(base_url=installation.stack.base_url, timeout=60,
                                  headers={"Authorization": f"Bearer {installation.token}"}) as client:
         created = await client.post("/v1/predictions", json={
-            "version": installation.version, "input": {"text": visible, "document": document, "token": planted}})
+            "version": installation.version, "input": {"text": visible, "document": document, "token": planted},
+            "webhook": webhook, "webhook_events_filter": ["start", "completed"]})
         assert created.status_code == 201, created.text
         prediction_id = created.json()["id"]
 
@@ -187,6 +216,13 @@ async def test_a_planted_secret_is_nowhere_at_rest_in_clear(installation: Instal
     assert body["output"]["secret_length"] == len(planted)  # the model did receive the value
     assert body["input"]["token"] == "**********"
 
+    async def completed_delivered() -> bool:
+        return any(json.loads(raw)["status"] == "succeeded" for raw in delivered)
+
+    await wait_until(completed_delivered, timeout=60, interval=0.2)
+    for raw in delivered:  # the webhook shows the input as the API does
+        assert json.loads(raw)["input"]["token"] == "**********" and planted.encode() not in raw
+
     # Stopping flushes everything (PostgreSQL checkpoints, JetStream syncs, logs close).
     await installation.stack.stop()
     await installation.postgres.astop()
@@ -195,8 +231,11 @@ async def test_a_planted_secret_is_nowhere_at_rest_in_clear(installation: Instal
         "postgres": installation.postgres.data_dir,
         "jetstream": installation.nats.data_dir,
         "logs": installation.data_dir / "logs",
+        # Everything else the services keep: the runner's caches and sandbox scratch, the gateway's uploads.
+        "the data directory": installation.data_dir,
     }
     assert (installation.postgres.data_dir / "pg_wal").is_dir()
+    assert list((installation.data_dir / "logs").glob("runner-*.log"))
     # The search works: the ordinary input is stored (events, projections, the job) where expected.
     assert _files_holding(searched["postgres"], visible.encode())
     assert _files_holding(searched["jetstream"], visible.encode())

@@ -27,7 +27,7 @@ from libs.rpc import RpcError, RpcNotFound
 from services.gateway import handlers
 from services.gateway.access import can_access
 from services.gateway.adapters.registry_grpc import Account
-from services.gateway.auth import enforce_rate_limit
+from services.gateway.auth import authenticate_counted, enforce_rate_limit
 from services.gateway.errors import ApiError, not_found
 from services.gateway.projection import run_counts
 from services.gateway.routes.files import create_file
@@ -230,7 +230,8 @@ async def login(request: Request) -> Response:
     if not _same_origin(request):
         return _page(request, "login.html", None, status_code=403, next=target, error=BAD_CSRF.detail)
     token = str(form.get("token") or "").strip()
-    account = await _deps(request).registry.authenticate(token) if token else None
+    # Counted and throttled per address like the API's tokens: the form is no faster way to guess one.
+    account = await authenticate_counted(request, token, count_failure=bool(token))
     if account is None:
         return _page(request, "login.html", None, status_code=401, next=target,
                      error="That token is not valid: check it, or create a new one with `cogwheel token create`.")

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from libs.modelpkg import ModelPackageError, load_cog_config
 
@@ -84,6 +85,42 @@ def test_accepts_supported_python_versions(tmp_path: Path, version: str) -> None
 def test_refuses_malformed_build(tmp_path: Path, build: str, message: str) -> None:
     with pytest.raises(ModelPackageError, match=message):
         load_cog_config(_write(tmp_path, f'build:\n  {build}\npredict: "predict.py:P"\n'))
+
+
+def _with_packages(requirement: str) -> str:
+    return yaml.safe_dump({"build": {"python_packages": [requirement]}, "predict": "predict.py:P"})
+
+
+@pytest.mark.parametrize(
+    "requirement",
+    [
+        "evil @ http://127.0.0.1:4222/evil-1.0-py3-none-any.whl",
+        "evil@https://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/pkg-1.0-py3-none-any.whl",
+        "evil @ file:///work/.cogwheel/credentials/rpc-token",
+        "file:///etc/shadow",
+        "/etc/passwd",
+        "./vendored",
+        "~/wheels/x.whl",
+        r"..\outside\x.whl",
+        "pkg-1.0-py3-none-any.whl",
+        "sdist.tar.gz",
+        "git+https://github.com/org/repo",
+    ],
+)
+def test_refuses_python_packages_that_point_somewhere(tmp_path: Path, requirement: str) -> None:
+    with pytest.raises(ModelPackageError, match="is not a package of the index"):
+        load_cog_config(_write(tmp_path, _with_packages(requirement)))
+
+
+@pytest.mark.parametrize(
+    "requirement",
+    ["torch==2.1.0", "numpy>=1.26,<3", "transformers[torch]~=4.40", "inflection", 'tomli; python_version < "3.11"',
+     "Pillow==10.*"],
+)
+def test_accepts_packages_of_the_index(tmp_path: Path, requirement: str) -> None:
+    config = load_cog_config(_write(tmp_path, _with_packages(requirement)))
+    assert config.python_packages == (requirement,)
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "lots", "true"])

@@ -13,6 +13,7 @@ from libs.modelpkg import ModelPackageError
 from libs.sealing import SEALED_INPUT, generate_key_pair, seal_json
 from services.runner.adapters import protocol as p
 from services.runner.adapters.supervisor import PredictionResult, WorkerSetupError
+from services.runner.instances import InstanceHost
 from services.runner.worker import RunnerWorker
 
 
@@ -115,6 +116,32 @@ async def test_missing_package_fails_prediction(worker: tuple[RunnerWorker, Fake
     await runner.handle_job(_message(_job("p1", "missing")))
     completed = bus.published[-1][1]
     assert completed.data["status"] == "failed" and "not in bucket" in completed.data["error"]
+
+
+async def test_a_broken_cached_version_fails_without_naming_the_cache(tmp_path: Path) -> None:
+    async def broken_fetch(js: Any, version_id: str, cache_dir: Path) -> Path:
+        model_dir = cache_dir / version_id
+        model_dir.mkdir(parents=True, exist_ok=True)
+        (model_dir / "cog.yaml").write_text('predict: "../elsewhere.py:Predictor"\n')
+        return model_dir
+
+    bus = FakeBus()
+    cache = tmp_path / "runner" / "versions"
+    runner = RunnerWorker(bus, runner_id="r1", cache_dir=cache, fetch_package=broken_fetch,  # type: ignore[arg-type]
+                          max_loaded=2, supervisor_factory=FakeSupervisor)
+    await runner.handle_job(_message(_job("p1")))
+    error = bus.published[-1][1].data["error"]
+    assert "cannot load version v1: v1/cog.yaml: predictor file '../elsewhere.py' is outside" in error
+    assert str(tmp_path) not in error
+    # An instance booted for a deployment reports the same reason to the scheduler (and its operators).
+    host = InstanceHost(runner)
+    host.load({"instance_id": "i1", "version_id": "v2", "subject": "runner.queues.q", "durable": "q"})
+    task = host.instances["i1"].task
+    assert task is not None
+    await task
+    [failed] = [env for _, env, _ in bus.published if env.data.get("instance_id") == "i1" and "reason" in env.data]
+    assert failed.data["reason"].startswith("cannot load version v2: v2/cog.yaml: predictor file '../elsewhere.py'")
+    assert str(tmp_path) not in failed.data["reason"]
 
 
 async def test_setup_failure_fails_and_unloads(worker: tuple[RunnerWorker, FakeBus], tmp_path: Path) -> None:
