@@ -11,3 +11,7 @@ class ConcurrencyError(RuntimeError):
         super().__init__(
             f"stream {stream_id} expected at version {expected_version}, found {actual_version}"
         )
+
+
+class AlreadyTracked(RuntimeError):
+    """The consumer had processed this message already (a redelivery racing the first delivery)."""

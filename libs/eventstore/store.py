@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -12,8 +13,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from libs.db.engine import autocommit
 from libs.events import Envelope
-from libs.eventstore.errors import ConcurrencyError
+from libs.eventstore.errors import AlreadyTracked, ConcurrencyError
 
 SubjectFor = Callable[[Envelope], str | None]
 
@@ -92,32 +94,8 @@ class Transaction:
         return stored
 
     async def _insert(self, events: list[Envelope]) -> list[int]:
-        rows = [
-            {
-                "id": event.id,
-                "stream_id": event.stream_id,
-                "version": event.stream_version,
-                "type": event.type,
-                "schema_version": event.schema_version,
-                "data": json.dumps(event.data),
-                "metadata": event.metadata.model_dump_json(),
-                "occurred_at": event.occurred_at,
-            }
-            for event in events
-        ]
-        values = ", ".join(
-            f"(:id{i}, :stream_id{i}, :version{i}, :type{i}, :schema_version{i},"
-            f" CAST(:data{i} AS jsonb), CAST(:metadata{i} AS jsonb), :occurred_at{i})"
-            for i in range(len(rows))
-        )
-        params = {f"{key}{i}": value for i, row in enumerate(rows) for key, value in row.items()}
-        result = await self.conn.execute(
-            text(
-                f"INSERT INTO {self._schema}.events (event_id, stream_id, stream_version, type,"
-                f" schema_version, data, metadata, occurred_at) VALUES {values} RETURNING position"
-            ),
-            params,
-        )
+        statement, params = _insert_events(self._schema, events)
+        result = await self.conn.execute(text(statement + " RETURNING position"), params)
         return sorted(int(position) for position in result.scalars())
 
     async def enqueue(self, message: OutboxMessage) -> None:
@@ -131,14 +109,12 @@ class Transaction:
         if not self._outbox:
             return
         messages, self._outbox = self._outbox, []
-        values = ", ".join(f"(:m{i}, :s{i}, :p{i}, CAST(:h{i} AS jsonb))" for i in range(len(messages)))
-        params: dict[str, Any] = {}
-        for i, message in enumerate(messages):
-            params.update({f"m{i}": message.msg_id, f"s{i}": message.subject, f"p{i}": message.payload,
-                           f"h{i}": json.dumps(message.headers)})
-        await self.conn.execute(
-            text(f"INSERT INTO {self._schema}.outbox (msg_id, subject, payload, headers) VALUES {values}"), params
-        )
+        statement, params = _insert_outbox(self._schema, messages)
+        await self.conn.execute(text(statement), params)
+
+    async def also(self, statement: str, params: dict[str, Any]) -> None:
+        """A write of this unit of work (the same call a `OneStatement` takes)."""
+        await self.conn.execute(text(statement), params)
 
     async def track(self, consumer: str, message_id: str) -> bool:
         """Record that `consumer` processed `message_id`; False when it already had (a redelivery)."""
@@ -172,6 +148,129 @@ class Transaction:
         return fresh, [_row_to_envelope(row) for row in rows if row.event_id is not None]
 
 
+def _insert_events(schema: str, events: list[Envelope]) -> tuple[str, dict[str, Any]]:
+    """One multi-row INSERT of ``events`` (already versioned) and its parameters."""
+    rows = [
+        {
+            "id": event.id,
+            "stream_id": event.stream_id,
+            "version": event.stream_version,
+            "type": event.type,
+            "schema_version": event.schema_version,
+            "data": json.dumps(event.data),
+            "metadata": event.metadata.model_dump_json(),
+            "occurred_at": event.occurred_at,
+        }
+        for event in events
+    ]
+    values = ", ".join(
+        f"(:id{i}, :stream_id{i}, :version{i}, :type{i}, :schema_version{i},"
+        f" CAST(:data{i} AS jsonb), CAST(:metadata{i} AS jsonb), :occurred_at{i})"
+        for i in range(len(rows))
+    )
+    params = {f"{key}{i}": value for i, row in enumerate(rows) for key, value in row.items()}
+    return (
+        f"INSERT INTO {schema}.events (event_id, stream_id, stream_version, type, schema_version, data, metadata,"
+        f" occurred_at) VALUES {values}",
+        params,
+    )
+
+
+def _insert_outbox(schema: str, messages: list[OutboxMessage]) -> tuple[str, dict[str, Any]]:
+    """One multi-row INSERT of outbox ``messages``: a multi-row VALUES takes its positions in row order, which
+    the relay publishes in."""
+    values = ", ".join(f"(:m{i}, :s{i}, :p{i}, CAST(:h{i} AS jsonb))" for i in range(len(messages)))
+    params: dict[str, Any] = {}
+    for i, message in enumerate(messages):
+        params.update({f"m{i}": message.msg_id, f"s{i}": message.subject, f"p{i}": message.payload,
+                       f"h{i}": json.dumps(message.headers)})
+    return f"INSERT INTO {schema}.outbox (msg_id, subject, payload, headers) VALUES {values}", params
+
+
+_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
+
+
+class OneStatement:
+    """A unit of work written as a single statement, which PostgreSQL applies atomically on its own: no BEGIN
+    and COMMIT round trips around it.
+
+    Appends (at an expected version), outbox messages and further writes (``also``) are kept until the unit
+    ends and then written together, each a part of one `WITH` query. Nothing is read inside it: what a
+    decision needs is read before, and the streams' expected versions still refuse a concurrent writer
+    (`ConcurrencyError`). Appended events come back versioned, without their log positions.
+    """
+
+    def __init__(self, schema: str, subject_for: SubjectFor) -> None:
+        self._schema = schema
+        self._subject_for = subject_for
+        self._events: list[Envelope] = []
+        self._outbox: list[OutboxMessage] = []
+        self._parts: list[tuple[str, dict[str, Any]]] = []
+        self.enqueued = 0
+
+    async def append(self, stream_id: str, events: list[Envelope], expected_version: int) -> list[Envelope]:
+        versioned = [
+            event.model_copy(update={"stream_id": stream_id, "stream_version": expected_version + offset})
+            for offset, event in enumerate(events, start=1)
+        ]
+        self._events.extend(versioned)
+        for event in versioned:
+            subject = self._subject_for(event)
+            if subject is not None:
+                await self.enqueue(OutboxMessage(subject, event.to_json(), event.id, _trace_headers(event)))
+        return versioned
+
+    async def enqueue(self, message: OutboxMessage) -> None:
+        self._outbox.append(message)
+        self.enqueued += 1
+
+    async def also(self, statement: str, params: dict[str, Any]) -> None:
+        """Another write (INSERT, UPDATE or DELETE without RETURNING) of the same unit, with its own
+        `:name` parameters."""
+        self._parts.append((statement, params))
+
+    async def track(self, consumer: str, message_id: str) -> None:
+        """Record that `consumer` processed `message_id`: if it had already, the unit fails with
+        `AlreadyTracked` and writes nothing (check before with a read; this catches a racing redelivery)."""
+        await self.also(f"INSERT INTO {self._schema}.tracking (consumer, message_id) VALUES (:c, :m)",
+                        {"c": consumer, "m": message_id})
+
+    def _statement(self) -> tuple[str, dict[str, Any]]:
+        parts: list[str] = []
+        params: dict[str, Any] = {}
+
+        def add(name: str, statement: str, part_params: dict[str, Any]) -> None:
+            # Each part's parameters are renamed to its own prefix, so parts may reuse names.
+            def rename(match: re.Match[str]) -> str:
+                return f":{name}_{match.group(1)}" if match.group(1) in part_params else match.group(0)
+
+            parts.append(f"{name} AS ({_PARAMETER.sub(rename, statement)})")
+            params.update({f"{name}_{key}": value for key, value in part_params.items()})
+
+        if self._events:
+            add("appended", *_insert_events(self._schema, self._events))
+        if self._outbox:
+            add("enqueued", *_insert_outbox(self._schema, self._outbox))
+        for i, (statement, part_params) in enumerate(self._parts):
+            add(f"also{i}", statement, part_params)
+        return f"WITH {', '.join(parts)} SELECT 1", params
+
+    async def write(self, conn: AsyncConnection) -> None:
+        if not (self._events or self._outbox or self._parts):
+            return
+        statement, params = self._statement()
+        try:
+            await conn.execute(text(statement), params)
+        except IntegrityError as exc:
+            table = getattr(getattr(exc.orig, "diag", None), "table_name", None)
+            if table == "events" and self._events:
+                first = self._events[0]
+                raise ConcurrencyError(first.stream_id or "", (first.stream_version or 1) - 1, None) from exc
+            if table == "tracking":
+                raise AlreadyTracked(str(exc.orig)) from exc
+            raise
+
+
 def _trace_headers(event: Envelope) -> dict[str, str]:
     traceparent = event.metadata.traceparent
     return {"traceparent": traceparent} if traceparent else {}
@@ -197,6 +296,8 @@ class EventStore:
         on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.engine = engine
+        # Single statements (reads, `one_statement`) need no BEGIN and COMMIT round trips around them.
+        self.autocommit = autocommit(engine)
         self.schema = schema
         self._subject_for = subject_for
         self._on_commit = on_commit
@@ -213,12 +314,22 @@ class EventStore:
         if tx.enqueued and self._on_commit is not None:
             self._on_commit()
 
+    @asynccontextmanager
+    async def one_statement(self) -> AsyncIterator[OneStatement]:
+        """A unit of work that writes without reading, as one statement (see `OneStatement`)."""
+        unit = OneStatement(self.schema, self._subject_for)
+        yield unit
+        async with self.autocommit.connect() as conn:
+            await unit.write(conn)
+        if unit.enqueued and self._on_commit is not None:
+            self._on_commit()
+
     async def read_stream(self, stream_id: str) -> list[Envelope]:
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             return await read_stream(conn, self.schema, stream_id)
 
     async def read_all(self, after: int = 0, limit: int = 1000) -> list[Envelope]:
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             result = await conn.execute(
                 text(
                     f"SELECT * FROM {self.schema}.events WHERE position > :after"

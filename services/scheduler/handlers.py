@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,7 +17,7 @@ from libs.blobs import has_spilled, spill_large_fields
 from libs.bus.consumer import Retry
 from libs.bus.subjects import SCHEDULER_RUNNER_EVENTS_DURABLE, queue_key, runner_queue
 from libs.events import Envelope, EventMetadata
-from libs.eventstore import EventStore, OutboxMessage, Transaction
+from libs.eventstore import AlreadyTracked, EventStore, OneStatement, OutboxMessage, Transaction
 from libs.eventstore.retry import retry_on_conflict
 from libs.hardware import HardwareCatalog, load_catalog
 from libs.predictions import (
@@ -263,25 +264,29 @@ async def _create(
         job[SEALED_INPUT] = seal_json(secret_values, secrets_key)
     headers = {"traceparent": job["traceparent"]} if job["traceparent"] else {}
     subject = runner_queue(runner_label, queue)
-    async with store.transaction() as tx:
-        if cmd.idempotency_key:
+    # Fair share: into the queue now, unless it is backed up and this account has its share of it; then the job
+    # waits in its work row and the control loop publishes it in turn. Read before the write: the share is a
+    # policy of turns, not a limit that two creates at the same moment must not pass together.
+    async with store.autocommit.connect() as conn:
+        admitted = fair_share.admit(await work.queue_load(conn, store.schema, queue), cmd.account, fair_share_policy)
+    # A new prediction reads nothing: everything is written in one statement. Only a key that a concurrent
+    # request may be storing at the same moment needs a transaction that can see it and roll back.
+    unit: AbstractAsyncContextManager[Transaction | OneStatement] = (
+        store.transaction() if cmd.idempotency_key else store.one_statement()
+    )
+    async with unit as tx:
+        if isinstance(tx, Transaction):
             await _store_key(tx, store.schema, cmd, prediction_id)
         stored = await tx.append(model.stream_id(prediction_id), events, expected_version=0)
-        # Fair share: into the queue now, unless it is backed up and this account has its share of it; then
-        # the job waits in its work row and the control loop publishes it in turn.
-        admitted = fair_share.admit(await work.queue_load(tx.conn, store.schema, queue), cmd.account,
-                                    fair_share_policy)
         if admitted:
             await tx.enqueue(OutboxMessage(subject, json.dumps(job).encode(), prediction_id, headers))
-        await work.add(tx.conn, store.schema, prediction_id=prediction_id, queue=queue, label=runner_label,
-                       model_version=version.id, deployment=cmd.deployment, account=cmd.account,
-                       created_at=created_at,
-                       held_job=None if admitted else {"subject": subject, "job": job, "headers": headers})
+        await tx.also(*work.add(store.schema, prediction_id=prediction_id, queue=queue, label=runner_label,
+                                model_version=version.id, deployment=cmd.deployment, account=cmd.account,
+                                created_at=created_at,
+                                held_job=None if admitted else {"subject": subject, "job": job, "headers": headers}))
         if deadline is not None:
-            await tx.conn.execute(
-                text(f"INSERT INTO {store.schema}.deadlines (prediction_id, due_at) VALUES (:id, :due)"),
-                {"id": prediction_id, "due": deadline},
-            )
+            await tx.also(f"INSERT INTO {store.schema}.deadlines (prediction_id, due_at) VALUES (:id, :due)",
+                          {"id": prediction_id, "due": deadline})
     return model.load(prediction_id, stored)
 
 
@@ -382,68 +387,85 @@ async def record_runner_event(
     if js is not None:
         event = await restore_event(js, event)
     report = parse_runner_report(event, kind)
+    stream = model.stream_id(prediction_id)
     second_run: list[bool] = []
+    # A report is one read and one write: the read brings what the decision needs, the write (events, outbox,
+    # work row, tracking) is one statement, refused whole if another writer got to the stream or the report first.
 
-    async def attempt() -> None:
-        async with store.transaction() as tx:
-            fresh, history = await tx.track_and_read_stream(
-                RUNNER_EVENTS_CONSUMER, event.id, model.stream_id(prediction_id)
+    async def attempt() -> bool:
+        """Record the report; True when the prediction ended while jobs of its queue are held."""
+        async with store.autocommit.connect() as conn:
+            seen, held, history = await work.read_for_report(
+                conn, store.schema, consumer=RUNNER_EVENTS_CONSUMER, message_id=event.id,
+                prediction_id=prediction_id, stream_id=stream,
             )
-            if not fresh:
-                return
-            if report is None:
-                log.warning("runner report of unknown type %s on %s; dropped", event.type, prediction_id)
-                return
-            history = await _restored(js, history)
-            if not history:
-                log.warning("runner reported on unknown prediction %s; dropped", prediction_id)
-                return
-            state = model.load(prediction_id, history)
-            metadata = _metadata(prediction_id, causation_id=event.id, actor=report.runner_id)
-            if _reports_second_run(state, report):
-                lost = model.decide_lost(
-                    state, node=state.runner_id, completed_at=datetime.now(UTC).isoformat(),
-                    metadata=_metadata(prediction_id, causation_id=event.id, actor="scheduler"),
-                    why=f" (its job came back unfinished and reached node {report.runner_id or '?'})",
+        if seen:
+            return False
+        history = await _restored(js, history)
+        try:
+            async with store.one_statement() as unit:
+                await unit.track(RUNNER_EVENTS_CONSUMER, event.id)
+                if report is None:
+                    log.warning("runner report of unknown type %s on %s; dropped", event.type, prediction_id)
+                    return False
+                if not history:
+                    log.warning("runner reported on unknown prediction %s; dropped", prediction_id)
+                    return False
+                state = model.load(prediction_id, history)
+                if _reports_second_run(state, report):
+                    lost = model.decide_lost(
+                        state, node=state.runner_id, completed_at=datetime.now(UTC).isoformat(),
+                        metadata=_metadata(prediction_id, causation_id=event.id, actor="scheduler"),
+                        why=f" (its job came back unfinished and reached node {report.runner_id or '?'})",
+                    )
+                    await unit.append(stream, await _fitting(js, lost), expected_version=state.stream_version)
+                    await _end_parts(unit, store, state, lost, retention_seconds)
+                    second_run.append(True)
+                    return held
+                boot_time = (
+                    await _boot_time(store, state, report)
+                    if isinstance(report, (RunnerPredictionStarted, RunnerPredictionCompleted)) else None
                 )
-                await tx.append(model.stream_id(prediction_id), await _fitting(js, lost),
-                                expected_version=state.stream_version)
-                await end_work(tx, store, state, lost, retention_seconds, fair_share_policy)
-                second_run.append(True)
-                return
-            boot_time = (
-                await _boot_time(tx, state, report)
-                if isinstance(report, (RunnerPredictionStarted, RunnerPredictionCompleted)) else None
-            )
-            try:
-                new_events = _decide_for_runner_event(state, report, metadata, boot_time)
-            except model.ProgressOutOfOrder as exc:
-                # Rolls the tracking back too: the report is redelivered after the ones before it.
-                raise Retry(str(exc), delay=0.1) from None
-            if isinstance(report, RunnerPredictionStarted) and not state.is_terminal:
-                # Also a job run again on another instance: the work row follows it there.
-                await work.mark_started(
-                    tx.conn, store.schema, prediction_id, started_at=_parse_time(report.started_at),
-                    node=report.runner_id, instance=report.instance_id,
-                )
-            if new_events:
-                await tx.append(
-                    model.stream_id(prediction_id), await _fitting(js, new_events),
-                    expected_version=state.stream_version,
-                )
-                if new_events[-1].type in TERMINAL_EVENT_TYPES:
-                    # A place in the queue came free: a held job takes it now, not at the next control tick.
-                    await end_work(tx, store, state, new_events, retention_seconds, fair_share_policy)
-                else:
-                    await _track_start(tx, store, new_events, report)
-            elif isinstance(report, RunnerPredictionStarted) and state.is_terminal:
-                # The job of an ended prediction ran again somewhere (e.g. one failed as lost while its job
-                # came back): that run is stopped.
-                second_run.append(True)
+                metadata = _metadata(prediction_id, causation_id=event.id, actor=report.runner_id)
+                try:
+                    new_events = _decide_for_runner_event(state, report, metadata, boot_time)
+                except model.ProgressOutOfOrder as exc:
+                    # Nothing is written, the tracking neither: the report is redelivered after the ones before it.
+                    raise Retry(str(exc), delay=0.1) from None
+                if isinstance(report, RunnerPredictionStarted) and not state.is_terminal:
+                    # Also a job run again on another instance: the work row follows it there.
+                    await unit.also(*work.mark_started(
+                        store.schema, prediction_id, started_at=_parse_time(report.started_at),
+                        node=report.runner_id, instance=report.instance_id,
+                    ))
+                if new_events:
+                    await unit.append(stream, await _fitting(js, new_events), expected_version=state.stream_version)
+                    if new_events[-1].type in TERMINAL_EVENT_TYPES:
+                        await _end_parts(unit, store, state, new_events, retention_seconds)
+                        return held
+                    await _track_start(unit, store, new_events, report)
+                elif isinstance(report, RunnerPredictionStarted) and state.is_terminal:
+                    # The job of an ended prediction ran again somewhere (e.g. one failed as lost while its job
+                    # came back): that run is stopped.
+                    second_run.append(True)
+                return False
+        except AlreadyTracked:
+            return False  # a redelivery of the report was recorded meanwhile
 
-    await retry_on_conflict(attempt)
+    if await retry_on_conflict(attempt):
+        # A place in the queue came free: a held job takes it now, not at the next control tick (which releases
+        # it too, should this process stop right here).
+        queue = await _queue_of(store, prediction_id)
+        if queue is not None:
+            async with store.transaction() as tx:
+                await release_held_turns(tx, store.schema, queue, fair_share_policy)
     if second_run and runners is not None:
         await runners.request_cancel(prediction_id)
+
+
+async def _queue_of(store: EventStore, prediction_id: str) -> str | None:
+    state = model.load(prediction_id, await store.read_stream(model.stream_id(prediction_id)))
+    return queue_key(state.version_id, state.deployment) if state.version_id else None
 
 
 def _reports_second_run(state: model.Prediction, report: RunnerReport) -> bool:
@@ -473,19 +495,31 @@ async def release_held_turns(
     return turns
 
 
-async def end_work(tx: Any, store: EventStore, state: model.Prediction, events: list[Envelope],
-                    retention_seconds: float, fair_share_policy: fair_share.FairSharePolicy | None = None) -> None:
+async def end_work(tx: Transaction, store: EventStore, state: model.Prediction, events: list[Envelope],
+                   retention_seconds: float, fair_share_policy: fair_share.FairSharePolicy | None = None) -> None:
     """What follows a prediction's end (``events`` after ``state``) in the transaction that records it: no work
     row, no deadline, a due data removal, all in one statement; given ``fair_share_policy``, held jobs of its
     queue take the place that came free."""
-    after = state
-    for new_event in events:
-        after = model.evolve(after, new_event)
-    queue = queue_key(state.version_id, state.deployment)
-    held = await work.end(tx.conn, store.schema, state.id, queue=queue, forget_deadline=state.deadline is not None,
+    after = _after(state, events)
+    held = await work.end(tx.conn, store.schema, state.id, forget_deadline=state.deadline is not None,
                           data_removal_due=_data_removal_due(after, retention_seconds))
     if held and fair_share_policy is not None:
-        await release_held_turns(tx, store.schema, queue, fair_share_policy)
+        await release_held_turns(tx, store.schema, queue_key(state.version_id, state.deployment), fair_share_policy)
+
+
+async def _end_parts(unit: OneStatement, store: EventStore, state: model.Prediction, events: list[Envelope],
+                     retention_seconds: float) -> None:
+    """`end_work`'s writes as parts of a one-statement unit (its caller releases held jobs afterwards)."""
+    after = _after(state, events)
+    for part in work.end_parts(store.schema, state.id, forget_deadline=state.deadline is not None,
+                               data_removal_due=_data_removal_due(after, retention_seconds)):
+        await unit.also(*part)
+
+
+def _after(state: model.Prediction, events: list[Envelope]) -> model.Prediction:
+    for event in events:
+        state = model.evolve(state, event)
+    return state
 
 
 async def fail_unrecorded_report(
@@ -529,15 +563,16 @@ async def fail_unrecorded_report(
     await retry_on_conflict(attempt)
 
 
-async def _track_start(tx: Any, store: EventStore, new_events: list[Envelope], report: RunnerReport) -> None:
+async def _track_start(unit: OneStatement, store: EventStore, new_events: list[Envelope],
+                       report: RunnerReport) -> None:
     """Keep the `work` row of a prediction that has not ended in step with its events: started where."""
     prediction_id = new_events[-1].data["id"]
     for new_event in new_events:
         if new_event.type == PredictionStarted.TYPE:
-            await work.mark_started(
-                tx.conn, store.schema, prediction_id, started_at=_parse_time(new_event.data["started_at"]),
+            await unit.also(*work.mark_started(
+                store.schema, prediction_id, started_at=_parse_time(new_event.data["started_at"]),
                 node=report.runner_id, instance=getattr(report, "instance_id", None),
-            )
+            ))
 
 
 def _parse_time(value: Any) -> datetime:
@@ -647,7 +682,7 @@ async def remove_due_data(
 
 
 async def _boot_time(
-    tx: Any, state: model.Prediction, report: RunnerPredictionStarted | RunnerPredictionCompleted
+    store: EventStore, state: model.Prediction, report: RunnerPredictionStarted | RunnerPredictionCompleted
 ) -> float | None:
     """Seconds the prediction waited for its instance to boot: from the later of its creation and the
     instance's request to the instance being ready; None when the instance was ready before it came."""
@@ -659,7 +694,7 @@ async def _boot_time(
     ready_value = report.instance_ready_at
     if ready_value and _parse_time(ready_value) <= created:
         return None  # a warm instance (the common case): nothing to read
-    instance = inst.load(instance_id, await tx.read_stream(inst.stream_id(instance_id)))
+    instance = inst.load(instance_id, await store.read_stream(inst.stream_id(instance_id)))
     ready_at = _parse_time(ready_value) if ready_value else instance.ready_at
     if ready_at is None or instance.requested_at is None:
         return None

@@ -297,3 +297,40 @@ async def test_relay_keeps_each_streams_order_across_batches(engine, schema: str
         assert [event.stream_version for event in ours] == list(range(1, per_stream + 1))
     positions = [event.position for event in published]
     assert positions == sorted(positions)
+
+
+async def test_one_statement_writes_events_outbox_and_other_rows_together_or_not_at_all(
+    engine, schema: str, bus: Bus, database_url: str
+) -> None:
+    spec = await _stream(bus, schema)
+    store = _store(engine, schema)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"CREATE TABLE {schema}.notes (id text PRIMARY KEY, note text, at timestamptz)"))
+    notes = f"INSERT INTO {schema}.notes (id, note, at) VALUES (:id, :note, CAST(:at AS timestamptz))"
+
+    async with store.one_statement() as unit:
+        stored = await unit.append("p-5", [new_event("thing.happened", "p-5", {"n": n}) for n in range(2)], 0)
+        # Two parts using the same parameter names, and a literal cast that is no parameter.
+        await unit.also(notes, {"id": "a", "note": "first", "at": "2026-01-01T00:00:00+00:00"})
+        await unit.also(notes.replace("CAST(:at AS timestamptz)", "'2026-01-01 00:00:00'::timestamptz"),
+                        {"id": "b", "note": "second"})
+    assert [(e.stream_version, e.data["n"]) for e in stored] == [(1, 0), (2, 1)]
+    assert [(e.stream_version, e.data["n"]) for e in await store.read_stream("p-5")] == [(1, 0), (2, 1)]
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text(f"SELECT id, note FROM {schema}.notes ORDER BY id"))).all()
+    assert [tuple(row) for row in rows] == [("a", "first"), ("b", "second")]
+
+    # A stale expected version refuses the whole unit: no event, no outbox message, no other row.
+    with pytest.raises(ConcurrencyError):
+        async with store.one_statement() as unit:
+            await unit.append("p-5", [new_event("thing.happened", "p-5", {"n": 9})], 1)
+            await unit.also(notes, {"id": "c", "note": "third", "at": "2026-01-01T00:00:00+00:00"})
+    assert len(await store.read_stream("p-5")) == 2
+    async with engine.connect() as conn:
+        assert (await conn.execute(text(f"SELECT count(*) FROM {schema}.notes"))).scalar() == 2
+        assert (await conn.execute(text(f"SELECT count(*) FROM {schema}.outbox"))).scalar() == 2
+
+    relay = OutboxRelay(schema, bus, database_url=database_url)
+    assert await relay.drain() == 2
+    await relay.close()
+    assert [e.data["n"] for e in await _messages(bus, spec)] == [0, 1]

@@ -60,8 +60,8 @@ async def published(store: EventStore, ids: list[str]) -> list[str]:
 
 async def start(store: EventStore, prediction_id: str) -> None:
     async with store.transaction() as tx:
-        await work.mark_started(tx.conn, store.schema, prediction_id, started_at=datetime.now(UTC), node="n1",
-                                instance="i-1")
+        await tx.also(*work.mark_started(store.schema, prediction_id, started_at=datetime.now(UTC), node="n1",
+                                         instance="i-1"))
 
 
 def controller(store: EventStore) -> Controller:

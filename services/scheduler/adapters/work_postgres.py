@@ -33,14 +33,14 @@ class WorkItem:
     held: bool = False
 
 
-async def add(conn: Any, schema: str, *, prediction_id: str, queue: str, label: str, model_version: str,
-              deployment: str | None, account: str, created_at: datetime,
-              held_job: dict[str, Any] | None = None) -> None:
-    """``held_job``: the message to publish later (subject, payload, headers) when fair share holds the job."""
-    await conn.execute(
-        text(f"INSERT INTO {schema}.work (prediction_id, queue, label, model_version, deployment, account,"
-             " created_at, held_job) VALUES (:id, :queue, :label, :version, :deployment, :account, :created_at,"
-             " CAST(:held_job AS jsonb)) ON CONFLICT (prediction_id) DO NOTHING"),
+def add(schema: str, *, prediction_id: str, queue: str, label: str, model_version: str, deployment: str | None,
+        account: str, created_at: datetime, held_job: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """The statement adding a prediction's work row (for a unit of work's `also`). ``held_job``: the message to
+    publish later (subject, payload, headers) when fair share holds the job."""
+    return (
+        f"INSERT INTO {schema}.work (prediction_id, queue, label, model_version, deployment, account, created_at,"
+        " held_job) VALUES (:id, :queue, :label, :version, :deployment, :account, :created_at,"
+        " CAST(:held_job AS jsonb)) ON CONFLICT (prediction_id) DO NOTHING",
         {"id": prediction_id, "queue": queue, "label": label, "version": model_version, "deployment": deployment,
          "account": account, "created_at": created_at,
          "held_job": None if held_job is None else json.dumps(held_job)},
@@ -92,11 +92,11 @@ async def take_held_job(conn: Any, schema: str, prediction_id: str) -> dict[str,
     return value if isinstance(value, dict) else json.loads(value)
 
 
-async def mark_started(conn: Any, schema: str, prediction_id: str, *, started_at: datetime, node: str,
-                       instance: str | None) -> None:
-    await conn.execute(
-        text(f"UPDATE {schema}.work SET started_at = :at, node = :node, instance = :instance"
-             " WHERE prediction_id = :id"),
+def mark_started(schema: str, prediction_id: str, *, started_at: datetime, node: str,
+                 instance: str | None) -> tuple[str, dict[str, Any]]:
+    """The statement recording where and when a prediction started (for a unit of work's `also`)."""
+    return (
+        f"UPDATE {schema}.work SET started_at = :at, node = :node, instance = :instance WHERE prediction_id = :id",
         {"id": prediction_id, "at": started_at, "node": node, "instance": instance},
     )
 
@@ -105,26 +105,54 @@ async def remove(conn: Any, schema: str, prediction_id: str) -> None:
     await conn.execute(text(f"DELETE FROM {schema}.work WHERE prediction_id = :id"), {"id": prediction_id})
 
 
-async def end(conn: Any, schema: str, prediction_id: str, *, queue: str, forget_deadline: bool,
-              data_removal_due: datetime | None) -> bool:
-    """Everything a prediction's end changes outside its stream, in one statement: its work row goes, its
-    Cancel-After deadline too (``forget_deadline``), its data removal becomes due at ``data_removal_due``.
-    Returns whether jobs of its queue are held by fair share (a place came free for one)."""
-    parts = [f"gone AS (DELETE FROM {schema}.work WHERE prediction_id = :id)"]
-    params: dict[str, Any] = {"id": prediction_id, "queue": queue}
+def end_parts(schema: str, prediction_id: str, *, forget_deadline: bool,
+              data_removal_due: datetime | None) -> list[tuple[str, dict[str, Any]]]:
+    """Everything a prediction's end changes outside its stream: its work row goes, its Cancel-After deadline
+    too (``forget_deadline``), its data removal becomes due at ``data_removal_due`` (for a unit's `also`)."""
+    parts: list[tuple[str, dict[str, Any]]] = [
+        (f"DELETE FROM {schema}.work WHERE prediction_id = :id", {"id": prediction_id})]
     if forget_deadline:
-        parts.append(f"deadline AS (DELETE FROM {schema}.deadlines WHERE prediction_id = :id)")
+        parts.append((f"DELETE FROM {schema}.deadlines WHERE prediction_id = :id", {"id": prediction_id}))
     if data_removal_due is not None:
-        parts.append(f"removal AS (INSERT INTO {schema}.data_removals (prediction_id, due_at) VALUES (:id, :due)"
-                     " ON CONFLICT (prediction_id) DO NOTHING)")
-        params["due"] = data_removal_due
-    # The statement's snapshot still shows the row being deleted: it is left out by id.
+        parts.append((f"INSERT INTO {schema}.data_removals (prediction_id, due_at) VALUES (:id, :due)"
+                      " ON CONFLICT (prediction_id) DO NOTHING", {"id": prediction_id, "due": data_removal_due}))
+    return parts
+
+
+def _held_elsewhere_in_its_queue(schema: str) -> str:
+    """Whether jobs of the queue of prediction `:id` are held by fair share (`:id` itself left out)."""
+    return (f"EXISTS (SELECT 1 FROM {schema}.work AS w WHERE w.held_job IS NOT NULL AND w.prediction_id <> :id"
+            f" AND w.queue = (SELECT queue FROM {schema}.work WHERE prediction_id = :id))")
+
+
+async def end(conn: Any, schema: str, prediction_id: str, *, forget_deadline: bool,
+              data_removal_due: datetime | None) -> bool:
+    """`end_parts` in one statement; returns whether jobs of its queue are held by fair share (a place came
+    free for one)."""
+    parts = end_parts(schema, prediction_id, forget_deadline=forget_deadline, data_removal_due=data_removal_due)
+    params = {key: value for _, part_params in parts for key, value in part_params.items()}
+    # The statement's snapshot still shows the work row being deleted: its queue is read from it.
     row = (await conn.execute(
-        text(f"WITH {', '.join(parts)} SELECT EXISTS (SELECT 1 FROM {schema}.work WHERE queue = :queue"
-             " AND held_job IS NOT NULL AND prediction_id <> :id) AS held"),
+        text(f"WITH {', '.join(f'p{i} AS ({sql})' for i, (sql, _) in enumerate(parts))}"
+             f" SELECT {_held_elsewhere_in_its_queue(schema)} AS held"),
         params,
     )).first()
     return bool(row and row.held)
+
+
+async def read_for_report(conn: Any, schema: str, *, consumer: str, message_id: str, prediction_id: str,
+                          stream_id: str) -> tuple[bool, bool, list[Envelope]]:
+    """What recording a runner's report needs, in one statement: whether ``consumer`` has seen the message,
+    whether jobs of the prediction's queue are held by fair share, and the prediction's events."""
+    rows = (await conn.execute(
+        text(f"SELECT flags.seen, flags.held, e.* FROM (SELECT EXISTS (SELECT 1 FROM {schema}.tracking"
+             f" WHERE consumer = :consumer AND message_id = :message_id) AS seen,"
+             f" {_held_elsewhere_in_its_queue(schema)} AS held) AS flags"
+             f" LEFT JOIN {schema}.events AS e ON e.stream_id = :stream ORDER BY e.stream_version"),
+        {"consumer": consumer, "message_id": message_id, "id": prediction_id, "stream": stream_id},
+    )).all()
+    events = [_row_to_envelope(row) for row in rows if row.event_id is not None]
+    return bool(rows[0].seen), bool(rows[0].held), events
 
 
 async def set_told(conn: Any, schema: str, prediction_id: str, told: str) -> None:
