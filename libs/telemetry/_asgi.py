@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from libs.telemetry._propagation import extract_context, tracer
@@ -50,6 +52,10 @@ class TraceMiddleware:
         if scope["type"] != "http" or scope.get("path") in self.excluded_paths:
             await self.app(scope, receive, send)
             return
+        if self.tracer_provider is None and not isinstance(trace.get_tracer_provider(), SdkTracerProvider):
+            # Nothing records spans (no exporter): only a caller's trace context is passed on, if it sent one.
+            await self._continue_callers_trace(scope, receive, send)
+            return
         method = scope.get("method", "GET")
         path = scope.get("path", "")
         attributes = {"http.request.method": method, "url.path": path, "url.scheme": scope.get("scheme", "http")}
@@ -79,3 +85,13 @@ class TraceMiddleware:
                     span.set_attribute("http.response.status_code", status_code[0])
                     if status_code[0] >= 500:
                         span.set_status(Status(StatusCode.ERROR))
+
+    async def _continue_callers_trace(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not any(name == b"traceparent" for name, _ in scope.get("headers") or ()):
+            await self.app(scope, receive, send)
+            return
+        token = otel_context.attach(extract_context(_headers(scope)))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            otel_context.detach(token)

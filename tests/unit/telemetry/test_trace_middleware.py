@@ -69,3 +69,19 @@ async def test_health_probes_are_not_traced(traced_app) -> None:
         body = (await client.get("/healthz")).json()
     assert body["traceparent"] is None
     assert exporter.get_finished_spans() == ()
+
+
+async def test_without_a_recording_provider_only_the_callers_context_passes_on() -> None:
+    # No tracer provider given and none installed globally (no exporter): no span is opened, yet a handler sees
+    # the caller's traceparent, and none when the caller sent none.
+    app = FastAPI()
+
+    @app.get("/v1/predictions/{prediction_id}")
+    async def get_prediction(prediction_id: str) -> dict:
+        return {"traceparent": current_traceparent()}
+
+    app.add_middleware(TraceMiddleware)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+    given = await client.get("/v1/predictions/p1", headers={"traceparent": TRACEPARENT})
+    assert given.json()["traceparent"] == TRACEPARENT
+    assert (await client.get("/v1/predictions/p1")).json()["traceparent"] is None
