@@ -526,16 +526,16 @@ def _phase_rank(told: str) -> int:
 async def say(store: EventStore, prediction_id: str, tag: str, line: str) -> None:
     """Add ``line`` to a waiting prediction's logs (`prediction.waiting`) and remember what it was told."""
     async def attempt() -> None:
-        async with store.transaction() as tx:
-            await tx.conn.execute(text("SET LOCAL lock_timeout = '5s'"))
-            history = await tx.read_stream(model.stream_id(prediction_id))
-            if not history:
-                return
-            state = model.load(prediction_id, history)
-            events = model.decide_wait(state, logs=line, metadata=_metadata(prediction_id))
+        # One read and one write (a prediction that started or ended meanwhile collides on its stream's version).
+        history = await store.read_stream(model.stream_id(prediction_id))
+        if not history:
+            return
+        state = model.load(prediction_id, history)
+        events = model.decide_wait(state, logs=line, metadata=_metadata(prediction_id))
+        async with store.one_statement() as unit:
             if events:
-                await tx.append(model.stream_id(prediction_id), events, expected_version=state.stream_version)
-            await work.set_told(tx.conn, store.schema, prediction_id, tag)
+                await unit.append(model.stream_id(prediction_id), events, expected_version=state.stream_version)
+            await unit.also(*work.set_told(store.schema, prediction_id, tag))
 
     await retry_on_conflict(attempt)
 

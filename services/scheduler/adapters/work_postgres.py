@@ -155,9 +155,9 @@ async def read_for_report(conn: Any, schema: str, *, consumer: str, message_id: 
     return bool(rows[0].seen), bool(rows[0].held), events
 
 
-async def set_told(conn: Any, schema: str, prediction_id: str, told: str) -> None:
-    await conn.execute(text(f"UPDATE {schema}.work SET told = :told WHERE prediction_id = :id"),
-                       {"id": prediction_id, "told": told})
+def set_told(schema: str, prediction_id: str, told: str) -> tuple[str, dict[str, Any]]:
+    """The statement remembering what a waiting prediction was last told (for a unit of work's `also`)."""
+    return f"UPDATE {schema}.work SET told = :told WHERE prediction_id = :id", {"id": prediction_id, "told": told}
 
 
 async def all_work(store: EventStore) -> list[WorkItem]:
