@@ -34,11 +34,14 @@ async def _record_usage(event: Envelope, unit_of_work: UnitOfWorkFactory) -> Non
 async def record_usage_batch(events: list[Envelope], unit_of_work: UnitOfWorkFactory) -> list[str | None]:
     """Record the usage of every end in one transaction; for each event None, or why it must come back."""
     outcomes: list[str | None] = []
+    handled: set[str] = set()
     async with unit_of_work() as uow:
         for event in events:
             try:
-                if event.type in TERMINAL_TYPES:
+                # The same message twice in a batch (a redelivery overtaking an acknowledgement) counts once.
+                if event.type in TERMINAL_TYPES and event.id not in handled:
                     await _record_in(uow, event)
+                    handled.add(event.id)
                 outcomes.append(None)
             except PredictionNotYetKnown as exc:
                 outcomes.append(f"prediction {exc} not created yet")

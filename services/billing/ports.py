@@ -11,7 +11,8 @@ from services.billing.domain.usage import BilledPrediction
 
 class BillingUnitOfWork(Protocol):
     async def track(self, message_id: str) -> bool:
-        """False when this message was already processed."""
+        """False when this message is known to be processed already. A unit of work may find that out only
+        when it is written: then it writes nothing of that message (see the PostgreSQL adapter)."""
 
     async def remember_prediction(self, prediction: BilledPrediction) -> None: ...
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text
-
 from libs.events import Envelope
-from libs.eventstore import Transaction
+from libs.eventstore import OneStatement, Transaction
 from services.billing.domain.usage import USAGE_RECORDED
 
 SCHEMA = "billing"
@@ -15,18 +13,16 @@ class UsageProjection:
     name = "billing-usage"
     tables = ("usage",)
 
-    async def apply(self, tx: Transaction, event: Envelope) -> None:
+    async def apply(self, tx: Transaction | OneStatement, event: Envelope) -> None:
         if event.type != USAGE_RECORDED:
             return
         data = event.data
-        await tx.conn.execute(
-            text(
-                f"INSERT INTO {SCHEMA}.usage (prediction_id, account, hardware, predict_time, recorded_at)"
-                " VALUES (:prediction_id, :account, :hardware, :predict_time, :recorded_at)"
-                " ON CONFLICT (prediction_id) DO UPDATE SET account = EXCLUDED.account,"
-                " hardware = EXCLUDED.hardware, predict_time = EXCLUDED.predict_time,"
-                " recorded_at = EXCLUDED.recorded_at"
-            ),
+        await tx.also(
+            f"INSERT INTO {SCHEMA}.usage (prediction_id, account, hardware, predict_time, recorded_at)"
+            " VALUES (:prediction_id, :account, :hardware, :predict_time, :recorded_at)"
+            " ON CONFLICT (prediction_id) DO UPDATE SET account = EXCLUDED.account,"
+            " hardware = EXCLUDED.hardware, predict_time = EXCLUDED.predict_time,"
+            " recorded_at = EXCLUDED.recorded_at",
             {
                 "prediction_id": data["prediction_id"],
                 "account": data["account"],

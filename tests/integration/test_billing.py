@@ -170,3 +170,25 @@ async def test_rebuild_projections_restores_usage_from_the_log(
     await rebuild(Settings(database_url=database_url, nats_url=nats_url))
     rows = await usage_rows(billing, prediction_id)
     assert [(row["account"], row["hardware"], row["predict_time"]) for row in rows] == [("alice", "cpu", 2.0)]
+
+
+async def test_a_batch_of_ends_is_written_whole_or_not_at_all(billing: Deps) -> None:
+    from libs.eventstore import AlreadyTracked
+    from services.billing.handlers import record_usage_batch
+
+    first, second, third = uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex
+    _, first_end = lifecycle(first)
+    _, second_end = lifecycle(second)
+    _, third_end = lifecycle(third)
+    # The same end twice in one batch (a redelivery that overtook an acknowledgement) is recorded once.
+    assert await record_usage_batch([first_end, second_end, first_end], billing.unit_of_work) == [None] * 3
+    # A batch holding an end recorded before is refused whole (nothing of it is written); the consumer then
+    # handles each message alone, and alone, a message recorded before is no error and writes nothing more.
+    with pytest.raises(AlreadyTracked):
+        await record_usage_batch([third_end, first_end], billing.unit_of_work)
+    assert await usage_rows(billing, third) == []
+    assert await record_usage_batch([third_end], billing.unit_of_work) == [None]
+    assert await record_usage_batch([first_end], billing.unit_of_work) == [None]
+    for prediction_id in (first, second, third):
+        assert len(await usage_rows(billing, prediction_id)) == 1
+        assert len(await usage_events(billing, prediction_id)) == 1
