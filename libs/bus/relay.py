@@ -51,6 +51,8 @@ class OutboxRelay:
         self._conn: psycopg.AsyncConnection | None = None
         self._locked = False
         self._lock_refused_at = float("-inf")
+        # Published, to be deleted by the next batch's statement (or on close).
+        self._published: list[int] = []
         # Test hook: lets a test kill the relay between publish and delete.
         self._after_publish = after_publish
 
@@ -91,18 +93,28 @@ class OutboxRelay:
         return self._conn if self._locked else None
 
     async def close(self) -> None:
-        """Give the lock up (with the connection)."""
-        conn, self._conn, self._locked = self._conn, None, False
+        """Delete what was published and not yet deleted, and give the lock up (with the connection)."""
+        conn, locked, self._conn, self._locked = self._conn, self._locked, None, False
         if conn is not None and not conn.closed:
+            with contextlib.suppress(Exception):
+                if locked and self._published:
+                    await conn.execute(f"DELETE FROM {self._schema}.outbox WHERE position = ANY(%s)",
+                                       (self._published,))
+                    self._published = []
             with contextlib.suppress(Exception):
                 await conn.close()
 
     async def _drain_batch(self, conn: psycopg.AsyncConnection) -> int:
+        # The rows the previous batch published are deleted by the statement that reads the next one: a batch
+        # is one round trip. Rows of a transaction that committed meanwhile with a lower position (positions are
+        # taken before commit) are read by it too; only what went out is deleted.
         cursor = await conn.execute(
-            f"SELECT position, msg_id, subject, payload, headers FROM {self._schema}.outbox"
-            " ORDER BY position LIMIT %s",
-            (BATCH,),
+            f"WITH published AS (DELETE FROM {self._schema}.outbox WHERE position = ANY(%(published)s))"
+            f" SELECT position, msg_id, subject, payload, headers FROM {self._schema}.outbox"
+            " WHERE position <> ALL(%(published)s) ORDER BY position LIMIT %(n)s",
+            {"published": self._published, "n": BATCH},
         )
+        self._published = []
         rows = await cursor.fetchall()
         if not rows:
             return 0
@@ -115,11 +127,7 @@ class OutboxRelay:
             if self._after_publish is not None:
                 await self._after_publish(msg_id)
             self._remember(position)
-        # Only what went out is deleted: rows of a transaction that committed meanwhile with a lower position
-        # (positions are taken before commit) are read by the next batch.
-        await conn.execute(
-            f"DELETE FROM {self._schema}.outbox WHERE position = ANY(%s)", ([position for position, *_ in rows],)
-        )
+        self._published = [position for position, *_ in rows]
         return len(rows)
 
     def _remember(self, position: int) -> None:
