@@ -81,6 +81,9 @@ def test_the_official_python_client_sends_an_idempotency_key_through_its_headers
     first = client.models.predictions.create("cogwheel/hello-world", input={"text": key})
     again = client.models.predictions.create("cogwheel/hello-world", input={"text": key})
     assert first.id == again.id
+    with pytest.raises(replicate.exceptions.ReplicateError) as refused:
+        client.models.predictions.create("cogwheel/hello-world", input={"text": "another body"})
+    assert refused.value.status == 422
 
 
 async def test_creates_answer_503_while_nats_is_down_and_readiness_follows(platform: Platform) -> None:
