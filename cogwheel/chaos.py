@@ -91,6 +91,8 @@ class PhaseResult:
     # Requests given up after retrying until the deadline (the client never learned of an id).
     gave_up: int = 0
     recovery_seconds: float | None = None
+    # Wall-clock time of the kill (time.time()), to tell which deliveries were under way when it happened.
+    killed_at: float | None = None
     # Filled when the run settles.
     terminal: int = 0
     stuck: int = 0
@@ -254,6 +256,7 @@ async def _burst(platform: Platform, phase: PhaseResult, count: int, concurrency
         if not inject:
             return
         await killed.wait()
+        phase.killed_at = time.time()
         phase.killed = await platform.kill(phase.kind)
         platform.notify(f"chaos: killed {phase.killed}")
         started = time.monotonic()
@@ -298,13 +301,32 @@ def _attempt_history(database_url: str, prediction_id: str) -> list[tuple[object
             (f"webhook-{prediction_id}",)).fetchall()
 
 
+def _delivery_window(database_url: str, prediction_id: str) -> tuple[float, float]:
+    """(when its first delivery was queued, when its last attempt was recorded), as Unix times."""
+    with psycopg.connect(database_url, connect_timeout=10) as conn:
+        row = conn.execute(
+            "SELECT EXTRACT(EPOCH FROM (SELECT min(created_at) FROM webhook_dispatcher.deliveries"
+            "  WHERE prediction_id = %s))::float8,"
+            " EXTRACT(EPOCH FROM (SELECT max(recorded_at) FROM webhook_dispatcher.events"
+            "  WHERE stream_id = %s))::float8",
+            (prediction_id, f"webhook-{prediction_id}")).fetchone()
+    assert row is not None
+    return (row[0] or 0.0, row[1] or time.time())
+
+
+def killed_during(start: float, end: float, kills: list[float]) -> bool:
+    """Whether one of the kills (Unix times) fell within [start, end]."""
+    return any(start <= at <= end for at in kills)
+
+
 def _repeated_posts(webhook_ids: list[str], history: list[tuple[object, ...]], *, sender_killed: bool) -> str:
     """`retried` when every POST is an attempt of one delivery that the history records, only the last of them
     delivered (the receiver answered too late, or not at all, and the same `webhook-id` went again, as Standard
-    Webhooks intends). In a burst whose webhook dispatcher was killed, one delivery sent again with the same
-    `webhook-id` is the documented crash window (killed after its POST, before recording it): also `retried`,
-    since receivers drop it by that id. `dup` otherwise: another `webhook-id`, two recorded deliveries, or a POST
-    no attempt accounts for without a sender having died."""
+    Webhooks intends). When a webhook dispatcher was killed while the delivery was under way (`sender_killed`:
+    between its queuing and its last recorded attempt, whichever burst created the prediction), one delivery
+    sent again with the same `webhook-id` is the documented crash window (killed after its POST, before
+    recording it): also `retried`, since receivers drop it by that id. `dup` otherwise: another `webhook-id`,
+    two recorded deliveries, or a POST no attempt accounts for without a sender having died."""
     delivered = sum(1 for row in history if row[4] == "delivered")
     if len(set(webhook_ids)) != 1 or delivered > 1:
         return "dup"
@@ -331,6 +353,8 @@ async def _settle(platform: Platform, phases: list[PhaseResult], hooks: WebhookL
     await asyncio.sleep(2.0)  # late duplicates (a webhook or usage record sent twice) would show up now
     known, terminal, billed = await asyncio.to_thread(_settled_counts, database_url, ids)
     per_key = await asyncio.to_thread(_created_per_key, database_url, [k for p in phases for k in p.keys])
+    # Deliveries lag behind their bursts, so a dispatcher killed in its burst may hold those of earlier ones.
+    dispatcher_kills = [p.killed_at for p in phases if p.kind == "webhook_dispatcher" and p.killed_at is not None]
     for phase in phases:
         phase.terminal = len(phase.created & terminal)
         phase.lost = len(phase.created - known)
@@ -343,10 +367,12 @@ async def _settle(platform: Platform, phases: list[PhaseResult], hooks: WebhookL
             kind = "0" if posts == 0 else "1"
             if posts > 1:
                 history = await asyncio.to_thread(_attempt_history, database_url, prediction_id)
-                kind = _repeated_posts(hooks.webhook_ids[prediction_id], history,
-                                       sender_killed=phase.kind == "webhook_dispatcher")
+                queued, settled = await asyncio.to_thread(_delivery_window, database_url, prediction_id)
+                sender_killed = killed_during(queued, settled, dispatcher_kills)
+                kind = _repeated_posts(hooks.webhook_ids[prediction_id], history, sender_killed=sender_killed)
                 phase.details.append(f"{prediction_id} webhook POSTs {hooks.webhook_ids[prediction_id]} ({kind}); "
-                                     f"attempts recorded: {history}")
+                                     f"attempts recorded: {history}"
+                                     + ("; a webhook dispatcher was killed meanwhile" if sender_killed else ""))
             phase.webhooks[kind] += 1
         missing = sorted(i for i in phase.created & terminal if hooks.by_prediction[i] == 0)
         if missing:

@@ -69,11 +69,12 @@ async def serve_health(
     """`/healthz` answers 200 while `ready()` holds; `/readyz` 200 while it holds and every check passes; else 503.
     With ``metrics``, `/metrics` answers its text (Prometheus exposition format).
 
+    ``checks`` is read at each request, so a service may add checks once the connections they test exist.
     Port 0 means no endpoint.
     """
     if not port:
         return None
-    dependencies = dict(checks or {})
+    dependencies: Mapping[str, Check] = checks if checks is not None else {}
 
     async def answer(path: bytes) -> tuple[int, dict[str, Any]]:
         if path == b"/healthz":

@@ -30,6 +30,19 @@ NAME_RULES: tuple[tuple[str, grpc.StatusCode], ...] = (
 
 ErrorMap = Mapping[type[BaseException], grpc.StatusCode]
 
+# A database (or other backend) that cannot be reached right now: SQLAlchemy's and the driver's
+# OperationalError/InterfaceError (connection refused or broken, server shutting down), matched by name so that
+# this module needs neither. Retrying later may succeed, so the caller gets UNAVAILABLE (the gateway: 503 with
+# Retry-After), not INTERNAL.
+UNREACHABLE_NAMES = ("OperationalError", "InterfaceError")
+
+
+def backend_unreachable(exc: BaseException) -> bool:
+    """Whether `exc` says a backend (PostgreSQL, a peer) is unreachable or its connection broke."""
+    if isinstance(exc, ConnectionError) or getattr(exc, "connection_invalidated", False):
+        return True
+    return any(cls.__name__ in UNREACHABLE_NAMES for cls in type(exc).__mro__)
+
 
 def status_for(exc: BaseException, error_map: ErrorMap | None = None) -> grpc.StatusCode | None:
     """The status code for a domain exception, or None when it is unexpected.
@@ -41,6 +54,8 @@ def status_for(exc: BaseException, error_map: ErrorMap | None = None) -> grpc.St
     for cls, code in (error_map or {}).items():
         if isinstance(exc, cls):
             return code
+    if backend_unreachable(exc):
+        return grpc.StatusCode.UNAVAILABLE
     for cls in type(exc).__mro__:
         name = cls.__name__
         for pattern, code in NAME_RULES:

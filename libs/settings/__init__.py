@@ -20,6 +20,9 @@ class ServiceSettings(BaseSettings):
     nats_password: str = ""
     instance_id: str = ""
     health_port: int = 0
+    # Address `/healthz` and `/readyz` listen on: loopback by default; 0.0.0.0 where a prober comes from outside
+    # the process's network namespace (Kubernetes httpGet probes reach the pod IP).
+    health_host: str = "127.0.0.1"
     data_dir: str = ".cogwheel"
     log_level: str = "INFO"
     otlp_endpoint: str | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")

@@ -26,7 +26,7 @@ async def serve(settings: Settings) -> None:
     stop_on_signals(stop)
     health = await serve_health(
         settings.service_name, settings.health_port, lambda: not stop.is_set(),
-        checks={"nats": nats_check(deps.bus), "postgres": postgres_check(deps.engine)},
+        checks={"nats": nats_check(deps.bus), "postgres": postgres_check(deps.engine)}, host=settings.health_host,
     )
     try:
         await run_until_stopped(stop, consume_prediction_events(deps, stop))

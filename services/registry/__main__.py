@@ -27,7 +27,8 @@ async def serve(settings: Settings) -> None:
     stop_on_signals(stop)
     ready = False
     checks: dict[str, Check] = {}
-    health = await serve_health(settings.service_name, settings.health_port, lambda: ready, checks=checks)
+    health = await serve_health(settings.service_name, settings.health_port, lambda: ready, checks=checks,
+                                host=settings.health_host)
     await migrate_schema(settings.database_url)
     bus = await connect(settings.nats_url, name=f"registry-{settings.instance_id or 'main'}")
     await bus.ensure_streams()

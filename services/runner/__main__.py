@@ -18,7 +18,7 @@ async def serve(settings: RunnerSettings) -> None:
     # Liveness while the worker has not failed; readiness adds that NATS answers (the runner keeps no database).
     health = await serve_health(
         "runner", settings.health_port, lambda: deps.worker.ready and not stop.is_set(),
-        checks={"nats": nats_check(deps.bus)},
+        checks={"nats": nats_check(deps.bus)}, host=settings.health_host,
     )
     try:
         await run_until_stopped(stop, deps.worker.run(stop))

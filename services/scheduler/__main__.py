@@ -33,7 +33,7 @@ async def serve(settings: SchedulerSettings) -> None:
     health = await serve_health(
         "scheduler", settings.health_port, lambda: not stop.is_set(),
         checks={"nats": nats_check(deps.bus), "postgres": postgres_check(deps.engine)},
-        metrics=lambda: metrics.render(controller, deps.store, deps.clock.now()),
+        metrics=lambda: metrics.render(controller, deps.store, deps.clock.now()), host=settings.health_host,
     )
     try:
         await run_until_stopped(stop, deps.relay.run(stop), consume_runner_events(deps, stop),

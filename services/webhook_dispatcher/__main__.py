@@ -34,7 +34,7 @@ async def serve(settings: Settings) -> None:
     await server.start([rpc.register(server.server, deps)])
     health = await serve_health(
         settings.service_name, settings.health_port, lambda: not stop.is_set(),
-        checks={"nats": nats_check(deps.bus), "postgres": postgres_check(deps.engine)},
+        checks={"nats": nats_check(deps.bus), "postgres": postgres_check(deps.engine)}, host=settings.health_host,
     )
     try:
         await run_until_stopped(

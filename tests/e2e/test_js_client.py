@@ -29,3 +29,8 @@ async def test_official_js_client_runs_the_model(platform, js_client: Path, node
     assert report["missing_model_status"] == 404
     assert report["missing_prediction_status"] == 404
     assert report["bad_token_status"] == 401
+    # Idempotency-Key sent through the client's `fetch` option (README): the retry gets the first prediction,
+    # another body with the same key is refused.
+    idempotent = report["idempotent"]
+    assert idempotent["first_id"] and idempotent["again_id"] == idempotent["first_id"], idempotent
+    assert idempotent["other_body_status"] == 422, idempotent

@@ -1,7 +1,7 @@
 """Faults against a whole platform of its own (embedded NATS and PostgreSQL under supervision, every service
-replicated): retrying a create safely across a gateway kill, 503 and readiness during a NATS outage, a dead
-runner's started prediction failed naming it (never run twice) while a queued one runs, and the short chaos
-run (a kill of each kind) that must lose nothing."""
+replicated): retrying a create safely across a gateway kill, 503 and readiness during a NATS and a PostgreSQL
+outage, a dead runner's started prediction failed naming it (never run twice) while a queued one runs, and the
+short chaos run (a kill of each kind) that must lose nothing."""
 
 from __future__ import annotations
 
@@ -81,6 +81,9 @@ def test_the_official_python_client_sends_an_idempotency_key_through_its_headers
     first = client.models.predictions.create("cogwheel/hello-world", input={"text": key})
     again = client.models.predictions.create("cogwheel/hello-world", input={"text": key})
     assert first.id == again.id
+    with pytest.raises(replicate.exceptions.ReplicateError) as refused:
+        client.models.predictions.create("cogwheel/hello-world", input={"text": "another body"})
+    assert refused.value.status == 422
 
 
 async def test_creates_answer_503_while_nats_is_down_and_readiness_follows(platform: Platform) -> None:
@@ -109,6 +112,46 @@ async def test_creates_answer_503_while_nats_is_down_and_readiness_follows(platf
         await platform.stack.wait_healthy(timeout=90)
         after = await _create(http, gateway, platform, {"input": {"text": "after"}}, Prefer="wait=30")
         assert after.status_code == 201 and after.json()["status"] == "succeeded", after.text
+
+
+async def test_creates_answer_503_while_postgres_is_down_and_readiness_follows(platform: Platform) -> None:
+    assert platform.stack is not None
+    gateway = platform.gateways[0]
+    scheduler_ready = platform.stack.processes["scheduler-2"].health_url
+    async with httpx.AsyncClient(timeout=30) as http:
+        # The token is authenticated (and cached) before the outage, as for a client already at work.
+        before = await _create(http, gateway, platform, {"input": {"text": "before"}})
+        assert before.status_code == 201, before.text
+        await platform.kill("postgres")
+
+        async def scheduler_not_ready() -> bool:
+            down = await http.get(scheduler_ready)
+            return down.status_code == 503 and down.json()["checks"]["postgres"] != "ok"
+
+        await wait_until(scheduler_not_ready, timeout=10, interval=0.1)
+        refused = await _create(http, gateway, platform, {"input": {"text": "during the outage"}})
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert int(refused.headers["retry-after"]) > 0
+        assert refused.json()["status"] == 503
+
+        async def scheduler_ready_again() -> bool:
+            return (await http.get(scheduler_ready)).status_code == 200
+
+        await wait_until(scheduler_ready_again, timeout=90, interval=0.3)
+        await platform.stack.wait_healthy(timeout=90)
+        after = await _create(http, gateway, platform, {"input": {"text": "after"}}, Prefer="wait=30")
+        assert after.status_code == 201 and after.json()["status"] == "succeeded", after.text
+        # What was accepted before the outage was not lost: it ends too (the read model catches up once the
+        # events held up by the outage are applied).
+        first_url = f"{gateway}/v1/predictions/{before.json()['id']}"
+
+        async def first_ended() -> dict | None:
+            view = (await http.get(first_url, headers=_headers(platform))).json()
+            return view if view["status"] in ("succeeded", "failed", "canceled") else None
+
+        first = await wait_until(first_ended, timeout=60, interval=0.3)
+        assert first["status"] == "succeeded", first
 
 
 async def _push_sleeper(platform: Platform) -> None:

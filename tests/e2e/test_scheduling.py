@@ -285,10 +285,16 @@ async def test_a_node_killed_mid_prediction(platform, tmp_path: Path) -> None:
         # node's job when it comes back (after the ack wait, before the node is declared lost).
         queued = [await create(client, version, {"seconds": 0.5}) for _ in range(3)]
         await platform.stack.kill(node, restart=False)
+        killed_at = time.monotonic()
         try:
             bodies = await all_terminal(client, [running, *queued], timeout=120)
+            # Noticed from the missing heartbeats and the unconfirmed jobs within seconds (the ack wait is 6 s
+            # here, heartbeats 1 s), not after a minute's ack wait.
+            settled_in = time.monotonic() - killed_at
         finally:
             await platform.stack.start_process(node)
+        print(f"node killed mid-prediction: its started and queued predictions ended {settled_in:.1f} s later")
+        assert settled_in < 30, settled_in
         lost, *others = bodies
         # predict() had started on the lost node: it fails naming the node and is not run again.
         assert lost["status"] == "failed" and f"The node {node} running this prediction was lost" in lost["error"], lost

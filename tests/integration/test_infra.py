@@ -3,6 +3,7 @@
 import os
 import signal
 import socket
+import subprocess
 from pathlib import Path
 
 import nats
@@ -79,6 +80,51 @@ def test_postgres_recovers_from_a_stale_pid_file(tmp_path: Path) -> None:
             assert conn.execute("SELECT count(*) FROM survived").fetchone() == (0,)
     finally:
         pg.stop()
+
+
+def test_postgres_starts_over_a_pid_file_naming_a_live_process_that_is_not_postgres(tmp_path: Path) -> None:
+    pg = EmbeddedPostgres(tmp_path / "pgdata", durable=False)
+    pg.start()
+    # Owned by the server's user, as a recycled pid would be: PostgreSQL cannot tell it from a live postmaster.
+    other = subprocess.Popen(["sleep", "120"], **(pg.run_as.popen_kwargs() if pg.run_as else {}))
+    try:
+        assert pg.pid is not None
+        os.kill(pg.pid, signal.SIGKILL)
+        pg._proc.wait()  # type: ignore[union-attr]
+        # The dead server's pid is now someone else's: PostgreSQL alone would take that for a live postmaster.
+        pidfile = pg.data_dir / "postmaster.pid"
+        lines = pidfile.read_text().splitlines()
+        pidfile.write_text("\n".join([str(other.pid), *lines[1:]]) + "\n")
+
+        pg.stop()
+        pg.start()
+        with psycopg.connect(pg.url) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert other.poll() is None  # the unrelated process was left alone
+    finally:
+        other.kill()
+        other.wait()
+        pg.stop()
+
+
+def test_postgres_stops_a_server_left_behind_by_a_killed_supervisor(tmp_path: Path) -> None:
+    first = EmbeddedPostgres(tmp_path / "pgdata", durable=False)
+    first.start()
+    orphan = first._proc
+    assert orphan is not None
+    first._proc = None  # forget it, as a SIGKILLed supervisor would
+    second = EmbeddedPostgres(tmp_path / "pgdata", durable=False)
+    try:
+        second.start()
+        assert orphan.wait(timeout=30) is not None
+        with psycopg.connect(second.url) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert second.pid != orphan.pid
+    finally:
+        second.stop()
+        if orphan.poll() is None:
+            orphan.kill()
+            orphan.wait()
 
 
 def test_nats_stops_a_server_left_behind_by_a_killed_supervisor(tmp_path: Path) -> None:

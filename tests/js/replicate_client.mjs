@@ -45,4 +45,16 @@ report.missing_prediction_status = await statusOf(replicate.predictions.get("no-
 const stranger = new Replicate({ auth: "cwk_not_a_real_token", baseUrl });
 report.bad_token_status = await statusOf(stranger.predictions.list());
 
+// Idempotency-Key (our extension): the client has no per-call headers, so its `fetch` option adds it.
+const key = `js-${created.id}`;
+const keyed = new Replicate({
+  auth,
+  baseUrl,
+  fetch: (url, options) => fetch(url, { ...options, headers: { ...options.headers, "Idempotency-Key": key } }),
+});
+const first = await keyed.predictions.create({ version, input: { text: "js keyed" } });
+const again = await keyed.predictions.create({ version, input: { text: "js keyed" } });
+report.idempotent = { first_id: first.id, again_id: again.id };
+report.idempotent.other_body_status = await statusOf(keyed.predictions.create({ version, input: { text: "other" } }));
+
 console.log(JSON.stringify(report));

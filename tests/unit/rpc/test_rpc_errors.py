@@ -47,6 +47,21 @@ def test_status_for_by_name(exc: Exception, code: grpc.StatusCode | None) -> Non
     assert errors.status_for(exc) == code
 
 
+def test_an_unreachable_database_is_unavailable_not_internal() -> None:
+    import psycopg
+    from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+    refused = psycopg.OperationalError("connection failed: Connection refused")
+    assert errors.status_for(OperationalError("SELECT 1", {}, refused)) == grpc.StatusCode.UNAVAILABLE
+    assert errors.status_for(refused) == grpc.StatusCode.UNAVAILABLE
+    assert errors.status_for(psycopg.InterfaceError("the connection is closed")) == grpc.StatusCode.UNAVAILABLE
+    assert errors.status_for(ConnectionRefusedError(111, "refused")) == grpc.StatusCode.UNAVAILABLE
+    broken = DBAPIError("SELECT 1", {}, Exception("server closed the connection"), connection_invalidated=True)
+    assert errors.status_for(broken) == grpc.StatusCode.UNAVAILABLE
+    # A statement the database refuses is no outage.
+    assert errors.status_for(IntegrityError("INSERT", {}, Exception("duplicate key"))) is None
+
+
 def test_explicit_map_wins() -> None:
     mapping = {ValueError: grpc.StatusCode.FAILED_PRECONDITION}
     assert errors.status_for(InvalidInput("x"), mapping) == grpc.StatusCode.FAILED_PRECONDITION
