@@ -21,7 +21,9 @@ SCHEMA = {"components": {"schemas": {"Input": {"type": "object", "required": ["t
     "text": {"type": "string", "x-order": 0},
     "count": {"type": "integer", "minimum": 1, "maximum": 5, "x-order": 1},
 }}}}}
-VERSION = {"id": "a" * 64, "owner": "alice", "name": "echo", "openapi_schema": SCHEMA}
+# An id of its own: compiled input validators are cached by version id (versions are immutable), and other tests
+# give other schemas to ids such as "a" * 64.
+VERSION = {"id": "c0ffee" + "7" * 58, "owner": "alice", "name": "echo", "openapi_schema": SCHEMA}
 URL = "/web/api/models/alice/echo/predictions"
 
 
