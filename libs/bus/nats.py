@@ -119,6 +119,16 @@ def without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{parts.hostname}:{parts.port}"))
 
 
+def credentials(user: str | None = None, password: str | None = None) -> tuple[str, str]:
+    """The NATS user and password a service connects with: those given, else ``COGWHEEL_NATS_USER``/``_PASSWORD``.
+
+    An empty user means none: the URL's own credentials, if any, apply.
+    """
+    user = user if user is not None else os.environ.get("COGWHEEL_NATS_USER", "")
+    password = password if password is not None else os.environ.get("COGWHEEL_NATS_PASSWORD", "")
+    return user, password
+
+
 async def connect(
     url: str, *, name: str, attempts: int = 30, user: str | None = None, password: str | None = None
 ) -> Bus:
@@ -127,8 +137,7 @@ async def connect(
     ``user``/``password`` default to ``COGWHEEL_NATS_USER``/``COGWHEEL_NATS_PASSWORD`` (what ``cogwheel up``
     gives each service); without them the URL's own credentials, if any, apply.
     """
-    user = user if user is not None else os.environ.get("COGWHEEL_NATS_USER", "")
-    password = password if password is not None else os.environ.get("COGWHEEL_NATS_PASSWORD", "")
+    user, password = credentials(user, password)
     options: dict[str, str] = {}
     if user:
         options = {"user": user, "password": password, "inbox_prefix": inbox_prefix(user)}

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from libs.bus.broker import stop_broker
 from libs.telemetry import TraceMiddleware
 from services.gateway import errors
 from services.gateway.arrival import ArrivalMiddleware
@@ -48,6 +49,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             stop.set()
             await asyncio.gather(consumer, return_exceptions=True)
             await deps.waiters.stop()
+            await stop_broker(deps.broker)
             await deps.bus.close()
             await deps.engine.dispose()
 

@@ -7,8 +7,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from faststream.nats import NatsBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from libs.bus.broker import create_broker, start_broker
 from libs.bus.nats import Bus, connect
 from libs.db import create_engine
 from libs.db.migrations import migrate
@@ -36,6 +38,8 @@ class Deps:
     settings: GatewaySettings
     engine: AsyncEngine
     bus: Bus
+    # FastStream's broker, on a connection of its own: the registry's token and membership events.
+    broker: NatsBroker
     store: EventStore
     projection: PredictionProjection
     waiters: PredictionWaiters
@@ -62,7 +66,9 @@ async def bootstrap(settings: GatewaySettings) -> Deps:
     registry = GrpcRegistryClient(
         create_channel(settings.registry_addr, options=REGISTRY_FAILOVER), settings.auth_cache_seconds
     )
-    await registry.watch_auth_changes(bus.nc)
+    broker = create_broker(settings.nats_url, name=f"gateway-{settings.instance_id}-auth")
+    registry.watch_auth_changes(broker)
+    await start_broker(broker)
     sandbox = inspection_sandbox()  # pushes import user code: say at start-up whether that can be done safely
     description = await asyncio.to_thread(sandbox.describe)
     log.log(logging.INFO if sandbox.enabled and sandbox.check() is None else logging.ERROR,
@@ -71,6 +77,7 @@ async def bootstrap(settings: GatewaySettings) -> Deps:
         settings=settings,
         engine=engine,
         bus=bus,
+        broker=broker,
         store=store,
         projection=projection,
         waiters=PredictionWaiters(bus, projection),

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
+from faststream.nats import NatsBroker
+from faststream.nats.annotations import NatsMessage
 
 from libs.bus.subjects import REGISTRY_MEMBERSHIP_EVENTS, REGISTRY_TOKEN_EVENTS
 from libs.events import Envelope
@@ -21,8 +21,6 @@ from libs.rpc import RpcUnauthenticated, failover_options_for
 
 log = logging.getLogger(__name__)
 
-# Published by the registry's outbox; they change what a cached authentication would answer.
-AUTH_CHANGING_SUBJECTS = (REGISTRY_TOKEN_EVENTS, REGISTRY_MEMBERSHIP_EVENTS)
 MAX_CACHED_TOKENS = 10_000
 
 # Several registries may stand side by side (`cogwheel up --registries N`): spread calls, retry reads elsewhere.
@@ -142,6 +140,15 @@ def collection_view(message: registry_pb2.Collection) -> dict[str, Any]:
     }
 
 
+def _event_data(message: NatsMessage) -> dict[str, Any] | None:
+    """The data of a registry event (published by the registry's outbox), or None for a malformed one."""
+    try:
+        return Envelope.from_json(message.body).data
+    except ValueError:
+        log.warning("ignoring a malformed registry event on %s", message.raw_message.subject)
+        return None
+
+
 def _token_key(token: str) -> str:
     # The cache holds digests, so a heap dump of a gateway does not hand out usable tokens.
     return hashlib.sha256(token.encode()).hexdigest()
@@ -192,25 +199,26 @@ class GrpcRegistryClient:
             if account is not None and account.token_id != token_id and account.username != username
         }
 
-    async def watch_auth_changes(self, nc: NatsClient) -> None:
+    def watch_auth_changes(self, broker: NatsBroker) -> None:
         """Forget cached authentications as soon as a token or membership changes, on every gateway.
 
-        Core NATS, no durable: a gateway that misses a message still forgets within the cache TTL.
+        Two core NATS subscriptions on ``broker`` (started by the caller), no queue group, so every gateway
+        hears every change; no durable: a gateway that misses a message still forgets within the cache TTL.
+        The registry publishes these events through JetStream, whose publish is a request: ``no_reply`` keeps
+        FastStream from answering it in place of the stream.
         """
 
-        async def on_message(msg: Msg) -> None:
-            try:
-                data = Envelope.from_json(msg.data).data
-            except ValueError:
-                log.warning("ignoring a malformed registry event on %s", msg.subject)
-                return
-            if msg.subject.startswith(REGISTRY_MEMBERSHIP_EVENTS.removesuffix(">")):
-                self.forget(username=str(data.get("member", "")))
-            else:
+        @broker.subscriber(REGISTRY_TOKEN_EVENTS, no_reply=True, title="gateway-forget-token")
+        async def on_token_event(message: NatsMessage) -> None:
+            data = _event_data(message)
+            if data is not None:
                 self.forget(token_id=str(data.get("token_id", "")))
 
-        for subject in AUTH_CHANGING_SUBJECTS:
-            await nc.subscribe(subject, cb=on_message)
+        @broker.subscriber(REGISTRY_MEMBERSHIP_EVENTS, no_reply=True, title="gateway-forget-member")
+        async def on_membership_event(message: NatsMessage) -> None:
+            data = _event_data(message)
+            if data is not None:
+                self.forget(username=str(data.get("member", "")))
 
     async def get_model(self, owner: str, name: str) -> dict[str, Any]:
         return model_view(await self._stub.GetModel(registry_pb2.GetModelRequest(owner=owner, name=name)))
