@@ -257,7 +257,22 @@ def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
 
 def _policies_for(service: str) -> list[dict[str, Any]]:
     labels = _workloads()[service]["spec"]["template"]["metadata"]["labels"]
+    return _policies_selecting(labels)
+
+
+def _policies_selecting(labels: dict[str, str]) -> list[dict[str, Any]]:
     return [doc for doc in _of_kind("NetworkPolicy") if _selects(doc["spec"]["podSelector"], labels)]
+
+
+def test_what_uses_nats_or_postgresql_may_reach_it() -> None:
+    for doc in _of_kind(*WORKLOAD_KINDS, "Job"):
+        labels = doc["spec"]["template"]["metadata"]["labels"]
+        ports = {p["port"] for policy in _policies_selecting(labels) for rule in policy["spec"].get("egress", [])
+                 for p in rule.get("ports", [])}
+        (container,) = doc["spec"]["template"]["spec"]["containers"]
+        env = _environment(container)
+        assert ("COGWHEEL_NATS_URL" in env) == (4222 in ports), labels
+        assert ("COGWHEEL_DATABASE_URL" in env) == (5432 in ports), labels
 
 
 def test_everything_is_denied_unless_a_policy_allows_it() -> None:
