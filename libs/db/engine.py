@@ -16,13 +16,11 @@ def libpq_url(database_url: str) -> str:
     return "postgresql://" + sqlalchemy_url(database_url)[len("postgresql+psycopg://") :]
 
 
-def create_engine(database_url: str, *, pool_size: int = 10, wait_for_disk: bool = True) -> AsyncEngine:
-    """``wait_for_disk=False``: commits return before the WAL reaches the disk (`synchronous_commit = off`), for
-    data that can be rebuilt, such as read models: a PostgreSQL crash may lose the last moments of them, never
-    corrupt them."""
+def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+    # Commits wait for the disk (no `synchronous_commit = off`, even for read models): a consumer acknowledges
+    # a message once its commit returns, and a commit lost in a PostgreSQL crash after that is never redelivered.
     return create_async_engine(
         sqlalchemy_url(database_url),
-        connect_args={} if wait_for_disk else {"options": "-c synchronous_commit=off"},
         pool_size=pool_size,
         max_overflow=pool_size,
         # No pre-ping: it costs a round trip per transaction on the hot path. A connection broken by a

@@ -59,10 +59,7 @@ async def bootstrap(settings: GatewaySettings) -> Deps:
     bus = await connect(settings.nats_url, name=f"gateway-{settings.instance_id}")
     await bus.ensure_streams()
     store = EventStore(engine, SCHEMA)
-    # The read model can be rebuilt from the scheduler's events: its writes need not wait for the disk.
-    projection = PredictionProjection(
-        EventStore(create_engine(settings.database_url, pool_size=5, wait_for_disk=False), SCHEMA), bus.js
-    )
+    projection = PredictionProjection(store, bus.js)
     registry = GrpcRegistryClient(
         create_channel(settings.registry_addr, options=REGISTRY_FAILOVER), settings.auth_cache_seconds
     )
