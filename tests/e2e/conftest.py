@@ -16,11 +16,13 @@ import pytest
 from cogwheel.credentials import Credentials
 from cogwheel.seed import seed
 from cogwheel.stack import Stack
+from libs.db import create_engine
 from libs.infra import free_port
 from libs.modelpkg import push_model_dir
 from libs.pb.cogwheel.registry.v1 import registry_pb2 as pb
 from libs.pb.cogwheel.registry.v1 import registry_pb2_grpc
 from libs.rpc import RpcAlreadyExists, create_channel
+from libs.testing.scheduler import forget_pending_work
 
 
 @dataclass
@@ -131,6 +133,12 @@ async def platform(
             yield Platform(stack, nats_url, database_url, seeded.token, seeded.version_id, credentials.rpc_token)
         finally:
             await stack.stop()
+            # The next module's stack shares this database: it must not inherit this one's unfinished work.
+            engine = create_engine(database_url, pool_size=1)
+            try:
+                await forget_pending_work(engine)
+            finally:
+                await engine.dispose()
 
 
 # -- the official npm client (tests/js, pinned by its package-lock.json) ------------------------------------

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from libs.db import create_engine
 from libs.db.migrations import migrate
 from libs.eventstore import EventStore
+from libs.testing.scheduler import forget_pending_work
 from services.scheduler.adapters.clock import SystemClock
 from services.scheduler.bootstrap import MIGRATIONS, SCHEMA
 from services.scheduler.domain import prediction as model
@@ -57,6 +58,7 @@ async def store(database_url: str) -> AsyncIterator[EventStore]:
     await migrate(database_url, SCHEMA, MIGRATIONS)
     store = await _store(database_url)
     yield store
+    await forget_pending_work(store.engine)
     await store.engine.dispose()
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from libs.db import create_engine
 from libs.db.migrations import migrate
 from libs.eventstore import EventStore
+from libs.testing.scheduler import forget_pending_work
 from services.scheduler.adapters.clock import SystemClock
 from services.scheduler.bootstrap import MIGRATIONS, SCHEMA
 from services.scheduler.domain.errors import InvalidIdempotencyKeyReuse, QueueUnavailable
@@ -31,6 +32,7 @@ async def store(database_url: str) -> AsyncIterator[EventStore]:
     await migrate(database_url, SCHEMA, MIGRATIONS)
     engine = create_engine(database_url)
     yield EventStore(engine, SCHEMA)
+    await forget_pending_work(engine)
     await engine.dispose()
 
 

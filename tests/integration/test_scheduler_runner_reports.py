@@ -14,6 +14,7 @@ from libs.db.migrations import migrate
 from libs.events import Envelope
 from libs.eventstore import EventStore
 from libs.predictions import PredictionStatus
+from libs.testing.scheduler import forget_pending_work
 from services.runner import events as reports
 from services.runner.adapters.supervisor import PredictionResult
 from services.scheduler.adapters.clock import SystemClock
@@ -45,6 +46,7 @@ async def store(database_url: str) -> AsyncIterator[EventStore]:
     await migrate(database_url, SCHEMA, MIGRATIONS)
     engine = create_engine(database_url)
     yield EventStore(engine, SCHEMA)
+    await forget_pending_work(engine)
     await engine.dispose()
 
 
