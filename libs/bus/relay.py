@@ -102,6 +102,10 @@ class OutboxRelay:
                                        (self._published,))
                     self._published = []
             with contextlib.suppress(Exception):
+                if locked:
+                    # At once, rather than whenever the server gets round to ending the session.
+                    await conn.execute("SELECT pg_advisory_unlock(%s)", (self._lock_key,))
+            with contextlib.suppress(Exception):
                 await conn.close()
 
     async def _drain_batch(self, conn: psycopg.AsyncConnection) -> int:
