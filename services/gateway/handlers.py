@@ -78,6 +78,31 @@ class Created:
     replayed: bool
 
 
+@dataclass(frozen=True)
+class WebhookActivity:
+    """An account's recent webhook deliveries, newest first, and its delivery summary."""
+
+    deliveries: list[dict[str, Any]]
+    summary: dict[str, Any]
+
+
+async def webhook_activity(
+    webhooks: Any, account: Account, predictions: list[dict[str, Any]], *, hours: int = 24, limit: int = 100
+) -> WebhookActivity:
+    """The delivery attempts of `predictions` (those with a webhook) and the account's summary.
+
+    The attempts are read before the summary: the dispatcher's record only grows, so the counts then
+    include every attempt listed beside them.
+    """
+    deliveries: list[dict[str, Any]] = []
+    for prediction in [p for p in predictions if p.get("webhook")][:20]:
+        for attempt in await webhooks.delivery_attempts(prediction["id"], account.username):
+            deliveries.append({**attempt, "prediction_id": prediction["id"]})
+    deliveries.sort(key=lambda item: str(item.get("attempted_at") or ""), reverse=True)
+    summary = await webhooks.summary(account.username, hours)
+    return WebhookActivity(deliveries=deliveries[:limit], summary=summary)
+
+
 # Models and versions
 
 

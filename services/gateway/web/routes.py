@@ -331,18 +331,14 @@ async def dashboard(request: Request, tab: str = "predictions") -> Response:
     rows = [render_prediction(view, deps.settings.origin) for view in views]
     summary, deliveries, webhooks_error = None, [], None
     if tab == "webhooks":
-        client = webhooks_client(request)
         try:
-            summary = await client.summary(viewer.account.username, 24)
-            for row in [r for r in rows if r.get("webhook")][:20]:
-                for attempt in await client.delivery_attempts(row["id"], viewer.account.username):
-                    deliveries.append({**attempt, "prediction_id": row["id"]})
+            activity = await handlers.webhook_activity(webhooks_client(request), viewer.account, rows)
+            summary, deliveries = activity.summary, activity.deliveries
         except RpcError:
             webhooks_error = "The webhook service is not answering right now."
-        deliveries.sort(key=lambda item: str(item.get("attempted_at") or ""), reverse=True)
     config = {"terminal": list(ENDED_STATUSES)}
     return _page(request, "dashboard.html", viewer, rows=rows, tab=tab, summary=summary,
-                 deliveries=deliveries[:100], webhooks_error=webhooks_error, config=_json(config))
+                 deliveries=deliveries, webhooks_error=webhooks_error, config=_json(config))
 
 
 # Account

@@ -173,3 +173,39 @@ def test_output_keys_are_found_at_any_depth() -> None:
     output = {"image": "cogwheel-output:p1/1-a.png", "more": ["cogwheel-output:p1/2-b.wav", "plain"], "n": 3}
     assert handlers.output_keys(output) == ["p1/1-a.png", "p1/2-b.wav"]
     assert handlers.output_keys("just text") == []
+
+
+class GrowingWebhookRecord:
+    """A dispatcher whose record gains an attempt between reads, as a live one does while a page renders."""
+
+    def __init__(self) -> None:
+        self.attempts: dict[str, list[dict[str, Any]]] = {
+            "p1": [{"attempted_at": "2026-01-01T00:00:01", "outcome": "failed"}],
+            "p3": [{"attempted_at": "2026-01-01T00:00:03", "outcome": "delivered"}],
+        }
+        self.asked: list[str] = []
+
+    def _record(self, prediction_id: str, when: str, outcome: str) -> None:
+        self.attempts.setdefault(prediction_id, []).append({"attempted_at": when, "outcome": outcome})
+
+    async def delivery_attempts(self, prediction_id: str, account: str) -> list[dict[str, Any]]:
+        self.asked.append(prediction_id)
+        found = list(self.attempts.get(prediction_id, []))
+        self._record("p9", "2026-01-01T00:00:09", "failed")
+        return found
+
+    async def summary(self, account: str, hours: int) -> dict[str, Any]:
+        everything = [a for attempts in self.attempts.values() for a in attempts]
+        return {"attempts": len(everything), "failed": sum(a["outcome"] == "failed" for a in everything)}
+
+
+async def test_webhook_activity_counts_at_least_every_attempt_it_lists() -> None:
+    record = GrowingWebhookRecord()
+    predictions = [{"id": "p1", "webhook": "https://a"}, {"id": "p2"}, {"id": "p3", "webhook": "https://b"}]
+    activity = await handlers.webhook_activity(record, ALICE, predictions)
+    # Only predictions with a webhook are asked about, and the newest attempt comes first.
+    assert record.asked == ["p1", "p3"]
+    assert [d["prediction_id"] for d in activity.deliveries] == ["p3", "p1"]
+    listed_failures = sum(d["outcome"] == "failed" for d in activity.deliveries)
+    assert activity.summary["failed"] >= listed_failures
+    assert activity.summary["attempts"] >= len(activity.deliveries)
