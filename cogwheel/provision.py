@@ -9,9 +9,10 @@ from __future__ import annotations
 from nats.js.api import KeyValueConfig
 from nats.js.errors import BucketNotFoundError, NotFoundError
 
-from libs.blobs import FILES_BUCKET, OUTPUTS_BUCKET
+from libs.blobs import FILES_BUCKET, OUTPUTS_BUCKET, SPILL_BUCKET
+from libs.blobs.store import create_bucket
 from libs.bus.nats import connect
-from libs.bus.subjects import RUNNERS_BUCKET, VERSION_PACKAGES_BUCKET
+from libs.bus.subjects import RUNNERS_BUCKET, STREAM_SPILL_BUCKET, VERSION_PACKAGES_BUCKET
 from services.runner.settings import RunnerSettings
 
 __all__ = ["provision_nats"]
@@ -24,11 +25,11 @@ async def provision_nats(admin_url: str) -> None:
     bus = await connect(admin_url, name="cogwheel-provision", attempts=5, user="", password="")
     try:
         await bus.ensure_streams()
-        for bucket in (VERSION_PACKAGES_BUCKET, FILES_BUCKET, OUTPUTS_BUCKET):
+        for bucket in (VERSION_PACKAGES_BUCKET, FILES_BUCKET, OUTPUTS_BUCKET, SPILL_BUCKET, STREAM_SPILL_BUCKET):
             try:
                 await bus.js.object_store(bucket)
             except (BucketNotFoundError, NotFoundError):
-                await bus.js.create_object_store(bucket)
+                await create_bucket(bus.js, bucket)
         try:
             await bus.js.key_value(RUNNERS_BUCKET)
         except (BucketNotFoundError, NotFoundError):

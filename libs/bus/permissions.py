@@ -19,6 +19,8 @@ from libs.bus.subjects import (
     RUNNER_JOBS,
     RUNNER_NODE_COMMANDS,
     RUNNERS_BUCKET,
+    SPILL_BUCKET,
+    STREAM_SPILL_BUCKET,
     VERSION_PACKAGES_BUCKET,
     event_subject,
     prediction_stream,
@@ -82,6 +84,8 @@ def _runner(user: str, hardware: Iterable[str]) -> Permissions:
     ]
     publish += _read_object_store(VERSION_PACKAGES_BUCKET) + _read_object_store(FILES_BUCKET)
     publish += _write_object_store(OUTPUTS_BUCKET)
+    # Reports and stream items too large for one NATS message go by reference (libs.blobs.spill).
+    publish += _write_object_store(SPILL_BUCKET) + _write_object_store(STREAM_SPILL_BUCKET)
     publish += [f"$KV.{RUNNERS_BUCKET}.>", f"$JS.API.STREAM.INFO.KV_{RUNNERS_BUCKET}"]
     return Permissions(publish=tuple(publish), subscribe=(_INBOX.format(user=user), RUNNER_CANCEL,
                                                                     RUNNER_NODE_COMMANDS))

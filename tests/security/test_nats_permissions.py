@@ -15,7 +15,7 @@ from nats.aio.client import Client
 from cogwheel.credentials import Credentials
 from cogwheel.provision import provision_nats
 from cogwheel.servers import with_user
-from libs.blobs import FILES_BUCKET, OUTPUTS_BUCKET, get_blob, put_blob
+from libs.blobs import FILES_BUCKET, OUTPUTS_BUCKET, get_blob, put_blob, restore_spilled_fields, spill_large_fields
 from libs.bus.nats import Bus, connect
 from libs.bus.subjects import (
     RUNNER_JOBS,
@@ -170,9 +170,14 @@ async def test_the_runner_does_its_own_work(secured, admin) -> None:
         assert (await get_blob(runner.js, FILES_BUCKET, "upload-1")).data == b"uploaded"
         await put_blob(runner.js, OUTPUTS_BUCKET, "p1/out.txt", b"output", content_type="text/plain")
         await (await runner.js.key_value(RUNNERS_BUCKET)).put("node-1", b"{}")
+        # An output over NATS's message limit travels by reference, stored by the runner itself.
+        report = {"prediction_id": "p1", "output": "x" * (2 << 20)}
+        spilled = await spill_large_fields(runner.js, report, key="p1/completed", fields=("output",))
+        assert spilled["output"] is None
     finally:
         await nc.close()
     assert (await get_blob(admin.js, OUTPUTS_BUCKET, "p1/out.txt")).data == b"output"
+    assert await restore_spilled_fields(admin.js, spilled) == report
     assert violations.messages == []
 
 

@@ -38,7 +38,7 @@ from libs.testing.polling import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-KITCHEN_SINK = Path(__file__).parents[1] / "fixtures" / "predictors" / "kitchen_sink"
+PREDICTORS = Path(__file__).parents[1] / "fixtures" / "predictors"
 
 
 @dataclass
@@ -52,21 +52,22 @@ class Installation:
     version: str
 
 
-async def _push_kitchen_sink(registry_addr: str, nats_url: str, rpc_token: str) -> str:
+async def _push(registry_addr: str, nats_url: str, rpc_token: str, name: str) -> str:
+    """Push the fixture predictor `name` (its directory's name with dashes) as cogwheel/<name>."""
     import nats
 
     channel = create_channel(registry_addr, default_timeout=30, token=rpc_token)
     try:
         registry = registry_pb2_grpc.RegistryServiceStub(channel)
-        await registry.CreateModel(pb.CreateModelRequest(owner="cogwheel", name="kitchen-sink", visibility="public",
+        await registry.CreateModel(pb.CreateModelRequest(owner="cogwheel", name=name, visibility="public",
                                                          hardware="cpu"))
         nc = await nats.connect(nats_url)
         try:
-            pushed = await push_model_dir(nc.jetstream(), KITCHEN_SINK)
+            pushed = await push_model_dir(nc.jetstream(), PREDICTORS / name.replace("-", "_"))
         finally:
             await nc.close()
         await registry.CreateVersion(pb.CreateVersionRequest(
-            owner="cogwheel", name="kitchen-sink", version_id=pushed.version_id,
+            owner="cogwheel", name=name, version_id=pushed.version_id,
             openapi_schema_json=json.dumps(pushed.openapi_schema), cog_version=pushed.cog_version,
             package_key=pushed.package_key, predictor_ref=pushed.predictor_ref,
         ))
@@ -97,7 +98,7 @@ async def installation() -> AsyncIterator[Installation]:
             env.setenv("COGWHEEL_RPC_TOKEN", credentials.rpc_token)
             await stack.start(timeout=180)
             seeded = await seed(stack.registry_addr, admin_nats, examples=())
-            version = await _push_kitchen_sink(stack.registry_addr, admin_nats, credentials.rpc_token)
+            version = await _push(stack.registry_addr, admin_nats, credentials.rpc_token, "kitchen-sink")
         yield Installation(data_dir, stack, credentials, nats_server, postgres, seeded.token, version)
     finally:
         if stack is not None:
@@ -157,6 +158,31 @@ async def test_each_service_role_reaches_its_own_schema_only(installation: Insta
         with pytest.raises(psycopg.OperationalError, match="password"):
             await psycopg.AsyncConnection.connect(
                 f"postgresql://{user}:wrong@127.0.0.1:{installation.postgres.port}/cogwheel", connect_timeout=5)
+
+
+async def test_outputs_over_the_message_limit_arrive_within_the_runners_permissions(
+    installation: Installation,
+) -> None:
+    """A report or stream item too large for one NATS message goes by reference: the runner's user stores it."""
+    admin_nats = with_user(installation.nats.url, *installation.credentials.admin_nats())
+    version = await _push(installation.stack.registry_addr, admin_nats, installation.credentials.rpc_token,
+                          "big-output")
+    size = 1536 * 1024
+    async with httpx.AsyncClient(base_url=installation.stack.base_url, timeout=120,
+                                 headers={"Authorization": f"Bearer {installation.token}"}) as client:
+        created = await client.post("/v1/predictions", headers={"Prefer": "wait=60"},
+                                    json={"version": version, "input": {"size": size, "items": 1}})
+        assert created.status_code == 201, created.text
+        prediction_id = created.json()["id"]
+
+        async def finished() -> dict | None:
+            body = (await client.get(f"/v1/predictions/{prediction_id}")).json()
+            return body if body["status"] in ("succeeded", "failed", "canceled") else None
+
+        body = await wait_until(finished, timeout=120, interval=0.5)
+    assert body["status"] == "succeeded", body.get("error")
+    assert [len(item) for item in body["output"]] == [size, size]
+    assert body["output"][0] == "i" * size
 
 
 def _files_holding(root: Path, needle: bytes) -> list[Path]:
