@@ -6,10 +6,12 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from nats.js.api import ObjectMeta
+from nats.js.api import ObjectMeta, ObjectStoreConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import BucketNotFoundError, NotFoundError, ObjectDeletedError, ObjectNotFoundError
 from nats.js.object_store import ObjectStore
+
+from libs.bus.subjects import OBJECT_STORE_TTLS
 
 _META_PREFIX = "cogwheel-meta:"
 
@@ -38,7 +40,13 @@ async def _bucket(js: JetStreamContext, name: str) -> ObjectStore:
     try:
         return await js.object_store(name)
     except (BucketNotFoundError, NotFoundError):
-        return await js.create_object_store(name)
+        return await create_bucket(js, name)
+
+
+async def create_bucket(js: JetStreamContext, name: str) -> ObjectStore:
+    """Create the bucket, with its objects' time to live where it has one (`OBJECT_STORE_TTLS`)."""
+    ttl = OBJECT_STORE_TTLS.get(name)
+    return await js.create_object_store(name, config=ObjectStoreConfig(bucket=name, ttl=ttl) if ttl else None)
 
 
 async def put_blob(

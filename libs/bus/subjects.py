@@ -55,10 +55,14 @@ REGISTRY_MEMBERSHIP_EVENTS = "registry.events.membership.>"
 
 # Object store buckets: packaged model directories (key = version id), uploaded files (key = file id), files
 # models returned (key = `<prediction id>/<name>`), values too large for one NATS message (libs.blobs.spill).
+# A bucket named in OBJECT_STORE_TTLS drops its objects that many seconds after they were stored.
 VERSION_PACKAGES_BUCKET = "cogwheel-versions"
 FILES_BUCKET = "cogwheel-files"
 OUTPUTS_BUCKET = "cogwheel-outputs"
 SPILL_BUCKET = "cogwheel-spilled"
+# Stream items too large for one NATS message: transient like the stream itself, so they expire with it.
+STREAM_SPILL_BUCKET = "cogwheel-stream-spilled"
+OBJECT_STORE_TTLS = {STREAM_SPILL_BUCKET: PREDICTION_STREAMS.max_age_seconds}
 # Key-value bucket of live runner nodes (key = runner id), refreshed by each node's heartbeat.
 RUNNERS_BUCKET = "cogwheel-runners"
 

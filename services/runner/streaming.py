@@ -12,7 +12,7 @@ import logging
 from typing import Any, Protocol
 
 from libs.blobs import spill_large_fields
-from libs.bus.subjects import prediction_stream
+from libs.bus.subjects import STREAM_SPILL_BUCKET, prediction_stream
 from libs.predictions import PredictionStatus
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,8 @@ class PredictionStream:
             js = getattr(self._bus, "js", None)
             if js is not None:
                 # An item too large for one NATS message is read back by the gateway (libs.blobs.spill).
-                message = await spill_large_fields(js, message, key=f"{self._id}/stream-{self._seq}", fields=("data",))
+                message = await spill_large_fields(js, message, key=f"{self._id}/stream-{self._seq}", fields=("data",),
+                                                   bucket=STREAM_SPILL_BUCKET)
             body = json.dumps(message, separators=(",", ":")).encode()
             await self._bus.publish(self._subject, body, msg_id=f"{self._id}:{self._seq}")
         except Exception:  # noqa: BLE001 - the stream is a convenience; the prediction itself must go on

@@ -13,7 +13,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from sqlalchemy import text
 
-from libs.blobs import has_spilled, spill_large_fields
+from libs.blobs import SPILLED_FIELD, has_spilled, spill_large_fields, spilled_keys
 from libs.bus.consumer import Retry
 from libs.bus.subjects import SCHEDULER_RUNNER_EVENTS_DURABLE, queue_key, runner_queue
 from libs.events import Envelope, EventMetadata
@@ -628,18 +628,18 @@ def _data_removal_due(ended: model.Prediction, retention_seconds: float) -> date
 
 # Each event type's fields that hold input, output or logs, and what they become once the data is removed.
 _SCRUB = f"""
-UPDATE {{schema}}.events SET data = CASE type
+UPDATE {{schema}}.events SET data = (CASE type
     WHEN '{PredictionCreated.TYPE}' THEN jsonb_set(data, '{{{{input}}}}', '{{{{}}}}'::jsonb)
     WHEN '{PredictionProgressed.TYPE}' THEN data || '{{{{"output_items": [], "logs": ""}}}}'::jsonb
     ELSE data || '{{{{"output": null, "logs": ""}}}}'::jsonb
-END
+END) - '{SPILLED_FIELD}'
 WHERE stream_id = :stream AND type IN ('{PredictionCreated.TYPE}', '{PredictionProgressed.TYPE}',
     {", ".join(f"'{name}'" for name in sorted(TERMINAL_EVENT_TYPES))})
 """
 
 
 async def remove_due_data(
-    *, store: EventStore, clock: Clock, data: PredictionData, batch: int = 50
+    *, store: EventStore, clock: Clock, data: PredictionData, js: Any = None, batch: int = 50
 ) -> list[str]:
     """Remove the data of ended API predictions whose retention period is over; returns their ids.
 
@@ -664,13 +664,15 @@ async def remove_due_data(
             prediction_id = row.prediction_id
             history = await tx.read_stream(model.stream_id(prediction_id))
             if history:
-                state = model.load(prediction_id, history)
+                # Restored, so output files of an output stored by reference are found too.
+                state = model.load(prediction_id, await _restored(js, history))
                 events = model.decide_remove_data(
                     state, removed_at=clock.now().isoformat(),
                     metadata=_metadata(prediction_id, actor="scheduler"),
                 )
                 if events:
-                    await data.remove(prediction_id, input=state.input, output=state.output, account=state.account)
+                    await data.remove(prediction_id, input=state.input, output=state.output, account=state.account,
+                                      spilled=spilled_keys(prediction_id, history))
                     await tx.append(model.stream_id(prediction_id), events, expected_version=state.stream_version)
                     await tx.conn.execute(text(_SCRUB.format(schema=store.schema)),
                                           {"stream": model.stream_id(prediction_id)})

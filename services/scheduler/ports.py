@@ -34,8 +34,10 @@ class RunnerControl(Protocol):
 
 
 class PredictionData(Protocol):
-    async def remove(self, prediction_id: str, *, input: dict[str, Any], output: Any, account: str) -> None:
-        """Delete the bytes a prediction left outside the event log: output files, its stream, uploaded inputs.
+    async def remove(self, prediction_id: str, *, input: dict[str, Any], output: Any, account: str,
+                     spilled: list[str]) -> None:
+        """Delete the bytes a prediction left outside the event log: output files, its stream, uploaded inputs,
+        and last the values its events and reports stored by reference (``spilled``, keys of `cogwheel-spilled`).
 
         Idempotent: what is already gone is skipped.
         """

@@ -7,9 +7,11 @@ import contextlib
 import logging
 import time
 
+from nats.js.errors import NotFoundError
 from sqlalchemy import text
 
 from libs.bus.consumer import ReceivedMessage, run_consumer
+from libs.bus.nats import Bus
 from libs.bus.subjects import RUNNER_EVENTS, RUNNER_INSTANCE_EVENTS, RUNNER_PREDICTION_EVENTS
 from libs.events import Envelope
 from services.scheduler import control, handlers
@@ -68,13 +70,27 @@ async def sweep_data_removals(deps: Deps, stop: asyncio.Event) -> None:
     data = NatsPredictionData(deps.bus, deps.registry, deps.settings.public_url)
     while not stop.is_set():
         try:
-            removed = await handlers.remove_due_data(store=deps.store, clock=deps.clock, data=data)
+            removed = await handlers.remove_due_data(store=deps.store, clock=deps.clock, data=data, js=deps.bus.js)
             if removed:
                 log.info("removed the data of %d prediction(s) at the end of their retention", len(removed))
+            await forget_recorded_reports(deps.bus)
         except Exception:  # noqa: BLE001 - the sweep must outlive hiccups; the rows stay due
             log.warning("data removal sweep failed; retrying", exc_info=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), deps.settings.retention_sweep_interval)
+
+
+async def forget_recorded_reports(bus: Bus) -> None:
+    """Runner reports (outputs and logs among them) are kept in RUNNER_EVENTS only until recorded: what every
+    report consumer has acknowledged goes, so they leave no copy behind the retention of a prediction's data."""
+    for durable, subjects in ((handlers.RUNNER_EVENTS_CONSUMER, RUNNER_PREDICTION_EVENTS),
+                              (control.INSTANCE_EVENTS_CONSUMER, RUNNER_INSTANCE_EVENTS)):
+        try:
+            floor = (await bus.js.consumer_info(RUNNER_EVENTS.name, durable)).ack_floor
+        except NotFoundError:
+            continue
+        if floor is not None and floor.stream_seq:
+            await bus.js.purge_stream(RUNNER_EVENTS.name, subject=subjects, seq=floor.stream_seq + 1)
 
 
 async def consume_instance_reports(deps: Deps, stop: asyncio.Event) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,8 +20,8 @@ import psycopg
 import pytest
 import replicate
 
-from libs.blobs import FILES_BUCKET, OUTPUTS_BUCKET, BlobNotFound, get_blob
-from libs.bus.subjects import PREDICTION_STREAMS, prediction_stream
+from libs.blobs import FILES_BUCKET, OUTPUTS_BUCKET, SPILL_BUCKET, BlobNotFound, get_blob
+from libs.bus.subjects import PREDICTION_STREAMS, RUNNER_EVENTS, prediction_stream
 from libs.pb.cogwheel.registry.v1 import registry_pb2, registry_pb2_grpc
 from libs.pb.cogwheel.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
 from libs.rpc import create_channel
@@ -58,7 +59,8 @@ def platform_env() -> dict[str, str]:
 async def models(platform) -> dict[str, str]:
     await platform.push("cogwheel", "kitchen-sink", PREDICTORS / "kitchen_sink")
     await platform.push("cogwheel", "tokens", PREDICTORS / "tokens")
-    return {"files": "cogwheel/kitchen-sink", "tokens": "cogwheel/tokens"}
+    await platform.push("cogwheel", "big-output", PREDICTORS / "big_output")
+    return {"files": "cogwheel/kitchen-sink", "tokens": "cogwheel/tokens", "big": "cogwheel/big-output"}
 
 
 async def _run(client: httpx.AsyncClient, model: str, payload: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -173,6 +175,79 @@ async def test_api_prediction_data_and_files_are_removed_web_predictions_kept(pl
         await asyncio.sleep(RETENTION_SECONDS / 2)
         web = (await client.get(f"/v1/predictions/{web_id}")).json()
         assert (web["data_removed"], web["output"], web["input"]) == (False, "hello web", {"text": "web"})
+
+
+async def _spilled_of(nats_url: str, prediction_id: str) -> list[str]:
+    """Names in `cogwheel-spilled` of what the prediction's events and reports stored by reference."""
+    nc = await nats.connect(nats_url)
+    try:
+        store = await nc.jetstream().object_store(SPILL_BUCKET)
+        try:
+            entries = await store.list(ignore_deletes=True)
+        except nats.js.errors.NotFoundError:
+            return []
+        return [entry.name for entry in entries if entry.name.startswith(f"{prediction_id}/") and not entry.deleted]
+    finally:
+        await nc.close()
+
+
+async def _reports_holding(nats_url: str, needle: bytes, after: int) -> list[int]:
+    """Sequences of RUNNER_EVENTS messages past `after` that hold `needle`."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        last = (await js.stream_info(RUNNER_EVENTS.name)).state.last_seq
+        found = []
+        for seq in range(after + 1, last + 1):
+            try:
+                message = await js.get_msg(RUNNER_EVENTS.name, seq)
+            except nats.js.errors.NotFoundError:
+                continue
+            if needle in (message.data or b""):
+                found.append(seq)
+        return found
+    finally:
+        await nc.close()
+
+
+async def _last_report(nats_url: str) -> int:
+    nc = await nats.connect(nats_url)
+    try:
+        return int((await nc.jetstream().stream_info(RUNNER_EVENTS.name)).state.last_seq)
+    finally:
+        await nc.close()
+
+
+async def test_runner_reports_and_values_stored_by_reference_do_not_outlive_the_data(platform, models) -> None:
+    marker = f"report-marker-{uuid.uuid4().hex[:12]}"
+    before = await _last_report(platform.nats_url)
+    async with platform.client() as client:
+        ran = await _run(client, "cogwheel/hello-world", {"text": marker})
+        assert ran["output"] == f"hello {marker}"
+        size = 700 * 1024
+        big = await _run(client, models["big"], {"size": size, "items": 1})
+        assert big["status"] == "succeeded" and [len(item) for item in big["output"]] == [size, size]
+        # The runner's reports went through RUNNER_EVENTS; the large ones and the events they led to went by
+        # reference.
+        assert await _last_report(platform.nats_url) > before
+        assert await _spilled_of(platform.nats_url, big["id"])
+
+        # Once recorded, reports are dropped from the stream: no copy of the prediction's output stays there.
+        async def reports_dropped() -> bool:
+            return await _reports_holding(platform.nats_url, marker.encode(), before) == []
+
+        await wait_until(reports_dropped, timeout=30, interval=0.5)
+
+        async def removed(prediction_id: str) -> dict[str, Any] | None:
+            current = (await client.get(f"/v1/predictions/{prediction_id}")).json()
+            return current if current["data_removed"] else None
+
+        gone = await wait_until(lambda: removed(big["id"]), timeout=120, interval=0.5)
+        assert (gone["output"], gone["status"]) == (None, "succeeded")
+        assert await _spilled_of(platform.nats_url, big["id"]) == []
+        # Its history still reads (the references it held are gone with the values).
+        history = (await client.get(f"/v1/predictions/{big['id']}/events")).json()["results"]
+        assert history[-1]["type"] == "prediction.data_removed"
 
 
 async def test_predictions_list_filters_by_time_and_source(platform, models) -> None:

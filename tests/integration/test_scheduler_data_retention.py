@@ -41,7 +41,8 @@ class RecordingData:
     def __init__(self, calls: Counter[str], *, fail_for: frozenset[str] = frozenset(), delay: float = 0.0) -> None:
         self.calls, self.fail_for, self.delay = calls, fail_for, delay
 
-    async def remove(self, prediction_id: str, *, input: dict[str, Any], output: Any, account: str) -> None:
+    async def remove(self, prediction_id: str, *, input: dict[str, Any], output: Any, account: str,
+                     spilled: list[str]) -> None:
         self.calls[prediction_id] += 1
         await asyncio.sleep(self.delay)
         if prediction_id in self.fail_for:

@@ -13,11 +13,18 @@ from typing import Any
 
 import pytest
 
-from libs.blobs import SAFE_PAYLOAD_BYTES, restore_spilled_fields, spill_large_fields
+from libs.blobs import (
+    SAFE_PAYLOAD_BYTES,
+    SPILL_BUCKET,
+    delete_spilled,
+    restore_spilled_fields,
+    spill_large_fields,
+    spilled_keys,
+)
 from libs.bus.consumer import ReceivedMessage, run_consumer
 from libs.bus.nats import Bus, connect
-from libs.bus.subjects import RUNNER_EVENTS
-from libs.events import Envelope
+from libs.bus.subjects import PREDICTION_STREAMS, RUNNER_EVENTS, STREAM_SPILL_BUCKET
+from libs.events import Envelope, EventMetadata, new_event
 from libs.modelpkg import push_model_dir
 from libs.predictions import RunnerPredictionCompleted
 from services.runner.bootstrap import bootstrap
@@ -52,6 +59,38 @@ async def test_spilled_fields_round_trip(bus: Bus) -> None:
     assert spilled["output"] is None and spilled["status"] == "succeeded"
     assert len(json.dumps(spilled)) < 1000
     assert await restore_spilled_fields(bus.js, spilled) == large
+
+
+async def test_values_removed_by_reference_restore_as_removed(bus: Bus) -> None:
+    """The retention sweep deletes what a prediction's events and reports stored by reference; folding those
+    events afterwards gives null fields, not an error."""
+    prediction_id = f"p-{uuid.uuid4().hex}"
+    report = {"prediction_id": prediction_id, "output": "r" * MIB}
+    report_key = f"{prediction_id}/report-1"
+    spilled_report = await spill_large_fields(bus.js, report, key=report_key, fields=("output",))
+    event = new_event("prediction.succeeded", f"prediction-{prediction_id}",
+                      {"id": prediction_id, "output": "e" * MIB, "status": "succeeded"},
+                      metadata=EventMetadata(causation_id="report-1"))
+    event = event.model_copy(update={"data": await spill_large_fields(
+        bus.js, event.data, key=f"{prediction_id}/{event.id}", fields=("output",))})
+    small = new_event("prediction.started", f"prediction-{prediction_id}", {"id": prediction_id})
+    keys = spilled_keys(prediction_id, [small, event])
+    assert keys == [f"{prediction_id}/{event.id}", report_key]
+    await delete_spilled(bus.js, keys)
+    await delete_spilled(bus.js, keys)  # what is gone already is skipped
+    assert await restore_spilled_fields(bus.js, event.data) == {"id": prediction_id, "output": None,
+                                                                 "status": "succeeded"}
+    assert await restore_spilled_fields(bus.js, spilled_report) == {"prediction_id": prediction_id, "output": None}
+    assert (await bus.js.stream_info(f"OBJ_{SPILL_BUCKET}")).config.max_age in (None, 0)
+
+
+async def test_stream_items_by_reference_expire_with_the_stream(bus: Bus) -> None:
+    message = {"event": "output", "data": "s" * MIB}
+    spilled = await spill_large_fields(bus.js, message, key=f"p-{uuid.uuid4().hex}/stream-1", fields=("data",),
+                                       bucket=STREAM_SPILL_BUCKET)
+    assert await restore_spilled_fields(bus.js, spilled, bucket=STREAM_SPILL_BUCKET) == message
+    info = await bus.js.stream_info(f"OBJ_{STREAM_SPILL_BUCKET}")
+    assert info.config.max_age == pytest.approx(PREDICTION_STREAMS.max_age_seconds)
 
 
 async def test_outputs_beyond_the_nats_limit_are_reported_by_reference(bus: Bus, nats_url: str, tmp_path: Path) -> None:

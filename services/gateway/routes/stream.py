@@ -26,7 +26,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from sse_starlette import EventSourceResponse
 
 from libs.blobs import BlobNotFound, absolutize_outputs, restore_spilled_fields
-from libs.bus.subjects import PREDICTION_STREAMS, prediction_stream
+from libs.bus.subjects import PREDICTION_STREAMS, STREAM_SPILL_BUCKET, prediction_stream
 from libs.predictions import TERMINAL_STATUSES, PredictionStatus
 from libs.rpc import RpcNotFound
 from services.gateway.access import can_access
@@ -132,7 +132,7 @@ async def stream_prediction(
                 seen_any = True
                 last_id = msg.metadata.sequence.stream
                 try:
-                    body = await restore_spilled_fields(deps.bus.js, json.loads(msg.data))
+                    body = await restore_spilled_fields(deps.bus.js, json.loads(msg.data), bucket=STREAM_SPILL_BUCKET)
                     name, data = body["event"], body.get("data")
                 except (ValueError, KeyError, TypeError, BlobNotFound):
                     continue

@@ -1,4 +1,5 @@
-"""Deleting what an ended prediction left in NATS: output files, its Server-Sent Events stream, uploaded inputs."""
+"""Deleting what an ended prediction left in NATS: output files, its Server-Sent Events stream, uploaded inputs,
+values stored by reference."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import nats.js.errors
 
-from libs.blobs import FILES_BUCKET, OUTPUT_REF_PREFIX, OUTPUTS_BUCKET, delete_blob
+from libs.blobs import FILES_BUCKET, OUTPUT_REF_PREFIX, OUTPUTS_BUCKET, delete_blob, delete_spilled
 from libs.bus.nats import Bus
 from libs.bus.subjects import PREDICTION_STREAMS, prediction_stream
 from libs.rpc import RpcNotFound
@@ -56,7 +57,8 @@ class NatsPredictionData:
     def __init__(self, bus: Bus, registry_files: Any, public_url: str) -> None:
         self._bus, self._files, self._public_url = bus, registry_files, public_url
 
-    async def remove(self, prediction_id: str, *, input: dict[str, Any], output: Any, account: str) -> None:
+    async def remove(self, prediction_id: str, *, input: dict[str, Any], output: Any, account: str,
+                     spilled: list[str]) -> None:
         js = self._bus.js
         for key in output_keys(output):
             await delete_blob(js, OUTPUTS_BUCKET, key)
@@ -66,6 +68,8 @@ class NatsPredictionData:
             pass
         for file_id in uploaded_file_ids(input, self._public_url):
             await self._remove_upload(file_id, account)
+        # Last: a sweep that dies before the end finds the output (and its files) restored from them again.
+        await delete_spilled(js, spilled)
 
     async def _remove_upload(self, file_id: str, account: str) -> None:
         # Only the prediction's own account's uploads could be its inputs (the runner checks the same).
