@@ -35,7 +35,7 @@ from libs.predictions import (
     runner_report_class,
 )
 from libs.sealing import SEALED_INPUT, seal_json
-from libs.telemetry import current_traceparent
+from libs.telemetry import current_traceparent, start_span_from_traceparent
 from services.scheduler.adapters import work_postgres as work
 from services.scheduler.domain import fair_share
 from services.scheduler.domain import instance as inst
@@ -371,101 +371,203 @@ async def record_runner_event(
     runners: RunnerControl | None = None,
     fair_share_policy: fair_share.FairSharePolicy = DEFAULT_FAIR_SHARE,
 ) -> None:
-    """Fold a runner's report into the prediction, exactly once.
+    """Fold one runner's report into its prediction, exactly once (`record_runner_events` of one report);
+    raises `Retry` when it must come again after the reports before it."""
+    [outcome] = await record_runner_events(
+        [(event, kind)], store=store, js=js, retention_seconds=retention_seconds, runners=runners,
+        fair_share_policy=fair_share_policy,
+    )
+    if outcome is not None:
+        raise outcome
 
-    What the report is comes from its type, today's name (`runner.prediction_started`, ...) or the one runners
+
+async def record_runner_events(
+    reports: list[tuple[Envelope, str]],
+    *,
+    store: EventStore,
+    js: Any = None,
+    retention_seconds: float = DEFAULT_RETENTION_SECONDS,
+    runners: RunnerControl | None = None,
+    fair_share_policy: fair_share.FairSharePolicy = DEFAULT_FAIR_SHARE,
+) -> list[Retry | None]:
+    """Fold runners' reports (each an event and the last token of its subject) into their predictions, exactly
+    once; what becomes of each: None (recorded, or seen before) or `Retry` (to come again after the reports
+    before it).
+
+    What a report is comes from its type, today's name (`runner.prediction_started`, ...) or the one runners
     used before (`prediction.started`, ...), so reports still in JetStream from older runners are recorded
-    too; ``kind`` (the last token of its subject) only names a report of a type this scheduler does not know.
-    A report that carries large values by reference is restored first; the events it leads to store them
-    by reference again when they would not fit in a NATS message.
+    too; the subject's last token only names a report of a type this scheduler does not know. A report that
+    carries large values by reference is restored first; the events it leads to store them by reference again
+    when they would not fit in a NATS message.
+
+    A batch is one read and one write: the read brings what the decisions need, the write (events, outbox, work
+    rows, tracking) is one statement, refused whole if another writer got to a stream or a report first (then
+    it is read and decided again). A prediction with several reports in the batch takes them one round each.
 
     A prediction is never run twice: a report of a second run (its job came back from a node that stopped
     confirming it after predict() had started there) fails the prediction naming that node, and the runners
     are told to stop the second run (``runners``).
     """
-    prediction_id = event.data["prediction_id"]
-    if js is not None:
-        event = await restore_event(js, event)
-    report = parse_runner_report(event, kind)
-    stream = model.stream_id(prediction_id)
-    second_run: list[bool] = []
-    # A report is one read and one write: the read brings what the decision needs, the write (events, outbox,
-    # work row, tracking) is one statement, refused whole if another writer got to the stream or the report first.
+    restored = [await restore_event(js, event) if js is not None else event for event, _ in reports]
+    parsed = [parse_runner_report(event, kind) for event, (_, kind) in zip(restored, reports, strict=True)]
+    outcomes: list[Retry | None] = [None] * len(reports)
+    waiting = list(range(len(reports)))
+    while waiting:
+        # A round takes each prediction's first waiting report; a prediction retried in a round keeps the rest.
+        round_, later, taken, deferred = [], [], set(), set()
+        for index in waiting:
+            prediction_id = restored[index].data["prediction_id"]
+            if prediction_id in taken:
+                later.append(index)
+            else:
+                taken.add(prediction_id)
+                round_.append(index)
+        for index, outcome in zip(round_, await _record_round(
+            [(restored[i], parsed[i]) for i in round_], store=store, js=js, retention_seconds=retention_seconds,
+            runners=runners, fair_share_policy=fair_share_policy,
+        ), strict=True):
+            outcomes[index] = outcome
+            if outcome is not None:
+                deferred.add(restored[index].data["prediction_id"])
+        for index in later:
+            if restored[index].data["prediction_id"] in deferred:
+                outcomes[index] = Retry("an earlier report of its prediction comes again first", delay=0.1)
+        waiting = [index for index in later if restored[index].data["prediction_id"] not in deferred]
+    return outcomes
 
-    async def attempt() -> bool:
-        """Record the report; True when the prediction ended while jobs of its queue are held."""
+
+@dataclass
+class _Recorded:
+    """A round's decisions, and what follows once it is written."""
+
+    outcomes: list[Retry | None]
+    # Queues where a place came free while jobs are held by fair share.
+    freed_queues: set[str]
+    # Predictions whose second run is to be stopped.
+    second_runs: list[str]
+
+
+async def _record_round(
+    reports: list[tuple[Envelope, RunnerReport | None]],
+    *,
+    store: EventStore,
+    js: Any,
+    retention_seconds: float,
+    runners: RunnerControl | None,
+    fair_share_policy: fair_share.FairSharePolicy,
+) -> list[Retry | None]:
+    """`record_runner_events` of reports of distinct predictions."""
+    message_ids = {event.id for event, _ in reports}
+
+    async def attempt() -> _Recorded:
         async with store.autocommit.connect() as conn:
-            seen, held, history = await work.read_for_report(
-                conn, store.schema, consumer=RUNNER_EVENTS_CONSUMER, message_id=event.id,
-                prediction_id=prediction_id, stream_id=stream,
-            )
-        if seen:
-            return False
-        history = await _restored(js, history)
-        try:
-            async with store.one_statement() as unit:
-                await unit.track(RUNNER_EVENTS_CONSUMER, event.id)
-                if report is None:
-                    log.warning("runner report of unknown type %s on %s; dropped", event.type, prediction_id)
-                    return False
-                if not history:
-                    log.warning("runner reported on unknown prediction %s; dropped", prediction_id)
-                    return False
-                state = model.load(prediction_id, history)
-                if _reports_second_run(state, report):
-                    lost = model.decide_lost(
-                        state, node=state.runner_id, completed_at=datetime.now(UTC).isoformat(),
-                        metadata=_metadata(prediction_id, causation_id=event.id, actor="scheduler"),
-                        why=f" (its job came back unfinished and reached node {report.runner_id or '?'})",
+            contexts = await work.read_for_reports(conn, store.schema, consumer=RUNNER_EVENTS_CONSUMER, reports=[
+                (event.id, event.data["prediction_id"], model.stream_id(event.data["prediction_id"]))
+                for event, _ in reports
+            ])
+        recorded = _Recorded([], set(), [])
+        async with store.one_statement() as unit:
+            for event, report in reports:
+                # The events a report leads to join the trace of the prediction's run.
+                with start_span_from_traceparent(f"record {event.type}", event.metadata.traceparent):
+                    recorded.outcomes.append(
+                        await _decide_report(unit, store, js, event, report, contexts[event.id], recorded,
+                                             retention_seconds)
                     )
-                    await unit.append(stream, await _fitting(js, lost), expected_version=state.stream_version)
-                    await _end_parts(unit, store, state, lost, retention_seconds)
-                    second_run.append(True)
-                    return held
-                boot_time = (
-                    await _boot_time(store, state, report)
-                    if isinstance(report, (RunnerPredictionStarted, RunnerPredictionCompleted)) else None
-                )
-                metadata = _metadata(prediction_id, causation_id=event.id, actor=report.runner_id)
-                try:
-                    new_events = _decide_for_runner_event(state, report, metadata, boot_time)
-                except model.ProgressOutOfOrder as exc:
-                    # Nothing is written, the tracking neither: the report is redelivered after the ones before it.
-                    raise Retry(str(exc), delay=0.1) from None
-                if isinstance(report, RunnerPredictionStarted) and not state.is_terminal:
-                    # Also a job run again on another instance: the work row follows it there.
-                    await unit.also(*work.mark_started(
-                        store.schema, prediction_id, started_at=_parse_time(report.started_at),
-                        node=report.runner_id, instance=report.instance_id,
-                    ))
-                if new_events:
-                    await unit.append(stream, await _fitting(js, new_events), expected_version=state.stream_version)
-                    if new_events[-1].type in TERMINAL_EVENT_TYPES:
-                        await _end_parts(unit, store, state, new_events, retention_seconds)
-                        return held
-                    await _track_start(unit, store, new_events, report)
-                elif isinstance(report, RunnerPredictionStarted) and state.is_terminal:
-                    # The job of an ended prediction ran again somewhere (e.g. one failed as lost while its job
-                    # came back): that run is stopped.
-                    second_run.append(True)
-                return False
-        except AlreadyTracked:
-            return False  # a redelivery of the report was recorded meanwhile
+        return recorded
 
-    if await retry_on_conflict(attempt):
-        # A place in the queue came free: a held job takes it now, not at the next control tick (which releases
-        # it too, should this process stop right here).
-        queue = await _queue_of(store, prediction_id)
-        if queue is not None:
-            async with store.transaction() as tx:
-                await release_held_turns(tx, store.schema, queue, fair_share_policy)
-    if second_run and runners is not None:
-        await runners.request_cancel(prediction_id)
+    async def attempt_until_untracked() -> _Recorded:
+        # A report recorded meanwhile (a redelivery to another replica) refuses the whole write; read again, it
+        # is seen and left out. Each retry follows a write of one of these reports elsewhere, so they are few.
+        for _ in range(len(message_ids) + 1):
+            try:
+                return await attempt()
+            except AlreadyTracked:
+                continue
+        return await attempt()
+
+    recorded = await retry_on_conflict(attempt_until_untracked)
+    # A place in the queue came free: a held job takes it now, not at the next control tick (which releases
+    # it too, should this process stop right here).
+    for queue in sorted(recorded.freed_queues):
+        async with store.transaction() as tx:
+            await release_held_turns(tx, store.schema, queue, fair_share_policy)
+    if runners is not None:
+        for prediction_id in recorded.second_runs:
+            await runners.request_cancel(prediction_id)
+    return recorded.outcomes
 
 
-async def _queue_of(store: EventStore, prediction_id: str) -> str | None:
-    state = model.load(prediction_id, await store.read_stream(model.stream_id(prediction_id)))
-    return queue_key(state.version_id, state.deployment) if state.version_id else None
+async def _decide_report(
+    unit: OneStatement,
+    store: EventStore,
+    js: Any,
+    event: Envelope,
+    report: RunnerReport | None,
+    context: work.ReportContext,
+    recorded: _Recorded,
+    retention_seconds: float,
+) -> Retry | None:
+    """Add what `report` changes to `unit` (its tracking too), or return `Retry` having added nothing."""
+    if context.seen:
+        return None
+    prediction_id = event.data["prediction_id"]
+    stream = model.stream_id(prediction_id)
+    if report is None:
+        log.warning("runner report of unknown type %s on %s; dropped", event.type, prediction_id)
+        await unit.track(RUNNER_EVENTS_CONSUMER, event.id)
+        return None
+    if not context.history:
+        log.warning("runner reported on unknown prediction %s; dropped", prediction_id)
+        await unit.track(RUNNER_EVENTS_CONSUMER, event.id)
+        return None
+    state = model.load(prediction_id, await _restored(js, context.history))
+    if _reports_second_run(state, report):
+        lost = model.decide_lost(
+            state, node=state.runner_id, completed_at=datetime.now(UTC).isoformat(),
+            metadata=_metadata(prediction_id, causation_id=event.id, actor="scheduler"),
+            why=f" (its job came back unfinished and reached node {report.runner_id or '?'})",
+        )
+        await unit.track(RUNNER_EVENTS_CONSUMER, event.id)
+        await unit.append(stream, await _fitting(js, lost), expected_version=state.stream_version)
+        await _end_parts(unit, store, state, lost, retention_seconds)
+        recorded.second_runs.append(prediction_id)
+        _note_freed_place(recorded, state, context)
+        return None
+    boot_time = (
+        await _boot_time(store, state, report)
+        if isinstance(report, (RunnerPredictionStarted, RunnerPredictionCompleted)) else None
+    )
+    metadata = _metadata(prediction_id, causation_id=event.id, actor=report.runner_id)
+    try:
+        new_events = _decide_for_runner_event(state, report, metadata, boot_time)
+    except model.ProgressOutOfOrder as exc:
+        # Nothing is written, the tracking neither: the report is redelivered after the ones before it.
+        return Retry(str(exc), delay=0.1)
+    await unit.track(RUNNER_EVENTS_CONSUMER, event.id)
+    if isinstance(report, RunnerPredictionStarted) and not state.is_terminal:
+        # Also a job run again on another instance: the work row follows it there.
+        await unit.also(*work.mark_started(
+            store.schema, prediction_id, started_at=_parse_time(report.started_at),
+            node=report.runner_id, instance=report.instance_id,
+        ))
+    if new_events:
+        await unit.append(stream, await _fitting(js, new_events), expected_version=state.stream_version)
+        if new_events[-1].type in TERMINAL_EVENT_TYPES:
+            await _end_parts(unit, store, state, new_events, retention_seconds)
+            _note_freed_place(recorded, state, context)
+            return None
+        await _track_start(unit, store, new_events, report)
+    elif isinstance(report, RunnerPredictionStarted) and state.is_terminal:
+        # The job of an ended prediction ran again somewhere (e.g. one failed as lost while its job came back):
+        # that run is stopped.
+        recorded.second_runs.append(prediction_id)
+    return None
+
+
+def _note_freed_place(recorded: _Recorded, state: model.Prediction, context: work.ReportContext) -> None:
+    if context.held and state.version_id:
+        recorded.freed_queues.add(queue_key(state.version_id, state.deployment))
 
 
 def _reports_second_run(state: model.Prediction, report: RunnerReport) -> bool:

@@ -10,7 +10,7 @@ import time
 from nats.js.errors import NotFoundError
 from sqlalchemy import text
 
-from libs.bus.consumer import ReceivedMessage, run_consumer
+from libs.bus.consumer import ReceivedMessage, Retry, run_batch_consumer, run_consumer
 from libs.bus.nats import Bus
 from libs.bus.subjects import RUNNER_EVENTS, RUNNER_INSTANCE_EVENTS, RUNNER_PREDICTION_EVENTS
 from libs.events import Envelope
@@ -22,12 +22,12 @@ log = logging.getLogger(__name__)
 
 
 async def consume_runner_events(deps: Deps, stop: asyncio.Event) -> None:
-    async def on_message(message: ReceivedMessage) -> None:
-        kind = message.subject.rsplit(".", 1)[-1]
-        await handlers.record_runner_event(
-            Envelope.from_json(message.data), kind, store=deps.store, js=deps.bus.js,
-            retention_seconds=deps.settings.prediction_retention_seconds, runners=deps.runners,
-            fair_share_policy=fair_share_policy(deps.settings),
+    """Runner reports, in batches of whatever has arrived: a burst of them is one read and one write."""
+    async def on_messages(messages: list[ReceivedMessage]) -> list[Retry | None]:
+        return await handlers.record_runner_events(
+            [(Envelope.from_json(message.data), message.subject.rsplit(".", 1)[-1]) for message in messages],
+            store=deps.store, js=deps.bus.js, retention_seconds=deps.settings.prediction_retention_seconds,
+            runners=deps.runners, fair_share_policy=fair_share_policy(deps.settings),
         )
 
     async def on_give_up(message: ReceivedMessage, reason: BaseException) -> None:
@@ -38,12 +38,12 @@ async def consume_runner_events(deps: Deps, stop: asyncio.Event) -> None:
             retention_seconds=deps.settings.prediction_retention_seconds,
         )
 
-    await run_consumer(
+    await run_batch_consumer(
         deps.bus,
         stream=RUNNER_EVENTS.name,
         durable=handlers.RUNNER_EVENTS_CONSUMER,
         subject=RUNNER_PREDICTION_EVENTS,
-        handler=on_message,
+        handler=on_messages,
         stop=stop,
         on_give_up=on_give_up,
     )

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from libs.bus.consumer import Retry
 from libs.db import create_engine
 from libs.db.migrations import migrate
 from libs.events import Envelope
@@ -25,6 +26,7 @@ from services.scheduler.handlers import (
     get_prediction,
     list_prediction_events,
     record_runner_event,
+    record_runner_events,
 )
 from services.scheduler.ports import VersionInfo
 
@@ -155,3 +157,46 @@ async def test_the_end_takes_the_work_row_and_the_deadline_and_makes_the_data_re
     # Only the ended prediction's rows went.
     assert len(await _rows(store, "work", unrelated)) == 1
     assert await _rows(store, "data_removals", unrelated) == []
+
+
+def _batch(*events: Envelope) -> list[tuple[Envelope, str]]:
+    return [(Envelope.from_json(event.to_json()), reports.subject_of(event).rsplit(".", 1)[-1]) for event in events]
+
+
+async def test_a_batch_records_every_prediction_of_it_and_each_report_in_order(store: EventStore) -> None:
+    first, second, third = [await _new_prediction(store) for _ in range(3)]
+    one, two, three = _run_reports(first), _run_reports(second), _run_reports(third)
+    # Interleaved as runners publish them: a prediction's reports come in order, several per batch.
+    batch = _batch(one[0], two[0], one[1], two[1], one[2], one[3], three[3], two[2])
+    assert await record_runner_events(batch, store=store) == [None] * len(batch)
+    for prediction_id in (first, third):
+        prediction = await get_prediction(prediction_id, store=store)
+        assert prediction.status == PredictionStatus.SUCCEEDED
+        assert await _rows(store, "work", prediction_id) == []
+    assert (await get_prediction(first, store=store)).output == ["Hel", "lo"]
+    assert [t for t, _ in await _history(store, first)] == [
+        "prediction.created", "prediction.started", "prediction.progressed", "prediction.progressed",
+        "prediction.succeeded"]
+    # The one still running has its start in its work row, and the rest of its reports come later.
+    (row,) = await _rows(store, "work", second)
+    assert row.node == "runner-1" and row.started_at is not None
+    assert (await get_prediction(second, store=store)).status == PredictionStatus.PROCESSING
+    # A batch delivered again records nothing twice.
+    assert await record_runner_events(batch + _batch(two[3]), store=store) == [None] * (len(batch) + 1)
+    assert [t for t, _ in await _history(store, second)] == [
+        "prediction.created", "prediction.started", "prediction.progressed", "prediction.progressed",
+        "prediction.succeeded"]
+    assert len(await list_prediction_events(first, store=store)) == 5
+
+
+async def test_a_report_out_of_order_in_a_batch_holds_back_only_its_prediction(store: EventStore) -> None:
+    waiting, other = await _new_prediction(store), await _new_prediction(store)
+    started, first, second, completed = _run_reports(waiting)
+    # The second progress report arrived before the first: it and what follows it come again later.
+    outcomes = await record_runner_events(_batch(started, second, completed, *_run_reports(other)), store=store)
+    assert outcomes[0] is None and outcomes[3:] == [None] * 4
+    assert all(isinstance(outcome, Retry) for outcome in outcomes[1:3])
+    assert (await get_prediction(other, store=store)).status == PredictionStatus.SUCCEEDED
+    assert [t for t, _ in await _history(store, waiting)] == ["prediction.created", "prediction.started"]
+    assert await record_runner_events(_batch(first, second, completed), store=store) == [None] * 3
+    assert (await get_prediction(waiting, store=store)).output == ["Hel", "lo"]

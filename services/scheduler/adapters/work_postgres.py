@@ -140,19 +140,43 @@ async def end(conn: Any, schema: str, prediction_id: str, *, forget_deadline: bo
     return bool(row and row.held)
 
 
-async def read_for_report(conn: Any, schema: str, *, consumer: str, message_id: str, prediction_id: str,
-                          stream_id: str) -> tuple[bool, bool, list[Envelope]]:
-    """What recording a runner's report needs, in one statement: whether ``consumer`` has seen the message,
-    whether jobs of the prediction's queue are held by fair share, and the prediction's events."""
+@dataclass(frozen=True)
+class ReportContext:
+    """What recording a runner's report needs: whether the consumer has seen the message, whether jobs of the
+    prediction's queue are held by fair share, and the prediction's events."""
+
+    seen: bool
+    held: bool
+    history: list[Envelope]
+
+
+async def read_for_reports(conn: Any, schema: str, *, consumer: str,
+                           reports: list[tuple[str, str, str]]) -> dict[str, ReportContext]:
+    """`ReportContext` of each (message id, prediction id, stream id) of ``reports``, by message id, in one
+    statement (each prediction at most once)."""
+    message_ids, prediction_ids, stream_ids = (list(column) for column in zip(*reports, strict=True))
     rows = (await conn.execute(
-        text(f"SELECT flags.seen, flags.held, e.* FROM (SELECT EXISTS (SELECT 1 FROM {schema}.tracking"
-             f" WHERE consumer = :consumer AND message_id = :message_id) AS seen,"
-             f" {_held_elsewhere_in_its_queue(schema)} AS held) AS flags"
-             f" LEFT JOIN {schema}.events AS e ON e.stream_id = :stream ORDER BY e.stream_version"),
-        {"consumer": consumer, "message_id": message_id, "id": prediction_id, "stream": stream_id},
+        text(f"SELECT r.message_id,"
+             f" EXISTS (SELECT 1 FROM {schema}.tracking AS t WHERE t.consumer = :consumer"
+             f" AND t.message_id = r.message_id) AS seen,"
+             f" EXISTS (SELECT 1 FROM {schema}.work AS w WHERE w.held_job IS NOT NULL"
+             f" AND w.prediction_id <> r.prediction_id"
+             f" AND w.queue = (SELECT queue FROM {schema}.work WHERE prediction_id = r.prediction_id)) AS held,"
+             f" e.*"
+             f" FROM unnest(CAST(:messages AS text[]), CAST(:predictions AS text[]), CAST(:streams AS text[]))"
+             f" AS r(message_id, prediction_id, stream_id)"
+             f" LEFT JOIN {schema}.events AS e ON e.stream_id = r.stream_id"
+             f" ORDER BY r.message_id, e.stream_version"),
+        {"consumer": consumer, "messages": message_ids, "predictions": prediction_ids, "streams": stream_ids},
     )).all()
-    events = [_row_to_envelope(row) for row in rows if row.event_id is not None]
-    return bool(rows[0].seen), bool(rows[0].held), events
+    found: dict[str, ReportContext] = {}
+    for row in rows:
+        context = found.get(row.message_id)
+        if context is None:
+            context = found[row.message_id] = ReportContext(bool(row.seen), bool(row.held), [])
+        if row.event_id is not None:
+            context.history.append(_row_to_envelope(row))
+    return found
 
 
 def set_told(schema: str, prediction_id: str, told: str) -> tuple[str, dict[str, Any]]:
