@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from cogwheel.credentials import Credentials
+from libs.infra import EmbeddedNats
 from libs.testing.infra import INFRA_MODES, provide_database, provide_nats
 
 # tests/security runs hostile models on a real runner (NATS JetStream, PostgreSQL): integration tests.
@@ -51,3 +53,16 @@ def database_url(tmp_path_factory: pytest.TempPathFactory, infra_mode: str) -> I
     """A fresh PostgreSQL database for this session (the server is started on first use)."""
     with provide_database(tmp_path_factory.mktemp("postgres"), infra_mode) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmbeddedNats, Credentials]]:
+    """An embedded NATS with ``cogwheel up``'s per-service users and permissions, and the credentials."""
+    data_dir = tmp_path_factory.mktemp("secured")
+    credentials = Credentials.ensure(data_dir)
+    server = EmbeddedNats(data_dir / "nats", config=credentials.nats_config())
+    server.start()
+    try:
+        yield server, credentials
+    finally:
+        server.stop()

@@ -4,7 +4,7 @@ membership changed, on a ``cogwheel up``-style NATS (per-service users and permi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -26,18 +26,6 @@ from libs.testing.polling import wait_until
 from services.gateway.adapters.registry_grpc import Account, GrpcRegistryClient
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmbeddedNats, Credentials]]:
-    data_dir = tmp_path_factory.mktemp("auth-changes")
-    credentials = Credentials.ensure(data_dir)
-    server = EmbeddedNats(data_dir / "nats", config=credentials.nats_config())
-    server.start()
-    try:
-        yield server, credentials
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

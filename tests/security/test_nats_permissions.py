@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nats
@@ -32,18 +32,6 @@ from libs.infra import EmbeddedNats
 from libs.testing.polling import wait_until
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmbeddedNats, Credentials]]:
-    data_dir = tmp_path_factory.mktemp("secured")
-    credentials = Credentials.ensure(data_dir)
-    server = EmbeddedNats(data_dir / "nats", config=credentials.nats_config())
-    server.start()
-    try:
-        yield server, credentials
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
