@@ -28,7 +28,7 @@ from typing import Any
 from libs.blobs import FILES_BUCKET, OUTPUTS_BUCKET, delete_blob, put_blob
 from libs.blobs.urls import OUTPUT_REF_PREFIX
 from libs.modelpkg import ModelPackageError, PushedPackage, UnpackLimits, delete_package, push_package_file
-from libs.predictions import TERMINAL_STATUSES, view_after_completion
+from libs.predictions import TERMINAL_EVENT_TYPES, TERMINAL_STATUSES, view_after_completion
 from libs.rpc import RpcAlreadyExists, RpcError, RpcFailedPrecondition, RpcInvalidArgument, RpcNotFound
 from services.gateway.access import can_access
 from services.gateway.adapters.registry_grpc import Account
@@ -287,9 +287,35 @@ async def cancel_prediction(deps: Any, account: Account, prediction_id: str) -> 
     return await deps.scheduler.cancel_prediction(prediction_id)
 
 
+# How long an event history waits for the scheduler to record an end that was already answered.
+EVENTS_CATCH_UP_SECONDS = 10.0
+
+
 async def list_prediction_events(deps: Any, account: Account, prediction_id: str) -> list[dict[str, Any]]:
-    await get_prediction(deps, account, prediction_id)
-    return await deps.scheduler.list_events(prediction_id)
+    """The prediction's recorded events. A `Prefer: wait` answer can come from the runner's stored report before
+    the scheduler has recorded the end (see `wait_for_prediction`); a history read right after such an answer
+    waits for that record, so it never shows a prediction that has ended as still running."""
+    view = await get_prediction(deps, account, prediction_id)
+    if view["status"] not in TERMINAL_STATUSES:
+        return await deps.scheduler.list_events(prediction_id)
+    waiter = deps.waiters.register(prediction_id)  # before the read, so the recorded end cannot slip between
+    try:
+        deadline = time.monotonic() + EVENTS_CATCH_UP_SECONDS
+        events = await deps.scheduler.list_events(prediction_id)
+        while not any(event["type"] in TERMINAL_EVENT_TYPES for event in events):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                log.warning("%s ended but its end is not recorded after %.0f s", prediction_id,
+                            EVENTS_CATCH_UP_SECONDS)
+                break
+            with contextlib.suppress(TimeoutError):
+                # Woken by the recorded end; the short cap covers an end published before this gateway listened.
+                await asyncio.wait_for(waiter.changed.wait(), timeout=min(remaining, 0.5))
+            waiter.changed.clear()
+            events = await deps.scheduler.list_events(prediction_id)
+        return events
+    finally:
+        deps.waiters.unregister(prediction_id, waiter)
 
 
 async def list_predictions(

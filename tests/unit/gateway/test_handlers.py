@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,6 +13,7 @@ from services.gateway import handlers
 from services.gateway.adapters.registry_grpc import Account
 from services.gateway.errors import ApiError
 from services.gateway.sharing import DATA_REMOVED, REMOVED_FIELDS, SHARED, UNSHARED, PageState
+from services.gateway.waiters import Waiter
 
 ALICE = Account("alice", "user", "Alice", organizations=("acme",))
 BOB = Account("bob", "user", "Bob")
@@ -209,3 +211,64 @@ async def test_webhook_activity_counts_at_least_every_attempt_it_lists() -> None
     listed_failures = sum(d["outcome"] == "failed" for d in activity.deliveries)
     assert activity.summary["failed"] >= listed_failures
     assert activity.summary["attempts"] >= len(activity.deliveries)
+
+
+class RecordingLater:
+    """A scheduler whose event history lacks the end until `record_end` (it answered from the runner's report)."""
+
+    def __init__(self) -> None:
+        self.events = [{"type": "prediction.created"}, {"type": "prediction.started"}]
+        self.reads = 0
+
+    async def list_events(self, prediction_id: str) -> list[dict[str, Any]]:
+        self.reads += 1
+        return list(self.events)
+
+    def record_end(self) -> None:
+        self.events.append({"type": "prediction.succeeded"})
+
+
+class OneWaiter:
+    def __init__(self) -> None:
+        self.waiter = Waiter()
+        self.registered = 0
+
+    def register(self, prediction_id: str) -> Waiter:
+        self.registered += 1
+        return self.waiter
+
+    def unregister(self, prediction_id: str, waiter: Waiter) -> None:
+        self.registered -= 1
+
+
+async def test_the_history_of_an_answered_prediction_waits_for_its_recorded_end(deps: Any) -> None:
+    deps.scheduler, deps.waiters = RecordingLater(), OneWaiter()
+    deps.projection.views["p1"] = {"id": "p1", "account": "alice", "status": "succeeded"}
+
+    async def scheduler_records_the_end() -> None:
+        await asyncio.sleep(0.05)
+        deps.scheduler.record_end()
+        deps.waiters.waiter.changed.set()
+
+    recorder = asyncio.create_task(scheduler_records_the_end())
+    events = await handlers.list_prediction_events(deps, ALICE, "p1")
+    await recorder
+    assert [e["type"] for e in events] == ["prediction.created", "prediction.started", "prediction.succeeded"]
+    assert deps.waiters.registered == 0
+
+
+async def test_the_history_of_a_running_prediction_is_read_once(deps: Any) -> None:
+    deps.scheduler, deps.waiters = RecordingLater(), OneWaiter()
+    deps.projection.views["p1"] = {"id": "p1", "account": "alice", "status": "processing"}
+    events = await handlers.list_prediction_events(deps, ALICE, "p1")
+    assert [e["type"] for e in events] == ["prediction.created", "prediction.started"]
+    assert deps.scheduler.reads == 1 and deps.waiters.registered == 0
+
+
+async def test_a_history_whose_end_is_never_recorded_is_returned_as_it_is(deps: Any, monkeypatch) -> None:
+    monkeypatch.setattr(handlers, "EVENTS_CATCH_UP_SECONDS", 0.2)
+    deps.scheduler, deps.waiters = RecordingLater(), OneWaiter()
+    deps.projection.views["p1"] = {"id": "p1", "account": "alice", "status": "failed"}
+    events = await handlers.list_prediction_events(deps, ALICE, "p1")
+    assert [e["type"] for e in events] == ["prediction.created", "prediction.started"]
+    assert deps.scheduler.reads >= 2 and deps.waiters.registered == 0
