@@ -65,6 +65,8 @@ def control_settings(settings: SchedulerSettings) -> ControlSettings:
             scale_out_after=settings.scale_out_after_seconds,
             max_instances_per_version=settings.max_instances_per_version,
             boot_timeout=settings.boot_timeout_seconds,
+            boot_backoff_base=settings.boot_backoff_seconds,
+            boot_backoff_max=settings.boot_backoff_max_seconds,
         ),
         no_hardware_timeout=settings.no_hardware_timeout_seconds,
         predict_timeout=settings.predict_timeout,

@@ -122,6 +122,8 @@ class Controller:
         self.last_nodes: list[NodeReport] = []
         self.last_work: list[work.WorkItem] = []
         self.draining: set[str] = set()
+        # Queues (and versions) whose latest boots failed in a row, as of the last tick.
+        self.boot_backoff: dict[tuple[str, str], inst.BootBackoff] = {}
         self._known_nodes: dict[str, tuple[NodeReport, float]] = {}
         # Set when this process created a prediction: the control loop ticks at once instead of at its interval.
         self.wakeup = asyncio.Event()
@@ -204,6 +206,9 @@ class Controller:
         items = await work.all_work(self.store)
         self.last_nodes, self.last_work = nodes, items
         by_id = {node.runner_id: node for node in nodes}
+        policy = self.settings.policy
+        self.boot_backoff = inst.boot_backoff(self.instances.values(), base=policy.boot_backoff_base,
+                                              cap=policy.boot_backoff_max)
         world = placement.World(
             nodes=[placement.Node(n.runner_id, n.label, n.slots, n.gpu_memory_mib,
                                   n.draining or n.runner_id in self.draining) for n in nodes],
@@ -211,8 +216,9 @@ class Controller:
             queues=_demands(items),
             deployments=await self._deployment_specs(),
             version_memory=dict(self.version_memory),
+            boot_not_before={key: backoff.not_before for key, backoff in self.boot_backoff.items()},
         )
-        decided = placement.plan(world, now, self.settings.policy)
+        decided = placement.plan(world, now, policy)
         for give_up in decided.give_ups:
             await self._give_up(give_up.instance, give_up.reason, now, node_alive=give_up_node_alive(
                 self.instances[give_up.instance], by_id))
@@ -431,6 +437,12 @@ class Controller:
                 else:
                     message = ("cold", f"No instance of this model is running: starting one (cold boot) on node "
                                        f"{booting.node}; queued behind {ahead} prediction(s)\n")
+            elif key in self.boot_backoff and now < self.boot_backoff[key].not_before:
+                backoff = self.boot_backoff[key]
+                wait = (backoff.not_before - now).total_seconds()
+                message = (f"backoff:{backoff.failures}",
+                           f"The model failed to boot {backoff.failures} times in a row (last: {backoff.reason}); "
+                           f"the next boot starts in {wait:.0f} s\n")
             else:
                 message = ("wait", "")
             tag, line = message

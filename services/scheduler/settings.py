@@ -38,6 +38,9 @@ class SchedulerSettings(ServiceSettings):
     job_max_deliver: int = 5
     # Instances that stay booting longer than this are given up.
     boot_timeout_seconds: float = 900.0
+    # Boots of one queue that fail in a row are retried after this, doubling each time up to the maximum.
+    boot_backoff_seconds: float = 10.0
+    boot_backoff_max_seconds: float = 300.0
     # A control tick that takes longer is abandoned (and logged); the next one starts afresh.
     control_tick_timeout: float = 30.0
     # A runner node absent from the heartbeat bucket this long is lost: its instances are placed elsewhere and

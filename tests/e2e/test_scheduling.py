@@ -11,6 +11,7 @@ import asyncio
 import json
 import shutil
 import time
+from datetime import datetime
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ def platform_env() -> dict[str, str]:
         # An account alone may queue 4 jobs before further ones are held (64 by default): a burst of 14 shows it.
         "COGWHEEL_FAIR_SHARE_SOLO_BACKLOG": "4",
         "COGWHEEL_NO_HARDWARE_TIMEOUT_SECONDS": "8",
+        "COGWHEEL_BOOT_BACKOFF_SECONDS": "4",
         # gpu-h100 has runner label of its own, which no node of this stack offers.
         "COGWHEEL_HARDWARE_CATALOG": json.dumps({"hardware": [
             {"sku": "cpu", "name": "CPU", "gpu_memory_gb": 0, "runner": "cpu"},
@@ -346,6 +348,27 @@ async def test_hardware_no_node_offers_waits_then_fails_clearly(platform, tmp_pa
     assert ended["status"] == "failed"
     assert "No runner node offers" in ended["error"] and "gpu-h100" in ended["error"]
     assert not of_version(await instances(platform), version)
+
+
+async def test_a_model_whose_setup_keeps_failing_is_booted_again_only_after_a_backoff(platform) -> None:
+    version = await platform.push("cogwheel", "broken-setup", FIXTURES / "setup_fails")
+    async with platform.client() as client:
+        # Each failed boot fails the next prediction of the queue with setup()'s error and logs.
+        ids = [await create(client, version, {}) for _ in range(3)]
+        bodies = await all_terminal(client, ids, timeout=120)
+    assert [b["status"] for b in bodies] == ["failed"] * 3
+    assert all("weights missing" in b["error"] for b in bodies), bodies
+    # The first failure is retried at once; after the second in a row the third boot waits 4 s, and the
+    # prediction waiting for it is told why.
+    assert "failed to boot 2 times in a row" in bodies[2]["logs"], bodies[2]["logs"]
+    history = await instance_events(platform)
+    tried = [instance for instance, kind, _ in history if kind == "instance.requested"
+             and instance in {i for i, _, d in history if d.get("model_version") == version}]
+    assert len(tried) == 3
+    at = {(instance, kind): datetime.fromisoformat(data["at"]) for instance, kind, data in history
+          if instance in tried}
+    assert all((tried[n], "instance.failed") in at for n in range(3))
+    assert (at[(tried[2], "instance.requested")] - at[(tried[1], "instance.failed")]).total_seconds() >= 4
 
 
 async def test_operators_see_nodes_instances_queues_and_metrics(platform, tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 from libs.events import Envelope, EventMetadata, new_event
@@ -154,3 +155,37 @@ def decide_fail(state: Instance, *, reason: str, at: datetime, metadata: EventMe
     if state.state in ENDED:
         return []
     return [_event(state.id, "failed", at, {"reason": reason}, metadata)]
+
+
+@dataclass(frozen=True)
+class BootBackoff:
+    failures: int
+    not_before: datetime
+    reason: str
+
+
+def failed_boot(instance: Instance) -> bool:
+    """The instance ended before it was ever ready (setup() failed, or it never reported back)."""
+    return instance.state == "failed" and instance.ready_at is None
+
+
+def boot_backoff(instances: Iterable[Instance], *, base: float, cap: float) -> dict[tuple[str, str], BootBackoff]:
+    """For each queue and version whose latest boots failed in a row, when the next may start: the second
+    failure in a row waits `base` seconds, each one after doubles it, up to `cap` (a model whose setup() always
+    fails is not booted in a tight loop). One boot that reaches ready resets the count."""
+    by_queue: dict[tuple[str, str], list[Instance]] = {}
+    for instance in instances:
+        if instance.requested_at is not None and instance.queue:
+            by_queue.setdefault((instance.queue, instance.model_version), []).append(instance)
+    backoff: dict[tuple[str, str], BootBackoff] = {}
+    for key, tried in by_queue.items():
+        tried.sort(key=lambda i: i.requested_at or datetime.min)
+        failures = 0
+        for instance in reversed(tried):
+            if not failed_boot(instance):
+                break
+            failures += 1
+        if failures >= 2 and tried[-1].since is not None:
+            delay = min(base * 2 ** (failures - 2), cap)
+            backoff[key] = BootBackoff(failures, tried[-1].since + timedelta(seconds=delay), tried[-1].reason)
+    return backoff

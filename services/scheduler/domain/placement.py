@@ -19,6 +19,8 @@ Rules:
   that fit, the one left with the least free memory (then the fewest free slots) is chosen, so small models
   share a node and large ones find room. One instance per queue and version per node (more copies of one
   queue go to other nodes; on one node a worker's own slots give concurrency).
+- Backoff: a queue whose latest boots failed in a row starts no instance before `boot_not_before` (the
+  controller computes it from the instances' history: `instance.boot_backoff`).
 - Eviction: when no node has room, the least recently used idle instances of one node are stopped to make
   room (never an instance a deployment's `min_instances` keeps, never a busy or booting one).
 """
@@ -85,6 +87,8 @@ class World:
     deployments: list[DeploymentSpec] = field(default_factory=list)
     # GPU memory each version needs (declared in cog.yaml or measured), learned from its instances.
     version_memory: dict[str, int] = field(default_factory=dict)
+    # (queue, version) → the earliest time another instance may boot, after boots that failed in a row.
+    boot_not_before: dict[tuple[str, str], datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,9 @@ class Policy:
     max_instances_per_version: int = 4
     # An instance that stays requested/placed/booting longer than this is given up.
     boot_timeout: float = 900.0
+    # Boots that keep failing are retried after base, 2×base, 4×base, ... seconds, at most `boot_backoff_max`.
+    boot_backoff_base: float = 10.0
+    boot_backoff_max: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,8 @@ class Plan:
     give_ups: list[GiveUp] = field(default_factory=list)
     # Queues with waiting predictions that no live node offers the hardware for.
     unservable: list[str] = field(default_factory=list)
+    # Queues that want an instance but wait out the backoff after failed boots.
+    backing_off: list[str] = field(default_factory=list)
 
 
 BOOTING = frozenset({"requested", "placed", "booting"})
@@ -222,6 +231,10 @@ def plan(world: World, now: datetime, policy: Policy) -> Plan:
         elif (demand.waiting > free_slots and not booting and len(mine) < min(ceiling, max(target, 1))
               and _seconds(now, demand.oldest_waiting) >= policy.scale_out_after):
             want_more = 1  # scale out, one instance at a time
+        not_before = world.boot_not_before.get((key, model_version))
+        if want_more and not_before is not None and now < not_before:
+            want_more = 0
+            result.backing_off.append(key)
         for _ in range(want_more):
             start = _place(world, rooms, demand, policy, now, deployments, stopping, result)
             if start is None:

@@ -72,3 +72,27 @@ def test_a_refused_placement_teaches_the_versions_memory() -> None:
                                  metadata=META)
     state = fold(events)
     assert (state.state, state.gpu_memory_mib, state.live) == ("failed", 9000, False)
+
+
+def _tried(n: int, *, ready: bool, at: datetime) -> inst.Instance:
+    """Instance number n of queue v-a, requested at `at`, that either reached ready or failed its setup."""
+    ended = {"state": "stopped", "ready_at": at} if ready else {"state": "failed", "reason": "setup() failed"}
+    return inst.Instance(id=f"i-{n}", queue="v-a", model_version="a", requested_at=at, since=at, **ended)
+
+
+def test_boots_that_fail_in_a_row_back_off_doubling_up_to_the_cap() -> None:
+    tried = [_tried(n, ready=False, at=T0 + timedelta(seconds=n)) for n in range(1, 6)]
+    assert inst.boot_backoff(tried[:1], base=10, cap=60) == {}  # one failure is retried at once
+    second = inst.boot_backoff(tried[:2], base=10, cap=60)[("v-a", "a")]
+    assert (second.failures, second.not_before, second.reason) == (2, T0 + timedelta(seconds=12), "setup() failed")
+    assert inst.boot_backoff(tried[:3], base=10, cap=60)[("v-a", "a")].not_before == T0 + timedelta(seconds=23)
+    assert inst.boot_backoff(tried, base=10, cap=60)[("v-a", "a")].not_before == T0 + timedelta(seconds=65)
+
+
+def test_a_boot_that_reached_ready_resets_the_count() -> None:
+    tried = [_tried(1, ready=False, at=T0), _tried(2, ready=False, at=T0 + timedelta(seconds=1)),
+             _tried(3, ready=True, at=T0 + timedelta(seconds=2)), _tried(4, ready=False, at=T0 + timedelta(seconds=3))]
+    assert inst.boot_backoff(tried, base=10, cap=60) == {}
+    live = inst.Instance(id="i-5", queue="v-a", model_version="a", requested_at=T0 + timedelta(seconds=4),
+                         since=T0 + timedelta(seconds=4), state="booting")
+    assert inst.boot_backoff(tried[:2] + [live], base=10, cap=60) == {}

@@ -186,3 +186,20 @@ def test_a_stopping_instance_of_a_lost_node_is_given_up() -> None:
     stopping = [InstanceView("i1", "v-a", "cpu", "a", "gone", "stopping", ago(5))]
     decided = plan(World([Node("n1", "cpu", 4)], stopping, []), NOW, POLICY)
     assert [g.instance for g in decided.give_ups] == ["i1"]
+
+
+def test_a_queue_backing_off_after_failed_boots_starts_nothing_until_its_time() -> None:
+    nodes = [Node("n1", "cpu", 4)]
+    backing_off = World(nodes, [], [waiting("a", 1)], boot_not_before={("v-a", "a"): NOW + timedelta(seconds=5)})
+    decided = plan(backing_off, NOW, POLICY)
+    assert decided.starts == [] and decided.backing_off == ["v-a"] and not decided.unservable
+    later = plan(backing_off, NOW + timedelta(seconds=5), POLICY)
+    assert [s.reason for s in later.starts] == ["cold boot"] and later.backing_off == []
+
+
+def test_a_deployment_floor_waits_out_the_backoff_too() -> None:
+    spec = DeploymentSpec("acme/d", "d-acme/d", "cpu", "a", min_instances=1, max_instances=2)
+    world = World([Node("n1", "cpu", 4)], [], [], deployments=[spec],
+                  boot_not_before={("d-acme/d", "a"): NOW + timedelta(seconds=1)})
+    assert plan(world, NOW, POLICY).starts == []
+    assert len(plan(world, NOW + timedelta(seconds=1), POLICY).starts) == 1
