@@ -11,8 +11,8 @@ import asyncio
 import json
 import shutil
 import time
-from datetime import datetime
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 

@@ -11,8 +11,8 @@ back after a restart.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
