@@ -31,9 +31,8 @@ def main() -> None:
         access_log=False,
         lifespan="on",
         timeout_keep_alive=max(1, round(settings.keep_alive_timeout)),
+        # Request lines and headers: complete within the deadline, and at most 64 KiB.
         http=with_header_timeout(settings.header_read_timeout),
-        # Request lines and headers are bounded by h11's incomplete-event limit (64 KiB here).
-        h11_max_incomplete_event_size=64 * 1024,
         ssl_certfile=settings.ssl_certfile or None,
         ssl_keyfile=settings.ssl_keyfile or None,
     )
