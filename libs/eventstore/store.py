@@ -9,11 +9,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.db.engine import autocommit
+from libs.db.statements import Statements
 from libs.events import Envelope
 from libs.eventstore.errors import AlreadyTracked, ConcurrencyError
 
@@ -255,19 +257,19 @@ class OneStatement:
             add(f"also{i}", statement, part_params)
         return f"WITH {', '.join(parts)} SELECT 1", params
 
-    async def write(self, conn: AsyncConnection) -> None:
+    async def write(self, statements: Statements) -> None:
         if not (self._events or self._outbox or self._parts):
             return
         statement, params = self._statement()
         try:
-            await conn.execute(text(statement), params)
-        except IntegrityError as exc:
-            table = getattr(getattr(exc.orig, "diag", None), "table_name", None)
+            await statements.execute(statement, params)
+        except psycopg.IntegrityError as exc:
+            table = exc.diag.table_name
             if table == "events" and self._events:
                 first = self._events[0]
                 raise ConcurrencyError(first.stream_id or "", (first.stream_version or 1) - 1, None) from exc
             if table == "tracking":
-                raise AlreadyTracked(str(exc.orig)) from exc
+                raise AlreadyTracked(str(exc)) from exc
             raise
 
 
@@ -276,11 +278,12 @@ def _trace_headers(event: Envelope) -> dict[str, str]:
     return {"traceparent": traceparent} if traceparent else {}
 
 
+def _read_stream_statement(schema: str) -> str:
+    return f"SELECT * FROM {schema}.events WHERE stream_id = :s ORDER BY stream_version"
+
+
 async def read_stream(conn: AsyncConnection, schema: str, stream_id: str) -> list[Envelope]:
-    result = await conn.execute(
-        text(f"SELECT * FROM {schema}.events WHERE stream_id = :s ORDER BY stream_version"),
-        {"s": stream_id},
-    )
+    result = await conn.execute(text(_read_stream_statement(schema)), {"s": stream_id})
     return [_row_to_envelope(row) for row in result]
 
 
@@ -296,8 +299,10 @@ class EventStore:
         on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.engine = engine
-        # Single statements (reads, `one_statement`) need no BEGIN and COMMIT round trips around them.
+        # Single statements (reads, `one_statement`) need no BEGIN and COMMIT round trips around them; the hot
+        # ones go straight to psycopg (`libs.db.statements`), sharing the engine's database.
         self.autocommit = autocommit(engine)
+        self.statements = Statements(engine.url.render_as_string(hide_password=False), max_size=5)
         self.schema = schema
         self._subject_for = subject_for
         self._on_commit = on_commit
@@ -319,14 +324,17 @@ class EventStore:
         """A unit of work that writes without reading, as one statement (see `OneStatement`)."""
         unit = OneStatement(self.schema, self._subject_for)
         yield unit
-        async with self.autocommit.connect() as conn:
-            await unit.write(conn)
+        await unit.write(self.statements)
         if unit.enqueued and self._on_commit is not None:
             self._on_commit()
 
     async def read_stream(self, stream_id: str) -> list[Envelope]:
-        async with self.autocommit.connect() as conn:
-            return await read_stream(conn, self.schema, stream_id)
+        rows = await self.statements.fetch(_read_stream_statement(self.schema), {"s": stream_id})
+        return [_row_to_envelope(row) for row in rows]
+
+    async def close(self) -> None:
+        """Close the store's own connections (the engine is its owner's to dispose of)."""
+        await self.statements.close()
 
     async def read_all(self, after: int = 0, limit: int = 1000) -> list[Envelope]:
         async with self.autocommit.connect() as conn:

@@ -43,6 +43,7 @@ async def rebuild(settings: Settings) -> None:
         count = await rebuild_from_log(store, PROJECTIONS)
         log.info("rebuilt billing projections from %d events", count)
     finally:
+        await store.close()
         await store.engine.dispose()
 
 

@@ -29,6 +29,7 @@ class Deps:
 
     async def close(self) -> None:
         await self.bus.close()
+        await self.store.close()
         await self.engine.dispose()
 
 

@@ -51,6 +51,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             await deps.waiters.stop()
             await stop_broker(deps.broker)
             await deps.bus.close()
+            await deps.store.close()
             await deps.engine.dispose()
 
     app = FastAPI(

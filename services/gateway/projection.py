@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import text
 
 from libs.bus.subjects import GATEWAY_PREDICTIONS_DURABLE
-from libs.db.engine import autocommit
 from libs.events import Envelope
 from libs.eventstore import EventStore
 from libs.predictions import TERMINAL_EVENT_TYPES, TERMINAL_STATUSES, apply_event, restore_event
@@ -33,8 +32,6 @@ class PredictionProjection:
 
     def __init__(self, store: EventStore, js: Any = None) -> None:
         self._store = store
-        # Autocommit: for single statements, reads and writes, no BEGIN and COMMIT round trips around them.
-        self._autocommit = autocommit(store.engine)
         # Where events that carry large outputs by reference are restored from (libs.blobs.spill).
         self._js = js
 
@@ -115,27 +112,21 @@ class PredictionProjection:
         a GET right after the answer shows it). It keeps the version it was folded from, so every event that
         follows still applies on top of it: the start and progress leave an ended view as it is, and the end the
         scheduler records overwrites it with its own fields."""
-        async with self._autocommit.connect() as conn:
-            await conn.execute(
-                text(f"UPDATE {SCHEMA}.predictions SET status = :status, view = CAST(:view AS jsonb)"
-                     " WHERE id = :id AND stream_version = :v"),
-                {"id": view["id"], "v": stream_version, "status": view["status"],
-                 "view": json.dumps({**view, "stream_version": stream_version})},
-            )
+        await self._store.statements.execute(
+            f"UPDATE {SCHEMA}.predictions SET status = :status, view = CAST(:view AS jsonb)"
+            " WHERE id = :id AND stream_version = :v",
+            {"id": view["id"], "v": stream_version, "status": view["status"],
+             "view": json.dumps({**view, "stream_version": stream_version})},
+        )
 
     async def apply_created(self, view: dict[str, Any]) -> None:
         """Read-your-writes: store a just-created prediction before its event comes back over NATS (one
         statement, so no transaction around it)."""
-        async with self._autocommit.connect() as conn:
-            await _upsert(conn, view, 1, replace=False)
+        await self._store.statements.execute(*_upsert_statement(view, 1, replace=False))
 
     async def get(self, prediction_id: str) -> dict[str, Any] | None:
-        async with self._autocommit.connect() as conn:
-            row = (
-                await conn.execute(
-                    text(f"SELECT view FROM {SCHEMA}.predictions WHERE id = :id"), {"id": prediction_id}
-                )
-            ).first()
+        row = await self._store.statements.fetchone(
+            f"SELECT view FROM {SCHEMA}.predictions WHERE id = :id", {"id": prediction_id})
         return dict(row.view) if row else None
 
     async def list_for_account(
@@ -203,15 +194,13 @@ async def _track_and_upsert_all(conn: Any, message_ids: list[str], views: list[t
         raise TrackedBefore(f"{len(message_ids) - tracked} of {len(message_ids)} events")
 
 
-async def _upsert(conn: Any, view: dict[str, Any], stream_version: int, *, replace: bool) -> None:
+def _upsert_statement(view: dict[str, Any], stream_version: int, *, replace: bool) -> tuple[str, dict[str, Any]]:
     on_conflict = (
         "DO UPDATE SET stream_version = :v, status = :status, view = CAST(:view AS jsonb)" if replace else "DO NOTHING"
     )
-    await conn.execute(
-        text(
-            f"INSERT INTO {SCHEMA}.predictions (id, account, stream_version, status, created_at, view)"
-            f" VALUES (:id, :account, :v, :status, :created_at, CAST(:view AS jsonb)) ON CONFLICT (id) {on_conflict}"
-        ),
+    return (
+        f"INSERT INTO {SCHEMA}.predictions (id, account, stream_version, status, created_at, view)"
+        f" VALUES (:id, :account, :v, :status, :created_at, CAST(:view AS jsonb)) ON CONFLICT (id) {on_conflict}",
         {
             "id": view["id"],
             "account": view.get("account") or "",
@@ -221,6 +210,11 @@ async def _upsert(conn: Any, view: dict[str, Any], stream_version: int, *, repla
             "view": json.dumps({**view, "stream_version": stream_version}),
         },
     )
+
+
+async def _upsert(conn: Any, view: dict[str, Any], stream_version: int, *, replace: bool) -> None:
+    statement, params = _upsert_statement(view, stream_version, replace=replace)
+    await conn.execute(text(statement), params)
 
 
 async def run_counts(engine: Any, models: list[str]) -> dict[str, int]:

@@ -52,6 +52,7 @@ class Deps:
     hardware: HardwareCatalog
 
     async def close(self) -> None:
+        await self.store.close()
         await self.engine.dispose()
 
 

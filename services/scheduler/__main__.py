@@ -44,6 +44,7 @@ async def serve(settings: SchedulerSettings) -> None:
         if health is not None:
             health.close()
         await deps.bus.close()
+        await deps.store.close()
         await deps.engine.dispose()
 
 

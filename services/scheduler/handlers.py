@@ -267,8 +267,8 @@ async def _create(
     # Fair share: into the queue now, unless it is backed up and this account has its share of it; then the job
     # waits in its work row and the control loop publishes it in turn. Read before the write: the share is a
     # policy of turns, not a limit that two creates at the same moment must not pass together.
-    async with store.autocommit.connect() as conn:
-        admitted = fair_share.admit(await work.queue_load(conn, store.schema, queue), cmd.account, fair_share_policy)
+    admitted = fair_share.admit(await work.queue_load(store.statements.fetch, store.schema, queue), cmd.account,
+                                fair_share_policy)
     # A new prediction reads nothing: everything is written in one statement. Only a key that a concurrent
     # request may be storing at the same moment needs a transaction that can see it and roll back.
     unit: AbstractAsyncContextManager[Transaction | OneStatement] = (
@@ -460,11 +460,11 @@ async def _record_round(
     message_ids = {event.id for event, _ in reports}
 
     async def attempt() -> _Recorded:
-        async with store.autocommit.connect() as conn:
-            contexts = await work.read_for_reports(conn, store.schema, consumer=RUNNER_EVENTS_CONSUMER, reports=[
-                (event.id, event.data["prediction_id"], model.stream_id(event.data["prediction_id"]))
-                for event, _ in reports
-            ])
+        contexts = await work.read_for_reports(store.statements.fetch, store.schema,
+                                               consumer=RUNNER_EVENTS_CONSUMER, reports=[
+            (event.id, event.data["prediction_id"], model.stream_id(event.data["prediction_id"]))
+            for event, _ in reports
+        ])
         recorded = _Recorded([], set(), [])
         async with store.one_statement() as unit:
             for event, report in reports:
@@ -587,7 +587,7 @@ async def release_held_turns(
     tx: Transaction, schema: str, queue: str, policy: fair_share.FairSharePolicy
 ) -> list[str]:
     """Publish, in this transaction, the held jobs of `queue` whose turn has come (fair share)."""
-    load = await work.queue_load(tx.conn, schema, queue)
+    load = await work.queue_load(work.fetch_in(tx.conn), schema, queue)
     turns = fair_share.release(load, await work.held_jobs(tx.conn, schema, queue), policy)
     for prediction_id in turns:
         held = await work.take_held_job(tx.conn, schema, prediction_id)

@@ -55,6 +55,7 @@ async def rebuild(settings: Settings) -> None:
         count = await rebuild_from_log(store, PROJECTIONS)
         log.info("replayed %d events into %s", count, ", ".join(p.name for p in PROJECTIONS))
     finally:
+        await store.close()
         await store.engine.dispose()
 
 

@@ -70,6 +70,7 @@ class Deps:
         if aclose is not None:
             await aclose()
         await self.bus.close()
+        await self.store.close()
         await self.engine.dispose()
 
 

@@ -112,7 +112,9 @@ async def test_a_message_the_handler_says_to_retry_comes_back_and_the_others_are
 async def projection(database_url: str) -> AsyncIterator[PredictionProjection]:
     await migrate(database_url, GATEWAY_SCHEMA, GATEWAY_MIGRATIONS)
     engine = create_engine(database_url)
-    yield PredictionProjection(EventStore(engine, GATEWAY_SCHEMA))
+    store = EventStore(engine, GATEWAY_SCHEMA)
+    yield PredictionProjection(store)
+    await store.close()
     await engine.dispose()
 
 

@@ -26,10 +26,15 @@ async def schema(database_url: str) -> str:
     return name
 
 
+_OPENED: list[EventStore] = []
+
+
 @pytest.fixture
 async def engine(database_url: str):
     engine = create_engine(database_url, pool_size=4)
     yield engine
+    while _OPENED:
+        await _OPENED.pop().close()
     await engine.dispose()
 
 
@@ -41,7 +46,9 @@ async def bus(nats_url: str):
 
 
 def _store(engine, schema: str) -> EventStore:
-    return EventStore(engine, schema, subject_for=lambda event: f"{schema}.events.{event.type}")
+    store = EventStore(engine, schema, subject_for=lambda event: f"{schema}.events.{event.type}")
+    _OPENED.append(store)  # its connections are closed with the engine
+    return store
 
 
 async def _stream(bus: Bus, schema: str) -> StreamSpec:

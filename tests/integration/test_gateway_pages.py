@@ -30,7 +30,9 @@ from services.gateway.sharing import (
 async def store(database_url: str):
     await migrate(database_url, SCHEMA, MIGRATIONS)
     engine = create_engine(database_url, pool_size=2)
-    yield EventStore(engine, SCHEMA)
+    store = EventStore(engine, SCHEMA)
+    yield store
+    await store.close()
     await engine.dispose()
 
 

@@ -60,6 +60,7 @@ async def store(database_url: str) -> AsyncIterator[EventStore]:
     store = await _store(database_url)
     yield store
     await forget_pending_work(store.engine)
+    await store.close()
     await store.engine.dispose()
 
 
@@ -106,6 +107,7 @@ async def test_a_due_removal_survives_a_crashed_sweep_and_a_restart(store: Event
     assert calls[prediction_id] == 1
     assert await _due(store, prediction_id)
     assert not (await _state(store, prediction_id)).data_removed
+    await store.close()
     await store.engine.dispose()
 
     # A scheduler started afterwards (its own pool, nothing in memory) finds it in the database and removes it.
@@ -121,6 +123,7 @@ async def test_a_due_removal_survives_a_crashed_sweep_and_a_restart(store: Event
                                                           data=RecordingData(calls))
         assert await _removal_events(restarted, prediction_id) == 1
     finally:
+        await restarted.close()
         await restarted.engine.dispose()
 
 
@@ -137,6 +140,7 @@ async def test_schedulers_sweeping_at_once_remove_each_prediction_once(store: Ev
         ))
     finally:
         for s in schedulers:
+            await s.close()
             await s.engine.dispose()
 
     removed = [prediction_id for result in results for prediction_id in result if prediction_id in ids]

@@ -31,7 +31,9 @@ class FixedRegistry:
 async def store(database_url: str) -> AsyncIterator[EventStore]:
     await migrate(database_url, SCHEMA, MIGRATIONS)
     engine = create_engine(database_url)
-    yield EventStore(engine, SCHEMA)
+    store = EventStore(engine, SCHEMA)
+    yield store
+    await store.close()
     await forget_pending_work(engine)
     await engine.dispose()
 

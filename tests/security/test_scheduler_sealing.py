@@ -33,7 +33,9 @@ async def store(database_url: str) -> AsyncIterator[EventStore]:
     schema = f"sched_{uuid.uuid4().hex[:8]}"
     await migrate(database_url, schema, MIGRATIONS)
     engine = create_engine(database_url, pool_size=2)
-    yield EventStore(engine, schema)
+    store = EventStore(engine, schema)
+    yield store
+    await store.close()
     await engine.dispose()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,19 @@ from libs.events import Envelope
 from libs.eventstore import EventStore
 from libs.eventstore.store import _row_to_envelope
 from services.scheduler.domain import fair_share
+
+# Runs one statement (`:name` parameters) and returns its rows: `EventStore.statements.fetch` on the hot path,
+# `fetch_in(conn)` inside a transaction.
+Fetch = Callable[[str, dict[str, Any]], Awaitable[list[Any]]]
+
+
+def fetch_in(conn: Any) -> Fetch:
+    """`Fetch` on a SQLAlchemy connection (in its transaction)."""
+
+    async def fetch(statement: str, params: dict[str, Any]) -> list[Any]:
+        return list((await conn.execute(text(statement), params)).all())
+
+    return fetch
 
 
 @dataclass(frozen=True)
@@ -47,13 +61,13 @@ def add(schema: str, *, prediction_id: str, queue: str, label: str, model_versio
     )
 
 
-async def queue_load(conn: Any, schema: str, queue: str) -> fair_share.QueueLoad:
+async def queue_load(fetch: Fetch, schema: str, queue: str) -> fair_share.QueueLoad:
     """What fair share decides on: the queue's running predictions, and its waiting jobs by account."""
-    rows = (await conn.execute(
-        text(f"SELECT account, started_at IS NOT NULL AS running, held_job IS NOT NULL AS held, count(*) AS n"
-             f" FROM {schema}.work WHERE queue = :queue GROUP BY 1, 2, 3"),
+    rows = await fetch(
+        f"SELECT account, started_at IS NOT NULL AS running, held_job IS NOT NULL AS held, count(*) AS n"
+        f" FROM {schema}.work WHERE queue = :queue GROUP BY 1, 2, 3",
         {"queue": queue},
-    )).all()
+    )
     admitted: Counter[str] = Counter()
     held: Counter[str] = Counter()
     running = 0
@@ -150,13 +164,13 @@ class ReportContext:
     history: list[Envelope]
 
 
-async def read_for_reports(conn: Any, schema: str, *, consumer: str,
+async def read_for_reports(fetch: Fetch, schema: str, *, consumer: str,
                            reports: list[tuple[str, str, str]]) -> dict[str, ReportContext]:
     """`ReportContext` of each (message id, prediction id, stream id) of ``reports``, by message id, in one
     statement (each prediction at most once)."""
     message_ids, prediction_ids, stream_ids = (list(column) for column in zip(*reports, strict=True))
-    rows = (await conn.execute(
-        text(f"SELECT r.message_id,"
+    rows = await fetch(
+        (f"SELECT r.message_id,"
              f" EXISTS (SELECT 1 FROM {schema}.tracking AS t WHERE t.consumer = :consumer"
              f" AND t.message_id = r.message_id) AS seen,"
              f" EXISTS (SELECT 1 FROM {schema}.work AS w WHERE w.held_job IS NOT NULL"
@@ -168,7 +182,7 @@ async def read_for_reports(conn: Any, schema: str, *, consumer: str,
              f" LEFT JOIN {schema}.events AS e ON e.stream_id = r.stream_id"
              f" ORDER BY r.message_id, e.stream_version"),
         {"consumer": consumer, "messages": message_ids, "predictions": prediction_ids, "streams": stream_ids},
-    )).all()
+    )
     found: dict[str, ReportContext] = {}
     for row in rows:
         context = found.get(row.message_id)
