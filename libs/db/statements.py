@@ -2,25 +2,38 @@
 
 A statement through SQLAlchemy's async engine costs the calling process several hundred microseconds of CPU
 beyond the query itself (the pool's checkout through a greenlet, the `text()` construct, its compilation and
-result processing); straight on a psycopg pool it costs a fraction of that. The statements every prediction
-runs (the scheduler's one-statement units of work and reads, the gateway's read-model reads and writes) go
+result processing); straight on psycopg it costs a fraction of that. The statements every prediction runs
+(the scheduler's one-statement units of work and reads, the gateway's read-model reads and writes) go
 through here; transactions and everything else stay on SQLAlchemy.
 
 Statements are written with SQLAlchemy's `:name` parameters, so one text serves both paths.
+
+The connections are kept in a small pool of our own rather than psycopg_pool's: that one creates connections
+in the background, retrying with a growing backoff, and makes callers wait for them, so while the database is
+down a statement hangs for the pool's timeout and after it is back the pool may take seconds to notice. Here,
+as with SQLAlchemy's pool, a statement fails at once while the database cannot be reached (the caller answers
+503 or retries), a connection error drops every idle connection (they went down together), and the next
+statement connects anew.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
 
+import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import namedtuple_row
-from psycopg_pool import AsyncConnectionPool
 
 from libs.db.engine import libpq_url
 
 _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
+
+Connection = psycopg.AsyncConnection[Any]
 
 
 @lru_cache(maxsize=1024)
@@ -30,41 +43,62 @@ def psycopg_text(statement: str) -> str:
 
 
 class Statements:
-    """A small psycopg connection pool in autocommit: each call is one statement, a transaction of its own."""
+    """Up to `max_size` psycopg connections in autocommit: each call is one statement, a transaction of its own."""
 
     def __init__(self, database_url: str, *, max_size: int = 10) -> None:
-        self._pool = AsyncConnectionPool(
-            libpq_url(database_url), min_size=1, max_size=max_size, open=False,
-            kwargs={"autocommit": True, "row_factory": namedtuple_row},
-            # No check when a connection is handed out (a round trip per statement): one broken by a database
-            # restart fails its statement, which the caller retries, and the pool replaces it.
-        )
-        self._opened = False
-
-    async def open(self) -> None:
-        if not self._opened:
-            self._opened = True
-            await self._pool.open(wait=False)
+        self._conninfo = libpq_url(database_url)
+        self._idle: list[Connection] = []
+        self._slots = asyncio.Semaphore(max_size)
+        # Bumped by a connection error: connections handed out before it are not taken back.
+        self._generation = 0
+        self._closed = False
 
     async def close(self) -> None:
-        if self._opened:
-            self._opened = False
-            await self._pool.close()
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.close()
 
     async def execute(self, statement: str, params: dict[str, Any] | None = None) -> None:
-        await self.open()
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             await conn.execute(psycopg_text(statement), params)
 
     async def fetch(self, statement: str, params: dict[str, Any] | None = None) -> list[Any]:
         """Every row, as named tuples (`row.column`)."""
-        await self.open()
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cursor = await conn.execute(psycopg_text(statement), params)
             return await cursor.fetchall()
 
     async def fetchone(self, statement: str, params: dict[str, Any] | None = None) -> Any | None:
-        await self.open()
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cursor = await conn.execute(psycopg_text(statement), params)
             return await cursor.fetchone()
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        async with self._slots:
+            if self._closed:
+                raise psycopg.InterfaceError("the statement pool is closed")
+            conn = self._idle.pop() if self._idle else await psycopg.AsyncConnection.connect(
+                self._conninfo, autocommit=True, row_factory=namedtuple_row)
+            generation = self._generation
+            reusable = False
+            try:
+                yield conn
+                reusable = True
+            except psycopg.OperationalError:
+                # The database went away or restarted: the idle connections are as stale as this one.
+                self._generation += 1
+                stale, self._idle = self._idle, []
+                for other in stale:
+                    await other.close()
+                raise
+            except psycopg.Error:
+                reusable = True  # a statement's own error (a unique violation, ...): the connection is fine
+                raise
+            finally:
+                if (reusable and not self._closed and generation == self._generation and not conn.broken
+                        and conn.info.transaction_status == TransactionStatus.IDLE):
+                    self._idle.append(conn)
+                else:
+                    await conn.close()

@@ -302,7 +302,7 @@ class EventStore:
         # Single statements (reads, `one_statement`) need no BEGIN and COMMIT round trips around them; the hot
         # ones go straight to psycopg (`libs.db.statements`), sharing the engine's database.
         self.autocommit = autocommit(engine)
-        self.statements = Statements(engine.url.render_as_string(hide_password=False), max_size=5)
+        self.statements = Statements(engine.url.render_as_string(hide_password=False), max_size=10)
         self.schema = schema
         self._subject_for = subject_for
         self._on_commit = on_commit

@@ -7,6 +7,7 @@ import json
 import logging
 
 import grpc
+import psycopg
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from libs.bus.subjects import queue_key
@@ -25,7 +26,7 @@ _background: set[asyncio.Task[None]] = set()
 
 def _database_unreachable(exc: BaseException) -> bool:
     """The database is down or the connection broke: the create is refused as unavailable (retry later)."""
-    if isinstance(exc, OSError | OperationalError | InterfaceError):
+    if isinstance(exc, OSError | OperationalError | InterfaceError | psycopg.OperationalError | psycopg.InterfaceError):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
@@ -93,7 +94,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
                 queue_open=lambda: self._deps.bus.nc.is_connected,
                 fair_share_policy=fair_share_policy(self._deps.settings),
             )
-        except (DBAPIError, OSError) as exc:
+        except (DBAPIError, psycopg.Error, OSError) as exc:
             if not _database_unreachable(exc):
                 raise
             raise QueueUnavailable(f"predictions cannot be stored right now: {type(exc).__name__}") from exc

@@ -1,0 +1,72 @@
+"""Hot-path statements straight on psycopg (`libs.db.statements`) against a real PostgreSQL: parameters as
+SQLAlchemy writes them, connections reused, and a database that dropped its connections costs one statement."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+
+from libs.db.engine import libpq_url
+from libs.db.statements import Statements, psycopg_text
+
+pytestmark = pytest.mark.integration
+
+
+def test_parameters_casts_and_percent_signs_are_written_for_psycopg() -> None:
+    assert psycopg_text("SELECT CAST(:v AS jsonb), x::text FROM t WHERE a LIKE '5%' AND b = :b") == (
+        "SELECT CAST(%(v)s AS jsonb), x::text FROM t WHERE a LIKE '5%%' AND b = %(b)s")
+
+
+@pytest.fixture
+async def statements(database_url: str) -> AsyncIterator[Statements]:
+    pool = Statements(database_url, max_size=3)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def table(database_url: str) -> AsyncIterator[str]:
+    name = f"statements_{uuid.uuid4().hex[:8]}"
+    async with await psycopg.AsyncConnection.connect(libpq_url(database_url), autocommit=True) as conn:
+        await conn.execute(f"CREATE TABLE {name} (id text PRIMARY KEY, body jsonb)")
+        yield name
+        await conn.execute(f"DROP TABLE {name}")
+
+
+async def test_rows_come_back_named_and_a_statement_error_keeps_the_connection(statements: Statements,
+                                                                             table: str) -> None:
+    await statements.execute(f"INSERT INTO {table} VALUES (:id, CAST(:body AS jsonb))", {"id": "a", "body": '{"x": 1}'})
+    row = await statements.fetchone(f"SELECT id, body, pg_backend_pid() AS pid FROM {table} WHERE id = :id",
+                                    {"id": "a"})
+    assert (row.id, row.body) == ("a", {"x": 1})
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        await statements.execute(f"INSERT INTO {table} VALUES (:id, NULL)", {"id": "a"})
+    again = await statements.fetch("SELECT pg_backend_pid() AS pid")
+    assert again[0].pid == row.pid  # the same connection, still usable after the statement's own error
+    assert await statements.fetchone(f"SELECT id FROM {table} WHERE id = 'missing'") is None
+
+
+async def test_connections_dropped_by_the_database_cost_one_statement(statements: Statements,
+                                                                      database_url: str) -> None:
+    # Three connections in use at once, then idle in the pool.
+    pids = {row[0].pid for row in await asyncio.gather(*(
+        statements.fetch("SELECT pg_backend_pid() AS pid, pg_sleep(0.05)") for _ in range(3)))}
+    assert len(pids) == 3
+    async with await psycopg.AsyncConnection.connect(libpq_url(database_url), autocommit=True) as admin:
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (list(pids),))
+    with pytest.raises(psycopg.OperationalError):
+        await statements.fetch("SELECT 1 AS one")
+    # The other idle connections went with the one that failed: the next statement connects anew.
+    fresh = await statements.fetchone("SELECT pg_backend_pid() AS pid")
+    assert fresh.pid not in pids
+
+
+async def test_a_closed_pool_refuses_statements(statements: Statements) -> None:
+    assert (await statements.fetchone("SELECT 1 AS one")).one == 1
+    await statements.close()
+    with pytest.raises(psycopg.InterfaceError):
+        await statements.fetch("SELECT 1")
