@@ -75,6 +75,12 @@ class Statements:
             return await cursor.fetchone()
 
     @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[StatementTransaction]:
+        """Several statements on one connection, committed together (rolled back by an exception)."""
+        async with self._connection() as conn, conn.transaction():
+            yield StatementTransaction(conn)
+
+    @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Connection]:
         async with self._slots:
             if self._closed:
@@ -93,8 +99,11 @@ class Statements:
                 for other in stale:
                     await other.close()
                 raise
-            except psycopg.Error:
-                reusable = True  # a statement's own error (a unique violation, ...): the connection is fine
+            except Exception:
+                # A statement's own error (a unique violation, ...) or the caller's: the connection is taken back
+                # if it is idle again (a transaction rolled back), checked below. A cancellation is not caught
+                # here: a statement cut off midway leaves its connection busy, so it is closed.
+                reusable = True
                 raise
             finally:
                 if (reusable and not self._closed and generation == self._generation and not conn.broken
@@ -102,3 +111,21 @@ class Statements:
                     self._idle.append(conn)
                 else:
                     await conn.close()
+
+
+class StatementTransaction:
+    """The statements of one `Statements.transaction`."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, statement: str, params: dict[str, Any] | None = None) -> None:
+        await self._conn.execute(psycopg_text(statement), params)
+
+    async def fetch(self, statement: str, params: dict[str, Any] | None = None) -> list[Any]:
+        cursor = await self._conn.execute(psycopg_text(statement), params)
+        return await cursor.fetchall()
+
+    async def fetchone(self, statement: str, params: dict[str, Any] | None = None) -> Any | None:
+        cursor = await self._conn.execute(psycopg_text(statement), params)
+        return await cursor.fetchone()

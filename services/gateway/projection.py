@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import text
 
 from libs.bus.subjects import GATEWAY_PREDICTIONS_DURABLE
+from libs.db.statements import StatementTransaction
 from libs.events import Envelope
 from libs.eventstore import EventStore
 from libs.predictions import TERMINAL_EVENT_TYPES, TERMINAL_STATUSES, apply_event, restore_event
@@ -75,15 +76,13 @@ class PredictionProjection:
         indexed = [(i, event) for i, event in enumerate(events) if event.type.startswith("prediction.")]
         if not indexed:
             return outcomes
-        async with self._store.transaction() as tx:
+        async with self._store.statements.transaction() as tx:
             ids = sorted({event.data["id"] for _, event in indexed})
-            rows = (
-                await tx.conn.execute(
-                    text(f"SELECT id, stream_version, view FROM {SCHEMA}.predictions WHERE id = ANY(:ids)"
-                         " ORDER BY id FOR UPDATE"),
-                    {"ids": ids},
-                )
-            ).all()
+            rows = await tx.fetch(
+                f"SELECT id, stream_version, view FROM {SCHEMA}.predictions WHERE id = ANY(:ids)"
+                " ORDER BY id FOR UPDATE",
+                {"ids": ids},
+            )
             current = {row.id: (row.stream_version, row.view) for row in rows}
             applied: list[tuple[int, Envelope]] = []
             for i, event in sorted(indexed, key=lambda item: (item[1].data["id"], item[1].stream_version)):
@@ -101,7 +100,7 @@ class PredictionProjection:
             if not applied:
                 return outcomes
             changed = {event.data["id"] for _, event in applied}
-            await _track_and_upsert_all(tx.conn, [event.id for _, event in applied],
+            await _track_and_upsert_all(tx, [event.id for _, event in applied],
                                         [(current[pid][1], current[pid][0]) for pid in sorted(changed)])
             for i, _ in applied:
                 outcomes[i] = Outcome.APPLIED
@@ -163,12 +162,13 @@ class TrackedBefore(Exception):
     """An event the read model had not applied was already tracked: the batch is handled one event at a time."""
 
 
-async def _track_and_upsert_all(conn: Any, message_ids: list[str], views: list[tuple[dict[str, Any], int]]) -> None:
+async def _track_and_upsert_all(tx: StatementTransaction, message_ids: list[str],
+                                views: list[tuple[dict[str, Any], int]]) -> None:
     """One statement for a whole batch: track its events and upsert each changed prediction's latest view. An
     event tracked before (`TrackedBefore`) rolls it all back with the transaction."""
-    tracked = (
-        await conn.execute(
-            text(
+    row = (
+        await tx.fetchone(
+            (
                 f"WITH tracked AS (INSERT INTO {SCHEMA}.tracking (consumer, message_id)"
                 " SELECT :c, unnest(CAST(:message_ids AS text[])) ON CONFLICT DO NOTHING RETURNING 1),"
                 f" upserted AS (INSERT INTO {SCHEMA}.predictions (id, account, stream_version, status, created_at,"
@@ -176,7 +176,7 @@ async def _track_and_upsert_all(conn: Any, message_ids: list[str], views: list[t
                 " CAST(:versions AS int[]), CAST(:statuses AS text[]), CAST(:created AS timestamptz[]),"
                 " CAST(:views AS jsonb[])) ON CONFLICT (id) DO UPDATE SET stream_version = EXCLUDED.stream_version,"
                 " status = EXCLUDED.status, view = EXCLUDED.view)"
-                " SELECT count(*) FROM tracked"
+                " SELECT count(*) AS n FROM tracked"
             ),
             {
                 "c": CONSUMER,
@@ -189,7 +189,8 @@ async def _track_and_upsert_all(conn: Any, message_ids: list[str], views: list[t
                 "views": [json.dumps({**view, "stream_version": version}) for view, version in views],
             },
         )
-    ).scalar_one()
+    )
+    tracked = row.n if row is not None else 0
     if tracked != len(message_ids):
         raise TrackedBefore(f"{len(message_ids) - tracked} of {len(message_ids)} events")
 

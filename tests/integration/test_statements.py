@@ -70,3 +70,17 @@ async def test_a_closed_pool_refuses_statements(statements: Statements) -> None:
     await statements.close()
     with pytest.raises(psycopg.InterfaceError):
         await statements.fetch("SELECT 1")
+
+
+async def test_a_transaction_commits_together_or_not_at_all(statements: Statements, table: str) -> None:
+    async with statements.transaction() as tx:
+        await tx.execute(f"INSERT INTO {table} VALUES ('t1', NULL)")
+        await tx.execute(f"INSERT INTO {table} VALUES ('t2', NULL)")
+        pid = (await tx.fetchone("SELECT pg_backend_pid() AS pid")).pid
+    with pytest.raises(RuntimeError):
+        async with statements.transaction() as tx:
+            await tx.execute(f"INSERT INTO {table} VALUES ('t3', NULL)")
+            raise RuntimeError("the caller changed its mind")
+    assert [row.id for row in await statements.fetch(f"SELECT id FROM {table} ORDER BY id")] == ["t1", "t2"]
+    # The rolled-back transaction's connection was idle again, so it was kept.
+    assert (await statements.fetchone("SELECT pg_backend_pid() AS pid")).pid == pid
