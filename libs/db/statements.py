@@ -13,13 +13,15 @@ in the background, retrying with a growing backoff, and makes callers wait for t
 down a statement hangs for the pool's timeout and after it is back the pool may take seconds to notice. Here,
 as with SQLAlchemy's pool, a statement fails at once while the database cannot be reached (the caller answers
 503 or retries), a connection error drops every idle connection (they went down together), and the next
-statement connects anew.
+statement connects anew. A connection that sat idle for a second or more is checked (an empty query) before
+it is used, so the first statement after the database restarted does not fail on a connection it closed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -35,6 +37,9 @@ _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
 
 Connection = psycopg.AsyncConnection[Any]
 
+# A connection idle this long is checked before it is used again.
+CHECK_IDLE_AFTER = 1.0
+
 
 @lru_cache(maxsize=1024)
 def psycopg_text(statement: str) -> str:
@@ -47,7 +52,8 @@ class Statements:
 
     def __init__(self, database_url: str, *, max_size: int = 10) -> None:
         self._conninfo = libpq_url(database_url)
-        self._idle: list[Connection] = []
+        # Idle connections with when each was put back, the most recently used last (taken first).
+        self._idle: list[tuple[Connection, float]] = []
         self._slots = asyncio.Semaphore(max_size)
         # Bumped by a connection error: connections handed out before it are not taken back.
         self._generation = 0
@@ -55,9 +61,7 @@ class Statements:
 
     async def close(self) -> None:
         self._closed = True
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            await conn.close()
+        await self._drop_idle()
 
     async def execute(self, statement: str, params: dict[str, Any] | None = None) -> None:
         async with self._connection() as conn:
@@ -74,6 +78,28 @@ class Statements:
             cursor = await conn.execute(psycopg_text(statement), params)
             return await cursor.fetchone()
 
+    async def _take(self) -> Connection:
+        """An idle connection, else a new one. One that sat idle a while is checked first (a round trip): the
+        database may have restarted meanwhile, and under load connections are reused within milliseconds."""
+        while self._idle:
+            conn, idle_since = self._idle.pop()
+            if time.monotonic() - idle_since < CHECK_IDLE_AFTER:
+                return conn
+            try:
+                await conn.execute("")
+                return conn
+            except psycopg.Error:
+                # Gone stale with the database: so did the ones idle longer.
+                self._generation += 1
+                await self._drop_idle()
+                await conn.close()
+        return await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True, row_factory=namedtuple_row)
+
+    async def _drop_idle(self) -> None:
+        stale, self._idle = self._idle, []
+        for conn, _ in stale:
+            await conn.close()
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[StatementTransaction]:
         """Several statements on one connection, committed together (rolled back by an exception)."""
@@ -85,8 +111,7 @@ class Statements:
         async with self._slots:
             if self._closed:
                 raise psycopg.InterfaceError("the statement pool is closed")
-            conn = self._idle.pop() if self._idle else await psycopg.AsyncConnection.connect(
-                self._conninfo, autocommit=True, row_factory=namedtuple_row)
+            conn = await self._take()
             generation = self._generation
             reusable = False
             try:
@@ -95,9 +120,7 @@ class Statements:
             except psycopg.OperationalError:
                 # The database went away or restarted: the idle connections are as stale as this one.
                 self._generation += 1
-                stale, self._idle = self._idle, []
-                for other in stale:
-                    await other.close()
+                await self._drop_idle()
                 raise
             except Exception:
                 # A statement's own error (a unique violation, ...) or the caller's: the connection is taken back
@@ -108,7 +131,7 @@ class Statements:
             finally:
                 if (reusable and not self._closed and generation == self._generation and not conn.broken
                         and conn.info.transaction_status == TransactionStatus.IDLE):
-                    self._idle.append(conn)
+                    self._idle.append((conn, time.monotonic()))
                 else:
                     await conn.close()
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 
+from libs.db import statements as statements_module
 from libs.db.engine import libpq_url
 from libs.db.statements import Statements, psycopg_text
 
@@ -84,3 +85,14 @@ async def test_a_transaction_commits_together_or_not_at_all(statements: Statemen
     assert [row.id for row in await statements.fetch(f"SELECT id FROM {table} ORDER BY id")] == ["t1", "t2"]
     # The rolled-back transaction's connection was idle again, so it was kept.
     assert (await statements.fetchone("SELECT pg_backend_pid() AS pid")).pid == pid
+
+
+async def test_connections_idle_a_while_are_checked_so_a_restart_costs_no_statement(
+        statements: Statements, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    pids = {row[0].pid for row in await asyncio.gather(*(
+        statements.fetch("SELECT pg_backend_pid() AS pid, pg_sleep(0.05)") for _ in range(3)))}
+    async with await psycopg.AsyncConnection.connect(libpq_url(database_url), autocommit=True) as admin:
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (list(pids),))
+    monkeypatch.setattr(statements_module, "CHECK_IDLE_AFTER", 0.0)  # as if they had sat idle a while
+    fresh = await statements.fetchone("SELECT pg_backend_pid() AS pid")
+    assert fresh.pid not in pids
