@@ -94,6 +94,10 @@ class Launch:
     def members(self) -> set[int]:
         return self.cgroup.members() if self.cgroup is not None else set()
 
+    def has_strays(self, keep: set[int]) -> bool:
+        """Whether the sandbox holds a process not in ``keep`` (one read of a cgroup file: no blocking I/O)."""
+        return self.cgroup is not None and bool(self.cgroup.members() - keep)
+
     def kill_strays(self, keep: set[int]) -> int:
         """Kill every process of the sandbox not in ``keep`` (the worker and what its setup started)."""
         return self.cgroup.kill(keep) if self.cgroup is not None else 0

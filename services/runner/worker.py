@@ -335,7 +335,8 @@ class RunnerWorker:
             await supervisor.cancel(prediction_id)
             return await task, f"Prediction timed out after {describe_duration(timeout)}"
         finally:
-            await asyncio.to_thread(shutil.rmtree, workdir, True)
+            if workdir.exists():  # only predictions with file inputs have one
+                await asyncio.to_thread(shutil.rmtree, workdir, True)
 
     def _open_secrets(self, job: dict[str, Any]) -> dict[str, Any]:
         """The job's input with its sealed secret values opened (they exist in clear only from here on)."""

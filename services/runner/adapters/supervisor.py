@@ -347,6 +347,8 @@ class WorkerSupervisor:
         launch = self._launch
         if launch is None or not self.alive:  # a worker still starting has no ``_keep`` of its own yet
             return
+        if not launch.has_strays(self._keep):
+            return  # the common case, checked on the loop: no thread hop after every prediction
         killed = await asyncio.to_thread(launch.kill_strays, self._keep)
         if killed:
             logger.info("killed %d process(es) %s left running after its prediction", killed, self.model_dir.name)
