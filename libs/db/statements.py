@@ -50,8 +50,11 @@ def psycopg_text(statement: str) -> str:
 class Statements:
     """Up to `max_size` psycopg connections in autocommit: each call is one statement, a transaction of its own."""
 
-    def __init__(self, database_url: str, *, max_size: int = 10) -> None:
+    def __init__(self, database_url: str, *, max_size: int = 10, synchronous_commit: bool = True) -> None:
         self._conninfo = libpq_url(database_url)
+        # Off only for writes that something durable repeats anyway (see `EventStore.shortcut_statements`).
+        if not synchronous_commit:
+            self._conninfo = psycopg.conninfo.make_conninfo(self._conninfo, options="-c synchronous_commit=off")
         # Idle connections with when each was put back, the most recently used last (taken first).
         self._idle: list[tuple[Connection, float]] = []
         self._slots = asyncio.Semaphore(max_size)

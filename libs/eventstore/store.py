@@ -302,7 +302,12 @@ class EventStore:
         # Single statements (reads, `one_statement`) need no BEGIN and COMMIT round trips around them; the hot
         # ones go straight to psycopg (`libs.db.statements`), sharing the engine's database.
         self.autocommit = autocommit(engine)
-        self.statements = Statements(engine.url.render_as_string(hide_password=False), max_size=10)
+        url = engine.url.render_as_string(hide_password=False)
+        self.statements = Statements(url, max_size=10)
+        # For writes whose loss in a crash costs nothing (a read model's shortcut that the event it anticipates
+        # overwrites, and that no acknowledgement depends on): their commits do not wait for the disk. No
+        # connection is opened until one is used.
+        self.shortcut_statements = Statements(url, max_size=4, synchronous_commit=False)
         self.schema = schema
         self._subject_for = subject_for
         self._on_commit = on_commit
@@ -335,6 +340,7 @@ class EventStore:
     async def close(self) -> None:
         """Close the store's own connections (the engine is its owner's to dispose of)."""
         await self.statements.close()
+        await self.shortcut_statements.close()
 
     async def read_all(self, after: int = 0, limit: int = 1000) -> list[Envelope]:
         async with self.autocommit.connect() as conn:

@@ -228,11 +228,17 @@ async def wait_for_prediction(
     prediction_id = view["id"]
     deadline = (time.monotonic() if since is None else since) + seconds
     waiter = deps.waiters.register(prediction_id)
+    read: PredictionView | None = None
     try:
         while True:
             current = waiter.latest_view
             if current is None or current["status"] not in TERMINAL_STATUSES:
-                current = await deps.projection.get(prediction_id) or view
+                if waiter.completion is not None and read is not None:
+                    # Woken by the runner's completion: it is answered from the view read before it came (no read
+                    # on the answer's path); an end the read model took meanwhile is in `latest_view`.
+                    current = read
+                else:
+                    current = read = await deps.projection.get(prediction_id) or view
             if current["status"] in TERMINAL_STATUSES:
                 return current
             if waiter.completion is not None:

@@ -111,7 +111,10 @@ class PredictionProjection:
         a GET right after the answer shows it). It keeps the version it was folded from, so every event that
         follows still applies on top of it: the start and progress leave an ended view as it is, and the end the
         scheduler records overwrites it with its own fields."""
-        await self._store.statements.execute(
+        # Its commit does not wait for the disk: lost in a crash, the row is back at version `stream_version`,
+        # where the events that follow (applied durably, after which nothing is acknowledged) still apply; the
+        # scheduler's end overwrites it either way.
+        await self._store.shortcut_statements.execute(
             f"UPDATE {SCHEMA}.predictions SET status = :status, view = CAST(:view AS jsonb)"
             " WHERE id = :id AND stream_version = :v",
             {"id": view["id"], "v": stream_version, "status": view["status"],
@@ -121,6 +124,8 @@ class PredictionProjection:
     async def apply_created(self, view: dict[str, Any]) -> None:
         """Read-your-writes: store a just-created prediction before its event comes back over NATS (one
         statement, so no transaction around it)."""
+        # A durable commit: the consumer takes a row at version 1 for `prediction.created` already applied (and
+        # acknowledges it), so this row must not be lost in a crash.
         await self._store.statements.execute(*_upsert_statement(view, 1, replace=False))
 
     async def get(self, prediction_id: str) -> dict[str, Any] | None:

@@ -96,3 +96,16 @@ async def test_connections_idle_a_while_are_checked_so_a_restart_costs_no_statem
     monkeypatch.setattr(statements_module, "CHECK_IDLE_AFTER", 0.0)  # as if they had sat idle a while
     fresh = await statements.fetchone("SELECT pg_backend_pid() AS pid")
     assert fresh.pid not in pids
+
+
+async def test_statements_whose_loss_costs_nothing_do_not_wait_for_the_disk(database_url: str) -> None:
+    shortcut = Statements(database_url, max_size=1, synchronous_commit=False)
+    durable = Statements(database_url, max_size=1)
+    try:
+        # Set by the connection itself (whatever the server's own setting, which test servers turn off too).
+        query = "SELECT setting, source FROM pg_settings WHERE name = 'synchronous_commit'"
+        assert tuple(await shortcut.fetchone(query)) == ("off", "client")
+        assert (await durable.fetchone(query)).source != "client"
+    finally:
+        await shortcut.close()
+        await durable.close()
