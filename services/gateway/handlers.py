@@ -19,7 +19,7 @@ import re
 import secrets
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -194,6 +194,38 @@ async def create_prediction_once(
     deps: Any, account: Account, version: dict[str, Any], request: NewPrediction
 ) -> Created:
     """As `create_prediction`, saying whether the Idempotency-Key returned an earlier prediction instead."""
+    created = await _create_in_scheduler(deps, account, version, request)
+    await _remember_created(deps, created.view)
+    return created
+
+
+async def create_prediction_and_wait(
+    deps: Any, account: Account, version: dict[str, Any], request: NewPrediction, seconds: float, *,
+    since: float | None = None,
+) -> Created:
+    """`create_prediction_once`, then `wait_for_prediction`. The read model's insert of the new prediction (a
+    commit that waits for the disk) overlaps the wait instead of coming before it; it is done before the answer
+    is stored (which updates that row) and before the view is returned."""
+    created = await _create_in_scheduler(deps, account, version, request)
+    remembered = asyncio.create_task(_remember_created(deps, created.view))
+    try:
+        view = await wait_for_prediction(deps, created.view, seconds, since=since, remembered=remembered)
+    finally:
+        await remembered
+    return Created(view, created.replayed)
+
+
+async def _remember_created(deps: Any, view: PredictionView) -> None:
+    """Read your writes: the new prediction in the read model before its event comes back over NATS."""
+    try:
+        await deps.projection.apply_created(view)
+    except Exception:  # noqa: BLE001 - the prediction is committed; the event consumer fills the read model
+        log.warning("read model not updated for %s; the event consumer will", view["id"], exc_info=True)
+
+
+async def _create_in_scheduler(
+    deps: Any, account: Account, version: dict[str, Any], request: NewPrediction
+) -> Created:
     validate_webhook_url(request.webhook)
     check_input(version, request.input)
     cancel_after = parse_cancel_after(request.cancel_after)
@@ -214,17 +246,15 @@ async def create_prediction_once(
     except RpcNotFound as exc:
         raise INVALID_VERSION from exc
     replayed = bool(view.pop("idempotent_replay", False))
-    try:
-        await deps.projection.apply_created(view)
-    except Exception:  # noqa: BLE001 - the prediction is committed; the event consumer fills the read model
-        log.warning("read model not updated for %s; the event consumer will", view["id"], exc_info=True)
     return Created(view, replayed)
 
 
 async def wait_for_prediction(
-    deps: Any, view: PredictionView, seconds: float, *, since: float | None = None
+    deps: Any, view: PredictionView, seconds: float, *, since: float | None = None,
+    remembered: Awaitable[None] | None = None,
 ) -> PredictionView:
-    """The prediction once it has finished, or as it is `seconds` after `since` (monotonic; default now)."""
+    """The prediction once it has finished, or as it is `seconds` after `since` (monotonic; default now).
+    `remembered`: the read model's insert of the prediction, awaited before an answer is stored over it."""
     prediction_id = view["id"]
     deadline = (time.monotonic() if since is None else since) + seconds
     waiter = deps.waiters.register(prediction_id)
@@ -247,6 +277,8 @@ async def wait_for_prediction(
                 if ended is not None:
                     folded_from = int(current.get("stream_version") or 1)
                     ended = {**ended, "stream_version": folded_from}
+                    if remembered is not None:
+                        await remembered
                     try:
                         await deps.projection.record_answer(ended, folded_from)
                     except Exception:  # noqa: BLE001 - the events that follow bring the same end

@@ -109,11 +109,14 @@ async def created_response(
     deps = _deps(request)
     wait = parse_prefer_wait(request.headers.get("prefer"))
     new = await new_prediction(request, body, deployment=deployment, hardware=hardware)
-    created = await handlers.create_prediction_once(deps, account, version, new)
-    view = created.view
     headers: dict[str, str] = {}
-    if wait is not None:
-        view = await wait_for_prediction(deps, view, wait.seconds, since=arrived_at(request))
+    if wait is None:
+        created = await handlers.create_prediction_once(deps, account, version, new)
+        view = created.view
+    else:
+        created = await handlers.create_prediction_and_wait(deps, account, version, new, wait.seconds,
+                                                            since=arrived_at(request))
+        view = created.view
         headers["Preference-Applied"] = wait.applied
         if view["status"] not in TERMINAL_STATUSES:
             # The official clients treat any status but `starting` as final output; only a finished

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from libs.predictions import RunnerPredictionCompleted
 from libs.rpc import RpcNotFound
 from services.gateway import handlers
 from services.gateway.adapters.registry_grpc import Account
@@ -272,3 +273,51 @@ async def test_a_history_whose_end_is_never_recorded_is_returned_as_it_is(deps: 
     events = await handlers.list_prediction_events(deps, ALICE, "p1")
     assert [e["type"] for e in events] == ["prediction.created", "prediction.started"]
     assert deps.scheduler.reads >= 2 and deps.waiters.registered == 0
+
+
+class SlowReadModel:
+    """A read model whose insert of a new prediction takes a while; an answer stored before it would be lost."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.answers_over_missing_rows = 0
+
+    async def apply_created(self, view: dict[str, Any]) -> None:
+        await asyncio.sleep(0.05)
+        self.rows.setdefault(view["id"], view)
+
+    async def get(self, prediction_id: str) -> dict[str, Any] | None:
+        return self.rows.get(prediction_id)
+
+    async def record_answer(self, view: dict[str, Any], stream_version: int) -> None:
+        if view["id"] not in self.rows:
+            self.answers_over_missing_rows += 1
+        self.rows[view["id"]] = view
+
+
+class CompletedAtOnce(OneWaiter):
+    def register(self, prediction_id: str) -> Waiter:
+        waiter = super().register(prediction_id)
+        waiter.completion = RunnerPredictionCompleted(
+            prediction_id=prediction_id, runner_id="runner-1", status="succeeded", output="hello x",
+            started_at="2026-01-01T00:00:01+00:00", completed_at="2026-01-01T00:00:02+00:00", predict_time=0.5)
+        waiter.changed.set()
+        return waiter
+
+
+async def test_a_waited_prediction_is_stored_before_its_answer_and_before_it_is_returned(deps: Any) -> None:
+    deps.projection, deps.waiters = SlowReadModel(), CompletedAtOnce()
+
+    async def create_prediction(**request: Any) -> dict[str, Any]:
+        return {"id": "p1", "account": request["account"], "status": "starting", "source": "api",
+                "input": request["input"], "output": None, "logs": "", "created_at": "2026-01-01T00:00:00+00:00",
+                "stream_version": 1}
+
+    deps.scheduler.create_prediction = create_prediction
+    version = deps.registry.versions["a" * 64]
+    created = await handlers.create_prediction_and_wait(
+        deps, ALICE, version, handlers.NewPrediction(input={"text": "x"}), 5)
+    assert created.view["status"] == "succeeded" and created.view["output"] == "hello x"
+    assert deps.projection.answers_over_missing_rows == 0
+    assert deps.projection.rows["p1"]["status"] == "succeeded"
+    assert deps.waiters.registered == 0
