@@ -13,7 +13,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-__all__ = ["Check", "nats_check", "postgres_check", "readiness", "serve_health"]
+__all__ = ["Check", "broker_check", "nats_check", "postgres_check", "readiness", "serve_health"]
 
 # A check returns normally when its dependency answers and raises (any exception) when it does not.
 Check = Callable[[], Awaitable[None]]
@@ -27,6 +27,16 @@ def nats_check(bus: Any) -> Check:
         if not bus.nc.is_connected:
             raise ConnectionError("not connected")
         await bus.nc.flush(timeout=CHECK_TIMEOUT_SECONDS)
+
+    return check
+
+
+def broker_check(broker: Any) -> Check:
+    """FastStream's broker (a NATS connection of its own, for the subscribers it runs) is connected."""
+
+    async def check() -> None:
+        if not await broker.ping(timeout=CHECK_TIMEOUT_SECONDS / 2):  # within the readiness bound, so it can say why
+            raise ConnectionError("not connected")
 
     return check
 

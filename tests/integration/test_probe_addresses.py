@@ -45,7 +45,10 @@ async def test_every_service_answers_its_probes_on_another_address(exposed: Stac
             ready = await http.get(f"http://{OTHER_ADDRESS}:{port}/readyz")
             assert ready.status_code == 200, (name, ready.text)
             # Readiness checks the dependencies themselves (the runner needs only NATS).
-            wanted = {"nats"} | ({"postgres"} if exposed.processes[name].service != "runner" else set())
+            service = exposed.processes[name].service
+            wanted = {"nats"} | ({"postgres"} if service != "runner" else set())
+            if service == "gateway":
+                wanted.add("nats_subscribers")  # FastStream's connection, for token and membership changes
             checks = {k: v for k, v in ready.json()["checks"].items() if k != "process"}
             assert checks == dict.fromkeys(wanted, "ok"), (name, ready.text)
 

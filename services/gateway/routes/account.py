@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from libs.hardware import HardwareCatalog, UnknownHardware
-from libs.health import nats_check, postgres_check, readiness
+from libs.health import broker_check, nats_check, postgres_check, readiness
 from services.gateway.adapters.registry_grpc import Account
 from services.gateway.auth import current_account
 from services.gateway.errors import ApiError
@@ -50,8 +50,11 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", include_in_schema=False)
 async def readyz(request: Request) -> JSONResponse:
-    """200 while NATS and PostgreSQL answer; 503 otherwise (the gateway stays live, it waits for them)."""
+    """200 while NATS and PostgreSQL answer; 503 otherwise (the gateway stays live, it waits for them). NATS is
+    checked on both of the gateway's connections: the one it publishes and consumes on, and FastStream's, on
+    which token and membership changes arrive (without it, a revoked token would stay cached)."""
     deps = request.app.state.deps
-    ok, report = await readiness({"nats": nats_check(deps.bus), "postgres": postgres_check(deps.engine)})
+    ok, report = await readiness({"nats": nats_check(deps.bus), "nats_subscribers": broker_check(deps.broker),
+                                  "postgres": postgres_check(deps.engine)})
     return JSONResponse({"status": "ready" if ok else "unavailable", "service": "gateway", "checks": report},
                         status_code=200 if ok else 503)
