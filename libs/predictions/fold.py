@@ -148,6 +148,9 @@ _VIEW_KEYS = frozenset({
 })
 # What a terminal event carries over onto the prediction (when present and not null).
 _ENDED_FIELDS = ("output", "logs", "error", "started_at", "completed_at", "predict_time", "boot_time")
+# What an end recorded over an answered end keeps when it does not say (the waiting lines and the boot time
+# are the scheduler's own, in the view before the answer too).
+_KEPT_ON_A_RECORDED_END = ("logs", "boot_time")
 
 
 def _status(value: Any) -> PredictionStatus | str | None:
@@ -187,6 +190,12 @@ def fold(state: PredictionState | None, event: Envelope) -> PredictionState:
                        waiting_logs=state.waiting_logs + typed.logs)
     if isinstance(typed, PredictionEnded):
         changes = {key: getattr(typed, key, None) for key in _ENDED_FIELDS}
+        if state.is_terminal:
+            # An end on an end: only a read model's `Prefer: wait` answer (folded from the runner's report) comes
+            # before the end the scheduler records, and the recorded end is the truth, whole. A cancel recorded
+            # just before the report ended it without the model's output, so what the answer said goes.
+            kept = {key: getattr(state, key) for key in _KEPT_ON_A_RECORDED_END if changes[key] is None}
+            return replace(state, stream_version=version, status=typed.STATUS, **{**changes, **kept})
         return replace(state, stream_version=version, status=typed.STATUS,
                        **{key: value for key, value in changes.items() if value is not None})
     if isinstance(typed, PredictionDataRemoved):

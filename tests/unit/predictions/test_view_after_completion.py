@@ -82,3 +82,18 @@ def test_no_answer_once_the_prediction_has_moved_on() -> None:
     started = PredictionStarted(id=PID, started_at="2026-01-01T00:00:01+00:00", runner_id="runner-1")
     history = [*_starting_history(), _numbered(started.to_envelope(), 3)]
     assert view_after_completion(_view(history), _report()) is None
+
+
+def test_a_cancel_recorded_before_the_report_wins_over_the_answer_in_the_read_model() -> None:
+    history = _starting_history()
+    starting = _view(history)
+    answered = view_after_completion(starting, _report())
+    assert answered is not None and answered["output"] == "hello world"
+    # The scheduler had recorded a cancel (from the view before the report), so the report changes nothing there.
+    state = model.load(PID, history)
+    canceled = model.decide_cancel(state, completed_at="2026-01-01T00:00:01.500000+00:00",
+                                   metadata=EventMetadata(correlation_id=PID))
+    recorded = _numbered(canceled[0], 3)
+    after = apply_event({**answered, "stream_version": 2}, recorded)
+    assert after == apply_event(starting, recorded)  # as though the answer had never been stored
+    assert (after["status"], after["output"], after["started_at"]) == ("canceled", None, None)
