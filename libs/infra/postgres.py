@@ -2,6 +2,7 @@
 
 import asyncio
 import importlib.util
+import logging
 import os
 import shutil
 import subprocess
@@ -20,6 +21,8 @@ from libs.infra.process import last_log_line, pid_alive, stop_process
 from libs.infra.runas import RunAs, run_as_for_postgres
 
 __all__ = ["EmbeddedPostgres", "find_pg_bin"]
+
+log = logging.getLogger(__name__)
 
 SUPERUSER = "postgres"
 # Every connection, over the socket or TCP, authenticates with a password.
@@ -133,13 +136,26 @@ class EmbeddedPostgres:
             self._write_owned(pwfile, self.password + "\n")
             args[args.index("-A"):args.index("-A") + 2] = ["-A", "scram-sha-256", "--pwfile", str(pwfile)]
         try:
-            result = self._run("initdb", *args)
+            # A second try from an empty directory: initdb was seen to fail once with nothing of its own on
+            # stderr, only a line from gRPC's poller, which can only have come from the forking process's state.
+            for attempt in (1, 2):
+                result = self._run("initdb", *args)
+                if result.returncode == 0:
+                    return
+                said = (result.stderr or result.stdout).strip().splitlines()[-5:]
+                log.warning("initdb failed (exit %s, try %d): %s", result.returncode, attempt, " | ".join(said))
+                self._empty_data_dir()
         finally:
             if pwfile is not None:
                 pwfile.unlink(missing_ok=True)
-        if result.returncode != 0:
-            tail = (result.stderr or result.stdout).strip().splitlines()
-            raise InfraError(f"initdb failed: {tail[-1] if tail else 'exit ' + str(result.returncode)}")
+        raise InfraError(f"initdb failed (exit {result.returncode}): {' | '.join(said) or 'no output'}")
+
+    def _empty_data_dir(self) -> None:
+        for child in self.data_dir.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
 
     def _write_owned(self, path: Path, text: str) -> None:
         """An owner-only file the server's account can read."""

@@ -195,3 +195,33 @@ def test_a_port_left_in_time_wait_by_a_stopped_server_reads_as_free() -> None:
             with pytest.raises(OSError):
                 other.bind(("127.0.0.1", port))
             assert port_in_use(port)
+
+
+def test_a_failed_initdb_is_tried_again_from_an_empty_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = EmbeddedPostgres(tmp_path / "pgdata", durable=False)
+    real_run = server._run
+    tools: list[str] = []
+
+    def failing_once(tool: str, *args: str, **kwargs):  # type: ignore[no-untyped-def]
+        tools.append(tool)
+        if tool == "initdb" and tools.count("initdb") == 1:
+            (server.data_dir / "half-written").mkdir()
+            return subprocess.CompletedProcess([tool], 1, "", "a line from the forking process\n")
+        return real_run(tool, *args, **kwargs)
+
+    monkeypatch.setattr(server, "_run", failing_once)
+    url = server.start()
+    try:
+        assert tools.count("initdb") == 2 and not (server.data_dir / "half-written").exists()
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        server.stop()
+
+
+def test_initdb_that_keeps_failing_says_how(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = EmbeddedPostgres(tmp_path / "pgdata", durable=False)
+    monkeypatch.setattr(server, "_run", lambda tool, *a, **k: subprocess.CompletedProcess([tool], 1, "", "no room\n"))
+    with pytest.raises(InfraError, match=r"initdb failed \(exit 1\): no room"):
+        server.start()
