@@ -33,7 +33,8 @@ from psycopg.rows import namedtuple_row
 
 from libs.db.engine import libpq_url
 
-_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
+# A `:name` parameter as SQLAlchemy's `text()` writes it (not the `::` of a cast).
+PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
 
 Connection = psycopg.AsyncConnection[Any]
 
@@ -44,7 +45,7 @@ CHECK_IDLE_AFTER = 1.0
 @lru_cache(maxsize=1024)
 def psycopg_text(statement: str) -> str:
     """`:name` parameters as psycopg's `%(name)s` (a literal `%` doubled); `::type` casts are left alone."""
-    return _PARAMETER.sub(r"%(\1)s", statement.replace("%", "%%"))
+    return PARAMETER.sub(r"%(\1)s", statement.replace("%", "%%"))
 
 
 class Statements:

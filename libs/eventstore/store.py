@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.db.engine import autocommit
-from libs.db.statements import Statements
+from libs.db.statements import PARAMETER, Statements
 from libs.events import Envelope
 from libs.eventstore.errors import AlreadyTracked, ConcurrencyError
 
@@ -189,9 +189,6 @@ def _insert_outbox(schema: str, messages: list[OutboxMessage]) -> tuple[str, dic
     return f"INSERT INTO {schema}.outbox (msg_id, subject, payload, headers) VALUES {values}", params
 
 
-_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
-
-
 class OneStatement:
     """A unit of work written as a single statement, which PostgreSQL applies atomically on its own: no BEGIN
     and COMMIT round trips around it.
@@ -246,7 +243,7 @@ class OneStatement:
             def rename(match: re.Match[str]) -> str:
                 return f":{name}_{match.group(1)}" if match.group(1) in part_params else match.group(0)
 
-            parts.append(f"{name} AS ({_PARAMETER.sub(rename, statement)})")
+            parts.append(f"{name} AS ({PARAMETER.sub(rename, statement)})")
             params.update({f"{name}_{key}": value for key, value in part_params.items()})
 
         if self._events:
