@@ -265,8 +265,9 @@ async def wait_for_prediction(
             if current is None or current["status"] not in TERMINAL_STATUSES:
                 if waiter.completion is not None and read is not None:
                     # Woken by the runner's completion: it is answered from the view read before it came (no read
-                    # on the answer's path); an end the read model took meanwhile is in `latest_view`.
-                    current = read
+                    # on the answer's path); an end the read model took meanwhile is in `latest_view`. Only once:
+                    # a completion that cannot answer (a cold boot) leaves the later turns to read again.
+                    current, read = read, None
                 else:
                     current = read = await deps.projection.get(prediction_id) or view
             if current["status"] in TERMINAL_STATUSES:
