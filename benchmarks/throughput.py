@@ -1,7 +1,9 @@
 """Sustained async throughput through the public API, and what each prediction costs every process in CPU.
 
 A fresh embedded stack (one process of each service). Concurrent clients each create a hello-world prediction
-without `Prefer: wait` and poll it until it ends, then create the next, until N predictions are done. Printed:
+without `Prefer: wait` and poll it until it ends, then create the next, until N predictions are done. They
+share the machine's cores with the platform, so they use a lean HTTP client (`benchmarks.loadgen`) and their
+own CPU is printed apart. Printed:
 the end-to-end rate, p50/p99 of the create request and of completion (create to terminal, as a client polling
 sees it), CPU milliseconds per prediction for every process (from `/proc`, the process and all its
 descendants: a runner's model workers count for the runner, PostgreSQL's backends for PostgreSQL), and the
@@ -24,9 +26,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import nats
 
+from benchmarks.loadgen import LeanClient
 from benchmarks.stats import percentile
 from cogwheel.seed import seed
 from cogwheel.stack import Stack
@@ -79,13 +81,14 @@ class Burst:
     completed_ms: list[float] = field(default_factory=list)
     statuses: dict[str, int] = field(default_factory=dict)
     poll_errors: int = 0
+    polls: int = 0
 
 
-async def _client(http: httpx.AsyncClient, body: dict, remaining: list[int], burst: Burst) -> None:
+async def _client(http: LeanClient, body: dict, remaining: list[int], burst: Burst) -> None:
     while remaining[0] > 0:
         remaining[0] -= 1
         began = time.perf_counter()
-        created = await http.post("/v1/predictions", json=body)
+        created = await http.post("/v1/predictions", body)
         if created.status_code != 201:
             raise RuntimeError(f"create answered {created.status_code}: {created.text}")
         burst.created_ms.append((time.perf_counter() - began) * 1000)
@@ -93,9 +96,10 @@ async def _client(http: httpx.AsyncClient, body: dict, remaining: list[int], bur
         status = created.json()["status"]
         while status not in TERMINAL:
             await asyncio.sleep(POLL_SECONDS)
+            burst.polls += 1
             try:
                 status = (await http.get(url)).json()["status"]
-            except httpx.TransportError:
+            except (OSError, ConnectionError):
                 burst.poll_errors += 1  # a GET is safe to repeat, as any client would
         burst.completed_ms.append((time.perf_counter() - began) * 1000)
         burst.statuses[status] = burst.statuses.get(status, 0) + 1
@@ -132,12 +136,11 @@ async def run(predictions: int = 2000, clients: int = 32) -> None:
         seeded = await seed(stack.registry_addr, nats_url)
         headers = {"Authorization": f"Bearer {seeded.token}"}
         body = {"version": seeded.version_id, "input": {"text": "world"}}
-        # Idle connections are dropped by the client before the gateway's 5 s keep-alive closes them: a request
-        # sent on a connection the server is closing at that moment fails, and a create is not safe to repeat.
-        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=2.0)
-        async with httpx.AsyncClient(base_url=stack.base_url, headers=headers, timeout=120, limits=limits) as http:
+        # One connection per client, as `clients` processes of a real load would have (see benchmarks.loadgen).
+        connections = [LeanClient(stack.base_url, headers) for _ in range(clients)]
+        try:
             # Warm-up: the instance boots, caches fill; not measured.
-            await asyncio.gather(*(_client(http, body, [WARMUP // clients + 1], Burst()) for _ in range(clients)))
+            await asyncio.gather(*(_client(http, body, [WARMUP // clients + 1], Burst()) for http in connections))
             await _settle(nats_url)
             roots = {name: pid for name, pid in stack.pids().items() if pid}
             roots["nats"] = nats_server.pid or 0
@@ -146,16 +149,18 @@ async def run(predictions: int = 2000, clients: int = 32) -> None:
             before = {name: cpu_seconds(pid, tree) for name, pid in roots.items()}
             burst, remaining = Burst(), [predictions]
             profilers = await _start_profilers(stack.pids())
-            began = time.perf_counter()
-            await asyncio.gather(*(_client(http, body, remaining, burst) for _ in range(clients)))
-            elapsed = time.perf_counter() - began
+            began, client_began = time.perf_counter(), time.process_time()
+            await asyncio.gather(*(_client(http, body, remaining, burst) for http in connections))
+            elapsed, client_cpu = time.perf_counter() - began, time.process_time() - client_began
             await _stop_profilers(profilers)
             tree = _children()
             after = {name: cpu_seconds(pid, tree) for name, pid in roots.items()}
             lag_at_end = await consumer_lag(nats_url)
             settled_in = await _settle(nats_url)
             after_settled = {name: cpu_seconds(pid, _children()) for name, pid in roots.items()}
-        _print(predictions, clients, elapsed, burst, before, after, after_settled, lag_at_end, settled_in)
+        finally:
+            await asyncio.gather(*(http.close() for http in connections))
+        _print(predictions, clients, elapsed, burst, before, after, after_settled, lag_at_end, settled_in, client_cpu)
     except BaseException:
         kept = Path(tempfile.gettempdir()) / "cogwheel-throughput-logs"
         shutil.rmtree(kept, ignore_errors=True)
@@ -203,12 +208,14 @@ async def _settle(nats_url: str, timeout: float = 120.0) -> float:
 
 def _print(
     n: int, clients: int, elapsed: float, burst: Burst, before: dict[str, float], after: dict[str, float],
-    after_settled: dict[str, float], lag: dict[str, int], settled_in: float,
+    after_settled: dict[str, float], lag: dict[str, int], settled_in: float, client_cpu: float,
 ) -> None:
     print(f"\nthroughput: {n} hello-world predictions, {clients} concurrent clients creating and polling"
           f" ({os.cpu_count()} CPUs)")
     print(f"  rate {n / elapsed:.1f} predictions/s over {elapsed:.1f} s; statuses {burst.statuses};"
           f" polls repeated after a connection error: {burst.poll_errors}")
+    print(f"  polls per prediction {burst.polls / n:.2f}; the load generator itself used"
+          f" {client_cpu * 1000 / n:.2f} ms of CPU per prediction (not counted below)")
     for label, samples in (("create request", burst.created_ms), ("create to terminal (polled)", burst.completed_ms)):
         print(f"  {label:<30} p50 {percentile(samples, 0.5):8.1f} ms   p99 {percentile(samples, 0.99):8.1f} ms")
     print(f"\n{'process':<24} {'CPU ms/prediction (burst)':>26} {'incl. catching up':>18}")
