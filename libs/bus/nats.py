@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import nats
@@ -94,12 +95,14 @@ class Bus:
         stream keeps their order; a batch that fails is published again whole, and `Nats-Msg-Id` drops what
         had been stored already.
         """
-        acks = []
-        for message in messages:
-            headers = {"Nats-Msg-Id": message.msg_id, **(message.headers or {})}
-            acks.append(await self.js.publish_async(message.subject, message.data, headers=headers))
+        acks = [await self.publish_unacknowledged(message) for message in messages]
         if acks:
             await asyncio.wait_for(asyncio.gather(*acks), timeout)
+
+    async def publish_unacknowledged(self, message: Publication) -> asyncio.Future[Any]:
+        """Publish without waiting: the returned future holds the stream's ack (or its refusal)."""
+        headers = {"Nats-Msg-Id": message.msg_id, **(message.headers or {})}
+        return await self.js.publish_async(message.subject, message.data, headers=headers)
 
     async def close(self) -> None:
         if not self.nc.is_closed:

@@ -8,6 +8,11 @@ then delete what was published) instead of a locking transaction of five; a repl
 leaves its commits to the holder, which LISTEN/NOTIFY wakes, and takes over within a poll interval when the
 holder's connection goes. A relay killed after publishing but before deleting re-publishes with the same
 `Nats-Msg-Id`, which JetStream drops.
+
+Messages that open new streams (a new prediction's first event and its job) need no read of the outbox at all:
+the committing task hands them over (`hand_off`) and they go out at once, before it answers its caller. Nothing
+of theirs can be waiting in the outbox ahead of them, so no order is broken; their rows are deleted by the
+next batch's statement once JetStream has acknowledged them, and a hand-off that fails leaves them to a batch.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import contextlib
 import logging
 import time
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 import psycopg
 
@@ -28,6 +34,21 @@ from libs.db.engine import libpq_url
 log = logging.getLogger(__name__)
 
 BATCH = 256
+# How long a handed-off message's ack is awaited before it is left to a batch (published again, de-duplicated).
+HAND_OFF_ACK_TIMEOUT = 5.0
+
+
+class Outgoing(Protocol):
+    """An outbox message as its writer holds it (`libs.eventstore.OutboxMessage`)."""
+
+    @property
+    def subject(self) -> str: ...
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def msg_id(self) -> str: ...
+    @property
+    def headers(self) -> dict[str, str]: ...
 
 
 class OutboxRelay:
@@ -53,11 +74,52 @@ class OutboxRelay:
         self._lock_refused_at = float("-inf")
         # Published, to be deleted by the next batch's statement (or on close).
         self._published: list[int] = []
+        # Handed off: acknowledged (deleted like `_published`), and still awaiting their acks (not read again).
+        self._handed_off: list[int] = []
+        self._handing_off: set[int] = set()
+        self._ack_waits: set[asyncio.Task[None]] = set()
         # Test hook: lets a test kill the relay between publish and delete.
         self._after_publish = after_publish
 
     def wake(self) -> None:
         self._wakeup.set()
+
+    async def hand_off(self, messages: Sequence[tuple[int, Outgoing]]) -> bool:
+        """Publish messages committed just now at these outbox positions, without reading the outbox: only the
+        first messages of new streams may come here (see the module's docstring). Returns False, publishing
+        nothing, when this relay does not hold the schema's lock; the caller then wakes it as for any commit."""
+        if not self._locked or self._conn is None or self._conn.closed:
+            return False
+        positions = [position for position, _ in messages]
+        for position in positions:
+            self._remember(position)  # their NOTIFY needs no batch
+        self._handing_off.update(positions)
+        try:
+            acks = [
+                await self._bus.publish_unacknowledged(
+                    Publication(message.subject, bytes(message.payload), message.msg_id, message.headers or {}))
+                for _, message in messages
+            ]
+        except Exception:  # noqa: BLE001 - the rows are committed: a batch publishes them instead
+            log.warning("handing off %d outbox messages failed; a batch publishes them", len(positions), exc_info=True)
+            self._handing_off.difference_update(positions)
+            self.wake()
+            return True
+        waiting = asyncio.create_task(self._await_acks(positions, acks))
+        self._ack_waits.add(waiting)
+        waiting.add_done_callback(self._ack_waits.discard)
+        return True
+
+    async def _await_acks(self, positions: list[int], acks: list[asyncio.Future[Any]]) -> None:
+        try:
+            await asyncio.wait_for(asyncio.gather(*acks), HAND_OFF_ACK_TIMEOUT)
+            self._handed_off.extend(positions)
+        except Exception:  # noqa: BLE001 - left to a batch, which publishes them again (de-duplicated)
+            log.warning("no ack for %d handed-off outbox messages; a batch publishes them", len(positions),
+                        exc_info=True)
+            self.wake()
+        finally:
+            self._handing_off.difference_update(positions)
 
     async def drain(self) -> int:
         """Publish everything pending; returns how many messages went out (0 while another relay holds the lock)."""
@@ -97,10 +159,10 @@ class OutboxRelay:
         conn, locked, self._conn, self._locked = self._conn, self._locked, None, False
         if conn is not None and not conn.closed:
             with contextlib.suppress(Exception):
-                if locked and self._published:
+                published = self._take_published()
+                if locked and published:
                     await conn.execute(f"DELETE FROM {self._schema}.outbox WHERE position = ANY(%s)",
-                                       (self._published,))
-                    self._published = []
+                                       (published,))
             with contextlib.suppress(Exception):
                 if locked:
                     # At once, rather than whenever the server gets round to ending the session.
@@ -108,17 +170,26 @@ class OutboxRelay:
             with contextlib.suppress(Exception):
                 await conn.close()
 
+    def _take_published(self) -> list[int]:
+        published, self._published, self._handed_off = self._published + self._handed_off, [], []
+        return published
+
     async def _drain_batch(self, conn: psycopg.AsyncConnection) -> int:
-        # The rows the previous batch published are deleted by the statement that reads the next one: a batch
-        # is one round trip. Rows of a transaction that committed meanwhile with a lower position (positions are
-        # taken before commit) are read by it too; only what went out is deleted.
+        # The rows the previous batch published (and handed-off ones acknowledged since) are deleted by the
+        # statement that reads the next one: a batch is one round trip. Rows of a transaction that committed
+        # meanwhile with a lower position (positions are taken before commit) are read by it too; only what went
+        # out is deleted. Handed-off rows still awaiting their acks are not read.
+        handed_off = len(self._handed_off)
+        published = self._published + self._handed_off
         cursor = await conn.execute(
             f"WITH published AS (DELETE FROM {self._schema}.outbox WHERE position = ANY(%(published)s))"
             f" SELECT position, msg_id, subject, payload, headers FROM {self._schema}.outbox"
-            " WHERE position <> ALL(%(published)s) ORDER BY position LIMIT %(n)s",
-            {"published": self._published, "n": BATCH},
+            " WHERE position <> ALL(%(skipped)s) ORDER BY position LIMIT %(n)s",
+            {"published": published, "skipped": published + sorted(self._handing_off), "n": BATCH},
         )
+        # Deleted; acks that arrived during the statement are deleted by the next one.
         self._published = []
+        del self._handed_off[:handed_off]
         rows = await cursor.fetchall()
         if not rows:
             return 0
@@ -169,6 +240,8 @@ class OutboxRelay:
             listener.cancel()
             waker.cancel()
             await asyncio.gather(listener, waker, return_exceptions=True)
+            if self._ack_waits:
+                await asyncio.gather(*self._ack_waits, return_exceptions=True)
             await self.close()
 
     async def _wake_on(self, stop: asyncio.Event) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +30,10 @@ class OutboxMessage:
     payload: bytes
     msg_id: str
     headers: dict[str, str] = field(default_factory=dict)
+
+
+# Publishes messages committed at these outbox positions at once; False when it cannot (see `one_statement`).
+HandOff = Callable[[list[tuple[int, OutboxMessage]]], Awaitable[bool]]
 
 
 def _row_to_envelope(row: Any) -> Envelope:
@@ -249,17 +253,20 @@ class OneStatement:
         if self._events:
             add("appended", *_insert_events(self._schema, self._events))
         if self._outbox:
-            add("enqueued", *_insert_outbox(self._schema, self._outbox))
+            insert, outbox_params = _insert_outbox(self._schema, self._outbox)
+            add("enqueued", f"{insert} RETURNING position", outbox_params)
         for i, (statement, part_params) in enumerate(self._parts):
             add(f"also{i}", statement, part_params)
-        return f"WITH {', '.join(parts)} SELECT 1", params
+        returned = "position FROM enqueued ORDER BY position" if self._outbox else "1"
+        return f"WITH {', '.join(parts)} SELECT {returned}", params
 
-    async def write(self, statements: Statements) -> None:
+    async def write(self, statements: Statements) -> list[tuple[int, OutboxMessage]]:
+        """Write the unit; returns its outbox messages with the positions they were given."""
         if not (self._events or self._outbox or self._parts):
-            return
+            return []
         statement, params = self._statement()
         try:
-            await statements.execute(statement, params)
+            rows = await statements.fetch(statement, params)
         except psycopg.IntegrityError as exc:
             table = exc.diag.table_name
             if table == "events" and self._events:
@@ -268,6 +275,10 @@ class OneStatement:
             if table == "tracking":
                 raise AlreadyTracked(str(exc)) from exc
             raise
+        if not self._outbox:
+            return []
+        # A multi-row VALUES takes its positions in row order (see `_insert_outbox`).
+        return list(zip((row.position for row in rows), self._outbox, strict=True))
 
 
 def _trace_headers(event: Envelope) -> dict[str, str]:
@@ -294,6 +305,7 @@ class EventStore:
         *,
         subject_for: SubjectFor = lambda _event: None,
         on_commit: Callable[[], None] | None = None,
+        hand_off: HandOff | None = None,
     ) -> None:
         self.engine = engine
         # Single statements (reads, `one_statement`) need no BEGIN and COMMIT round trips around them; the hot
@@ -308,9 +320,13 @@ class EventStore:
         self.schema = schema
         self._subject_for = subject_for
         self._on_commit = on_commit
+        self._hand_off = hand_off
 
     def set_on_commit(self, callback: Callable[[], None]) -> None:
         self._on_commit = callback
+
+    def set_hand_off(self, hand_off: HandOff) -> None:
+        self._hand_off = hand_off
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -322,12 +338,20 @@ class EventStore:
             self._on_commit()
 
     @asynccontextmanager
-    async def one_statement(self) -> AsyncIterator[OneStatement]:
-        """A unit of work that writes without reading, as one statement (see `OneStatement`)."""
+    async def one_statement(self, *, opens_streams: bool = False) -> AsyncIterator[OneStatement]:
+        """A unit of work that writes without reading, as one statement (see `OneStatement`).
+
+        `opens_streams`: its messages are the first of their streams (a new prediction's first event, its job),
+        so nothing of theirs can wait in the outbox ahead of them: they are handed to the relay (`hand_off`) and
+        published before this returns, rather than after a read of the outbox."""
         unit = OneStatement(self.schema, self._subject_for)
         yield unit
-        await unit.write(self.statements)
-        if unit.enqueued and self._on_commit is not None:
+        enqueued = await unit.write(self.statements)
+        if not enqueued:
+            return
+        if opens_streams and self._hand_off is not None and await self._hand_off(enqueued):
+            return
+        if self._on_commit is not None:
             self._on_commit()
 
     async def read_stream(self, stream_id: str) -> list[Envelope]:

@@ -85,6 +85,7 @@ async def bootstrap(settings: SchedulerSettings) -> Deps:
     )
     relay = OutboxRelay(SCHEMA, bus, database_url=settings.database_url)
     store.set_on_commit(relay.wake)
+    store.set_hand_off(relay.hand_off)
     registry = GrpcRegistryClient(create_channel(settings.registry_addr, options=REGISTRY_FAILOVER))
     secrets_key = load_public_key(settings.secrets_public_key) if settings.secrets_public_key else None
     if secrets_key is None:

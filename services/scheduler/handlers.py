@@ -270,9 +270,10 @@ async def _create(
     admitted = fair_share.admit(await work.queue_load(store.statements.fetch, store.schema, queue), cmd.account,
                                 fair_share_policy)
     # A new prediction reads nothing: everything is written in one statement. Only a key that a concurrent
-    # request may be storing at the same moment needs a transaction that can see it and roll back.
+    # request may be storing at the same moment needs a transaction that can see it and roll back. Its event and
+    # job open new streams, so they go out before this returns (`opens_streams`), not after a read of the outbox.
     unit: AbstractAsyncContextManager[Transaction | OneStatement] = (
-        store.transaction() if cmd.idempotency_key else store.one_statement()
+        store.transaction() if cmd.idempotency_key else store.one_statement(opens_streams=True)
     )
     async with unit as tx:
         if isinstance(tx, Transaction):

@@ -14,7 +14,7 @@ from libs.bus.subjects import StreamSpec
 from libs.db import create_engine
 from libs.db.migrations import migrate
 from libs.events import Envelope, new_event
-from libs.eventstore import ConcurrencyError, EventStore
+from libs.eventstore import ConcurrencyError, EventStore, OutboxMessage
 from libs.eventstore.projections import rebuild_from_log
 from libs.eventstore.retry import retry_on_conflict
 
@@ -353,3 +353,88 @@ async def test_one_statement_writes_events_outbox_and_other_rows_together_or_not
     assert await relay.drain() == 2
     await relay.close()
     assert [e.data["n"] for e in await _messages(bus, spec)] == [0, 1]
+
+
+async def _outbox_rows(engine, schema: str) -> int:
+    async with engine.connect() as conn:
+        return (await conn.execute(text(f"SELECT count(*) FROM {schema}.outbox"))).scalar()
+
+
+async def test_messages_opening_new_streams_are_handed_off_before_the_unit_returns(
+    engine, schema: str, bus: Bus, database_url: str
+) -> None:
+    """Published by the committing task itself, with no wake-up of the relay and no read of the outbox; the rows go
+    with the relay's next statement once acknowledged, and a later batch does not publish them again."""
+    spec = await _stream(bus, schema)
+    store = _store(engine, schema)
+    relay = OutboxRelay(schema, bus, database_url=database_url, poll_interval=30)
+    woken: list[str] = []
+    store.set_on_commit(lambda: woken.append("commit"))
+    store.set_hand_off(relay.hand_off)
+    received: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def collect(msg) -> None:
+        await received.put(msg.data)
+
+    subscription = await bus.nc.subscribe(f"{schema}.events.>", cb=collect)
+    try:
+        assert await relay.drain() == 0  # takes the lock, as the running relay does first
+        async with store.one_statement(opens_streams=True) as unit:
+            await unit.append("p-6", [new_event("thing.happened", "p-6", {"n": n}) for n in range(2)], 0)
+        assert woken == []
+        first = await asyncio.wait_for(received.get(), timeout=2)
+        second = await asyncio.wait_for(received.get(), timeout=2)
+        assert [Envelope.from_json(data).data["n"] for data in (first, second)] == [0, 1]
+        while relay._handing_off:  # the acks are awaited in the background
+            await asyncio.sleep(0.01)
+        assert await _outbox_rows(engine, schema) == 2
+
+        # The next batch deletes them without publishing them again, and publishes what came after.
+        async with store.one_statement() as unit:
+            await unit.append("p-6", [new_event("thing.happened", "p-6", {"n": 2})], 2)
+        assert woken == ["commit"]
+        assert await relay.drain() == 1
+        assert await relay.drain() == 0
+        assert await _outbox_rows(engine, schema) == 0
+        assert [e.data["n"] for e in await _messages(bus, spec)] == [0, 1, 2]
+    finally:
+        await subscription.unsubscribe()
+        await relay.close()
+
+
+async def test_a_relay_without_the_lock_or_a_failed_hand_off_leaves_the_messages_to_a_batch(
+    engine, schema: str, bus: Bus, database_url: str
+) -> None:
+    spec = await _stream(bus, schema)
+    store = _store(engine, schema)
+    holder = OutboxRelay(schema, bus, database_url=database_url)
+    replica = OutboxRelay(schema, bus, database_url=database_url)
+    woken: list[str] = []
+    store.set_on_commit(lambda: woken.append("commit"))
+    try:
+        assert await holder.drain() == 0
+        # A replica without the lock publishes nothing itself: the commit wakes the relay as usual.
+        store.set_hand_off(replica.hand_off)
+        async with store.one_statement(opens_streams=True) as unit:
+            await unit.append("p-7", [new_event("thing.happened", "p-7", {"n": 0})], 0)
+        assert woken == ["commit"]
+        assert await _messages(bus, spec) == []
+        assert await holder.drain() == 1
+
+        # A subject no stream takes: JetStream refuses it, and the row stays for a batch to try again.
+        store.set_hand_off(holder.hand_off)
+        async with store.one_statement(opens_streams=True) as unit:
+            await unit.enqueue(OutboxMessage(f"{schema}.nowhere", b"{}", "lost-1"))
+            await unit.append("p-8", [new_event("thing.happened", "p-8", {"n": 0})], 0)
+        while holder._handing_off:
+            await asyncio.sleep(0.01)
+        assert [e.data["n"] for e in await _messages(bus, spec)] == [0, 0]
+        assert holder._wakeup.is_set()  # woken to retry
+        # The batch publishes both again: the refused one fails again, the stored one is de-duplicated.
+        with pytest.raises(Exception):  # noqa: B017, PT011 - whatever JetStream answers for a subject without a stream
+            await holder.drain()
+        assert await _outbox_rows(engine, schema) == 2
+        assert len(await _messages(bus, spec)) == 2
+    finally:
+        await holder.close()
+        await replica.close()
