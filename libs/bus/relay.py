@@ -100,10 +100,14 @@ class OutboxRelay:
                     Publication(message.subject, bytes(message.payload), message.msg_id, message.headers or {}))
                 for _, message in messages
             ]
-        except Exception:  # noqa: BLE001 - the rows are committed: a batch publishes them instead
-            log.warning("handing off %d outbox messages failed; a batch publishes them", len(positions), exc_info=True)
+        except BaseException as exc:
+            # The rows are committed: a batch publishes them instead. Also when the committing task was cancelled
+            # midway (its caller gave up), or they would stay marked as handed off and never go out.
             self._handing_off.difference_update(positions)
             self.wake()
+            if not isinstance(exc, Exception):
+                raise
+            log.warning("handing off %d outbox messages failed; a batch publishes them", len(positions), exc_info=True)
             return True
         waiting = asyncio.create_task(self._await_acks(positions, acks))
         self._ack_waits.add(waiting)

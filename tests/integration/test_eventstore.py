@@ -438,3 +438,39 @@ async def test_a_relay_without_the_lock_or_a_failed_hand_off_leaves_the_messages
     finally:
         await holder.close()
         await replica.close()
+
+
+async def test_a_hand_off_cut_off_by_its_callers_cancellation_leaves_the_messages_to_a_batch(
+    engine, schema: str, bus: Bus, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The create's caller gave up while its committed job was being handed off: the job still goes out."""
+    spec = await _stream(bus, schema)
+    store = _store(engine, schema)
+    relay = OutboxRelay(schema, bus, database_url=database_url)
+    store.set_hand_off(relay.hand_off)
+    publishing = asyncio.Event()
+
+    async def stalled_publish(message):  # noqa: ANN001, ANN202 - stands in for Bus.publish_unacknowledged
+        publishing.set()
+        await asyncio.Event().wait()
+
+    try:
+        assert await relay.drain() == 0
+        monkeypatch.setattr(bus, "publish_unacknowledged", stalled_publish)
+
+        async def create() -> None:
+            async with store.one_statement(opens_streams=True) as unit:
+                await unit.append("p-9", [new_event("thing.happened", "p-9", {"n": 0})], 0)
+
+        task = asyncio.create_task(create())
+        await asyncio.wait_for(publishing.wait(), timeout=2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert relay._handing_off == set()
+        assert relay._wakeup.is_set()
+        monkeypatch.undo()
+        assert await relay.drain() == 1
+        assert [e.data["n"] for e in await _messages(bus, spec)] == [0]
+    finally:
+        await relay.close()
