@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
@@ -23,7 +23,7 @@ from services.scheduler.adapters.nodes_nats import NatsJobQueues, NatsNodeComman
 from services.scheduler.adapters.registry_grpc import REGISTRY_FAILOVER, GrpcRegistryClient
 from services.scheduler.adapters.runner_control import NatsRunnerControl
 from services.scheduler.control import Controller, ControlSettings
-from services.scheduler.domain.fair_share import FairSharePolicy
+from services.scheduler.domain.fair_share import FairSharePolicy, RecentLoads
 from services.scheduler.domain.placement import Policy
 from services.scheduler.ports import Clock, RegistryClient, RunnerControl
 from services.scheduler.settings import SchedulerSettings
@@ -48,6 +48,8 @@ class Deps:
     hardware: HardwareCatalog
     secrets_key: X25519PublicKey | None = None
     controller: Controller | None = None
+    # Queue loads read by recent creates, which later creates decide fair share on (see `RecentLoads`).
+    recent_loads: RecentLoads = field(default_factory=RecentLoads)
 
 
 def fair_share_policy(settings: SchedulerSettings) -> FairSharePolicy:

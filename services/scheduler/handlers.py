@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -104,10 +105,12 @@ async def create_prediction(
     secrets_key: X25519PublicKey | None = None,
     queue_open: Callable[[], bool] = lambda: True,
     fair_share_policy: fair_share.FairSharePolicy = DEFAULT_FAIR_SHARE,
+    recent_loads: fair_share.RecentLoads | None = None,
 ) -> model.Prediction:
     prediction, _ = await create_prediction_once(
         cmd, store=store, registry=registry, clock=clock, hardware_catalog=hardware_catalog,
         secrets_key=secrets_key, queue_open=queue_open, fair_share_policy=fair_share_policy,
+        recent_loads=recent_loads,
     )
     return prediction
 
@@ -122,6 +125,7 @@ async def create_prediction_once(
     secrets_key: X25519PublicKey | None = None,
     queue_open: Callable[[], bool] = lambda: True,
     fair_share_policy: fair_share.FairSharePolicy = DEFAULT_FAIR_SHARE,
+    recent_loads: fair_share.RecentLoads | None = None,
 ) -> tuple[model.Prediction, bool]:
     """Create the prediction, or return the one an earlier request with the same Idempotency-Key created.
 
@@ -137,6 +141,7 @@ async def create_prediction_once(
             created = await _create(
                 cmd, store=store, registry=registry, clock=clock, hardware_catalog=hardware_catalog,
                 secrets_key=secrets_key, queue_open=queue_open, fair_share_policy=fair_share_policy,
+                recent_loads=recent_loads,
             )
             return created, False
         except _KeyTakenMeanwhile:
@@ -194,6 +199,7 @@ async def _create(
     secrets_key: X25519PublicKey | None,
     queue_open: Callable[[], bool],
     fair_share_policy: fair_share.FairSharePolicy = DEFAULT_FAIR_SHARE,
+    recent_loads: fair_share.RecentLoads | None = None,
 ) -> model.Prediction:
     """Record the prediction and queue its job.
 
@@ -266,9 +272,17 @@ async def _create(
     subject = runner_queue(runner_label, queue)
     # Fair share: into the queue now, unless it is backed up and this account has its share of it; then the job
     # waits in its work row and the control loop publishes it in turn. Read before the write: the share is a
-    # policy of turns, not a limit that two creates at the same moment must not pass together.
-    admitted = fair_share.admit(await work.queue_load(store.statements.fetch, store.schema, queue), cmd.account,
-                                fair_share_policy)
+    # policy of turns, not a limit that two creates at the same moment must not pass together, so a load read a
+    # moment ago serves while it plainly admits the job (`RecentLoads`).
+    now = time.monotonic()
+    admitted = recent_loads is not None and recent_loads.admits(queue, cmd.account, fair_share_policy, now)
+    if not admitted:
+        load = await work.queue_load(store.statements.fetch, store.schema, queue)
+        if recent_loads is not None:
+            recent_loads.read(queue, load, now)
+        admitted = fair_share.admit(load, cmd.account, fair_share_policy)
+    if recent_loads is not None:
+        recent_loads.added(queue, cmd.account, admitted=admitted)
     # A new prediction reads nothing: everything is written in one statement. Only a key that a concurrent
     # request may be storing at the same moment needs a transaction that can see it and roll back. Its event and
     # job open new streams, so they go out before this returns (`opens_streams`), not after a read of the outbox.

@@ -93,6 +93,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
                 secrets_key=self._deps.secrets_key,
                 queue_open=lambda: self._deps.bus.nc.is_connected,
                 fair_share_policy=fair_share_policy(self._deps.settings),
+                recent_loads=self._deps.recent_loads,
             )
         except (DBAPIError, psycopg.Error, OSError) as exc:
             if not _database_unreachable(exc):

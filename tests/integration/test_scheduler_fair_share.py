@@ -21,7 +21,7 @@ from services.scheduler.adapters.clock import SystemClock
 from services.scheduler.bootstrap import MIGRATIONS, SCHEMA
 from services.scheduler.control import HELD_LINE, Controller, ControlSettings
 from services.scheduler.domain import placement
-from services.scheduler.domain.fair_share import FairSharePolicy
+from services.scheduler.domain.fair_share import FairSharePolicy, RecentLoads
 from services.scheduler.handlers import CreatePrediction, create_prediction
 from services.scheduler.ports import VersionInfo
 
@@ -46,10 +46,10 @@ async def store(database_url: str) -> AsyncIterator[EventStore]:
     await engine.dispose()
 
 
-async def create(store: EventStore, version: str, account: str) -> str:
+async def create(store: EventStore, version: str, account: str, recent_loads: RecentLoads | None = None) -> str:
     prediction = await create_prediction(
         CreatePrediction(version_id=version, input={"seconds": 1}, account=account), store=store,
-        registry=FixedRegistry(), clock=SystemClock(), fair_share_policy=POLICY)
+        registry=FixedRegistry(), clock=SystemClock(), fair_share_policy=POLICY, recent_loads=recent_loads)
     return prediction.id
 
 
@@ -94,6 +94,28 @@ async def test_a_burst_is_held_another_account_goes_in_and_held_jobs_are_release
     await controller(store)._release_held({"v-" + version})
     assert await published(store, alice) == alice[:5]
     assert [i.prediction_id for i in await work.all_work(store) if i.prediction_id in alice and i.held] == alice[5:]
+
+
+async def test_creates_deciding_on_recent_loads_hold_the_same_jobs_and_read_only_when_they_must(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[str] = []
+    queue_load = work.queue_load
+
+    async def counted(fetch: Any, schema: str, queue: str) -> Any:
+        reads.append(queue)
+        return await queue_load(fetch, schema, queue)
+
+    monkeypatch.setattr(work, "queue_load", counted)
+    recent = RecentLoads(max_age=60)
+    version = uuid.uuid4().hex * 2
+    alice = [await create(store, version, "alice", recent) for _ in range(4)]
+    assert await published(store, alice) == alice[:2]
+    # The first create read the empty queue; the second went in on it; the others had to read (and were held).
+    assert len(reads) == 3
+    bob = await create(store, version, "bob", recent)
+    assert await published(store, [bob]) == [bob]
+    assert len(reads) == 3  # below his share of the backed-up queue, as a fresh read would say too
 
 
 async def test_a_held_prediction_says_why_it_waits(store: EventStore) -> None:

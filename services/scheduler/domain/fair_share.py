@@ -113,3 +113,45 @@ def release(load: QueueLoad, held: list[HeldJob], policy: FairSharePolicy) -> li
         admitted[account] += 1
         released.append(job.prediction_id)
     return released
+
+
+@dataclass
+class _RecentLoad:
+    load: QueueLoad
+    read_at: float
+
+
+class RecentLoads:
+    """Each queue's load as this scheduler last read it, plus the jobs it admitted or held since.
+
+    Fair share is a policy of turns, not a limit (see `admit`'s callers), so a create may decide on a load read a
+    moment ago instead of reading it again, as long as the answer is "admit" on the load as it was plus what
+    this scheduler added since: jobs that started or ended meanwhile only make a queue shorter, and holding needs
+    a fresh read, as does an answer given on a load older than `max_age` (other replicas' creates are not counted
+    here). On a short queue (the common case) a create then reads nothing before its write.
+    """
+
+    def __init__(self, max_age: float = 0.5, max_queues: int = 1024) -> None:
+        self._max_age = max_age
+        self._max_queues = max_queues
+        self._loads: dict[str, _RecentLoad] = {}
+
+    def admits(self, queue: str, account: str, policy: FairSharePolicy, now: float) -> bool:
+        """True when the recent load (with this scheduler's additions) admits the job; False means: read it."""
+        recent = self._loads.get(queue)
+        if recent is None or now - recent.read_at > self._max_age:
+            return False
+        return admit(recent.load, account, policy)
+
+    def read(self, queue: str, load: QueueLoad, now: float) -> None:
+        """The load as just read from the `work` table."""
+        if queue not in self._loads and len(self._loads) >= self._max_queues:
+            self._loads = {q: r for q, r in self._loads.items() if now - r.read_at <= self._max_age}
+        copied = QueueLoad(load.running, Counter(load.admitted), Counter(load.held))
+        self._loads[queue] = _RecentLoad(copied, now)
+
+    def added(self, queue: str, account: str, *, admitted: bool) -> None:
+        """This scheduler is adding a job of `account` to `queue`, admitted or held."""
+        recent = self._loads.get(queue)
+        if recent is not None:
+            (recent.load.admitted if admitted else recent.load.held)[account] += 1

@@ -10,6 +10,7 @@ from services.scheduler.domain.fair_share import (
     FairSharePolicy,
     HeldJob,
     QueueLoad,
+    RecentLoads,
     admit,
     backlog_limit,
     release,
@@ -69,3 +70,39 @@ def test_an_account_alone_is_not_held_below_its_solo_allowance() -> None:
     assert not admit(load(running=1, admitted={"a": 8}), "a", POLICY)
     # Once another account waits, the shared limit applies again.
     assert not admit(load(running=1, admitted={"a": 7, "b": 1}), "a", POLICY)
+
+
+def test_a_recent_load_serves_while_it_plainly_admits_counting_what_was_added_since() -> None:
+    recent = RecentLoads(max_age=0.5)
+    assert not recent.admits("q", "a", POLICY, now=0.0)  # never read: read it
+    recent.read("q", load(running=1, admitted={"a": 2}), now=0.0)
+    # Alone in the queue, `a` may have up to solo_backlog (8) admitted: six more go in on the recent load.
+    for _ in range(6):
+        assert recent.admits("q", "a", POLICY, now=0.1)
+        recent.added("q", "a", admitted=True)
+    assert not recent.admits("q", "a", POLICY, now=0.1)  # at its limit: only a fresh read may hold the job
+    # Another account arriving is counted too: `a` is no longer alone, and past its share (4 // 2).
+    recent.read("q", load(running=1, admitted={"a": 5}), now=0.2)
+    assert recent.admits("q", "a", POLICY, now=0.2)
+    recent.added("q", "b", admitted=True)
+    assert recent.admits("q", "b", POLICY, now=0.3)
+    assert not recent.admits("q", "a", POLICY, now=0.3)
+
+
+def test_a_recent_load_does_not_serve_once_old_or_with_jobs_held() -> None:
+    recent = RecentLoads(max_age=0.5)
+    recent.read("q", load(admitted={"a": 1}), now=0.0)
+    assert recent.admits("q", "a", POLICY, now=0.5)
+    assert not recent.admits("q", "a", POLICY, now=0.51)
+    recent.read("q", load(admitted={"a": 3}), now=1.0)
+    assert recent.admits("q", "a", POLICY, now=1.1)
+    recent.added("q", "b", admitted=False)  # held: the queue is backed up, and `a` has its share of it
+    assert not recent.admits("q", "a", POLICY, now=1.1)
+    assert not recent.admits("other", "a", POLICY, now=1.1)
+
+
+def test_the_load_read_is_copied_not_shared() -> None:
+    recent, read = RecentLoads(), load(admitted={"a": 1})
+    recent.read("q", read, now=0.0)
+    recent.added("q", "a", admitted=True)
+    assert read.admitted == Counter({"a": 1})
