@@ -209,7 +209,6 @@ class OneStatement:
         self._events: list[Envelope] = []
         self._outbox: list[OutboxMessage] = []
         self._parts: list[tuple[str, dict[str, Any]]] = []
-        self.enqueued = 0
 
     async def append(self, stream_id: str, events: list[Envelope], expected_version: int) -> list[Envelope]:
         versioned = [
@@ -225,7 +224,6 @@ class OneStatement:
 
     async def enqueue(self, message: OutboxMessage) -> None:
         self._outbox.append(message)
-        self.enqueued += 1
 
     async def also(self, statement: str, params: dict[str, Any]) -> None:
         """Another write (INSERT, UPDATE or DELETE without RETURNING) of the same unit, with its own
