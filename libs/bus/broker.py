@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 from faststream.nats import NatsBroker, NatsUserPassword
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 
-from libs.bus.nats import credentials, inbox_prefix
+from libs.bus.nats import credentials, inbox_prefix, settle
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ async def start_broker(broker: NatsBroker, *, attempts: int = 30) -> None:
     else:
         raise ConnectionError(f"the FastStream broker cannot reach NATS: {last_error}")
     await broker.start()
-    await connection.flush()
+    await settle(connection)
 
 
 async def stop_broker(broker: NatsBroker) -> None:

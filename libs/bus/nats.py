@@ -109,6 +109,19 @@ class Bus:
             await self.nc.drain()
 
 
+async def settle(nc: Client, timeout: float = 10.0) -> None:
+    """Return once the server has processed everything this connection sent so far, subscriptions included.
+
+    nats-py's ``flush()`` writes its PING straight to the socket while a new SUB still waits in the client's
+    buffer for the flusher task, so its PONG can come back before the server has seen the SUB: a message
+    published from another connection right after ``flush()`` may then find no subscriber. Waiting for the
+    flusher first puts the PING behind everything queued.
+    """
+    # The only way to await the client's flusher; connections here never set ``flush_timeout``, so it waits.
+    await asyncio.wait_for(nc._flush_pending(force_flush=True), timeout)  # noqa: SLF001
+    await nc.flush(timeout=max(1, int(timeout)))
+
+
 def inbox_prefix(user: str) -> str:
     """Each NATS user gets inboxes of its own, so that its permissions can deny reading others' replies."""
     return f"_INBOX_{user}"

@@ -17,7 +17,7 @@ from typing import Any
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from libs.bus.nats import Bus
+from libs.bus.nats import Bus, settle
 from libs.bus.subjects import PREDICTION_EVENTS, runner_prediction_report_subject
 from libs.events import Envelope
 from libs.predictions import (
@@ -60,6 +60,7 @@ class PredictionWaiters:
             await self._bus.nc.subscribe(PREDICTION_EVENTS, cb=self._on_message),
             await self._bus.nc.subscribe(runner_prediction_report_subject("completed"), cb=self._on_completion),
         ]
+        await settle(self._bus.nc)
 
     async def stop(self) -> None:
         for subscription in self._subscriptions:

@@ -21,7 +21,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from libs.bus.consumer import DeliveryLimit, ReceivedMessage, handle_message
-from libs.bus.nats import Bus
+from libs.bus.nats import Bus, settle
 from libs.bus.subjects import RUNNER_CANCEL, RUNNER_JOBS, runner_durable, runner_jobs
 from libs.events import Envelope
 from libs.modelpkg import CogConfig, ModelPackageError, load_cog_config
@@ -125,6 +125,7 @@ class RunnerWorker:
 
         self.host = InstanceHost(self)
         commands = await self.host.listen()
+        await settle(self.bus.nc)  # cancels and commands sent once this runner shows up must find it listening
         heartbeat = NodeHeartbeat(self.bus.js, self.runner_id, self.hardware, self.describe,
                                   interval=self._options.heartbeat_interval)
         beating = asyncio.create_task(heartbeat.run(stop))

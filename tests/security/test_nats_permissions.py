@@ -16,7 +16,7 @@ from cogwheel.credentials import Credentials
 from cogwheel.provision import provision_nats
 from cogwheel.servers import with_user
 from libs.blobs import FILES_BUCKET, OUTPUTS_BUCKET, get_blob, put_blob, restore_spilled_fields, spill_large_fields
-from libs.bus.nats import Bus, connect
+from libs.bus.nats import Bus, connect, settle
 from libs.bus.subjects import (
     RUNNER_JOBS,
     RUNNERS_BUCKET,
@@ -96,7 +96,7 @@ async def test_the_runner_cannot_listen_to_jobs_on_the_wire(secured, admin) -> N
             seen.append(msg.data)
 
         await nc.subscribe("runner.jobs.>", cb=on_message)
-        await nc.flush()
+        await settle(nc)
         await violations.wait_for("runner.jobs.>")
         await admin.publish(runner_jobs("gpu"), b'{"probe": 1}', msg_id="probe-wire")
         await asyncio.sleep(0.5)
@@ -188,7 +188,7 @@ async def test_the_runner_serves_a_scheduled_queue_but_creates_no_consumer(secur
             await msg.respond(b'{"ok": true}')
 
         await nc.subscribe(runner_node_commands("node-1"), cb=answer)
-        await nc.flush()
+        await settle(nc)
         reply = await admin.nc.request(runner_node_commands("node-1"), b'{"op": "load"}', timeout=5)
         assert json.loads(reply.data) == {"ok": True}
         await runner.publish("runner.events.instance.ready", b"{}", msg_id="ready-1")
