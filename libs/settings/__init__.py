@@ -25,4 +25,6 @@ class ServiceSettings(BaseSettings):
     health_host: str = "127.0.0.1"
     data_dir: str = ".cogwheel"
     log_level: str = "INFO"
+    # How long a consumer remembers a message it applied (its tracking row); see libs/eventstore/tracking.py.
+    tracking_retention_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
     otlp_endpoint: str | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")

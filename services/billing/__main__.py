@@ -9,6 +9,7 @@ import sys
 from libs import telemetry
 from libs.db.migrations import migrate
 from libs.eventstore.projections import rebuild_from_log
+from libs.eventstore.tracking import keep_tracking_pruned
 from libs.health import nats_check, postgres_check, serve_health
 from libs.runtime import configure_logging, run_until_stopped, stop_on_signals
 from services.billing.bootstrap import MIGRATIONS, bootstrap, offline_store
@@ -29,7 +30,8 @@ async def serve(settings: Settings) -> None:
         checks={"nats": nats_check(deps.bus), "postgres": postgres_check(deps.engine)}, host=settings.health_host,
     )
     try:
-        await run_until_stopped(stop, consume_prediction_events(deps, stop))
+        await run_until_stopped(stop, consume_prediction_events(deps, stop),
+                                keep_tracking_pruned(deps.engine, SCHEMA, settings.tracking_retention_seconds, stop))
     finally:
         if health is not None:
             health.close()

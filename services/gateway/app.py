@@ -9,12 +9,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from libs.bus.broker import stop_broker
+from libs.eventstore.tracking import keep_tracking_pruned
 from libs.telemetry import TraceMiddleware
 from services.gateway import errors
 from services.gateway.arrival import ArrivalMiddleware
 from services.gateway.auth_failures import FailedAuthThrottle
 from services.gateway.bootstrap import Deps, bootstrap
 from services.gateway.limits import RequestLimits, RequestLimitsMiddleware
+from services.gateway.projection import SCHEMA
 from services.gateway.routes import (
     account,
     admin,
@@ -43,11 +45,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         stop = asyncio.Event()
         await deps.waiters.start()
         consumer = asyncio.create_task(consume_prediction_events(deps.bus, deps.projection, stop))
+        pruning = asyncio.create_task(
+            keep_tracking_pruned(deps.engine, SCHEMA, settings.tracking_retention_seconds, stop))
         try:
             yield
         finally:
             stop.set()
-            await asyncio.gather(consumer, return_exceptions=True)
+            await asyncio.gather(consumer, pruning, return_exceptions=True)
             await deps.waiters.stop()
             await stop_broker(deps.broker)
             await deps.bus.close()

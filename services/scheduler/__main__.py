@@ -6,11 +6,12 @@ import asyncio
 import sys
 
 from libs import telemetry
+from libs.eventstore.tracking import keep_tracking_pruned
 from libs.health import nats_check, postgres_check, serve_health
 from libs.rpc import create_server
 from libs.runtime import configure_logging, run_until_stopped, stop_on_signals
 from services.scheduler import metrics, rpc
-from services.scheduler.bootstrap import bootstrap
+from services.scheduler.bootstrap import SCHEMA, bootstrap
 from services.scheduler.settings import SchedulerSettings
 from services.scheduler.subscribers import (
     consume_instance_reports,
@@ -38,7 +39,8 @@ async def serve(settings: SchedulerSettings) -> None:
     try:
         await run_until_stopped(stop, deps.relay.run(stop), consume_runner_events(deps, stop),
                                 sweep_deadlines(deps, stop), sweep_data_removals(deps, stop),
-                                consume_instance_reports(deps, stop), run_control_loop(deps, stop))
+                                consume_instance_reports(deps, stop), run_control_loop(deps, stop),
+                                keep_tracking_pruned(deps.engine, SCHEMA, settings.tracking_retention_seconds, stop))
     finally:
         await server.stop()
         if health is not None:

@@ -9,6 +9,7 @@ import sys
 from libs import telemetry
 from libs.db.migrations import migrate
 from libs.eventstore.projections import rebuild_from_log
+from libs.eventstore.tracking import keep_tracking_pruned
 from libs.health import nats_check, postgres_check, serve_health
 from libs.rpc import create_server
 from libs.runtime import configure_logging, run_until_stopped, stop_on_signals
@@ -38,7 +39,8 @@ async def serve(settings: Settings) -> None:
     )
     try:
         await run_until_stopped(
-            stop, deps.relay.run(stop), consume_prediction_events(deps, stop), run_senders(deps, stop)
+            stop, deps.relay.run(stop), consume_prediction_events(deps, stop), run_senders(deps, stop),
+            keep_tracking_pruned(deps.engine, SCHEMA, settings.tracking_retention_seconds, stop),
         )
     finally:
         await server.stop()
