@@ -52,6 +52,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         finally:
             stop.set()
             await asyncio.gather(consumer, pruning, return_exceptions=True)
+            await deps.projection.answers_stored()
             await deps.waiters.stop()
             await stop_broker(deps.broker)
             await deps.bus.close()

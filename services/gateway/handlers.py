@@ -280,10 +280,7 @@ async def wait_for_prediction(
                     ended = {**ended, "stream_version": folded_from}
                     if remembered is not None:
                         await remembered
-                    try:
-                        await deps.projection.record_answer(ended, folded_from)
-                    except Exception:  # noqa: BLE001 - the events that follow bring the same end
-                        log.warning("read model not updated for %s", prediction_id, exc_info=True)
+                    deps.projection.record_answer_soon(ended, folded_from)
                     return ended
             if waiter.saw_terminal:
                 # Ended, but an earlier event is not in our read model yet: the scheduler has the truth.

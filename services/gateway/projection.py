@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import json
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +16,8 @@ from libs.db.statements import StatementTransaction
 from libs.events import Envelope
 from libs.eventstore import EventStore
 from libs.predictions import TERMINAL_EVENT_TYPES, TERMINAL_STATUSES, apply_event, restore_event
+
+log = logging.getLogger(__name__)
 
 CONSUMER = GATEWAY_PREDICTIONS_DURABLE
 SCHEMA = "gateway"
@@ -35,6 +39,8 @@ class PredictionProjection:
         self._store = store
         # Where events that carry large outputs by reference are restored from (libs.blobs.spill).
         self._js = js
+        # Answers being stored (`record_answer_soon`), by prediction: this replica's reads wait for them.
+        self._answering: dict[str, asyncio.Task[None]] = {}
 
     async def apply(self, event: Envelope) -> tuple[Outcome, dict[str, Any] | None]:
         """Apply one event; returns what happened and, when applied, the view it produced."""
@@ -121,6 +127,38 @@ class PredictionProjection:
              "view": json.dumps({**view, "stream_version": stream_version})},
         )
 
+    def record_answer_soon(self, view: dict[str, Any], stream_version: int) -> None:
+        """`record_answer` without holding up the answer it stores: it is sent at once and this replica's reads
+        (`get`, `list_for_account`) wait for it, so whoever was answered and asks this gateway again sees it.
+
+        A read through another gateway replica within the statement's millisecond may still show the prediction
+        running, as it would have before the answer; the end the scheduler records follows either way."""
+        prediction_id = view["id"]
+        task = asyncio.create_task(self._record_answer_logged(view, stream_version))
+        self._answering[prediction_id] = task
+        task.add_done_callback(lambda done: self._answered(prediction_id, done))
+
+    async def _record_answer_logged(self, view: dict[str, Any], stream_version: int) -> None:
+        try:
+            await self.record_answer(view, stream_version)
+        except Exception:  # noqa: BLE001 - the events that follow bring the same end
+            log.warning("read model not updated for %s", view["id"], exc_info=True)
+
+    def _answered(self, prediction_id: str, task: asyncio.Task[None]) -> None:
+        if self._answering.get(prediction_id) is task:
+            del self._answering[prediction_id]
+
+    async def answers_stored(self, prediction_id: str | None = None) -> None:
+        """Wait for the answers being stored: of one prediction, or (None) all of them."""
+        if prediction_id is None:
+            waiting = set(self._answering.values())
+        else:
+            pending = self._answering.get(prediction_id)
+            waiting = {pending} if pending is not None else set()
+        if waiting:
+            # `wait` neither raises the statement's error nor cancels it when this reader is cancelled.
+            await asyncio.wait(waiting)
+
     async def apply_created(self, view: dict[str, Any]) -> None:
         """Read-your-writes: store a just-created prediction before its event comes back over NATS (one
         statement, so no transaction around it)."""
@@ -129,6 +167,8 @@ class PredictionProjection:
         await self._store.statements.execute(*_upsert_statement(view, 1, replace=False))
 
     async def get(self, prediction_id: str) -> dict[str, Any] | None:
+        if self._answering:
+            await self.answers_stored(prediction_id)
         row = await self._store.statements.fetchone(
             f"SELECT view FROM {SCHEMA}.predictions WHERE id = :id", {"id": prediction_id})
         return dict(row.view) if row else None
@@ -158,6 +198,7 @@ class PredictionProjection:
             query += " AND coalesce(view->>'source', 'api') = :source"
             params["source"] = source
         query += " ORDER BY created_at DESC, id DESC LIMIT :limit"
+        await self.answers_stored()
         async with self._store.engine.connect() as conn:
             rows = (await conn.execute(text(query), params)).all()
         return [dict(row.view) for row in rows]

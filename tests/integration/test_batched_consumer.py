@@ -18,6 +18,7 @@ from libs.db import create_engine
 from libs.db.migrations import migrate
 from libs.events import Envelope, new_event
 from libs.eventstore import EventStore
+from libs.predictions import apply_event
 from libs.testing.polling import wait_until
 from services.gateway.bootstrap import MIGRATIONS as GATEWAY_MIGRATIONS
 from services.gateway.projection import SCHEMA as GATEWAY_SCHEMA
@@ -180,3 +181,32 @@ async def test_a_batch_with_an_event_tracked_before_is_rolled_back_whole(project
     # Neither the creation's tracking nor its view was kept.
     assert await projection.get(prediction_id) is None
     assert await projection.apply_batch([created]) == [Outcome.APPLIED]
+
+
+async def test_an_answer_stored_after_it_was_given_is_seen_by_every_read_of_this_replica(
+    projection: PredictionProjection,
+) -> None:
+    """`record_answer_soon` returns before its statement; a read right after it still shows the answer."""
+    ids = [uuid.uuid4().hex for _ in range(3)]
+    for prediction_id in ids:
+        await projection.apply_batch(_lifecycle(prediction_id)[:1])
+    for prediction_id in ids:
+        ended = apply_event(await projection.get(prediction_id), _lifecycle(prediction_id)[2])
+        projection.record_answer_soon(ended, 1)
+    assert (await projection.get(ids[0]))["status"] == "succeeded"
+    listed = await projection.list_for_account("alice", before=None, limit=100)
+    assert {view["id"]: view["status"] for view in listed if view["id"] in ids} == dict.fromkeys(ids, "succeeded")
+    # The scheduler's end, when it comes, still applies over the answer (it was stored at version 1).
+    lifecycle = _lifecycle(ids[0])
+    assert await projection.apply_batch(lifecycle[1:]) == [Outcome.APPLIED, Outcome.APPLIED]
+    assert (await projection.get(ids[0]))["output"] == "hello world"
+
+
+async def test_a_failed_deferred_answer_leaves_the_read_model_to_the_events(
+    projection: PredictionProjection, caplog: pytest.LogCaptureFixture,
+) -> None:
+    prediction_id = uuid.uuid4().hex
+    await projection.apply_batch(_lifecycle(prediction_id)[:1])
+    projection.record_answer_soon({"id": prediction_id, "status": "succeeded", "not_json": object()}, 1)
+    assert (await projection.get(prediction_id))["status"] == "starting"
+    assert "read model not updated" in caplog.text

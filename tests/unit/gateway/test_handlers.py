@@ -281,18 +281,28 @@ class SlowReadModel:
     def __init__(self) -> None:
         self.rows: dict[str, dict[str, Any]] = {}
         self.answers_over_missing_rows = 0
+        self.storing: set[asyncio.Task[None]] = set()
 
     async def apply_created(self, view: dict[str, Any]) -> None:
         await asyncio.sleep(0.05)
         self.rows.setdefault(view["id"], view)
 
+        self.storing: set[asyncio.Task[None]] = set()
+
     async def get(self, prediction_id: str) -> dict[str, Any] | None:
+        if self.storing:
+            await asyncio.wait(self.storing)
         return self.rows.get(prediction_id)
 
-    async def record_answer(self, view: dict[str, Any], stream_version: int) -> None:
+    def record_answer_soon(self, view: dict[str, Any], stream_version: int) -> None:
         if view["id"] not in self.rows:
             self.answers_over_missing_rows += 1
-        self.rows[view["id"]] = view
+
+        async def store() -> None:
+            await asyncio.sleep(0.01)
+            self.rows[view["id"]] = view
+
+        self.storing.add(asyncio.create_task(store()))
 
 
 class CompletedAtOnce(OneWaiter):
@@ -319,5 +329,5 @@ async def test_a_waited_prediction_is_stored_before_its_answer_and_before_it_is_
         deps, ALICE, version, handlers.NewPrediction(input={"text": "x"}), 5)
     assert created.view["status"] == "succeeded" and created.view["output"] == "hello x"
     assert deps.projection.answers_over_missing_rows == 0
-    assert deps.projection.rows["p1"]["status"] == "succeeded"
+    assert (await deps.projection.get("p1"))["status"] == "succeeded"
     assert deps.waiters.registered == 0
