@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from libs.bus.broker import stop_broker
 from libs.eventstore.tracking import keep_tracking_pruned
+from libs.runtime import settle_long_lived_objects
 from libs.telemetry import TraceMiddleware
 from services.gateway import errors
 from services.gateway.arrival import ArrivalMiddleware
@@ -44,6 +45,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.state.deps = deps
         stop = asyncio.Event()
         await deps.waiters.start()
+        settle_long_lived_objects()
         consumer = asyncio.create_task(consume_prediction_events(deps.bus, deps.projection, stop))
         pruning = asyncio.create_task(
             keep_tracking_pruned(deps.engine, SCHEMA, settings.tracking_retention_seconds, stop))
