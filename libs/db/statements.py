@@ -6,7 +6,10 @@ result processing); straight on psycopg it costs a fraction of that. The stateme
 (the scheduler's one-statement units of work and reads, the gateway's read-model reads and writes) go
 through here; transactions and everything else stay on SQLAlchemy.
 
-Statements are written with SQLAlchemy's `:name` parameters, so one text serves both paths.
+Statements are written with SQLAlchemy's `:name` parameters, so one text serves both paths. Here they are sent
+with PostgreSQL's own `$n` placeholders, each text translated once (`positional`), on psycopg's raw cursors:
+psycopg's own `%(name)s` parameters are parsed again at every execution of a statement longer than 4 KiB or
+with more than 50 parameters (a batch's write), and looked up and reordered at every other one.
 
 The connections are kept in a small pool of our own rather than psycopg_pool's: that one creates connections
 in the background, retrying with a growing backoff, and makes callers wait for them, so while the database is
@@ -43,9 +46,25 @@ CHECK_IDLE_AFTER = 1.0
 
 
 @lru_cache(maxsize=1024)
-def psycopg_text(statement: str) -> str:
-    """`:name` parameters as psycopg's `%(name)s` (a literal `%` doubled); `::type` casts are left alone."""
-    return PARAMETER.sub(r"%(\1)s", statement.replace("%", "%%"))
+def positional(statement: str) -> tuple[str, tuple[str, ...]]:
+    """`:name` parameters as PostgreSQL's `$n` (one number per name, in order of first use), and the names in
+    that order; `::type` casts are left alone."""
+    numbers: dict[str, int] = {}
+
+    def number(match: re.Match[str]) -> str:
+        return f"${numbers.setdefault(match.group(1), len(numbers) + 1)}"
+
+    return PARAMETER.sub(number, statement), tuple(numbers)
+
+
+def _bound(statement: str, params: dict[str, Any] | None) -> tuple[str, list[Any] | None]:
+    """The statement as sent, and its parameters in its placeholders' order (a missing one is a `KeyError`)."""
+    text, names = positional(statement)
+    if not names:
+        return text, None
+    if params is None:
+        raise KeyError(names[0])
+    return text, [params[name] for name in names]
 
 
 class Statements:
@@ -69,17 +88,17 @@ class Statements:
 
     async def execute(self, statement: str, params: dict[str, Any] | None = None) -> None:
         async with self._connection() as conn:
-            await conn.execute(psycopg_text(statement), params)
+            await conn.execute(*_bound(statement, params))
 
     async def fetch(self, statement: str, params: dict[str, Any] | None = None) -> list[Any]:
         """Every row, as named tuples (`row.column`)."""
         async with self._connection() as conn:
-            cursor = await conn.execute(psycopg_text(statement), params)
+            cursor = await conn.execute(*_bound(statement, params))
             return await cursor.fetchall()
 
     async def fetchone(self, statement: str, params: dict[str, Any] | None = None) -> Any | None:
         async with self._connection() as conn:
-            cursor = await conn.execute(psycopg_text(statement), params)
+            cursor = await conn.execute(*_bound(statement, params))
             return await cursor.fetchone()
 
     async def _take(self) -> Connection:
@@ -97,7 +116,8 @@ class Statements:
                 self._generation += 1
                 await self._drop_idle()
                 await conn.close()
-        return await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True, row_factory=namedtuple_row)
+        return await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True, row_factory=namedtuple_row,
+                                                     cursor_factory=psycopg.AsyncRawCursor)
 
     async def _drop_idle(self) -> None:
         stale, self._idle = self._idle, []
@@ -147,12 +167,12 @@ class StatementTransaction:
         self._conn = conn
 
     async def execute(self, statement: str, params: dict[str, Any] | None = None) -> None:
-        await self._conn.execute(psycopg_text(statement), params)
+        await self._conn.execute(*_bound(statement, params))
 
     async def fetch(self, statement: str, params: dict[str, Any] | None = None) -> list[Any]:
-        cursor = await self._conn.execute(psycopg_text(statement), params)
+        cursor = await self._conn.execute(*_bound(statement, params))
         return await cursor.fetchall()
 
     async def fetchone(self, statement: str, params: dict[str, Any] | None = None) -> Any | None:
-        cursor = await self._conn.execute(psycopg_text(statement), params)
+        cursor = await self._conn.execute(*_bound(statement, params))
         return await cursor.fetchone()

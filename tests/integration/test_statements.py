@@ -12,14 +12,29 @@ import pytest
 
 from libs.db import statements as statements_module
 from libs.db.engine import libpq_url
-from libs.db.statements import Statements, psycopg_text
+from libs.db.statements import Statements, positional
 
 pytestmark = pytest.mark.integration
 
 
-def test_parameters_casts_and_percent_signs_are_written_for_psycopg() -> None:
-    assert psycopg_text("SELECT CAST(:v AS jsonb), x::text FROM t WHERE a LIKE '5%' AND b = :b") == (
-        "SELECT CAST(%(v)s AS jsonb), x::text FROM t WHERE a LIKE '5%%' AND b = %(b)s")
+def test_parameters_become_numbered_placeholders_and_casts_and_percent_signs_stay() -> None:
+    assert positional("SELECT CAST(:v AS jsonb), x::text FROM t WHERE a LIKE '5%' AND b = :b OR c = :v") == (
+        "SELECT CAST($1 AS jsonb), x::text FROM t WHERE a LIKE '5%' AND b = $2 OR c = $1", ("v", "b"))
+
+
+async def test_a_parameter_used_twice_a_percent_sign_and_a_long_batch_statement(statements: Statements) -> None:
+    row = await statements.fetchone("SELECT CAST(:n AS int) + CAST(:n AS int) AS twice, '5%' AS percent", {"n": 21})
+    assert (row.twice, row.percent) == (42, "5%")
+    # Longer than psycopg's own cache of parsed statements (4 KiB, 50 parameters), as a batch's write is.
+    values = ", ".join(f"(CAST(:v{i} AS int))" for i in range(300))
+    rows = await statements.fetch(f"SELECT sum(x) AS total FROM (VALUES {values}) AS t(x)",
+                                  {f"v{i}": i for i in range(300)})
+    assert rows[0].total == sum(range(300))
+
+
+async def test_a_missing_parameter_is_refused_before_anything_is_sent(statements: Statements) -> None:
+    with pytest.raises(KeyError, match="b"):
+        await statements.execute("SELECT CAST(:a AS int), CAST(:b AS int)", {"a": 1})
 
 
 @pytest.fixture
