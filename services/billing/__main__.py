@@ -11,7 +11,7 @@ from libs.db.migrations import migrate
 from libs.eventstore.projections import rebuild_from_log
 from libs.eventstore.tracking import keep_tracking_pruned
 from libs.health import nats_check, postgres_check, serve_health
-from libs.runtime import configure_logging, run_until_stopped, stop_on_signals
+from libs.runtime import configure_logging, run_service, run_until_stopped, stop_on_signals
 from services.billing.bootstrap import MIGRATIONS, bootstrap, offline_store
 from services.billing.projections import PROJECTIONS, SCHEMA
 from services.billing.settings import OfflineSettings, Settings
@@ -57,7 +57,7 @@ def main(argv: list[str]) -> None:
         return
     settings = Settings()
     configure_logging(settings.service_name, settings.log_level)
-    asyncio.run(serve(settings))
+    run_service(serve(settings))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ def main() -> None:
         log_level=settings.log_level.lower() if settings.log_level.upper() != "INFO" else "warning",
         access_log=False,
         lifespan="on",
+        loop="uvloop",  # as every service's (libs.runtime.run_service)
         timeout_keep_alive=max(1, round(settings.keep_alive_timeout)),
         # Request lines and headers: complete within the deadline, and at most 64 KiB.
         http=with_header_timeout(settings.header_read_timeout),

@@ -11,7 +11,7 @@ from libs import telemetry
 from libs.blobs import FILES_BUCKET, delete_blob
 from libs.bus.nats import Bus, connect
 from libs.health import Check, nats_check, postgres_check, serve_health
-from libs.runtime import configure_logging, run_until_stopped, stop_on_signals
+from libs.runtime import configure_logging, run_service, run_until_stopped, stop_on_signals
 from services.registry import handlers
 from services.registry.bootstrap import Deps, bootstrap, migrate_schema, rebuild_projections
 from services.registry.rpc import SERVICE_NAME, create_rpc_server
@@ -86,7 +86,7 @@ def main(argv: list[str]) -> None:
         raise SystemExit(f"usage: python -m services.registry [rebuild-projections], not {' '.join(argv)}")
     provider = telemetry.setup(settings.service_name, settings.otlp_endpoint)
     try:
-        asyncio.run(serve(settings))
+        run_service(serve(settings))
     finally:
         if provider is not None:
             provider.shutdown()

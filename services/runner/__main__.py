@@ -6,7 +6,7 @@ import asyncio
 
 from libs import telemetry
 from libs.health import nats_check, serve_health
-from libs.runtime import configure_logging, run_until_stopped, stop_on_signals
+from libs.runtime import configure_logging, run_service, run_until_stopped, stop_on_signals
 from services.runner.bootstrap import bootstrap, forget_credentials
 from services.runner.settings import RunnerSettings
 
@@ -33,7 +33,7 @@ def main() -> None:
     forget_credentials()  # read once into settings; model processes inherit what is left
     configure_logging("runner", settings.log_level)
     telemetry.setup("runner", settings.otlp_endpoint)
-    asyncio.run(serve(settings))
+    run_service(serve(settings))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from libs import telemetry
 from libs.eventstore.tracking import keep_tracking_pruned
 from libs.health import nats_check, postgres_check, serve_health
 from libs.rpc import create_server
-from libs.runtime import configure_logging, run_until_stopped, stop_on_signals
+from libs.runtime import configure_logging, run_service, run_until_stopped, stop_on_signals
 from services.scheduler import metrics, rpc
 from services.scheduler.bootstrap import SCHEMA, bootstrap
 from services.scheduler.settings import SchedulerSettings
@@ -57,7 +57,7 @@ def main() -> None:
     if sys.argv[1:] == ["rebuild-projections"]:
         # The scheduler reads its aggregates straight from the log; it keeps no read model to rebuild.
         return
-    asyncio.run(serve(settings))
+    run_service(serve(settings))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from libs.runtime import YOUNG_COLLECTION_THRESHOLD, run_until_stopped, settle_long_lived_objects
+from libs.runtime import YOUNG_COLLECTION_THRESHOLD, run_service, run_until_stopped, settle_long_lived_objects
 
 
 @pytest.fixture
@@ -41,3 +41,15 @@ async def test_running_workers_settles_first_and_stops_when_told(restored_collec
     assert ran[0] > 0
     stop.set()
     await asyncio.wait_for(running, timeout=5)
+
+
+def test_a_service_runs_on_uvloop() -> None:
+    import uvloop
+
+    seen: list[asyncio.AbstractEventLoop] = []
+
+    async def main() -> None:
+        seen.append(asyncio.get_running_loop())
+
+    run_service(main())
+    assert isinstance(seen[0], uvloop.Loop)
