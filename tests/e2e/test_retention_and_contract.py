@@ -394,13 +394,18 @@ async def test_model_search_next_link_continues_the_search_in_the_official_clien
 
 
 async def test_readme_is_plain_markdown_or_404(platform) -> None:
+    # A model of its own: the modules' stacks share one database, and `cogwheel/hello-world` is everyone's.
+    name = f"readme-{uuid.uuid4().hex[:8]}"
     async with platform.client() as client:
-        missing = await client.get("/v1/models/cogwheel/hello-world/readme")
+        created = await client.post("/v1/models", json={"owner": "cogwheel", "name": name, "visibility": "public",
+                                                        "hardware": "cpu"})
+        assert created.status_code == 201, created.text
+        missing = await client.get(f"/v1/models/cogwheel/{name}/readme")
         assert missing.status_code == 404
         assert missing.headers["content-type"].startswith("application/problem+json")
-        updated = await client.patch("/v1/models/cogwheel/hello-world", json={"readme": "# Hello\n\nSays *hi*.\n"})
+        updated = await client.patch(f"/v1/models/cogwheel/{name}", json={"readme": "# Hello\n\nSays *hi*.\n"})
         assert updated.status_code == 200, updated.text
-        readme = await client.get("/v1/models/cogwheel/hello-world/readme")
+        readme = await client.get(f"/v1/models/cogwheel/{name}/readme")
     assert readme.status_code == 200
     assert readme.headers["content-type"].startswith("text/plain")
     assert readme.text == "# Hello\n\nSays *hi*.\n"
