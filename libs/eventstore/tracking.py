@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600.0
 PRUNE_INTERVAL_SECONDS = 600.0
 PRUNE_BATCH = 10_000
 
