@@ -6,12 +6,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from libs.infra.errors import InfraError
 from libs.infra.net import LOOPBACK, free_port, port_in_use, wait_for_port
-from libs.infra.process import last_log_line, pid_alive, stop_process
+from libs.infra.process import last_log_line, pid_alive, serialized, stop_process
 
 __all__ = ["EmbeddedNats", "find_nats_server"]
 
@@ -44,6 +45,7 @@ class EmbeddedNats:
         self.config = config
         self.port: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._lifecycle = threading.RLock()
 
     @property
     def url(self) -> str:
@@ -63,6 +65,7 @@ class EmbeddedNats:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
+    @serialized
     def start(self, timeout: float = 30.0) -> str:
         """Start the server and block until its client port accepts connections; return its URL."""
         binary = find_nats_server()
@@ -113,6 +116,7 @@ class EmbeddedNats:
                 time.sleep(0.05)
         self.pid_path.unlink(missing_ok=True)
 
+    @serialized
     def stop(self, grace: float = 10.0) -> None:
         """Stop the server (SIGTERM lets JetStream flush); idempotent."""
         if self._proc is not None:
@@ -128,6 +132,7 @@ class EmbeddedNats:
         """The exit code of a server that died (its child is reaped), None while it runs."""
         return self._proc.poll() if self._proc is not None else None
 
+    @serialized
     def restart(self, timeout: float = 30.0) -> str:
         """Start again on the same port and store after the server died (or was stopped)."""
         port = self.port or self.requested_port

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -17,7 +18,7 @@ from psycopg import sql
 from libs.infra.databases import ensure_database
 from libs.infra.errors import InfraError
 from libs.infra.net import LOOPBACK, free_port, port_in_use
-from libs.infra.process import last_log_line, pid_alive, stop_process
+from libs.infra.process import last_log_line, pid_alive, serialized, stop_process
 from libs.infra.runas import RunAs, run_as_for_postgres
 
 __all__ = ["EmbeddedPostgres", "find_pg_bin"]
@@ -80,6 +81,7 @@ class EmbeddedPostgres:
         self.run_as: RunAs | None = run_as_for_postgres()
         self._proc: subprocess.Popen[bytes] | None = None
         self._socket_dir: Path | None = None
+        self._lifecycle = threading.RLock()
 
     @property
     def log_path(self) -> Path:
@@ -202,6 +204,7 @@ class EmbeddedPostgres:
             return
         pidfile.unlink(missing_ok=True)
 
+    @serialized
     def start(self, timeout: float = 60.0) -> str:
         """initdb if needed, start the server, wait until it serves queries, ensure the database; return its URL."""
         port = self.requested_port or free_port()
@@ -253,6 +256,7 @@ class EmbeddedPostgres:
                     ) from exc
                 time.sleep(0.1)
 
+    @serialized
     def stop(self, grace: float = 30.0) -> None:
         """Fast shutdown (rolls back open transactions, checkpoints); idempotent."""
         if self._proc is not None and self._proc.poll() is None:
@@ -271,6 +275,7 @@ class EmbeddedPostgres:
         """The exit code of a server that died (its child is reaped), None while it runs."""
         return self._proc.poll() if self._proc is not None else None
 
+    @serialized
     def restart(self, timeout: float = 60.0) -> str:
         """Start again on the same port and data directory after the server died (or was stopped)."""
         port = self.port or self.requested_port

@@ -1,10 +1,27 @@
 """Small helpers for launching a server binary with its output captured in a log file."""
 
+import functools
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
-__all__ = ["last_log_line", "pid_alive", "stop_process"]
+__all__ = ["last_log_line", "pid_alive", "serialized", "stop_process"]
+
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def serialized(method: Method) -> Method:
+    """One at a time per server (its ``_lifecycle`` re-entrant lock): a supervisor restarts a server in a worker
+    thread while a shutdown may stop the same server from another, and neither may act on a half-done other."""
+
+    @functools.wraps(method)
+    def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._lifecycle:
+            return method(self, *args, **kwargs)
+
+    return locked  # type: ignore[return-value]
 
 
 def last_log_line(log_path: Path) -> str:
