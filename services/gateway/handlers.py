@@ -209,7 +209,8 @@ async def create_prediction_and_wait(
     created = await _create_in_scheduler(deps, account, version, request)
     remembered = asyncio.create_task(_remember_created(deps, created.view))
     try:
-        view = await wait_for_prediction(deps, created.view, seconds, since=since, remembered=remembered)
+        view = await wait_for_prediction(deps, created.view, seconds, since=since, remembered=remembered,
+                                         just_created=not created.replayed)
     finally:
         await remembered
     return Created(view, created.replayed)
@@ -251,19 +252,26 @@ async def _create_in_scheduler(
 
 async def wait_for_prediction(
     deps: Any, view: PredictionView, seconds: float, *, since: float | None = None,
-    remembered: Awaitable[None] | None = None,
+    remembered: Awaitable[None] | None = None, just_created: bool = False,
 ) -> PredictionView:
     """The prediction once it has finished, or as it is `seconds` after `since` (monotonic; default now).
-    `remembered`: the read model's insert of the prediction, awaited before an answer is stored over it."""
+    `remembered`: the read model's insert of the prediction, awaited before an answer is stored over it.
+    `just_created`: `view` is the scheduler's answer to this request's create. The first turn takes it as read
+    instead of reading the read model (whose row `remembered` is still writing): only this request knows the id
+    yet, and the end, the one change that could come first, reaches the waiter registered here."""
     prediction_id = view["id"]
     deadline = (time.monotonic() if since is None else since) + seconds
     waiter = deps.waiters.register(prediction_id)
     read: PredictionView | None = None
+    unread: PredictionView | None = view if just_created else None
     try:
         while True:
             current = waiter.latest_view
             if current is None or current["status"] not in TERMINAL_STATUSES:
-                if waiter.completion is not None and read is not None:
+                if unread is not None:
+                    current = read = unread
+                    unread = None
+                elif waiter.completion is not None and read is not None:
                     # Woken by the runner's completion: it is answered from the view read before it came (no read
                     # on the answer's path); an end the read model took meanwhile is in `latest_view`. Only once:
                     # a completion that cannot answer (a cold boot) leaves the later turns to read again.

@@ -6,6 +6,7 @@ import asyncio
 import enum
 import json
 import logging
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,9 @@ CONSUMER = GATEWAY_PREDICTIONS_DURABLE
 SCHEMA = "gateway"
 # `status NOT IN (...)`: the prediction has not ended.
 _TERMINAL_SQL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_STATUSES))
+CREATED = "prediction.created"
+# How many creations this replica stored (`apply_created`) it remembers until their event comes back.
+REMEMBERED_CREATIONS = 4096
 
 
 class Outcome(enum.Enum):
@@ -41,6 +45,9 @@ class PredictionProjection:
         self._js = js
         # Answers being stored (`record_answer_soon`), by prediction: this replica's reads wait for them.
         self._answering: dict[str, asyncio.Task[None]] = {}
+        # Predictions whose `prediction.created` this replica stored itself (`apply_created`, committed) and whose
+        # event has not come back yet: that event is applied already, so it is acknowledged without a statement.
+        self._stored_creations: OrderedDict[str, None] = OrderedDict()
 
     async def apply(self, event: Envelope) -> tuple[Outcome, dict[str, Any] | None]:
         """Apply one event; returns what happened and, when applied, the view it produced."""
@@ -79,7 +86,8 @@ class PredictionProjection:
         folded in stream order; each outcome is what `apply` would have said of that event after the ones before
         it in the batch."""
         outcomes: list[Outcome] = [Outcome.DUPLICATE] * len(events)
-        indexed = [(i, event) for i, event in enumerate(events) if event.type.startswith("prediction.")]
+        indexed = [(i, event) for i, event in enumerate(events)
+                   if event.type.startswith("prediction.") and not self._stored_by_this_replica(event)]
         if not indexed:
             return outcomes
         async with self._store.statements.transaction() as tx:
@@ -111,6 +119,17 @@ class PredictionProjection:
             for i, _ in applied:
                 outcomes[i] = Outcome.APPLIED
         return outcomes
+
+    def _stored_by_this_replica(self, event: Envelope) -> bool:
+        """A creation `apply_created` committed here: its row is at version 1 or later, so the event is a duplicate
+        (the first time it comes back; a redelivery reads the row like any other event)."""
+        if event.type != CREATED or event.stream_version != 1:
+            return False
+        try:
+            del self._stored_creations[event.data.get("id")]
+        except KeyError:
+            return False
+        return True
 
     async def record_answer(self, view: dict[str, Any], stream_version: int) -> None:
         """Store the end a `Prefer: wait` request was answered with before its events arrived (read your writes:
@@ -165,6 +184,9 @@ class PredictionProjection:
         # A durable commit: the consumer takes a row at version 1 for `prediction.created` already applied (and
         # acknowledges it), so this row must not be lost in a crash.
         await self._store.statements.execute(*_upsert_statement(view, 1, replace=False))
+        self._stored_creations[view["id"]] = None
+        if len(self._stored_creations) > REMEMBERED_CREATIONS:
+            self._stored_creations.popitem(last=False)  # its event is late: the consumer reads the row instead
 
     async def get(self, prediction_id: str) -> dict[str, Any] | None:
         if self._answering:

@@ -210,3 +210,27 @@ async def test_a_failed_deferred_answer_leaves_the_read_model_to_the_events(
     projection.record_answer_soon({"id": prediction_id, "status": "succeeded", "not_json": object()}, 1)
     assert (await projection.get(prediction_id))["status"] == "starting"
     assert "read model not updated" in caplog.text
+
+
+async def test_a_creation_this_replica_stored_comes_back_without_a_statement(
+    projection: PredictionProjection, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    prediction_id = uuid.uuid4().hex
+    created, started, succeeded = _lifecycle(prediction_id)
+    await projection.apply_created(apply_event(None, created))
+    statements = projection._store.statements
+    opened: list[int] = []
+    transaction = statements.transaction
+
+    def counted() -> Any:
+        opened.append(1)
+        return transaction()
+
+    monkeypatch.setattr(statements, "transaction", counted)
+    assert await projection.apply_batch([created]) == [Outcome.DUPLICATE]
+    assert opened == []
+    # A redelivery of the same event reads the row, as any event does.
+    assert await projection.apply_batch([created]) == [Outcome.DUPLICATE]
+    assert opened == [1]
+    assert await projection.apply_batch([started, succeeded]) == [Outcome.APPLIED, Outcome.APPLIED]
+    assert (await projection.get(prediction_id))["status"] == "succeeded"

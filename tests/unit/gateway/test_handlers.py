@@ -331,3 +331,45 @@ async def test_a_waited_prediction_is_stored_before_its_answer_and_before_it_is_
     assert deps.projection.answers_over_missing_rows == 0
     assert (await deps.projection.get("p1"))["status"] == "succeeded"
     assert deps.waiters.registered == 0
+
+
+class CountingReadModel(SlowReadModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def get(self, prediction_id: str) -> dict[str, Any] | None:
+        self.reads += 1
+        return await super().get(prediction_id)
+
+
+def _creates(view: dict[str, Any]) -> Any:
+    async def create_prediction(**request: Any) -> dict[str, Any]:
+        return dict(view)
+
+    return create_prediction
+
+
+STARTING = {"id": "p1", "account": "alice", "status": "starting", "source": "api", "input": {"text": "x"},
+            "output": None, "logs": "", "created_at": "2026-01-01T00:00:00+00:00", "stream_version": 1}
+
+
+async def test_a_prediction_just_created_is_answered_from_its_completion_without_a_read(deps: Any) -> None:
+    deps.projection, deps.waiters = CountingReadModel(), CompletedAtOnce()
+    deps.scheduler.create_prediction = _creates(STARTING)
+    created = await handlers.create_prediction_and_wait(
+        deps, ALICE, deps.registry.versions["a" * 64], handlers.NewPrediction(input={"text": "x"}), 5)
+    assert created.view["status"] == "succeeded" and created.view["output"] == "hello x"
+    assert deps.projection.reads == 0
+
+
+async def test_an_idempotent_replay_waits_on_what_the_read_model_holds(deps: Any) -> None:
+    """A replayed create answers with an earlier prediction, which may have moved on since: it is read first, and
+    a recorded end wins over the runner's report."""
+    deps.projection, deps.waiters = CountingReadModel(), CompletedAtOnce()
+    deps.projection.rows["p1"] = {**STARTING, "status": "canceled", "output": None}
+    deps.scheduler.create_prediction = _creates({**STARTING, "idempotent_replay": True})
+    created = await handlers.create_prediction_and_wait(
+        deps, ALICE, deps.registry.versions["a" * 64], handlers.NewPrediction(input={"text": "x"}), 5)
+    assert created.replayed and created.view["status"] == "canceled"
+    assert deps.projection.reads == 1
