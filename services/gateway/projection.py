@@ -25,7 +25,7 @@ SCHEMA = "gateway"
 # `status NOT IN (...)`: the prediction has not ended.
 _TERMINAL_SQL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_STATUSES))
 CREATED = "prediction.created"
-# How many creations this replica stored (`apply_created`) it remembers until their event comes back.
+# How many new predictions' ids a replica remembers (see `PredictionProjection._rows_awaiting_event`).
 REMEMBERED_CREATIONS = 4096
 
 
@@ -33,6 +33,28 @@ class Outcome(enum.Enum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"
     GAP = "gap"  # an earlier event of this prediction has not been applied yet
+
+
+class _RememberedIds:
+    """A bounded set of ids, each taken at most once: one forgotten (the oldest, past `size`) costs only the
+    statement remembering it would have spared."""
+
+    def __init__(self, size: int = REMEMBERED_CREATIONS) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+
+    def add(self, ids: Any) -> None:
+        for id_ in ids:
+            self._ids[id_] = None
+        while len(self._ids) > self._size:
+            self._ids.popitem(last=False)
+
+    def take(self, id_: Any) -> bool:
+        try:
+            del self._ids[id_]
+        except KeyError:
+            return False
+        return True
 
 
 class PredictionProjection:
@@ -45,9 +67,13 @@ class PredictionProjection:
         self._js = js
         # Answers being stored (`record_answer_soon`), by prediction: this replica's reads wait for them.
         self._answering: dict[str, asyncio.Task[None]] = {}
-        # Predictions whose `prediction.created` this replica stored itself (`apply_created`, committed) and whose
-        # event has not come back yet: that event is applied already, so it is acknowledged without a statement.
-        self._stored_creations: OrderedDict[str, None] = OrderedDict()
+        # A new prediction's row is written twice over: by the request that created it (`apply_created`, read your
+        # writes) and by the consumer of its `prediction.created`, whichever comes first; each committed row is
+        # remembered here so that, on this replica, the other one is skipped without a statement.
+        # Rows `apply_created` committed, whose event has not come back yet:
+        self._rows_awaiting_event = _RememberedIds()
+        # Rows the consumer committed from the event, whose request has not stored them yet:
+        self._rows_before_request = _RememberedIds()
 
     async def apply(self, event: Envelope) -> tuple[Outcome, dict[str, Any] | None]:
         """Apply one event; returns what happened and, when applied, the view it produced."""
@@ -116,20 +142,16 @@ class PredictionProjection:
             changed = {event.data["id"] for _, event in applied}
             await _track_and_upsert_all(tx, [event.id for _, event in applied],
                                         [(current[pid][1], current[pid][0]) for pid in sorted(changed)])
-            for i, _ in applied:
-                outcomes[i] = Outcome.APPLIED
+        for i, _ in applied:
+            outcomes[i] = Outcome.APPLIED
+        self._rows_before_request.add(event.data["id"] for _, event in applied if event.type == CREATED)
         return outcomes
 
     def _stored_by_this_replica(self, event: Envelope) -> bool:
         """A creation `apply_created` committed here: its row is at version 1 or later, so the event is a duplicate
         (the first time it comes back; a redelivery reads the row like any other event)."""
-        if event.type != CREATED or event.stream_version != 1:
-            return False
-        try:
-            del self._stored_creations[event.data.get("id")]
-        except KeyError:
-            return False
-        return True
+        return (event.type == CREATED and event.stream_version == 1
+                and self._rows_awaiting_event.take(event.data.get("id")))
 
     async def record_answer(self, view: dict[str, Any], stream_version: int) -> None:
         """Store the end a `Prefer: wait` request was answered with before its events arrived (read your writes:
@@ -183,10 +205,10 @@ class PredictionProjection:
         statement, so no transaction around it)."""
         # A durable commit: the consumer takes a row at version 1 for `prediction.created` already applied (and
         # acknowledges it), so this row must not be lost in a crash.
+        if self._rows_before_request.take(view["id"]):
+            return  # its event came first and the consumer committed the row
         await self._store.statements.execute(*_upsert_statement(view, 1, replace=False))
-        self._stored_creations[view["id"]] = None
-        if len(self._stored_creations) > REMEMBERED_CREATIONS:
-            self._stored_creations.popitem(last=False)  # its event is late: the consumer reads the row instead
+        self._rows_awaiting_event.add((view["id"],))
 
     async def get(self, prediction_id: str) -> dict[str, Any] | None:
         if self._answering:

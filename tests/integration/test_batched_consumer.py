@@ -234,3 +234,27 @@ async def test_a_creation_this_replica_stored_comes_back_without_a_statement(
     assert opened == [1]
     assert await projection.apply_batch([started, succeeded]) == [Outcome.APPLIED, Outcome.APPLIED]
     assert (await projection.get(prediction_id))["status"] == "succeeded"
+
+
+async def test_a_creation_whose_event_came_first_is_not_written_again_by_its_request(
+    projection: PredictionProjection, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    prediction_id = uuid.uuid4().hex
+    created, started, _ = _lifecycle(prediction_id)
+    assert await projection.apply_batch([created, started]) == [Outcome.APPLIED, Outcome.APPLIED]
+    statements = projection._store.statements
+    executed: list[str] = []
+    execute = statements.execute
+
+    async def counted(statement: str, params: Any = None) -> None:
+        executed.append(statement)
+        await execute(statement, params)
+
+    monkeypatch.setattr(statements, "execute", counted)
+    await projection.apply_created(apply_event(None, created))
+    assert executed == []
+    assert (await projection.get(prediction_id))["status"] == "processing"
+    # Another prediction's request still writes its row.
+    other = _lifecycle(uuid.uuid4().hex)[0]
+    await projection.apply_created(apply_event(None, other))
+    assert len(executed) == 1 and (await projection.get(other.data["id"]))["status"] == "starting"
