@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 BATCH = 256
 # How long a handed-off message's ack is awaited before it is left to a batch (published again, de-duplicated).
 HAND_OFF_ACK_TIMEOUT = 5.0
+# How long a NOTIFY waits before it wakes the relay. A commit of this process reaches the relay in-process (its
+# wake-up or hand-off names its positions), but its NOTIFY comes on another connection and often first: given
+# this moment, the committer has said so and the NOTIFY starts no drain of its own (a statement for nothing).
+NOTIFY_GRACE = 0.005
 
 
 class Outgoing(Protocol):
@@ -66,8 +70,9 @@ class OutboxRelay:
         self._database_url = database_url
         self._poll_interval = poll_interval
         self._wakeup = asyncio.Event()
-        self._recently_published: collections.deque[int] = collections.deque(maxlen=4096)
-        self._recently_published_set: set[int] = set()
+        # Outbox positions this relay published, handed off or was woken in-process for: their NOTIFYs are ignored.
+        self._recently_drained: collections.deque[int] = collections.deque(maxlen=4096)
+        self._recently_drained_set: set[int] = set()
         self._lock_key = zlib.crc32(f"cogwheel-outbox-{schema}".encode())
         self._conn: psycopg.AsyncConnection | None = None
         self._locked = False
@@ -81,7 +86,11 @@ class OutboxRelay:
         # Test hook: lets a test kill the relay between publish and delete.
         self._after_publish = after_publish
 
-    def wake(self) -> None:
+    def wake(self, committed: Sequence[int] = ()) -> None:
+        """Drain now. `committed`: outbox positions this process has just committed, which this wake-up drains:
+        their NOTIFY, arriving while the drain runs, then starts no second one."""
+        for position in committed:
+            self._remember(position)
         self._wakeup.set()
 
     async def hand_off(self, messages: Sequence[tuple[int, Outgoing]]) -> bool:
@@ -210,18 +219,22 @@ class OutboxRelay:
         return len(rows)
 
     def _remember(self, position: int) -> None:
-        if len(self._recently_published) == self._recently_published.maxlen:
-            self._recently_published_set.discard(self._recently_published[0])
-        self._recently_published.append(position)
-        self._recently_published_set.add(position)
+        if len(self._recently_drained) == self._recently_drained.maxlen:
+            self._recently_drained_set.discard(self._recently_drained[0])
+        self._recently_drained.append(position)
+        self._recently_drained_set.add(position)
 
     def _on_notify(self, payload: str) -> None:
         try:
-            if int(payload) in self._recently_published_set:
-                return  # our own commit, already published
+            position = int(payload)
         except ValueError:
-            pass
-        self._wakeup.set()
+            self._wakeup.set()
+            return
+        asyncio.get_running_loop().call_later(NOTIFY_GRACE, self._wake_unless_known, position)
+
+    def _wake_unless_known(self, position: int) -> None:
+        if position not in self._recently_drained_set:  # else our own commit, published or being drained
+            self._wakeup.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         listener = asyncio.create_task(self._listen(stop))

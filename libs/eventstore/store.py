@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -294,7 +294,8 @@ async def read_stream(conn: AsyncConnection, schema: str, stream_id: str) -> lis
 
 
 class EventStore:
-    """A service's event log; `on_commit` wakes the outbox relay so publishing adds no polling delay."""
+    """A service's event log; `on_commit` wakes the outbox relay so publishing adds no polling delay. It is told
+    the outbox positions the commit wrote, when the writer knows them (`one_statement`; otherwise none)."""
 
     def __init__(
         self,
@@ -302,7 +303,7 @@ class EventStore:
         schema: str,
         *,
         subject_for: SubjectFor = lambda _event: None,
-        on_commit: Callable[[], None] | None = None,
+        on_commit: Callable[[Sequence[int]], None] | None = None,
         hand_off: HandOff | None = None,
     ) -> None:
         self.engine = engine
@@ -320,7 +321,7 @@ class EventStore:
         self._on_commit = on_commit
         self._hand_off = hand_off
 
-    def set_on_commit(self, callback: Callable[[], None]) -> None:
+    def set_on_commit(self, callback: Callable[[Sequence[int]], None]) -> None:
         self._on_commit = callback
 
     def set_hand_off(self, hand_off: HandOff) -> None:
@@ -333,7 +334,7 @@ class EventStore:
             yield tx
             await tx.flush()
         if tx.enqueued and self._on_commit is not None:
-            self._on_commit()
+            self._on_commit(())
 
     @asynccontextmanager
     async def one_statement(self, *, opens_streams: bool = False) -> AsyncIterator[OneStatement]:
@@ -350,7 +351,7 @@ class EventStore:
         if opens_streams and self._hand_off is not None and await self._hand_off(enqueued):
             return
         if self._on_commit is not None:
-            self._on_commit()
+            self._on_commit([position for position, _ in enqueued])
 
     async def read_stream(self, stream_id: str) -> list[Envelope]:
         rows = await self.statements.fetch(_read_stream_statement(self.schema), {"s": stream_id})

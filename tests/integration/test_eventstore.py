@@ -232,6 +232,56 @@ async def test_running_relay_publishes_right_after_commit(engine, schema: str, b
     assert len(await _messages(bus, spec)) == 2
 
 
+async def _until(condition, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_commit_of_this_process_is_drained_once_whatever_its_notify_does(
+    engine, schema: str, bus: Bus, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit of this process reaches the relay in-process: a hand-off publishes it with no drain, a wake-up
+    drains it once. Its NOTIFY, which often arrives first, starts no drain of its own (a statement for nothing)."""
+    from libs.bus import relay as relay_module
+
+    monkeypatch.setattr(relay_module, "NOTIFY_GRACE", 0.3)  # a loaded machine still meets it
+    spec = await _stream(bus, schema)
+    store = _store(engine, schema)
+    relay = OutboxRelay(schema, bus, database_url=database_url, poll_interval=30)
+    store.set_on_commit(relay.wake)
+    store.set_hand_off(relay.hand_off)
+    drains: list[int] = []
+    drain_batch = relay._drain_batch
+
+    async def counted(conn) -> int:
+        sent = await drain_batch(conn)
+        drains.append(sent)
+        return sent
+
+    relay._drain_batch = counted  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await _until(lambda: drains == [0])  # the first drain, at start: it takes the lock
+        async with store.one_statement(opens_streams=True) as unit:
+            await unit.append("p-9", [new_event("thing.happened", "p-9", {"n": 0})], 0)
+        await _until(lambda: not relay._handing_off)
+        await asyncio.sleep(0.5)  # its NOTIFY has come and gone
+        assert drains == [0]
+        for n in (1, 2):
+            async with store.one_statement() as unit:
+                await unit.append("p-9", [new_event("thing.happened", "p-9", {"n": n})], n)
+            await _until(lambda n=n: sum(drains) == n)
+            await asyncio.sleep(0.5)
+        assert drains == [0, 1, 1]
+        assert [e.data["n"] for e in await _messages(bus, spec)] == [0, 1, 2]
+    finally:
+        stop.set()
+        await task
+
+
 async def test_tracking_makes_redelivery_a_no_op(engine, schema: str) -> None:
     store = _store(engine, schema)
     async with engine.begin() as conn:
@@ -369,7 +419,7 @@ async def test_messages_opening_new_streams_are_handed_off_before_the_unit_retur
     store = _store(engine, schema)
     relay = OutboxRelay(schema, bus, database_url=database_url, poll_interval=30)
     woken: list[str] = []
-    store.set_on_commit(lambda: woken.append("commit"))
+    store.set_on_commit(lambda _positions: woken.append("commit"))
     store.set_hand_off(relay.hand_off)
     received: asyncio.Queue[bytes] = asyncio.Queue()
 
@@ -410,7 +460,7 @@ async def test_a_relay_without_the_lock_or_a_failed_hand_off_leaves_the_messages
     holder = OutboxRelay(schema, bus, database_url=database_url)
     replica = OutboxRelay(schema, bus, database_url=database_url)
     woken: list[str] = []
-    store.set_on_commit(lambda: woken.append("commit"))
+    store.set_on_commit(lambda _positions: woken.append("commit"))
     try:
         assert await holder.drain() == 0
         # A replica without the lock publishes nothing itself: the commit wakes the relay as usual.
