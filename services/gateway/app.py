@@ -64,8 +64,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app = FastAPI(
         title="Cogwheel", version="0.1.0", lifespan=lifespan, openapi_url="/openapi.json", docs_url=None,
         redoc_url=None,
-        # TraceMiddleware opens the request's span; FastAPI's own would be a second one for the same request.
-        telemetry={"tracing": False},
+        # TraceMiddleware opens the request's span; FastAPI's own would be a second one for the same request. Its
+        # metrics and logs have no provider here, but left on they are looked for on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     errors.install(app)
     app.include_router(predictions.router)

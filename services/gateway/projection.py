@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import text
 
 from libs.bus.subjects import GATEWAY_PREDICTIONS_DURABLE
+from libs.db.coalesce import Coalesced
 from libs.db.statements import StatementTransaction
 from libs.events import Envelope
 from libs.eventstore import EventStore
@@ -74,6 +75,9 @@ class PredictionProjection:
         self._rows_awaiting_event = _RememberedIds()
         # Rows the consumer committed from the event, whose request has not stored them yet:
         self._rows_before_request = _RememberedIds()
+        # Polls and creates that reach the read model in the same turn of the event loop share one statement.
+        self._read_views = Coalesced(self._views_of)
+        self._store_created_rows = Coalesced(self._insert_created)
 
     async def apply(self, event: Envelope) -> tuple[Outcome, dict[str, Any] | None]:
         """Apply one event; returns what happened and, when applied, the view it produced."""
@@ -103,7 +107,7 @@ class PredictionProjection:
         if self._js is not None:
             event = await restore_event(self._js, event)
         view = apply_event(row.view if row else None, event)
-        await _upsert(conn, view, event.stream_version, replace=True)
+        await _upsert(conn, view, event.stream_version)
         return Outcome.APPLIED, view
 
     async def apply_batch(self, events: list[Envelope]) -> list[Outcome]:
@@ -207,15 +211,23 @@ class PredictionProjection:
         # acknowledges it), so this row must not be lost in a crash.
         if self._rows_before_request.take(view["id"]):
             return  # its event came first and the consumer committed the row
-        await self._store.statements.execute(*_upsert_statement(view, 1, replace=False))
+        await self._store_created_rows(view)
         self._rows_awaiting_event.add((view["id"],))
+
+    async def _insert_created(self, views: list[dict[str, Any]]) -> list[None]:
+        await self._store.statements.execute(*_insert_rows_statement([(view, 1) for view in views]))
+        return [None] * len(views)
 
     async def get(self, prediction_id: str) -> dict[str, Any] | None:
         if self._answering:
             await self.answers_stored(prediction_id)
-        row = await self._store.statements.fetchone(
-            f"SELECT view FROM {SCHEMA}.predictions WHERE id = :id", {"id": prediction_id})
-        return dict(row.view) if row else None
+        return await self._read_views(prediction_id)
+
+    async def _views_of(self, prediction_ids: list[str]) -> list[dict[str, Any] | None]:
+        rows = await self._store.statements.fetch(
+            f"SELECT id, view FROM {SCHEMA}.predictions WHERE id = ANY(:ids)", {"ids": prediction_ids})
+        views = {row.id: row.view for row in rows}
+        return [dict(views[id_]) if id_ in views else None for id_ in prediction_ids]
 
     async def list_for_account(
         self,
@@ -261,23 +273,11 @@ async def _track_and_upsert_all(tx: StatementTransaction, message_ids: list[str]
             (
                 f"WITH tracked AS (INSERT INTO {SCHEMA}.tracking (consumer, message_id)"
                 " SELECT :c, unnest(CAST(:message_ids AS text[])) ON CONFLICT DO NOTHING RETURNING 1),"
-                f" upserted AS (INSERT INTO {SCHEMA}.predictions (id, account, stream_version, status, created_at,"
-                " view) SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:accounts AS text[]),"
-                " CAST(:versions AS int[]), CAST(:statuses AS text[]), CAST(:created AS timestamptz[]),"
-                " CAST(:views AS jsonb[])) ON CONFLICT (id) DO UPDATE SET stream_version = EXCLUDED.stream_version,"
+                f" upserted AS ({_INSERT_ROWS} ON CONFLICT (id) DO UPDATE SET stream_version = EXCLUDED.stream_version,"
                 " status = EXCLUDED.status, view = EXCLUDED.view)"
                 " SELECT count(*) AS n FROM tracked"
             ),
-            {
-                "c": CONSUMER,
-                "message_ids": message_ids,
-                "ids": [view["id"] for view, _ in views],
-                "accounts": [view.get("account") or "" for view, _ in views],
-                "versions": [version for _, version in views],
-                "statuses": [view["status"] for view, _ in views],
-                "created": [datetime.fromisoformat(view["created_at"]) for view, _ in views],
-                "views": [json.dumps({**view, "stream_version": version}) for view, version in views],
-            },
+            {"c": CONSUMER, "message_ids": message_ids, **_rows_params(views)},
         )
     )
     tracked = row.n if row is not None else 0
@@ -285,13 +285,37 @@ async def _track_and_upsert_all(tx: StatementTransaction, message_ids: list[str]
         raise TrackedBefore(f"{len(message_ids) - tracked} of {len(message_ids)} events")
 
 
-def _upsert_statement(view: dict[str, Any], stream_version: int, *, replace: bool) -> tuple[str, dict[str, Any]]:
-    on_conflict = (
-        "DO UPDATE SET stream_version = :v, status = :status, view = CAST(:view AS jsonb)" if replace else "DO NOTHING"
-    )
-    return (
-        f"INSERT INTO {SCHEMA}.predictions (id, account, stream_version, status, created_at, view)"
-        f" VALUES (:id, :account, :v, :status, :created_at, CAST(:view AS jsonb)) ON CONFLICT (id) {on_conflict}",
+# Rows of the read model from arrays (`_rows_params`): a whole batch in one statement.
+_INSERT_ROWS = (
+    f"INSERT INTO {SCHEMA}.predictions (id, account, stream_version, status, created_at, view)"
+    " SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:accounts AS text[]), CAST(:versions AS int[]),"
+    " CAST(:statuses AS text[]), CAST(:created AS timestamptz[]), CAST(:views AS jsonb[]))"
+)
+
+
+def _rows_params(views: list[tuple[dict[str, Any], int]]) -> dict[str, Any]:
+    return {
+        "ids": [view["id"] for view, _ in views],
+        "accounts": [view.get("account") or "" for view, _ in views],
+        "versions": [version for _, version in views],
+        "statuses": [view["status"] for view, _ in views],
+        "created": [datetime.fromisoformat(view["created_at"]) for view, _ in views],
+        "views": [json.dumps({**view, "stream_version": version}) for view, version in views],
+    }
+
+
+def _insert_rows_statement(views: list[tuple[dict[str, Any], int]]) -> tuple[str, dict[str, Any]]:
+    """New rows; one that exists already is left as it is."""
+    return f"{_INSERT_ROWS} ON CONFLICT (id) DO NOTHING", _rows_params(views)
+
+
+async def _upsert(conn: Any, view: dict[str, Any], stream_version: int) -> None:
+    await conn.execute(
+        text(
+            f"INSERT INTO {SCHEMA}.predictions (id, account, stream_version, status, created_at, view)"
+            " VALUES (:id, :account, :v, :status, :created_at, CAST(:view AS jsonb)) ON CONFLICT (id)"
+            " DO UPDATE SET stream_version = :v, status = :status, view = CAST(:view AS jsonb)"
+        ),
         {
             "id": view["id"],
             "account": view.get("account") or "",
@@ -301,11 +325,6 @@ def _upsert_statement(view: dict[str, Any], stream_version: int, *, replace: boo
             "view": json.dumps({**view, "stream_version": stream_version}),
         },
     )
-
-
-async def _upsert(conn: Any, view: dict[str, Any], stream_version: int, *, replace: bool) -> None:
-    statement, params = _upsert_statement(view, stream_version, replace=replace)
-    await conn.execute(text(statement), params)
 
 
 async def run_counts(engine: Any, models: list[str]) -> dict[str, int]:

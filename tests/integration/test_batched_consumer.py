@@ -258,3 +258,37 @@ async def test_a_creation_whose_event_came_first_is_not_written_again_by_its_req
     other = _lifecycle(uuid.uuid4().hex)[0]
     await projection.apply_created(apply_event(None, other))
     assert len(executed) == 1 and (await projection.get(other.data["id"]))["status"] == "starting"
+
+
+async def test_creates_and_polls_of_one_turn_share_a_statement_and_each_gets_its_own_row(
+    projection: PredictionProjection, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    statements = projection._store.statements
+    sent: list[str] = []
+    execute, fetch = statements.execute, statements.fetch
+
+    async def counted_execute(statement: str, params: Any = None) -> None:
+        sent.append(statement)
+        await execute(statement, params)
+
+    async def counted_fetch(statement: str, params: Any = None) -> list[Any]:
+        sent.append(statement)
+        return await fetch(statement, params)
+
+    monkeypatch.setattr(statements, "execute", counted_execute)
+    monkeypatch.setattr(statements, "fetch", counted_fetch)
+    created = [_lifecycle(uuid.uuid4().hex)[0] for _ in range(3)]
+    await asyncio.gather(*(projection.apply_created(apply_event(None, event)) for event in created))
+    assert len(sent) == 1
+    ids = [event.data["id"] for event in created]
+    views = await asyncio.gather(*(projection.get(id_) for id_ in [*ids, "missing"]))
+    assert [view["id"] for view in views[:3]] == ids and views[3] is None
+    assert all(view["status"] == "starting" for view in views[:3])
+    assert len(sent) == 2
+    # One bad view fails its own create only.
+    broken = {**apply_event(None, _lifecycle(uuid.uuid4().hex)[0]), "created_at": "never"}
+    good = apply_event(None, _lifecycle(uuid.uuid4().hex)[0])
+    outcomes = await asyncio.gather(projection.apply_created(broken), projection.apply_created(good),
+                                    return_exceptions=True)
+    assert isinstance(outcomes[0], ValueError) and outcomes[1] is None
+    assert (await projection.get(good["id"]))["status"] == "starting"
