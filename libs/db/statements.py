@@ -141,7 +141,10 @@ class Statements:
             try:
                 yield conn
                 reusable = True
-            except psycopg.OperationalError:
+            except psycopg.OperationalError as exc:
+                if _statement_failed(exc):
+                    reusable = True
+                    raise
                 # The database went away or restarted: the idle connections are as stale as this one.
                 self._generation += 1
                 await self._drop_idle()
@@ -158,6 +161,16 @@ class Statements:
                     self._idle.append((conn, time.monotonic()))
                 else:
                     await conn.close()
+
+
+# OperationalErrors that say nothing of the connection: a serialization failure or deadlock (class 40), a lock not
+# available, a statement cancelled or timed out. The statement or transaction rolled back and the connection is
+# idle again, so it is taken back (and the idle ones are kept) as after any other error of a statement.
+_STATEMENT_SQLSTATES = ("40", "55P03", "57014")
+
+
+def _statement_failed(exc: psycopg.OperationalError) -> bool:
+    return (exc.sqlstate or "").startswith(_STATEMENT_SQLSTATES)
 
 
 class StatementTransaction:

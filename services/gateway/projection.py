@@ -10,11 +10,12 @@ from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import text
 
 from libs.bus.subjects import GATEWAY_PREDICTIONS_DURABLE
 from libs.db.coalesce import Coalesced
-from libs.db.statements import StatementTransaction
+from libs.db.statements import Statements, StatementTransaction
 from libs.events import Envelope
 from libs.eventstore import EventStore
 from libs.predictions import TERMINAL_EVENT_TYPES, TERMINAL_STATUSES, apply_event, restore_event
@@ -68,6 +69,9 @@ class PredictionProjection:
         self._js = js
         # Answers being stored (`record_answer_soon`), by prediction: this replica's reads wait for them.
         self._answering: dict[str, asyncio.Task[None]] = {}
+        # Creations being stored (`apply_created`), by prediction: the consumer waits for them rather than write
+        # the same row at the same moment.
+        self._creating: dict[str, asyncio.Future[None]] = {}
         # A new prediction's row is written twice over: by the request that created it (`apply_created`, read your
         # writes) and by the consumer of its `prediction.created`, whichever comes first; each committed row is
         # remembered here so that, on this replica, the other one is skipped without a statement.
@@ -111,41 +115,92 @@ class PredictionProjection:
         return Outcome.APPLIED, view
 
     async def apply_batch(self, events: list[Envelope]) -> list[Outcome]:
-        """Apply a batch in one transaction of two statements, whatever its size: a locking read, then one
-        statement tracking every event and upserting every changed prediction. Events of one prediction are
-        folded in stream order; each outcome is what `apply` would have said of that event after the ones before
-        it in the batch."""
+        """Apply a batch in two statements, whatever its size: a read of the predictions concerned, then one
+        statement that tracks every event and writes every changed prediction, but only if none of those rows
+        changed since the read and no event was tracked before (`_write_checked`). When one did, nothing was
+        written and the batch is applied again in a transaction that locks the rows first (`_apply_locked`).
+        Events of one prediction are folded in stream order; each outcome is what `apply` would have said of that
+        event after the ones before it in the batch."""
         outcomes: list[Outcome] = [Outcome.DUPLICATE] * len(events)
+        await self._rows_being_written(events)
         indexed = [(i, event) for i, event in enumerate(events)
                    if event.type.startswith("prediction.") and not self._stored_by_this_replica(event)]
         if not indexed:
             return outcomes
+        rows = await self._store.statements.fetch(
+            f"SELECT id, stream_version, view, xmin::text AS x FROM {SCHEMA}.predictions WHERE id = ANY(:ids)",
+            {"ids": sorted({event.data["id"] for _, event in indexed})},
+        )
+        current = {row.id: (row.stream_version, row.view) for row in rows}
+        read_as = {row.id: row.x for row in rows}
+        applied = await self._fold(indexed, current, outcomes)
+        if not applied:
+            return outcomes
+        changed = sorted({event.data["id"] for _, event in applied})
+        try:
+            await _write_checked(self._store.statements, [event.id for _, event in applied],
+                                 [(current[pid][1], current[pid][0]) for pid in changed],
+                                 [read_as.get(pid) for pid in changed])
+        except psycopg.errors.SerializationFailure:
+            return await self._apply_locked(events, indexed)
+        return self._applied(outcomes, applied)
+
+    async def _rows_being_written(self, events: list[Envelope]) -> None:
+        """Wait for this replica's own writes of these predictions' rows (a creation, an answer) still under way:
+        read after them, the batch neither collides with them nor repeats a creation this replica stored."""
+        if not (self._creating or self._answering):
+            return
+        writes: set[asyncio.Future[None]] = set()
+        for event in events:
+            prediction_id = str(event.data.get("id"))
+            write = self._creating.get(prediction_id) or self._answering.get(prediction_id)
+            if write is not None:
+                writes.add(write)
+        if writes:
+            # `wait` neither raises a write's error nor cancels the write when the consumer is stopped.
+            await asyncio.wait(writes)
+
+    async def _apply_locked(self, events: list[Envelope], indexed: list[tuple[int, Envelope]]) -> list[Outcome]:
+        """`apply_batch` in one transaction: a locking read, then the statement tracking every event and upserting
+        every changed prediction (an event tracked before rolls it all back: `TrackedBefore`)."""
+        outcomes: list[Outcome] = [Outcome.DUPLICATE] * len(events)
         async with self._store.statements.transaction() as tx:
-            ids = sorted({event.data["id"] for _, event in indexed})
             rows = await tx.fetch(
                 f"SELECT id, stream_version, view FROM {SCHEMA}.predictions WHERE id = ANY(:ids)"
                 " ORDER BY id FOR UPDATE",
-                {"ids": ids},
+                {"ids": sorted({event.data["id"] for _, event in indexed})},
             )
             current = {row.id: (row.stream_version, row.view) for row in rows}
-            applied: list[tuple[int, Envelope]] = []
-            for i, event in sorted(indexed, key=lambda item: (item[1].data["id"], item[1].stream_version)):
-                version, view = current.get(event.data["id"], (0, None))
-                if event.stream_version <= version:
-                    continue
-                skips_ahead = view is not None and event.type in TERMINAL_EVENT_TYPES
-                if event.stream_version != version + 1 and not skips_ahead:
-                    outcomes[i] = Outcome.GAP
-                    continue
-                if self._js is not None:
-                    event = await restore_event(self._js, event)
-                current[event.data["id"]] = (event.stream_version, apply_event(view, event))
-                applied.append((i, event))
+            applied = await self._fold(indexed, current, outcomes)
             if not applied:
                 return outcomes
             changed = {event.data["id"] for _, event in applied}
             await _track_and_upsert_all(tx, [event.id for _, event in applied],
                                         [(current[pid][1], current[pid][0]) for pid in sorted(changed)])
+        return self._applied(outcomes, applied)
+
+    async def _fold(self, indexed: list[tuple[int, Envelope]], current: dict[str, tuple[int, Any]],
+                    outcomes: list[Outcome]) -> list[tuple[int, Envelope]]:
+        """Fold the events onto `current` (id -> (version, view), updated in place) in stream order; returns the
+        events applied, and marks the gaps in `outcomes`."""
+        applied: list[tuple[int, Envelope]] = []
+        for i, event in sorted(indexed, key=lambda item: (item[1].data["id"], item[1].stream_version)):
+            version, view = current.get(event.data["id"], (0, None))
+            if event.stream_version <= version:
+                continue
+            # A terminal event carries every field a finished prediction shows, so it may overtake the events
+            # before it; those then count as already applied.
+            skips_ahead = view is not None and event.type in TERMINAL_EVENT_TYPES
+            if event.stream_version != version + 1 and not skips_ahead:
+                outcomes[i] = Outcome.GAP
+                continue
+            if self._js is not None:
+                event = await restore_event(self._js, event)
+            current[event.data["id"]] = (event.stream_version, apply_event(view, event))
+            applied.append((i, event))
+        return applied
+
+    def _applied(self, outcomes: list[Outcome], applied: list[tuple[int, Envelope]]) -> list[Outcome]:
         for i, _ in applied:
             outcomes[i] = Outcome.APPLIED
         self._rows_before_request.add(event.data["id"] for _, event in applied if event.type == CREATED)
@@ -209,10 +264,17 @@ class PredictionProjection:
         statement, so no transaction around it)."""
         # A durable commit: the consumer takes a row at version 1 for `prediction.created` already applied (and
         # acknowledges it), so this row must not be lost in a crash.
-        if self._rows_before_request.take(view["id"]):
+        prediction_id = view["id"]
+        if self._rows_before_request.take(prediction_id):
             return  # its event came first and the consumer committed the row
-        await self._store_created_rows(view)
-        self._rows_awaiting_event.add((view["id"],))
+        creating = self._creating[prediction_id] = asyncio.get_running_loop().create_future()
+        try:
+            await self._store_created_rows(view)
+            self._rows_awaiting_event.add((prediction_id,))
+        finally:
+            creating.set_result(None)
+            if self._creating.get(prediction_id) is creating:
+                del self._creating[prediction_id]
 
     async def _insert_created(self, views: list[dict[str, Any]]) -> list[None]:
         await self._store.statements.execute(*_insert_rows_statement([(view, 1) for view in views]))
@@ -302,6 +364,34 @@ def _rows_params(views: list[tuple[dict[str, Any], int]]) -> dict[str, Any]:
         "created": [datetime.fromisoformat(view["created_at"]) for view, _ in views],
         "views": [json.dumps({**view, "stream_version": version}) for view, version in views],
     }
+
+
+async def _write_checked(statements: Statements, message_ids: list[str], views: list[tuple[dict[str, Any], int]],
+                         read_as: list[str | None]) -> None:
+    """One statement for a whole batch, without locks: track its events and write each changed prediction's latest
+    view, updating a row only if it is the row version it was folded from (`read_as`, its xmin; None: there was no
+    row, and one is inserted). Any row changed meanwhile, or any event tracked before, fails it whole
+    (`require_applied`: serialization_failure), writing nothing."""
+    params = {"c": CONSUMER, "message_ids": message_ids, "xmins": read_as, **_rows_params(views),
+              "n_rows": len(views), "n_events": len(message_ids)}
+    await statements.execute(
+        "WITH rows AS (SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:accounts AS text[]), CAST(:versions AS int[]),"
+        " CAST(:statuses AS text[]), CAST(:created AS timestamptz[]), CAST(:views AS jsonb[]),"
+        " CAST(:xmins AS text[])) AS r(id, account, stream_version, status, created_at, view, x)),"
+        f" updated AS (UPDATE {SCHEMA}.predictions AS p SET stream_version = r.stream_version, status = r.status,"
+        # `p.id = ANY(:ids)` reaches the rows by their key: a generic plan joining the unnested arrays alone may
+        # scan the whole table.
+        " view = r.view FROM rows AS r WHERE p.id = ANY(CAST(:ids AS text[])) AND p.id = r.id AND r.x IS NOT NULL"
+        " AND p.xmin = CAST(r.x AS xid) RETURNING 1),"
+        f" inserted AS (INSERT INTO {SCHEMA}.predictions (id, account, stream_version, status, created_at, view)"
+        " SELECT id, account, stream_version, status, created_at, view FROM rows WHERE x IS NULL"
+        " ON CONFLICT (id) DO NOTHING RETURNING 1),"
+        f" tracked AS (INSERT INTO {SCHEMA}.tracking (consumer, message_id)"
+        " SELECT :c, unnest(CAST(:message_ids AS text[])) ON CONFLICT DO NOTHING RETURNING 1)"
+        f" SELECT {SCHEMA}.require_applied((SELECT count(*) FROM updated) + (SELECT count(*) FROM inserted) = :n_rows"
+        " AND (SELECT count(*) FROM tracked) = :n_events)",
+        params,
+    )
 
 
 def _insert_rows_statement(views: list[tuple[dict[str, Any], int]]) -> tuple[str, dict[str, Any]]:

@@ -15,6 +15,7 @@ from libs.bus.consumer import ReceivedMessage, Retry, run_batch_consumer
 from libs.bus.nats import Bus, Publication, connect
 from libs.bus.subjects import StreamSpec
 from libs.db import create_engine
+from libs.db.coalesce import Coalesced
 from libs.db.migrations import migrate
 from libs.events import Envelope, new_event
 from libs.eventstore import EventStore
@@ -219,19 +220,19 @@ async def test_a_creation_this_replica_stored_comes_back_without_a_statement(
     created, started, succeeded = _lifecycle(prediction_id)
     await projection.apply_created(apply_event(None, created))
     statements = projection._store.statements
-    opened: list[int] = []
-    transaction = statements.transaction
+    reads: list[str] = []
+    fetch = statements.fetch
 
-    def counted() -> Any:
-        opened.append(1)
-        return transaction()
+    async def counted(statement: str, params: Any = None) -> list[Any]:
+        reads.append(statement)
+        return await fetch(statement, params)
 
-    monkeypatch.setattr(statements, "transaction", counted)
+    monkeypatch.setattr(statements, "fetch", counted)
     assert await projection.apply_batch([created]) == [Outcome.DUPLICATE]
-    assert opened == []
+    assert reads == []
     # A redelivery of the same event reads the row, as any event does.
     assert await projection.apply_batch([created]) == [Outcome.DUPLICATE]
-    assert opened == [1]
+    assert len(reads) == 1
     assert await projection.apply_batch([started, succeeded]) == [Outcome.APPLIED, Outcome.APPLIED]
     assert (await projection.get(prediction_id))["status"] == "succeeded"
 
@@ -292,3 +293,92 @@ async def test_creates_and_polls_of_one_turn_share_a_statement_and_each_gets_its
                                     return_exceptions=True)
     assert isinstance(outcomes[0], ValueError) and outcomes[1] is None
     assert (await projection.get(good["id"]))["status"] == "starting"
+
+
+def _changed_right_after_the_read(projection: PredictionProjection, monkeypatch: pytest.MonkeyPatch,
+                                  change: Any) -> list[int]:
+    """Make `change` happen between the batch's unlocked read and its write; returns the locked retries seen."""
+    statements = projection._store.statements
+    fetch, transaction = statements.fetch, statements.transaction
+    locked: list[int] = []
+
+    async def fetch_then_change(statement: str, params: Any = None) -> list[Any]:
+        rows = await fetch(statement, params)
+        if "xmin" in statement:
+            await change()
+        return rows
+
+    def counted_transaction() -> Any:
+        locked.append(1)
+        return transaction()
+
+    monkeypatch.setattr(statements, "fetch", fetch_then_change)
+    monkeypatch.setattr(statements, "transaction", counted_transaction)
+    return locked
+
+
+async def test_a_row_changed_after_the_read_is_not_overwritten_the_batch_is_applied_again_under_locks(
+    projection: PredictionProjection, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An answer stored meanwhile keeps the row's version; the batch folded from the row before it must not undo
+    it, so the write finds the row changed, writes nothing, and the locked retry folds onto the answer."""
+    prediction_id = uuid.uuid4().hex
+    created, started, succeeded = _lifecycle(prediction_id)
+    assert await projection.apply_batch([created]) == [Outcome.APPLIED]
+    answered = apply_event(await projection.get(prediction_id), succeeded)
+    locked = _changed_right_after_the_read(projection, monkeypatch,
+                                           lambda: projection.record_answer(answered, 1))
+    assert await projection.apply_batch([started]) == [Outcome.APPLIED]
+    assert locked == [1]
+    view = await projection.get(prediction_id)
+    assert view["status"] == "succeeded" and view["output"] == "hello world" and view["stream_version"] == 2
+
+
+async def test_a_row_created_after_the_read_is_not_overwritten_the_batch_is_applied_again_under_locks(
+    projection: PredictionProjection, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    prediction_id = uuid.uuid4().hex
+    created, started, _ = _lifecycle(prediction_id)
+    stored = {**apply_event(None, created), "logs": "stored by the create request"}
+    locked = _changed_right_after_the_read(projection, monkeypatch, lambda: projection.apply_created(stored))
+    assert await projection.apply_batch([created, started]) == [Outcome.DUPLICATE, Outcome.APPLIED]
+    assert locked == [1]
+    view = await projection.get(prediction_id)
+    assert view["status"] == "processing" and view["logs"] == "stored by the create request"
+
+
+async def test_a_batch_whose_rows_did_not_change_is_written_without_a_transaction(
+    projection: PredictionProjection, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    prediction_id = uuid.uuid4().hex
+    locked = _changed_right_after_the_read(projection, monkeypatch, lambda: asyncio.sleep(0))
+    assert await projection.apply_batch(_lifecycle(prediction_id)) == [Outcome.APPLIED] * 3
+    assert await projection.apply_batch(_lifecycle(prediction_id)) == [Outcome.DUPLICATE] * 3
+    assert locked == []
+    assert (await projection.get(prediction_id))["status"] == "succeeded"
+
+
+async def test_the_consumer_waits_for_the_creation_this_replica_is_storing_and_repeats_nothing(
+    projection: PredictionProjection,
+) -> None:
+    """The event of a creation whose request is still storing its row waits for that write: then it is known as
+    stored here, and is acknowledged without writing the row a second time."""
+    prediction_id = uuid.uuid4().hex
+    created, started, _ = _lifecycle(prediction_id)
+    release = asyncio.Event()
+    insert = projection._insert_created
+
+    async def slow_insert(views: list[dict[str, Any]]) -> list[None]:
+        await release.wait()
+        return await insert(views)
+
+    projection._store_created_rows = Coalesced(slow_insert)
+    storing = asyncio.create_task(projection.apply_created(apply_event(None, created)))
+    await asyncio.sleep(0.05)
+    consuming = asyncio.create_task(projection.apply_batch([created, started]))
+    await asyncio.sleep(0.05)
+    assert not consuming.done()  # waiting for the row being stored
+    release.set()
+    await storing
+    assert await consuming == [Outcome.DUPLICATE, Outcome.APPLIED]
+    assert (await projection.get(prediction_id))["status"] == "processing"

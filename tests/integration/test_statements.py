@@ -66,6 +66,19 @@ async def test_rows_come_back_named_and_a_statement_error_keeps_the_connection(s
     assert await statements.fetchone(f"SELECT id FROM {table} WHERE id = 'missing'") is None
 
 
+async def test_a_serialization_failure_keeps_the_connection_and_its_prepared_statements(
+    statements: Statements,
+) -> None:
+    """A serialization failure is an OperationalError, as a lost connection is; unlike one it leaves the
+    connection (and every idle one) usable, so an expected conflict does not cost reconnecting."""
+    first = await statements.fetchone("SELECT pg_backend_pid() AS pid")
+    with pytest.raises(psycopg.errors.SerializationFailure):
+        await statements.execute(
+            "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = 'serialization_failure'; END $$")
+    again = await statements.fetchone("SELECT pg_backend_pid() AS pid")
+    assert again.pid == first.pid
+
+
 async def test_connections_dropped_by_the_database_cost_one_statement(statements: Statements,
                                                                       database_url: str) -> None:
     # Three connections in use at once, then idle in the pool.
