@@ -180,3 +180,35 @@ async def test_the_broker_continues_the_publisher_trace(secured, registry_bus) -
         assert seen == [int(trace_id, 16)]
     finally:
         await stop_broker(broker)
+
+
+async def test_a_deleted_version_is_forgotten_at_once_by_every_gateway(gateway, registry_bus) -> None:
+    client, stub, _ = gateway
+    calls: list[str] = []
+
+    async def get_version(request: Any) -> Any:  # the registry's GetVersion
+        calls.append(request.version_id)
+        return request
+
+    stub.GetVersion = get_version  # type: ignore[attr-defined]
+    import services.gateway.adapters.registry_grpc as registry_grpc
+
+    original_view = registry_grpc.version_view
+    # The n-th answer for a version says n: a cached copy keeps saying what it said first.
+    registry_grpc.version_view = lambda reply: {"id": reply.version_id, "n": calls.count(reply.version_id)}
+    try:
+        assert (await client.get_version_cached("v1"))["n"] == 1
+        assert (await client.get_version_cached("v2"))["id"] == "v2"
+        assert (await client.get_version_cached("v1"))["n"] == 1 and calls == ["v1", "v2"]  # cached
+        event = new_event("version.deleted", "model-alice/hello",
+                          {"id": "v1", "owner": "alice", "name": "hello", "deleted_at": "2026-01-01T00:00:00Z"})
+        await registry_bus.publish(event_subject("registry", "version.deleted"), event.to_json(), msg_id=str(event.id))
+
+        async def forgotten() -> bool:
+            return "v1" not in client._versions
+
+        await wait_until(forgotten, timeout=10)
+        assert "v2" in client._versions  # only the deleted one
+        assert (await client.get_version_cached("v1"))["n"] == 2 and calls == ["v1", "v2", "v1"]
+    finally:
+        registry_grpc.version_view = original_view  # type: ignore[assignment]

@@ -13,7 +13,7 @@ import grpc
 from faststream.nats import NatsBroker
 from faststream.nats.annotations import NatsMessage
 
-from libs.bus.subjects import REGISTRY_MEMBERSHIP_EVENTS, REGISTRY_TOKEN_EVENTS
+from libs.bus.subjects import REGISTRY_MEMBERSHIP_EVENTS, REGISTRY_TOKEN_EVENTS, REGISTRY_VERSION_DELETED
 from libs.events import Envelope
 from libs.modelpkg import PushedPackage
 from libs.pb.cogwheel.registry.v1 import registry_pb2, registry_pb2_grpc
@@ -220,6 +220,13 @@ class GrpcRegistryClient:
             if data is not None:
                 self.forget(username=str(data.get("member", "")))
 
+        # Cached versions too (`get_version_cached`): a deleted one is forgotten at once, not after its TTL.
+        @broker.subscriber(REGISTRY_VERSION_DELETED, no_reply=True, title="gateway-forget-version")
+        async def on_version_deleted(message: NatsMessage) -> None:
+            data = _event_data(message)
+            if data is not None:
+                self.forget_version(str(data.get("id", "")))
+
     async def get_model(self, owner: str, name: str) -> dict[str, Any]:
         return model_view(await self._stub.GetModel(registry_pb2.GetModelRequest(owner=owner, name=name)))
 
@@ -237,6 +244,9 @@ class GrpcRegistryClient:
             self._versions.clear()
         self._versions[version_id] = (now + ttl, version)
         return version
+
+    def forget_version(self, version_id: str) -> None:
+        self._versions.pop(version_id, None)
 
     async def list_versions(self, owner: str, name: str) -> list[dict[str, Any]]:
         reply = await self._stub.ListVersions(registry_pb2.ListVersionsRequest(owner=owner, name=name))
@@ -309,6 +319,7 @@ class GrpcRegistryClient:
         await self._stub.DeleteVersion(
             registry_pb2.DeleteVersionRequest(owner=owner, name=name, version_id=version_id)
         )
+        self.forget_version(version_id)  # this gateway at once; the others when `version.deleted` reaches them
 
     async def create_file(self, **fields: Any) -> dict[str, Any]:
         return file_view(await self._stub.CreateFile(registry_pb2.CreateFileRequest(**fields)))

@@ -225,8 +225,9 @@ async def list_versions(
 
 
 async def _version_of(request: Request, owner: str, name: str, version_id: str) -> dict[str, Any]:
+    # Versions never change; every gateway forgets a deleted one as soon as the registry says so.
     try:
-        version = await _deps(request).registry.get_version(version_id)
+        version = await _deps(request).registry.get_version_cached(version_id)
     except RpcNotFound as exc:
         raise not_found() from exc
     if (version["owner"], version["name"]) != (owner, name):
@@ -238,8 +239,17 @@ async def _version_of(request: Request, owner: str, name: str, version_id: str) 
 async def get_version(
     owner: str, name: str, version_id: str, request: Request, account: Account = Depends(current_account)
 ) -> JSONResponse:
-    await visible_model(request, owner, name, account)
-    return JSONResponse(version_body(await _version_of(request, owner, name, version_id)))
+    # Both at once (`replicate.run("owner/name:version")` asks for the version after every prediction); the
+    # model's 404 comes first, as when they ran one after the other.
+    outcomes = await asyncio.gather(
+        visible_model(request, owner, name, account), _version_of(request, owner, name, version_id),
+        return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    version = outcomes[1]
+    assert not isinstance(version, BaseException)
+    return JSONResponse(version_body(version))
 
 
 @router.delete("/models/{owner}/{name}/versions/{version_id}", status_code=202, response_class=Response)
