@@ -53,6 +53,7 @@ RUNNER_PREDICTION_EVENTS = "runner.events.prediction.>"
 REGISTRY_TOKEN_EVENTS = "registry.events.token.>"
 REGISTRY_MEMBERSHIP_EVENTS = "registry.events.membership.>"
 REGISTRY_VERSION_DELETED = "registry.events.version.deleted"
+REGISTRY_MODEL_DELETED = "registry.events.model.deleted"
 
 # Object store buckets: packaged model directories (key = version id), uploaded files (key = file id), files
 # models returned (key = `<prediction id>/<name>`), values too large for one NATS message (libs.blobs.spill).

@@ -106,10 +106,13 @@ async def webhook_activity(
 # Models and versions
 
 
-async def visible_model(deps: Any, owner: str, name: str, account: Account | None) -> dict[str, Any]:
-    """The model if `account` may see it: public ones to everyone, private ones to their owner. Else 404."""
+async def visible_model(
+    deps: Any, owner: str, name: str, account: Account | None, *, cached: bool = False
+) -> dict[str, Any]:
+    """The model if `account` may see it: public ones to everyone, private ones to their owner. Else 404.
+    `cached`: only its visibility is needed, which a briefly cached copy knows (`get_model_cached`)."""
     try:
-        model = await deps.registry.get_model(owner, name)
+        model = await (deps.registry.get_model_cached if cached else deps.registry.get_model)(owner, name)
     except RpcNotFound as exc:
         raise not_found() from exc
     if model["visibility"] != "public" and (account is None or not can_access(account, model["owner"])):

@@ -212,3 +212,34 @@ async def test_a_deleted_version_is_forgotten_at_once_by_every_gateway(gateway, 
         assert (await client.get_version_cached("v1"))["n"] == 2 and calls == ["v1", "v2", "v1"]
     finally:
         registry_grpc.version_view = original_view  # type: ignore[assignment]
+
+
+async def test_a_deleted_model_is_forgotten_at_once_by_every_gateway(gateway, registry_bus) -> None:
+    client, stub, _ = gateway
+    calls: list[str] = []
+
+    async def get_model(request: Any) -> Any:  # the registry's GetModel
+        calls.append(request.name)
+        return request
+
+    stub.GetModel = get_model  # type: ignore[attr-defined]
+    import services.gateway.adapters.registry_grpc as registry_grpc
+
+    original_view = registry_grpc.model_view
+    registry_grpc.model_view = lambda reply: {"owner": reply.owner, "name": reply.name, "n": calls.count(reply.name)}
+    try:
+        assert (await client.get_model_cached("alice", "hello"))["n"] == 1
+        assert (await client.get_model_cached("alice", "other"))["n"] == 1
+        assert (await client.get_model_cached("alice", "hello"))["n"] == 1 and calls == ["hello", "other"]
+        event = new_event("model.deleted", "model-alice/hello",
+                          {"owner": "alice", "name": "hello", "deleted_at": "2026-01-01T00:00:00Z"})
+        await registry_bus.publish(event_subject("registry", "model.deleted"), event.to_json(), msg_id=str(event.id))
+
+        async def forgotten() -> bool:
+            return ("alice", "hello") not in client._models
+
+        await wait_until(forgotten, timeout=10)
+        assert ("alice", "other") in client._models
+        assert (await client.get_model_cached("alice", "hello"))["n"] == 2
+    finally:
+        registry_grpc.model_view = original_view  # type: ignore[assignment]

@@ -13,7 +13,12 @@ import grpc
 from faststream.nats import NatsBroker
 from faststream.nats.annotations import NatsMessage
 
-from libs.bus.subjects import REGISTRY_MEMBERSHIP_EVENTS, REGISTRY_TOKEN_EVENTS, REGISTRY_VERSION_DELETED
+from libs.bus.subjects import (
+    REGISTRY_MEMBERSHIP_EVENTS,
+    REGISTRY_MODEL_DELETED,
+    REGISTRY_TOKEN_EVENTS,
+    REGISTRY_VERSION_DELETED,
+)
 from libs.events import Envelope
 from libs.modelpkg import PushedPackage
 from libs.pb.cogwheel.registry.v1 import registry_pb2, registry_pb2_grpc
@@ -160,6 +165,7 @@ class GrpcRegistryClient:
         self._auth_cache: dict[str, tuple[float, Account | None]] = {}
         self._auth_ttl = auth_cache_seconds
         self._versions: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._models: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 
     async def authenticate(self, token: str) -> Account | None:
         now = time.monotonic()
@@ -227,8 +233,30 @@ class GrpcRegistryClient:
             if data is not None:
                 self.forget_version(str(data.get("id", "")))
 
+        @broker.subscriber(REGISTRY_MODEL_DELETED, no_reply=True, title="gateway-forget-model")
+        async def on_model_deleted(message: NatsMessage) -> None:
+            data = _event_data(message)
+            if data is not None:
+                self.forget_model(str(data.get("owner", "")), str(data.get("name", "")))
+
     async def get_model(self, owner: str, name: str) -> dict[str, Any]:
         return model_view(await self._stub.GetModel(registry_pb2.GetModelRequest(owner=owner, name=name)))
+
+    async def get_model_cached(self, owner: str, name: str, ttl: float = 30.0) -> dict[str, Any]:
+        """For what never changes about a model while it exists, its owner and visibility (a PATCH changes only
+        its details): the rest of a cached copy may be up to `ttl` old. A deleted model is forgotten at once."""
+        now = time.monotonic()
+        cached = self._models.get((owner, name))
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        model = await self.get_model(owner, name)
+        if len(self._models) > 1000:
+            self._models.clear()
+        self._models[(owner, name)] = (now + ttl, model)
+        return model
+
+    def forget_model(self, owner: str, name: str) -> None:
+        self._models.pop((owner, name), None)
 
     async def get_version(self, version_id: str) -> dict[str, Any]:
         return version_view(await self._stub.GetVersion(registry_pb2.GetVersionRequest(version_id=version_id)))
@@ -302,6 +330,7 @@ class GrpcRegistryClient:
 
     async def delete_model(self, owner: str, name: str) -> None:
         await self._stub.DeleteModel(registry_pb2.DeleteModelRequest(owner=owner, name=name))
+        self.forget_model(owner, name)  # this gateway at once; the others when `model.deleted` reaches them
 
     async def list_models(
         self, *, cursor: str = "", limit: int = 0, sort_by: str = "", sort_direction: str = "", query: str = "",

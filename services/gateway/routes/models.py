@@ -242,8 +242,8 @@ async def get_version(
     # Both at once (`replicate.run("owner/name:version")` asks for the version after every prediction); the
     # model's 404 comes first, as when they ran one after the other.
     outcomes = await asyncio.gather(
-        visible_model(request, owner, name, account), _version_of(request, owner, name, version_id),
-        return_exceptions=True)
+        handlers.visible_model(_deps(request), owner, name, account, cached=True),
+        _version_of(request, owner, name, version_id), return_exceptions=True)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
