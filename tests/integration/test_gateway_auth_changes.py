@@ -23,6 +23,7 @@ from libs.bus.subjects import REGISTRY_EVENTS, event_subject
 from libs.events import new_event
 from libs.infra import EmbeddedNats
 from libs.testing.polling import wait_until
+from services.gateway.adapters import registry_grpc
 from services.gateway.adapters.registry_grpc import Account, GrpcRegistryClient
 
 pytestmark = pytest.mark.timeout(120)
@@ -182,64 +183,56 @@ async def test_the_broker_continues_the_publisher_trace(secured, registry_bus) -
         await stop_broker(broker)
 
 
-async def test_a_deleted_version_is_forgotten_at_once_by_every_gateway(gateway, registry_bus) -> None:
+async def _forgotten_once_deleted(client: GrpcRegistryClient, registry_bus: Bus, cache: Any, cached: Any,
+                                  deleted: Any, kept: Any, event_type: str, data: dict[str, Any]) -> list[Any]:
+    """Fill `cache` through `cached(key)` for two keys, publish `event_type` for the first as the registry's relay
+    does, and wait until it alone is forgotten; returns the keys the registry was asked for."""
+    assert (await cached(deleted))["n"] == 1 and (await cached(kept))["n"] == 1
+    assert (await cached(deleted))["n"] == 1  # cached
+    event = new_event(event_type, "model-alice/hello", {**data, "deleted_at": "2026-01-01T00:00:00Z"})
+    await registry_bus.publish(event_subject("registry", event_type), event.to_json(), msg_id=str(event.id))
+
+    async def forgotten() -> bool:
+        return deleted not in cache
+
+    await wait_until(forgotten, timeout=10)
+    assert kept in cache  # only the deleted one
+    assert (await cached(deleted))["n"] == 2  # asked again
+    return [deleted, kept, deleted]
+
+
+async def test_a_deleted_version_is_forgotten_at_once_by_every_gateway(
+    gateway, registry_bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client, stub, _ = gateway
-    calls: list[str] = []
+    asked: list[str] = []
 
     async def get_version(request: Any) -> Any:  # the registry's GetVersion
-        calls.append(request.version_id)
+        asked.append(request.version_id)
         return request
 
     stub.GetVersion = get_version  # type: ignore[attr-defined]
-    import services.gateway.adapters.registry_grpc as registry_grpc
-
-    original_view = registry_grpc.version_view
     # The n-th answer for a version says n: a cached copy keeps saying what it said first.
-    registry_grpc.version_view = lambda reply: {"id": reply.version_id, "n": calls.count(reply.version_id)}
-    try:
-        assert (await client.get_version_cached("v1"))["n"] == 1
-        assert (await client.get_version_cached("v2"))["id"] == "v2"
-        assert (await client.get_version_cached("v1"))["n"] == 1 and calls == ["v1", "v2"]  # cached
-        event = new_event("version.deleted", "model-alice/hello",
-                          {"id": "v1", "owner": "alice", "name": "hello", "deleted_at": "2026-01-01T00:00:00Z"})
-        await registry_bus.publish(event_subject("registry", "version.deleted"), event.to_json(), msg_id=str(event.id))
-
-        async def forgotten() -> bool:
-            return "v1" not in client._versions
-
-        await wait_until(forgotten, timeout=10)
-        assert "v2" in client._versions  # only the deleted one
-        assert (await client.get_version_cached("v1"))["n"] == 2 and calls == ["v1", "v2", "v1"]
-    finally:
-        registry_grpc.version_view = original_view  # type: ignore[assignment]
+    monkeypatch.setattr(registry_grpc, "version_view",
+                        lambda reply: {"id": reply.version_id, "n": asked.count(reply.version_id)})
+    assert asked == await _forgotten_once_deleted(
+        client, registry_bus, client._versions, client.get_version_cached, "v1", "v2",
+        "version.deleted", {"id": "v1", "owner": "alice", "name": "hello"})
 
 
-async def test_a_deleted_model_is_forgotten_at_once_by_every_gateway(gateway, registry_bus) -> None:
+async def test_a_deleted_model_is_forgotten_at_once_by_every_gateway(
+    gateway, registry_bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client, stub, _ = gateway
-    calls: list[str] = []
+    asked: list[tuple[str, str]] = []
 
     async def get_model(request: Any) -> Any:  # the registry's GetModel
-        calls.append(request.name)
+        asked.append((request.owner, request.name))
         return request
 
     stub.GetModel = get_model  # type: ignore[attr-defined]
-    import services.gateway.adapters.registry_grpc as registry_grpc
-
-    original_view = registry_grpc.model_view
-    registry_grpc.model_view = lambda reply: {"owner": reply.owner, "name": reply.name, "n": calls.count(reply.name)}
-    try:
-        assert (await client.get_model_cached("alice", "hello"))["n"] == 1
-        assert (await client.get_model_cached("alice", "other"))["n"] == 1
-        assert (await client.get_model_cached("alice", "hello"))["n"] == 1 and calls == ["hello", "other"]
-        event = new_event("model.deleted", "model-alice/hello",
-                          {"owner": "alice", "name": "hello", "deleted_at": "2026-01-01T00:00:00Z"})
-        await registry_bus.publish(event_subject("registry", "model.deleted"), event.to_json(), msg_id=str(event.id))
-
-        async def forgotten() -> bool:
-            return ("alice", "hello") not in client._models
-
-        await wait_until(forgotten, timeout=10)
-        assert ("alice", "other") in client._models
-        assert (await client.get_model_cached("alice", "hello"))["n"] == 2
-    finally:
-        registry_grpc.model_view = original_view  # type: ignore[assignment]
+    monkeypatch.setattr(registry_grpc, "model_view",
+                        lambda reply: {"owner": reply.owner, "n": asked.count((reply.owner, reply.name))})
+    assert asked == await _forgotten_once_deleted(
+        client, registry_bus, client._models, lambda key: client.get_model_cached(*key), ("alice", "hello"),
+        ("alice", "other"), "model.deleted", {"owner": "alice", "name": "hello"})

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,13 +160,39 @@ def _token_key(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class _Expiring:
+    """Registry answers kept for `ttl` seconds (at most 1000; past that the cache starts over), each forgettable
+    at once when the registry says it is gone."""
+
+    def __init__(self, ttl: float = 30.0) -> None:
+        self._ttl = ttl
+        self._entries: dict[Any, tuple[float, dict[str, Any]]] = {}
+
+    async def get(self, key: Any, fetch: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        now = time.monotonic()
+        cached = self._entries.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        value = await fetch()
+        if len(self._entries) > 1000:
+            self._entries.clear()
+        self._entries[key] = (now + self._ttl, value)
+        return value
+
+    def forget(self, key: Any) -> None:
+        self._entries.pop(key, None)
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._entries
+
+
 class GrpcRegistryClient:
     def __init__(self, channel: grpc.aio.Channel, auth_cache_seconds: float = 30.0) -> None:
         self._stub = registry_pb2_grpc.RegistryServiceStub(channel)
         self._auth_cache: dict[str, tuple[float, Account | None]] = {}
         self._auth_ttl = auth_cache_seconds
-        self._versions: dict[str, tuple[float, dict[str, Any]]] = {}
-        self._models: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self._versions = _Expiring()
+        self._models = _Expiring()
 
     async def authenticate(self, token: str) -> Account | None:
         now = time.monotonic()
@@ -242,39 +269,23 @@ class GrpcRegistryClient:
     async def get_model(self, owner: str, name: str) -> dict[str, Any]:
         return model_view(await self._stub.GetModel(registry_pb2.GetModelRequest(owner=owner, name=name)))
 
-    async def get_model_cached(self, owner: str, name: str, ttl: float = 30.0) -> dict[str, Any]:
+    async def get_model_cached(self, owner: str, name: str) -> dict[str, Any]:
         """For what never changes about a model while it exists, its owner and visibility (a PATCH changes only
-        its details): the rest of a cached copy may be up to `ttl` old. A deleted model is forgotten at once."""
-        now = time.monotonic()
-        cached = self._models.get((owner, name))
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        model = await self.get_model(owner, name)
-        if len(self._models) > 1000:
-            self._models.clear()
-        self._models[(owner, name)] = (now + ttl, model)
-        return model
+        its details): the rest of a cached copy may be up to 30 s old. A deleted model is forgotten at once."""
+        return await self._models.get((owner, name), lambda: self.get_model(owner, name))
 
     def forget_model(self, owner: str, name: str) -> None:
-        self._models.pop((owner, name), None)
+        self._models.forget((owner, name))
 
     async def get_version(self, version_id: str) -> dict[str, Any]:
         return version_view(await self._stub.GetVersion(registry_pb2.GetVersionRequest(version_id=version_id)))
 
-    async def get_version_cached(self, version_id: str, ttl: float = 30.0) -> dict[str, Any]:
-        """Versions never change (only disappear), so a briefly cached copy is good enough to validate inputs."""
-        now = time.monotonic()
-        cached = self._versions.get(version_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        version = await self.get_version(version_id)
-        if len(self._versions) > 1000:
-            self._versions.clear()
-        self._versions[version_id] = (now + ttl, version)
-        return version
+    async def get_version_cached(self, version_id: str) -> dict[str, Any]:
+        """Versions never change (only disappear): a copy up to 30 s old serves. A deleted one is forgotten at once."""
+        return await self._versions.get(version_id, lambda: self.get_version(version_id))
 
     def forget_version(self, version_id: str) -> None:
-        self._versions.pop(version_id, None)
+        self._versions.forget(version_id)
 
     async def list_versions(self, owner: str, name: str) -> list[dict[str, Any]]:
         reply = await self._stub.ListVersions(registry_pb2.ListVersionsRequest(owner=owner, name=name))
