@@ -182,7 +182,7 @@ async def _start_profilers(pids: dict[str, int | None]) -> list[asyncio.subproce
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     return [
         await asyncio.create_subprocess_exec(
-            py_spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200", "--nonblocking",
+            py_spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200", "--nonblocking", "--gil",
             "--output", str(Path(directory) / f"{name}.txt"),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )

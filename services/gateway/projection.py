@@ -339,7 +339,7 @@ async def _track_and_upsert_all(tx: StatementTransaction, message_ids: list[str]
                 " status = EXCLUDED.status, view = EXCLUDED.view)"
                 " SELECT count(*) AS n FROM tracked"
             ),
-            {"c": CONSUMER, "message_ids": message_ids, **_rows_params(views)},
+            {"c": CONSUMER, "message_ids": message_ids, "rows": _rows_json(views)},
         )
     )
     tracked = row.n if row is not None else 0
@@ -347,23 +347,26 @@ async def _track_and_upsert_all(tx: StatementTransaction, message_ids: list[str]
         raise TrackedBefore(f"{len(message_ids) - tracked} of {len(message_ids)} events")
 
 
-# Rows of the read model from arrays (`_rows_params`): a whole batch in one statement.
+# Rows of the read model as one JSON document (`_rows_json`): a whole batch in one statement. One document, not an
+# array per column: psycopg encodes arrays element by element in Python, escaping every quote of every view, while
+# the document is a single `json.dumps`. `x` is the row version a checked write expects (`_write_checked`).
+_ROWS = (
+    "jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id text, account text, stream_version int, status text,"
+    " created_at timestamptz, view jsonb, x text)"
+)
 _INSERT_ROWS = (
     f"INSERT INTO {SCHEMA}.predictions (id, account, stream_version, status, created_at, view)"
-    " SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:accounts AS text[]), CAST(:versions AS int[]),"
-    " CAST(:statuses AS text[]), CAST(:created AS timestamptz[]), CAST(:views AS jsonb[]))"
+    f" SELECT id, account, stream_version, status, created_at, view FROM {_ROWS}"
 )
 
 
-def _rows_params(views: list[tuple[dict[str, Any], int]]) -> dict[str, Any]:
-    return {
-        "ids": [view["id"] for view, _ in views],
-        "accounts": [view.get("account") or "" for view, _ in views],
-        "versions": [version for _, version in views],
-        "statuses": [view["status"] for view, _ in views],
-        "created": [datetime.fromisoformat(view["created_at"]) for view, _ in views],
-        "views": [json.dumps({**view, "stream_version": version}) for view, version in views],
-    }
+def _rows_json(views: list[tuple[dict[str, Any], int]], read_as: list[str | None] | None = None) -> str:
+    return json.dumps([
+        {"id": view["id"], "account": view.get("account") or "", "stream_version": version, "status": view["status"],
+         "created_at": view["created_at"], "view": {**view, "stream_version": version},
+         "x": read_as[i] if read_as is not None else None}
+        for i, (view, version) in enumerate(views)
+    ])
 
 
 async def _write_checked(statements: Statements, message_ids: list[str], views: list[tuple[dict[str, Any], int]],
@@ -372,12 +375,10 @@ async def _write_checked(statements: Statements, message_ids: list[str], views: 
     view, updating a row only if it is the row version it was folded from (`read_as`, its xmin; None: there was no
     row, and one is inserted). Any row changed meanwhile, or any event tracked before, fails it whole
     (`require_applied`: serialization_failure), writing nothing."""
-    params = {"c": CONSUMER, "message_ids": message_ids, "xmins": read_as, **_rows_params(views),
-              "n_rows": len(views), "n_events": len(message_ids)}
+    params = {"c": CONSUMER, "message_ids": message_ids, "rows": _rows_json(views, read_as),
+              "ids": [view["id"] for view, _ in views], "n_rows": len(views), "n_events": len(message_ids)}
     await statements.execute(
-        "WITH rows AS (SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:accounts AS text[]), CAST(:versions AS int[]),"
-        " CAST(:statuses AS text[]), CAST(:created AS timestamptz[]), CAST(:views AS jsonb[]),"
-        " CAST(:xmins AS text[])) AS r(id, account, stream_version, status, created_at, view, x)),"
+        f"WITH rows AS (SELECT * FROM {_ROWS}),"
         f" updated AS (UPDATE {SCHEMA}.predictions AS p SET stream_version = r.stream_version, status = r.status,"
         # `p.id = ANY(:ids)` reaches the rows by their key: a generic plan joining the unnested arrays alone may
         # scan the whole table.
@@ -396,7 +397,7 @@ async def _write_checked(statements: Statements, message_ids: list[str], views: 
 
 def _insert_rows_statement(views: list[tuple[dict[str, Any], int]]) -> tuple[str, dict[str, Any]]:
     """New rows; one that exists already is left as it is."""
-    return f"{_INSERT_ROWS} ON CONFLICT (id) DO NOTHING", _rows_params(views)
+    return f"{_INSERT_ROWS} ON CONFLICT (id) DO NOTHING", {"rows": _rows_json(views)}
 
 
 async def _upsert(conn: Any, view: dict[str, Any], stream_version: int) -> None:

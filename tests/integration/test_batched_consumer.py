@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import text
 
@@ -156,7 +157,7 @@ async def test_a_batch_that_fails_midway_leaves_nothing_applied(projection: Pred
     # An event the database refuses (a created_at that is no timestamp) fails the whole batch.
     broken = created.model_copy(update={
         "id": str(uuid.uuid4()), "data": {**created.data, "id": uuid.uuid4().hex, "created_at": "never"}})
-    with pytest.raises(ValueError):
+    with pytest.raises(psycopg.errors.InvalidDatetimeFormat):
         await projection.apply_batch([created, started, broken])
     assert await projection.get(prediction_id) is None
     async with projection._store.engine.connect() as conn:
@@ -291,7 +292,7 @@ async def test_creates_and_polls_of_one_turn_share_a_statement_and_each_gets_its
     good = apply_event(None, _lifecycle(uuid.uuid4().hex)[0])
     outcomes = await asyncio.gather(projection.apply_created(broken), projection.apply_created(good),
                                     return_exceptions=True)
-    assert isinstance(outcomes[0], ValueError) and outcomes[1] is None
+    assert isinstance(outcomes[0], psycopg.errors.InvalidDatetimeFormat) and outcomes[1] is None
     assert (await projection.get(good["id"]))["status"] == "starting"
 
 
