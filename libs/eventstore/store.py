@@ -7,6 +7,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -169,28 +170,47 @@ def _insert_events(schema: str, events: list[Envelope]) -> tuple[str, dict[str, 
         }
         for event in events
     ]
+    params = {f"{key}{i}": value for i, row in enumerate(rows) for key, value in row.items()}
+    return _insert_events_text(schema, len(rows)), params
+
+
+@lru_cache(maxsize=256)
+def _insert_events_text(schema: str, rows: int) -> str:
     values = ", ".join(
         f"(:id{i}, :stream_id{i}, :version{i}, :type{i}, :schema_version{i},"
         f" CAST(:data{i} AS jsonb), CAST(:metadata{i} AS jsonb), :occurred_at{i})"
-        for i in range(len(rows))
+        for i in range(rows)
     )
-    params = {f"{key}{i}": value for i, row in enumerate(rows) for key, value in row.items()}
     return (
         f"INSERT INTO {schema}.events (event_id, stream_id, stream_version, type, schema_version, data, metadata,"
-        f" occurred_at) VALUES {values}",
-        params,
+        f" occurred_at) VALUES {values}"
     )
+
+
+@lru_cache(maxsize=1024)
+def _prefixed(name: str, statement: str, names: frozenset[str]) -> str:
+    """`statement` with each of its parameters in `names` renamed `<name>_<parameter>`. Units of work repeat a
+    few shapes, so each is worked out once: the substitution was a tenth of a consumer's CPU."""
+    def rename(match: re.Match[str]) -> str:
+        return f":{name}_{match.group(1)}" if match.group(1) in names else match.group(0)
+
+    return PARAMETER.sub(rename, statement)
 
 
 def _insert_outbox(schema: str, messages: list[OutboxMessage]) -> tuple[str, dict[str, Any]]:
     """One multi-row INSERT of outbox ``messages``: a multi-row VALUES takes its positions in row order, which
     the relay publishes in."""
-    values = ", ".join(f"(:m{i}, :s{i}, :p{i}, CAST(:h{i} AS jsonb))" for i in range(len(messages)))
+    values = _outbox_values(len(messages))
     params: dict[str, Any] = {}
     for i, message in enumerate(messages):
         params.update({f"m{i}": message.msg_id, f"s{i}": message.subject, f"p{i}": message.payload,
                        f"h{i}": json.dumps(message.headers)})
     return f"INSERT INTO {schema}.outbox (msg_id, subject, payload, headers) VALUES {values}", params
+
+
+@lru_cache(maxsize=256)
+def _outbox_values(rows: int) -> str:
+    return ", ".join(f"(:m{i}, :s{i}, :p{i}, CAST(:h{i} AS jsonb))" for i in range(rows))
 
 
 class OneStatement:
@@ -242,10 +262,7 @@ class OneStatement:
 
         def add(name: str, statement: str, part_params: dict[str, Any]) -> None:
             # Each part's parameters are renamed to its own prefix, so parts may reuse names.
-            def rename(match: re.Match[str]) -> str:
-                return f":{name}_{match.group(1)}" if match.group(1) in part_params else match.group(0)
-
-            parts.append(f"{name} AS ({PARAMETER.sub(rename, statement)})")
+            parts.append(f"{name} AS ({_prefixed(name, statement, frozenset(part_params))})")
             params.update({f"{name}_{key}": value for key, value in part_params.items()})
 
         if self._events:
