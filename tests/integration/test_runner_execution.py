@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 
 from libs.blobs import OUTPUT_REF_PREFIX, OUTPUTS_BUCKET, get_blob
 from libs.bus.nats import Bus, connect
@@ -113,10 +113,10 @@ async def test_async_predictor_runs_concurrency_max_predictions_at_once(
         deadline = time.monotonic() + 60
         while len(completed) < 3:
             assert time.monotonic() < deadline, "timed out"
-            kv = kv or await bus.js.key_value(RUNNERS_BUCKET)
             try:
+                kv = kv or await bus.js.key_value(RUNNERS_BUCKET)
                 entry = await kv.get(f"runner-{hardware}")
-            except KeyNotFoundError:  # the node's first heartbeat is not written yet
+            except (BucketNotFoundError, KeyNotFoundError):  # the node's first heartbeat is not written yet
                 entry = None
             if entry is not None:
                 nodes.append(json.loads(entry.value))
