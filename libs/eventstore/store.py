@@ -200,17 +200,17 @@ def _prefixed(name: str, statement: str, names: frozenset[str]) -> str:
 def _insert_outbox(schema: str, messages: list[OutboxMessage]) -> tuple[str, dict[str, Any]]:
     """One multi-row INSERT of outbox ``messages``: a multi-row VALUES takes its positions in row order, which
     the relay publishes in."""
-    values = _outbox_values(len(messages))
     params: dict[str, Any] = {}
     for i, message in enumerate(messages):
         params.update({f"m{i}": message.msg_id, f"s{i}": message.subject, f"p{i}": message.payload,
                        f"h{i}": json.dumps(message.headers)})
-    return f"INSERT INTO {schema}.outbox (msg_id, subject, payload, headers) VALUES {values}", params
+    return _insert_outbox_text(schema, len(messages)), params
 
 
 @lru_cache(maxsize=256)
-def _outbox_values(rows: int) -> str:
-    return ", ".join(f"(:m{i}, :s{i}, :p{i}, CAST(:h{i} AS jsonb))" for i in range(rows))
+def _insert_outbox_text(schema: str, rows: int) -> str:
+    values = ", ".join(f"(:m{i}, :s{i}, :p{i}, CAST(:h{i} AS jsonb))" for i in range(rows))
+    return f"INSERT INTO {schema}.outbox (msg_id, subject, payload, headers) VALUES {values}"
 
 
 class OneStatement:

@@ -380,7 +380,7 @@ async def _write_checked(statements: Statements, message_ids: list[str], views: 
     await statements.execute(
         f"WITH rows AS (SELECT * FROM {_ROWS}),"
         f" updated AS (UPDATE {SCHEMA}.predictions AS p SET stream_version = r.stream_version, status = r.status,"
-        # `p.id = ANY(:ids)` reaches the rows by their key: a generic plan joining the unnested arrays alone may
+        # `p.id = ANY(:ids)` reaches the rows by their key: a generic plan joining the document's rows alone may
         # scan the whole table.
         " view = r.view FROM rows AS r WHERE p.id = ANY(CAST(:ids AS text[])) AND p.id = r.id AND r.x IS NOT NULL"
         " AND p.xmin = CAST(r.x AS xid) RETURNING 1),"
